@@ -1,0 +1,55 @@
+"""Scheduled account audit: read the whole account, run every check, store the findings."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from iamguard.audit import run_audit, store_audit
+from iamguard.aws import AwsContext
+from iamguard.config import Settings
+from iamguard.inventory import Inventory
+from iamguard.store import FindingsStore
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics(namespace="iamguard")
+
+SETTINGS = Settings.from_env()  # invalid settings fail the cold start, loudly
+AWS = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = run_audit(Inventory(AWS), SETTINGS)
+    if not SETTINGS.findings_table:
+        raise RuntimeError("FINDINGS_TABLE is not set")
+    changes = store_audit(result, FindingsStore(AWS.dynamodb(), SETTINGS.findings_table))
+
+    summary = result.summary()
+    for severity, count in summary["failed_by_severity"].items():
+        metrics.add_metric(name=f"FailedFindings_{severity}", unit=MetricUnit.Count, value=count)
+    metrics.add_metric(name="AuditErrors", unit=MetricUnit.Count, value=len(result.errors))
+    metrics.add_metric(name="AuditApiCalls", unit=MetricUnit.Count, value=result.api_calls)
+    for part, reason in result.errors.items():
+        logger.error("inventory part unavailable", extra={"part": part, "reason": reason})
+    logger.info(
+        "audit finished",
+        extra={
+            "account_id": result.account_id,
+            "summary": summary,
+            "changes": [
+                {"check_id": c.finding.check_id, "resource": c.finding.resource_name, "transition": c.transition.value}
+                for c in changes
+            ],
+            "api_calls": result.api_calls,
+            "duration_seconds": round(result.duration_seconds, 3),
+        },
+    )
+    return {"account_id": result.account_id, "summary": summary, "changes": len(changes), "errors": result.errors}

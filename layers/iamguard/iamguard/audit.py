@@ -1,0 +1,99 @@
+"""The account audit: one bulk inventory read, every check in memory, optionally stored."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from iamguard.checks import CATALOG, run_checks
+from iamguard.config import Settings
+from iamguard.findings import Finding, Severity, Status
+from iamguard.inventory import Inventory
+from iamguard.store import Change, FindingsStore
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    account_id: str
+    generated_at: datetime
+    findings: list[Finding]
+    errors: dict[str, str]
+    api_calls: int
+    api_calls_by_operation: dict[str, int] = field(default_factory=dict)
+    duration_seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[Finding]:
+        return [f for f in self.findings if f.status is Status.FAIL]
+
+    def summary(self) -> dict[str, Any]:
+        by_status = Counter(f.status.value for f in self.findings)
+        by_severity = Counter(f.severity.value for f in self.failed)
+        return {
+            "total": len(self.findings),
+            "by_status": {status.value: by_status.get(status.value, 0) for status in Status},
+            "failed_by_severity": {sev.value: by_severity.get(sev.value, 0) for sev in Severity},
+            "users": len({f.resource_name for f in self.findings if f.resource_type == "user"}),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "generated_at": self.generated_at.isoformat(timespec="seconds"),
+            "summary": self.summary(),
+            "errors": self.errors,
+            "findings": [finding_dict(f) for f in self.findings],
+        }
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    """A finding with its check's title and remediation, for JSON output and the API."""
+    check = CATALOG[finding.check_id]
+    data = finding.model_dump(mode="json", exclude_none=True)
+    data["title"] = check.title
+    data["risk"] = check.risk
+    data["remediation"] = remediation_for(finding)
+    data["standards"] = check.standards.labels()
+    return data
+
+
+def remediation_for(finding: Finding) -> dict[str, Any]:
+    check = CATALOG[finding.check_id]
+    name = finding.resource_name
+    return {
+        "console": [step.replace("{user}", name) for step in check.remediation.console],
+        "cli": check.remediation.cli.replace("<user>", name) if finding.resource_type == "user" else check.remediation.cli,
+    }
+
+
+def run_audit(inventory: Inventory, settings: Settings, now: datetime | None = None) -> AuditResult:
+    """Read the whole account and run every check."""
+    started = time.perf_counter()
+    state = inventory.read_account()
+    findings = run_checks(state, settings, now or state.read_at)
+    return AuditResult(
+        account_id=state.account_id,
+        generated_at=now or state.read_at,
+        findings=findings,
+        errors=dict(state.errors),
+        api_calls=inventory.counter.total,
+        api_calls_by_operation=dict(inventory.counter.calls),
+        duration_seconds=time.perf_counter() - started,
+    )
+
+
+def store_audit(result: AuditResult, store: FindingsStore) -> list[Change]:
+    """Record the audit's findings and the run itself; return the notable changes."""
+    changes = store.record(result.findings, full_audit_account=result.account_id)
+    store.record_audit_run(
+        started_at=result.generated_at,
+        finished_at=datetime.now(UTC),
+        account_id=result.account_id,
+        summary=result.summary(),
+        errors=result.errors,
+        api_calls=result.api_calls,
+    )
+    return [change for change in changes if change.notable]

@@ -1,0 +1,67 @@
+"""The one seam where boto3 clients are made.
+
+Every client gets botocore's own retry mode (adaptive by default: it also
+rate-limits the client when IAM throttles) and explicit timeouts, and can be
+pointed at a local emulator with an endpoint URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_sts import STSClient
+
+RetryMode = Literal["standard", "adaptive", "legacy"]
+
+
+@dataclass(frozen=True)
+class AwsContext:
+    """Where and how to reach AWS (or a moto server standing in for it)."""
+
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    profile: str | None = None
+    retry_mode: RetryMode = "adaptive"
+    max_attempts: int = 8
+    _session: Any = field(default=None, compare=False, repr=False)
+
+    def session(self) -> boto3.session.Session:
+        if self._session is None:
+            object.__setattr__(
+                self, "_session", boto3.session.Session(profile_name=self.profile, region_name=self.region)
+            )
+        session: boto3.session.Session = self._session
+        return session
+
+    def client(self, service: str) -> Any:
+        config = Config(
+            retries={"mode": self.retry_mode, "max_attempts": self.max_attempts},
+            connect_timeout=5,
+            read_timeout=30,
+            user_agent_extra="iamguard",
+        )
+        return self.session().client(
+            service,  # type: ignore[call-overload]
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            config=config,
+        )
+
+    def iam(self) -> IAMClient:
+        client: IAMClient = self.client("iam")
+        return client
+
+    def sts(self) -> STSClient:
+        client: STSClient = self.client("sts")
+        return client
+
+    def dynamodb(self) -> DynamoDBClient:
+        client: DynamoDBClient = self.client("dynamodb")
+        return client

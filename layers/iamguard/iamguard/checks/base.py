@@ -1,0 +1,222 @@
+"""Check metadata, the registry, and the runner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from iamguard.config import EXEMPT_TAG_KEY, Settings
+from iamguard.findings import Finding, Severity, Status
+from iamguard.models import AccountState, Group, InventoryPart, PasswordPolicy, PolicyDocument, User
+
+Scope = Literal["root", "account", "user"]
+
+
+@dataclass(frozen=True)
+class Remediation:
+    console: tuple[str, ...]
+    cli: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    passed: bool
+    detail: str
+    severity: Severity | None = None  # overrides the check's severity (escalation)
+
+
+@dataclass(frozen=True)
+class Standards:
+    cis: str | None = None
+    security_hub: str | None = None
+    config_rule: str | None = None
+    prowler: str | None = None
+
+    def labels(self) -> list[str]:
+        out = []
+        if self.cis:
+            out.append(f"CIS {self.cis}")
+        if self.security_hub:
+            out.append(f"Security Hub {self.security_hub}")
+        if self.config_rule:
+            out.append(f"Config {self.config_rule}")
+        if self.prowler:
+            out.append(f"Prowler {self.prowler}")
+        return out
+
+
+@dataclass(frozen=True)
+class UserContext:
+    """What user checks may look at besides the user itself."""
+
+    settings: Settings
+    now: datetime
+    groups: Mapping[str, Group]
+    policy_documents: Mapping[str, PolicyDocument]
+    password_policy: PasswordPolicy | None
+
+
+AccountEvaluator = Callable[[AccountState, Settings, datetime], Outcome]
+UserEvaluator = Callable[[User, UserContext], Outcome]
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    severity: Severity
+    scope: Scope
+    title: str
+    risk: str
+    remediation: Remediation
+    standards: Standards
+    permissions: tuple[str, ...]
+    needs: frozenset[InventoryPart] = field(default_factory=frozenset)
+    evaluate_account: AccountEvaluator | None = None
+    evaluate_user: UserEvaluator | None = None
+
+
+CATALOG: dict[str, Check] = {}
+
+
+def _register(check: Check) -> None:
+    if check.id in CATALOG:
+        raise ValueError(f"duplicate check id {check.id}")
+    CATALOG[check.id] = check
+
+
+def account_check(
+    *,
+    id: str,  # noqa: A002 - the catalog's own word
+    severity: Severity,
+    scope: Literal["root", "account"],
+    title: str,
+    risk: str,
+    remediation: Remediation,
+    standards: Standards,
+    permissions: tuple[str, ...],
+    needs: Iterable[InventoryPart] = (),
+) -> Callable[[AccountEvaluator], AccountEvaluator]:
+    def decorate(fn: AccountEvaluator) -> AccountEvaluator:
+        _register(
+            Check(id, severity, scope, title, risk, remediation, standards, permissions, frozenset(needs), fn, None)
+        )
+        return fn
+
+    return decorate
+
+
+def user_check(
+    *,
+    id: str,  # noqa: A002
+    severity: Severity,
+    title: str,
+    risk: str,
+    remediation: Remediation,
+    standards: Standards,
+    permissions: tuple[str, ...],
+    needs: Iterable[InventoryPart] = (),
+) -> Callable[[UserEvaluator], UserEvaluator]:
+    def decorate(fn: UserEvaluator) -> UserEvaluator:
+        _register(
+            Check(id, severity, "user", title, risk, remediation, standards, permissions, frozenset(needs), None, fn)
+        )
+        return fn
+
+    return decorate
+
+
+def checks_by_scope(*scopes: Scope) -> list[Check]:
+    return [check for check in CATALOG.values() if check.scope in scopes]
+
+
+def exemption_reason(user: User, settings: Settings) -> str | None:
+    if user.name in settings.exempt_users:
+        return "listed in the exempt users setting"
+    if user.tags.get(EXEMPT_TAG_KEY, "").strip().lower() == "true":
+        return f"tagged {EXEMPT_TAG_KEY}=true"
+    return None
+
+
+def _finding(check: Check, outcome: Outcome, status: Status, *, arn: str, name: str, rtype: str, account_id: str,
+             now: datetime, detail: str | None = None) -> Finding:
+    return Finding.model_validate(
+        {
+            "check_id": check.id,
+            "severity": outcome.severity or check.severity,
+            "status": status,
+            "resource_type": rtype,
+            "resource_arn": arn,
+            "resource_name": name,
+            "account_id": account_id,
+            "detail": detail or outcome.detail,
+            "observed_at": now,
+        }
+    )
+
+
+def _error_outcome(check: Check, errors: Mapping[InventoryPart, str]) -> Outcome | None:
+    missing = [f"{part.replace('_', ' ')}: {errors[part]}" for part in check.needs if part in errors]
+    if not missing:
+        return None
+    return Outcome(False, "Could not be evaluated — " + "; ".join(missing) + ".")
+
+
+def account_resource(state: AccountState, scope: Literal["root", "account"]) -> tuple[str, str]:
+    if scope == "root":
+        return state.root.arn, "root"
+    return f"arn:aws:iam::{state.account_id}:account", state.aliases[0] if state.aliases else state.account_id
+
+
+def run_user_checks(
+    user: User,
+    ctx: UserContext,
+    account_id: str,
+    errors: Mapping[InventoryPart, str] | None = None,
+    only: Iterable[str] | None = None,
+) -> list[Finding]:
+    """All user checks (or `only` those) for one user."""
+    wanted = set(only) if only is not None else None
+    exempt = exemption_reason(user, ctx.settings)
+    findings = []
+    for check in checks_by_scope("user"):
+        if (wanted is not None and check.id not in wanted) or check.evaluate_user is None:
+            continue
+        error = _error_outcome(check, errors or {})
+        if error is not None or (check.needs and user.credentials is None):
+            outcome = error or Outcome(False, "Could not be evaluated — credential data unavailable.")
+            status = Status.ERROR
+        else:
+            outcome = check.evaluate_user(user, ctx)
+            status = Status.PASS if outcome.passed else (Status.EXEMPT if exempt else Status.FAIL)
+        detail = f"{outcome.detail} (exempt: {exempt})" if status is Status.EXEMPT else None
+        findings.append(
+            _finding(check, outcome, status, arn=user.arn, name=user.name, rtype="user", account_id=account_id,
+                     now=ctx.now, detail=detail)
+        )
+    return findings
+
+
+def run_checks(
+    state: AccountState, settings: Settings, now: datetime | None = None, only: Iterable[str] | None = None
+) -> list[Finding]:
+    """Run the catalog (or `only` the named checks) over an account state."""
+    now = now or state.read_at
+    wanted = set(only) if only is not None else None
+    findings: list[Finding] = []
+    for check in checks_by_scope("root", "account"):
+        if (wanted is not None and check.id not in wanted) or check.evaluate_account is None:
+            continue
+        scope: Literal["root", "account"] = "root" if check.scope == "root" else "account"
+        arn, name = account_resource(state, scope)
+        error = _error_outcome(check, state.errors)
+        outcome = error or check.evaluate_account(state, settings, now)
+        status = Status.ERROR if error else (Status.PASS if outcome.passed else Status.FAIL)
+        findings.append(
+            _finding(check, outcome, status, arn=arn, name=name, rtype=scope, account_id=state.account_id, now=now)
+        )
+    ctx = UserContext(settings, now, state.groups, state.policy_documents, state.password_policy)
+    for user in state.users:
+        findings.extend(run_user_checks(user, ctx, state.account_id, state.errors, wanted))
+    return findings

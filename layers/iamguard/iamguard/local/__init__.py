@@ -1,0 +1,1 @@
+"""The local runtime: moto standing in for AWS, with the gaps iamguard needs filled in."""

@@ -1,0 +1,135 @@
+"""Typed models of the account state that checks read.
+
+Inventory builds these once (in bulk for an audit, or for one user on the
+event path); checks only read them, so a check never calls AWS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+PolicyDocument = dict[str, Any]
+
+ADMINISTRATOR_ACCESS_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
+CHANGE_PASSWORD_POLICY_ARN = "arn:aws:iam::aws:policy/IAMUserChangePassword"
+
+
+@dataclass(frozen=True)
+class ManagedPolicyRef:
+    arn: str
+    name: str
+
+
+@dataclass(frozen=True)
+class InlinePolicy:
+    name: str
+    document: PolicyDocument
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    arn: str
+    attached_policies: tuple[ManagedPolicyRef, ...] = ()
+    inline_policies: tuple[InlinePolicy, ...] = ()
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """One access key, as the credential report describes it (slot 1 or 2)."""
+
+    slot: int
+    active: bool
+    last_rotated: datetime | None
+    last_used: datetime | None
+
+
+@dataclass(frozen=True)
+class MfaDevice:
+    serial_number: str
+    virtual: bool
+    enabled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Credential-report facts about one principal (an IAM user or root)."""
+
+    password_enabled: bool
+    password_last_used: datetime | None
+    password_last_changed: datetime | None
+    mfa_active: bool
+    access_keys: tuple[AccessKey, ...] = ()
+
+    @property
+    def active_keys(self) -> tuple[AccessKey, ...]:
+        return tuple(key for key in self.access_keys if key.active)
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    arn: str
+    user_id: str
+    created: datetime
+    path: str = "/"
+    tags: dict[str, str] = field(default_factory=dict)
+    attached_policies: tuple[ManagedPolicyRef, ...] = ()
+    inline_policies: tuple[InlinePolicy, ...] = ()
+    group_names: tuple[str, ...] = ()
+    mfa_devices: tuple[MfaDevice, ...] = ()
+    # None when the credential report could not be read: checks that need it report an error.
+    credentials: Credentials | None = None
+    # Only looked up (GetLoginProfile) where it matters: console users that never signed in.
+    password_reset_required: bool | None = None
+
+    @property
+    def has_mfa(self) -> bool:
+        return bool(self.mfa_devices) or bool(self.credentials and self.credentials.mfa_active)
+
+
+@dataclass(frozen=True)
+class RootState:
+    arn: str
+    mfa_enabled: bool
+    has_virtual_mfa: bool
+    access_keys_present: bool
+    credentials: Credentials | None
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """GetAccountPasswordPolicy; an account without a policy has `None` instead of this."""
+
+    minimum_length: int = 8
+    require_symbols: bool = False
+    require_numbers: bool = False
+    require_uppercase: bool = False
+    require_lowercase: bool = False
+    allow_users_to_change_password: bool = False
+    max_password_age_days: int | None = None
+    password_reuse_prevention: int | None = None
+    hard_expiry: bool = False
+
+
+InventoryPart = Literal["credential_report"]
+
+
+@dataclass(frozen=True)
+class AccountState:
+    """Everything the checks need, read in one sweep."""
+
+    account_id: str
+    read_at: datetime
+    root: RootState
+    password_policy: PasswordPolicy | None
+    aliases: tuple[str, ...]
+    users: tuple[User, ...]
+    groups: dict[str, Group]
+    policy_documents: dict[str, PolicyDocument]
+    # Parts of the inventory that could not be read, with the reason; checks
+    # that depend on them report ERROR rather than a silent pass.
+    errors: dict[InventoryPart, str] = field(default_factory=dict)
+    api_calls: int = 0
