@@ -4,6 +4,7 @@ Item layout (one table, see template.yaml):
   finding     pk=<TYPE>#<name>           sk=CHECK#<check_id>   gsi1pk=CHECK#<check_id> gsi1sk=<STATUS>#<name>
   transition  pk=HISTORY#<yyyy-mm-dd>    sk=<iso time>#<check_id>#<resource key>   (TTL expires_at)
   audit run   pk=AUDIT                   sk=LATEST | RUN#<iso time>
+  activity    pk=ACTIVITY#<yyyy-mm-dd>   sk=<iso time>#<kind>#<id>   (detections and enforcement actions, TTL)
 
 Writes are optimistic: every finding item carries a version and is written with
 a condition on the version that was read. Two overlapping runs therefore cannot
@@ -306,6 +307,44 @@ class FindingsStore:
                 }
             ),
         )
+
+    def record_activity(self, kind: str, at: datetime, identifier: str, data: Mapping[str, Any]) -> bool:
+        """Keep a detection or enforcement action for the status API. False if it was already recorded."""
+        item = {
+            "pk": f"ACTIVITY#{at.astimezone(UTC):%Y-%m-%d}",
+            "sk": f"{_iso(at)}#{kind}#{identifier}",
+            "kind": kind,
+            "at": _iso(at),
+            "data": dict(data),
+            "expires_at": int((at + timedelta(days=HISTORY_DAYS)).timestamp()),
+        }
+        try:
+            self.client.put_item(
+                TableName=self.table, Item=_to_ddb(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def recent_activity(self, days: int = 7, limit: int = 100, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Detections and actions, newest first, from the last `days` days."""
+        now = now or datetime.now(UTC)
+        found: list[dict[str, Any]] = []
+        for offset in range(days):
+            day = now - timedelta(days=offset)
+            paginator = self.client.get_paginator("query")
+            for page in paginator.paginate(
+                TableName=self.table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": f"ACTIVITY#{day:%Y-%m-%d}"}},
+                ScanIndexForward=False,
+            ):
+                found.extend(_from_ddb(raw) for raw in page.get("Items", []))
+                if len(found) >= limit:
+                    return found[:limit]
+        return found[:limit]
 
     # -- reads -------------------------------------------------------------------
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:

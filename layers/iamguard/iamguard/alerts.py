@@ -1,0 +1,98 @@
+"""Real-time detections (DESIGN.md's detection table) and enforcement actions.
+
+The event path produces `Alert`s and `Action`s; the notifier delivers them; the
+store keeps them as recent activity for the status API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from iamguard.findings import Severity
+from iamguard.store import Change
+
+
+class Detection(StrEnum):
+    USER_CREATED = "user_created"
+    CONSOLE_ACCESS_GRANTED = "console_access_granted"
+    ADMIN_ACCESS_GRANTED = "admin_access_granted"
+    REQUIRED_POLICY_REMOVED = "required_policy_removed"
+    MFA_REMOVED = "mfa_removed"
+    ROOT_ACCESS_KEY_CREATED = "root_access_key_created"
+    PASSWORD_POLICY_WEAKENED = "password_policy_weakened"
+    ROOT_CONSOLE_SIGN_IN = "root_console_sign_in"
+    CONSOLE_SIGN_IN_WITHOUT_MFA = "console_sign_in_without_mfa"
+    CONSOLE_SIGN_IN_FAILURES = "console_sign_in_failures"
+
+
+class Alert(BaseModel):
+    """One real-time detection, raised from one CloudTrail event."""
+
+    model_config = ConfigDict(frozen=True)
+
+    detection: Detection
+    severity: Severity
+    resource_name: str
+    resource_arn: str | None = None
+    summary: str  # one sentence: what happened
+    actor: str | None = None  # who did it (CloudTrail userIdentity, readable)
+    source_ip: str | None = None
+    event_id: str
+    event_name: str
+    event_time: datetime
+    region: str | None = None
+    account_id: str
+    related_check_ids: tuple[str, ...] = ()  # checks whose remediation applies
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.event_id}#{self.detection.value}#{self.resource_name}"
+
+
+class Action(BaseModel):
+    """An enforcement action iamguard took (or, in monitor mode, would have taken)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: str  # e.g. "attach_guardrail_policy", "attach_required_policy"
+    user_name: str
+    policy_arn: str
+    performed: bool  # False in monitor mode or when the action failed
+    reason: str
+    event_id: str | None = None
+    at: datetime
+    error: str | None = None
+
+
+class Announcer(Protocol):
+    """Where alerts, finding changes and actions go to be told to people (see iamguard.notify)."""
+
+    def announce(self, *, alerts: list[Alert], changes: list[Change], actions: list[Action]) -> None: ...
+
+
+class LogOnlyAnnouncer:
+    """Used when no channel is configured: keeps the announcement in the structured log."""
+
+    def __init__(self, logger: Any) -> None:
+        self._logger = logger
+
+    def announce(self, *, alerts: list[Alert], changes: list[Change], actions: list[Action]) -> None:
+        for alert in alerts:
+            self._logger.warning("alert", extra={"alert": alert.model_dump(mode="json")})
+        for change in changes:
+            if change.notable:
+                self._logger.info(
+                    "finding changed",
+                    extra={
+                        "check_id": change.finding.check_id,
+                        "resource": change.finding.resource_name,
+                        "transition": change.transition.value,
+                    },
+                )
+        for action in actions:
+            self._logger.info("enforcement action", extra={"action": action.model_dump(mode="json")})

@@ -1,0 +1,105 @@
+"""Shared fixtures: AWS on moto (in-process or a real HTTP server), a findings table, a Lambda context."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Set before anything imports boto3 or moto: no real AWS, ever.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_METRICS_NAMESPACE": "iamguard",
+        "POWERTOOLS_SERVICE_NAME": "iamguard",
+        "FINDINGS_TABLE": "iamguard-findings-test",
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+from moto import mock_aws  # noqa: E402
+
+from iamguard.aws import AwsContext  # noqa: E402
+from iamguard.local import moto_ext  # noqa: E402
+from iamguard.local.server import MotoServer  # noqa: E402
+from iamguard.store import FindingsStore  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+EVENTS_DIR = REPO / "events"
+ACCOUNT_ID = "123456789012"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """A sample event from events/ (the same files `sam local invoke -e` uses)."""
+    loaded: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
+    return loaded
+
+
+@pytest.fixture
+def aws() -> Iterator[AwsContext]:
+    """In-process moto with AWS managed policies and root state; a fresh account per test."""
+    with mock_aws():
+        moto_ext.install()
+        moto_ext.reset()
+        yield AwsContext(region="us-east-1", retry_mode="standard", max_attempts=2)
+    moto_ext.reset()
+
+
+@pytest.fixture(scope="session")
+def _moto_server() -> Iterator[MotoServer]:
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto_server(_moto_server: MotoServer) -> Iterator[MotoServer]:
+    """A moto server on 127.0.0.1 (real HTTP), reset to an empty account for each test."""
+    request = urllib.request.Request(f"{_moto_server.url}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback only
+        pass
+    moto_ext.reset()
+    yield _moto_server
+    moto_ext.reset()
+
+
+@pytest.fixture
+def server_aws(moto_server: MotoServer) -> AwsContext:
+    return AwsContext(region="us-east-1", endpoint_url=moto_server.url, retry_mode="standard", max_attempts=2)
+
+
+@pytest.fixture
+def store(aws: AwsContext) -> FindingsStore:
+    findings_store = FindingsStore(aws.dynamodb(), os.environ["FINDINGS_TABLE"])
+    findings_store.ensure_table()
+    return findings_store
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "iamguard-test"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:iamguard-test"
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
