@@ -1,0 +1,142 @@
+# iamguard - build, test and demo entry points (see README.md).
+#
+#   make demo      the whole system on this machine: no AWS account, no Docker
+#   make test      lint + typecheck + cfn-lint + sam validate + sam build + pytest
+#
+# Two virtual environments, each rebuilt only when its requirement file changes:
+#   .venv      the iamguard package (editable) with its dev/test tools  <- pyproject.toml
+#   .venv-sam  aws-sam-cli, which pins its own boto3/click               <- requirements-sam.txt
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DELETE_ON_ERROR:
+.SUFFIXES:
+MAKEFLAGS += --no-builtin-rules
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_SAM := .venv-sam
+VENV_STAMP := $(VENV)/.iamguard-installed.stamp
+SAM_STAMP := $(VENV_SAM)/.sam-installed.stamp
+BIN := $(VENV)/bin
+SAM := $(VENV_SAM)/bin/sam
+PYTEST := $(BIN)/pytest
+
+# Lambda runtime of template.yaml: `sam build` needs exactly this interpreter on PATH.
+LAMBDA_PYTHON := python3.12
+LAMBDA_PYTHON_VERSION := $(patsubst python%,%,$(LAMBDA_PYTHON))
+
+# Directories ruff looks at (those that exist: git does not keep empty ones).
+CODE_DIRS := $(wildcard layers functions tests bench)
+
+# SAM CLI: no telemetry, a region, never the EC2 metadata service. validate --lint
+# and build need no AWS credentials and make no AWS calls (checked offline).
+export SAM_CLI_TELEMETRY := 0
+export AWS_EC2_METADATA_DISABLED := true
+SAM_ENV := AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+	AWS_REGION=$${AWS_REGION:-$${AWS_DEFAULT_REGION:-us-east-1}}
+
+# Directory of a working $(LAMBDA_PYTHON): the one on PATH if it runs (a pyenv shim
+# only runs when that version is active), else pyenv's newest 3.12.x, else the system's.
+# Evaluated only by the recipes that use it.
+LAMBDA_PYTHON_DIR = $(shell \
+	for exe in $(LAMBDA_PYTHON) \
+	    $$(ls -1d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/$(LAMBDA_PYTHON_VERSION).*/bin/$(LAMBDA_PYTHON) 2>/dev/null | sort -rV) \
+	    /usr/local/bin/$(LAMBDA_PYTHON) /usr/bin/$(LAMBDA_PYTHON); do \
+	  real=$$("$$exe" -c 'import sys; print(sys.executable)' 2>/dev/null) && [ -n "$$real" ] \
+	    && "$$real" -m pip --version >/dev/null 2>&1 && { dirname "$$real"; break; }; \
+	done)
+
+.PHONY: help
+help:
+	@echo "make demo        run iamguard locally (LANGUAGE=en|ko)"
+	@echo "make test        lint, typecheck, cfn-lint, sam-validate, build, all tests"
+	@echo "make lint | typecheck | cfn-lint | sam-validate | build | unit | integration | pytest"
+	@echo "make format      apply ruff format and safe ruff fixes"
+	@echo "make .venv | .venv-sam   create the virtual environments"
+	@echo "make clean       remove build output and caches; distclean also the venvs"
+
+# ------------------------------------------------------------------ environments
+.PHONY: .venv .venv-sam
+.venv: $(VENV_STAMP)
+.venv-sam: $(SAM_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@
+
+$(SAM_STAMP): requirements-sam.txt
+	$(PYTHON) -m venv $(VENV_SAM)
+	$(VENV_SAM)/bin/python -m pip install --upgrade pip
+	$(VENV_SAM)/bin/python -m pip install -r requirements-sam.txt
+	$(SAM) --version
+	touch $@
+
+# ------------------------------------------------------------------ checks
+.PHONY: lint format typecheck cfn-lint sam-validate build
+lint: $(VENV_STAMP)
+	$(BIN)/ruff check $(CODE_DIRS)
+	$(BIN)/ruff format --check $(CODE_DIRS)
+
+format: $(VENV_STAMP)
+	$(BIN)/ruff format $(CODE_DIRS)
+	$(BIN)/ruff check --fix $(CODE_DIRS)
+
+# Settings from [tool.mypy] in pyproject.toml. The package and every handler in one
+# run: explicit_package_bases names them functions.<name>.app, so the app.py files
+# do not clash.
+typecheck: $(VENV_STAMP)
+	$(BIN)/mypy layers/iamguard/iamguard $(wildcard functions/*/app.py)
+
+cfn-lint: $(VENV_STAMP)
+	$(BIN)/cfn-lint template.yaml
+
+sam-validate: $(SAM_STAMP)
+	$(SAM_ENV) $(SAM) validate --lint --template-file template.yaml
+
+build: $(SAM_STAMP)
+	dir='$(LAMBDA_PYTHON_DIR)'; \
+	if [ -z "$$dir" ]; then \
+	  echo "error: sam build needs $(LAMBDA_PYTHON) (with pip); none found on PATH or in pyenv." >&2; \
+	  echo "       install it, e.g. 'pyenv install $(LAMBDA_PYTHON_VERSION)'" >&2; \
+	  exit 1; \
+	fi; \
+	echo "sam build with $$dir/$(LAMBDA_PYTHON)"; \
+	PATH="$$dir:$$PATH" $(SAM_ENV) $(SAM) build --template-file template.yaml
+
+# ------------------------------------------------------------------ tests
+# pytest exits 5 when it collects no test: that fails the build like any error.
+.PHONY: test pytest unit integration
+test: lint typecheck cfn-lint sam-validate build pytest
+
+pytest: $(VENV_STAMP)
+	$(PYTEST)
+
+unit: $(VENV_STAMP)
+	$(PYTEST) tests/unit
+
+integration: $(VENV_STAMP)
+	$(PYTEST) tests/integration
+
+# ------------------------------------------------------------------ demo
+# LANGUAGE from the command line is passed as given; from the environment only when
+# it is en or ko (gettext's LANGUAGE, e.g. en_US:en, is not ours).
+LANGUAGE ?=
+DEMO_LANGUAGE = $(if $(filter command line,$(origin LANGUAGE)),$(LANGUAGE),$(filter en ko,$(LANGUAGE)))
+
+.PHONY: demo
+demo: $(VENV_STAMP)
+	$(BIN)/iamguard demo $(if $(DEMO_LANGUAGE),--language $(DEMO_LANGUAGE))
+
+# ------------------------------------------------------------------ cleanup
+.PHONY: clean distclean
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
+	find . -path ./$(VENV) -prune -o -path ./$(VENV_SAM) -prune -o -path ./.git -prune -o \
+	  -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) $(VENV_SAM)
