@@ -31,12 +31,11 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
-from moto import mock_aws  # noqa: E402
-
-from iamguard.aws import AwsContext  # noqa: E402
-from iamguard.local import moto_ext  # noqa: E402
-from iamguard.local.server import MotoServer  # noqa: E402
-from iamguard.store import FindingsStore  # noqa: E402
+from iamguard.aws import AwsContext
+from iamguard.local import moto_ext
+from iamguard.local.server import MotoServer
+from iamguard.store import FindingsStore
+from moto import mock_aws
 
 REPO = Path(__file__).resolve().parent.parent
 EVENTS_DIR = REPO / "events"
@@ -70,7 +69,7 @@ def _moto_server() -> Iterator[MotoServer]:
 def moto_server(_moto_server: MotoServer) -> Iterator[MotoServer]:
     """A moto server on 127.0.0.1 (real HTTP), reset to an empty account for each test."""
     request = urllib.request.Request(f"{_moto_server.url}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - loopback only
+    with urllib.request.urlopen(request, timeout=10):
         pass
     moto_ext.reset()
     yield _moto_server

@@ -8,7 +8,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from iamguard.audit import run_audit, store_audit
 from iamguard.aws import AwsContext
 from iamguard.config import Settings

@@ -65,7 +65,9 @@ def remediation_for(finding: Finding) -> dict[str, Any]:
     name = finding.resource_name
     return {
         "console": [step.replace("{user}", name) for step in check.remediation.console],
-        "cli": check.remediation.cli.replace("<user>", name) if finding.resource_type == "user" else check.remediation.cli,
+        "cli": check.remediation.cli.replace("<user>", name)
+        if finding.resource_type == "user"
+        else check.remediation.cli,
     }
 
 
@@ -78,7 +80,7 @@ def run_audit(inventory: Inventory, settings: Settings, now: datetime | None = N
         account_id=state.account_id,
         generated_at=now or state.read_at,
         findings=findings,
-        errors=dict(state.errors),
+        errors={str(part): reason for part, reason in state.errors.items()},
         api_calls=inventory.counter.total,
         api_calls_by_operation=dict(inventory.counter.calls),
         duration_seconds=time.perf_counter() - started,

@@ -38,7 +38,7 @@ _SEVERITY_ORDER = [
 
 
 class Status(StrEnum):
-    PASS = "PASS"  # noqa: S105 - a check status, not a password
+    PASS = "PASS"
     FAIL = "FAIL"
     EXEMPT = "EXEMPT"  # would fail, but the user is exempt (tag or setting)
     ERROR = "ERROR"  # could not be evaluated (e.g. credential report unavailable)

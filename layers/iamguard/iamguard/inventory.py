@@ -212,7 +212,7 @@ class Inventory:
         last_problem = "not generated"
         while True:
             try:
-                state = self.iam.generate_credential_report()["State"]
+                state: str = self.iam.generate_credential_report()["State"]
             except ClientError as exc:
                 # LimitExceeded: too many generations right now. Keep polling until the deadline.
                 state = "LIMITED"

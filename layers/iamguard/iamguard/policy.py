@@ -35,7 +35,9 @@ def _as_list(value: Any) -> list[str]:
 def _allows(statement: Statement, action: str, resources: Iterable[str]) -> bool:
     if statement.get("Effect") != "Allow" or "NotAction" in statement or "NotResource" in statement:
         return False
-    actions_match = any(fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in _as_list(statement.get("Action")))
+    actions_match = any(
+        fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in _as_list(statement.get("Action"))
+    )
     wanted = list(resources)
     resources_match = any(
         fnmatch.fnmatchcase(resource, pattern) for pattern in _as_list(statement.get("Resource")) for resource in wanted
@@ -71,9 +73,7 @@ def user_documents(
             yield f"group:{group.name}:inline:{inline.name}", inline.document
 
 
-def admin_sources(
-    user: User, groups: Mapping[str, Group], policy_documents: Mapping[str, PolicyDocument]
-) -> list[str]:
+def admin_sources(user: User, groups: Mapping[str, Group], policy_documents: Mapping[str, PolicyDocument]) -> list[str]:
     """Where the user's admin rights come from, human-readable ('AdministratorAccess via group ops')."""
     sources: list[str] = []
     for ref in user.attached_policies:

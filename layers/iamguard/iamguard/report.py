@@ -15,7 +15,14 @@ CSV_FIELDS = ["check_id", "severity", "status", "resource_type", "resource_name"
 def _sorted(findings: list[Finding]) -> list[Finding]:
     status_order = {Status.FAIL: 0, Status.ERROR: 1, Status.EXEMPT: 2, Status.PASS: 3}
     return sorted(
-        findings, key=lambda f: (status_order[f.status], -f.severity.rank, f.resource_type != "root", f.resource_name, f.check_id)
+        findings,
+        key=lambda f: (
+            status_order[f.status],
+            -f.severity.rank,
+            f.resource_type != "root",
+            f.resource_name,
+            f.check_id,
+        ),
     )
 
 

@@ -167,12 +167,16 @@ class FindingsStore:
         """
         observed = list(findings)
         if full_audit_account is not None:
-            current = {self._key_of(item): item for item in self.scan_findings() if item["account_id"] == full_audit_account}
+            current = {
+                self._key_of(item): item for item in self.scan_findings() if item["account_id"] == full_audit_account
+            }
         else:
             current = {}
             for finding in observed:
-                key = (resource_key(finding.resource_type, finding.resource_name, finding.account_id),
-                       f"CHECK#{finding.check_id}")
+                key = (
+                    resource_key(finding.resource_type, finding.resource_name, finding.account_id),
+                    f"CHECK#{finding.check_id}",
+                )
                 if key not in current:
                     item = self._get(*key)
                     if item is not None:
@@ -210,8 +214,11 @@ class FindingsStore:
                 and previous.severity == finding.severity
                 and previous.detail == finding.detail
             )
-            if same and previous is not None and previous.last_seen and (
-                finding.observed_at - previous.last_seen < self.heartbeat
+            if (
+                same
+                and previous is not None
+                and previous.last_seen
+                and (finding.observed_at - previous.last_seen < self.heartbeat)
             ):
                 return Change(previous, previous, Transition.UNCHANGED)
             status_changed = previous is None or previous.status != finding.status
@@ -219,7 +226,9 @@ class FindingsStore:
                 update={
                     "first_seen": previous.first_seen if previous else finding.observed_at,
                     "last_seen": finding.observed_at,
-                    "status_changed_at": finding.observed_at if status_changed else previous.status_changed_at
+                    "status_changed_at": finding.observed_at
+                    if status_changed
+                    else previous.status_changed_at
                     if previous
                     else finding.observed_at,
                 }
@@ -227,8 +236,14 @@ class FindingsStore:
             version = int(stored["version"]) if stored else 0
             notable = change in {Transition.OPENED, Transition.RESOLVED, Transition.ESCALATED}
             pending = notable or bool(stored and stored.get("notify_pending"))
-            item = finding_to_item(stored_finding, version + 1, change if notable or not stored else
-                                   Transition(stored.get("last_transition", Transition.UNCHANGED.value)), pending)
+            item = finding_to_item(
+                stored_finding,
+                version + 1,
+                change
+                if notable or not stored
+                else Transition(stored.get("last_transition", Transition.UNCHANGED.value)),
+                pending,
+            )
             try:
                 if stored is None:
                     self.client.put_item(
@@ -244,7 +259,9 @@ class FindingsStore:
                     )
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                    raise StoreError(f"cannot write finding {finding.check_id} for {finding.resource_name}: {exc}") from exc
+                    raise StoreError(
+                        f"cannot write finding {finding.check_id} for {finding.resource_name}: {exc}"
+                    ) from exc
                 stored = self._get(item["pk"], item["sk"])  # someone else wrote first: re-read and re-decide
                 continue
             if notable:
@@ -284,8 +301,16 @@ class FindingsStore:
             UpdateExpression="REMOVE notify_pending",
         )
 
-    def record_audit_run(self, *, started_at: datetime, finished_at: datetime, account_id: str,
-                         summary: Mapping[str, Any], errors: Mapping[str, str], api_calls: int) -> None:
+    def record_audit_run(
+        self,
+        *,
+        started_at: datetime,
+        finished_at: datetime,
+        account_id: str,
+        summary: Mapping[str, Any],
+        errors: Mapping[str, str],
+        api_calls: int,
+    ) -> None:
         record = {
             "kind": "audit",
             "account_id": account_id,
@@ -359,7 +384,9 @@ class FindingsStore:
 
     @staticmethod
     def _finding_key(finding: Finding) -> tuple[str, str]:
-        return resource_key(finding.resource_type, finding.resource_name, finding.account_id), f"CHECK#{finding.check_id}"
+        return resource_key(
+            finding.resource_type, finding.resource_name, finding.account_id
+        ), f"CHECK#{finding.check_id}"
 
     def scan_findings(self) -> Iterator[dict[str, Any]]:
         paginator = self.client.get_paginator("scan")
@@ -378,7 +405,7 @@ class FindingsStore:
 
     def findings_for_resource(self, resource_type: str, name: str, account_id: str) -> list[Finding]:
         paginator = self.client.get_paginator("query")
-        items = []
+        items: list[dict[str, Any]] = []
         for page in paginator.paginate(
             TableName=self.table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :check)",

@@ -8,6 +8,11 @@ place.
 
 from __future__ import annotations
 
+from iamguard.checks import account as _account  # noqa: F401
+
+# Importing the modules registers their checks, in catalog order.
+from iamguard.checks import root as _root  # noqa: F401
+from iamguard.checks import users as _users  # noqa: F401
 from iamguard.checks.base import (
     CATALOG,
     Check,
@@ -19,11 +24,6 @@ from iamguard.checks.base import (
     run_user_checks,
     user_check,
 )
-
-# Importing the modules registers their checks, in catalog order.
-from iamguard.checks import root as _root  # noqa: E402, F401, I001
-from iamguard.checks import account as _account  # noqa: E402, F401
-from iamguard.checks import users as _users  # noqa: E402, F401
 
 __all__ = [
     "CATALOG",

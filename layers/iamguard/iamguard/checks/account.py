@@ -17,7 +17,10 @@ def unmet_password_rules(policy: PasswordPolicy | None, baseline: PasswordBaseli
     unmet = []
     if policy.minimum_length < baseline.minimum_length:
         unmet.append(f"minimum length is {policy.minimum_length}, needs at least {baseline.minimum_length}")
-    if baseline.password_reuse_prevention and (policy.password_reuse_prevention or 0) < baseline.password_reuse_prevention:
+    if (
+        baseline.password_reuse_prevention
+        and (policy.password_reuse_prevention or 0) < baseline.password_reuse_prevention
+    ):
         unmet.append(
             f"reuse prevention is {policy.password_reuse_prevention or 0}, "
             f"needs at least {baseline.password_reuse_prevention}"
@@ -54,8 +57,12 @@ def unmet_password_rules(policy: PasswordPolicy | None, baseline: PasswordBaseli
         "--allow-users-to-change-password --require-symbols --require-numbers "
         "--require-uppercase-characters --require-lowercase-characters",
     ),
-    standards=Standards(cis="1.8, 1.9", security_hub="IAM.7, IAM.15, IAM.16", config_rule="iam-password-policy",
-                        prowler="iam_password_policy_*"),
+    standards=Standards(
+        cis="1.8, 1.9",
+        security_hub="IAM.7, IAM.15, IAM.16",
+        config_rule="iam-password-policy",
+        prowler="iam_password_policy_*",
+    ),
     permissions=("iam:GetAccountPasswordPolicy",),
 )
 def password_policy(state: AccountState, settings: Settings, now: datetime) -> Outcome:

@@ -88,7 +88,7 @@ def _register(check: Check) -> None:
 
 def account_check(
     *,
-    id: str,  # noqa: A002 - the catalog's own word
+    id: str,
     severity: Severity,
     scope: Literal["root", "account"],
     title: str,
@@ -109,7 +109,7 @@ def account_check(
 
 def user_check(
     *,
-    id: str,  # noqa: A002
+    id: str,
     severity: Severity,
     title: str,
     risk: str,
@@ -139,8 +139,18 @@ def exemption_reason(user: User, settings: Settings) -> str | None:
     return None
 
 
-def _finding(check: Check, outcome: Outcome, status: Status, *, arn: str, name: str, rtype: str, account_id: str,
-             now: datetime, detail: str | None = None) -> Finding:
+def _finding(
+    check: Check,
+    outcome: Outcome,
+    status: Status,
+    *,
+    arn: str,
+    name: str,
+    rtype: str,
+    account_id: str,
+    now: datetime,
+    detail: str | None = None,
+) -> Finding:
     return Finding.model_validate(
         {
             "check_id": check.id,
@@ -192,8 +202,17 @@ def run_user_checks(
             status = Status.PASS if outcome.passed else (Status.EXEMPT if exempt else Status.FAIL)
         detail = f"{outcome.detail} (exempt: {exempt})" if status is Status.EXEMPT else None
         findings.append(
-            _finding(check, outcome, status, arn=user.arn, name=user.name, rtype="user", account_id=account_id,
-                     now=ctx.now, detail=detail)
+            _finding(
+                check,
+                outcome,
+                status,
+                arn=user.arn,
+                name=user.name,
+                rtype="user",
+                account_id=account_id,
+                now=ctx.now,
+                detail=detail,
+            )
         )
     return findings
 

@@ -37,8 +37,9 @@ def _root_has_mfa(state: AccountState) -> bool:
         "aws iam enable-mfa-device --user-name <root> --serial-number <arn> --authentication-code1 <code1> "
         "--authentication-code2 <code2> (or run `iamguard mfa enroll --root`).",
     ),
-    standards=Standards(cis="1.5", security_hub="IAM.9", config_rule="root-account-mfa-enabled",
-                        prowler="iam_root_mfa_enabled"),
+    standards=Standards(
+        cis="1.5", security_hub="IAM.9", config_rule="root-account-mfa-enabled", prowler="iam_root_mfa_enabled"
+    ),
     permissions=SUMMARY + REPORT,
 )
 def root_mfa_enabled(state: AccountState, settings: Settings, now: datetime) -> Outcome:
@@ -88,8 +89,9 @@ def root_hardware_mfa(state: AccountState, settings: Settings, now: datetime) ->
         cli="Signed in with the root key itself: aws iam list-access-keys; aws iam update-access-key "
         "--access-key-id <id> --status Inactive; aws iam delete-access-key --access-key-id <id>.",
     ),
-    standards=Standards(cis="1.4", security_hub="IAM.4", config_rule="iam-root-access-key-check",
-                        prowler="iam_no_root_access_key"),
+    standards=Standards(
+        cis="1.4", security_hub="IAM.4", config_rule="iam-root-access-key-check", prowler="iam_no_root_access_key"
+    ),
     permissions=SUMMARY + REPORT,
 )
 def root_no_access_keys(state: AccountState, settings: Settings, now: datetime) -> Outcome:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from iamguard import policy
 from iamguard.checks.base import Outcome, Remediation, Standards, UserContext, user_check
@@ -39,8 +39,12 @@ def is_admin(user: User, ctx: UserContext) -> bool:
     risk="A console password alone can be phished, guessed or reused from another breach; MFA stops the "
     "sign-in even when the password is known.",
     remediation=Remediation(console=ENABLE_MFA_CONSOLE, cli=ENABLE_MFA_CLI),
-    standards=Standards(cis="1.10", security_hub="IAM.5", config_rule="mfa-enabled-for-iam-console-access",
-                        prowler="iam_user_mfa_enabled_console_access"),
+    standards=Standards(
+        cis="1.10",
+        security_hub="IAM.5",
+        config_rule="mfa-enabled-for-iam-console-access",
+        prowler="iam_user_mfa_enabled_console_access",
+    ),
     permissions=REPORT + MFA,
     needs=("credential_report",),
 )
@@ -79,8 +83,7 @@ def user_mfa(user: User, ctx: UserContext) -> Outcome:
     remediation=Remediation(
         console=(
             "Open IAM > Users > {user} > Permissions and remove AdministratorAccess (and any policy allowing * on *).",
-            "Grant only the permissions the user needs, through a group; give admin work to a role that "
-            "requires MFA.",
+            "Grant only the permissions the user needs, through a group; give admin work to a role that requires MFA.",
         ),
         cli="aws iam detach-user-policy --user-name <user> --policy-arn arn:aws:iam::aws:policy/AdministratorAccess "
         "(or remove-user-from-group / delete-user-policy for group and inline grants)",
@@ -146,8 +149,10 @@ def user_no_direct_policies(user: User, ctx: UserContext) -> Outcome:
     risk="A user missing a required policy (a guardrail or permissions baseline) escapes the controls the "
     "account relies on.",
     remediation=Remediation(
-        console=("Open IAM > Users > {user} > Permissions > Add permissions and attach the missing policy "
-                 "(or add the user to a group that has it).",),
+        console=(
+            "Open IAM > Users > {user} > Permissions > Add permissions and attach the missing policy "
+            "(or add the user to a group that has it).",
+        ),
         cli="aws iam attach-user-policy --user-name <user> --policy-arn <required-policy-arn>",
     ),
     standards=Standards(config_rule="iam-user-group-membership-check"),
@@ -160,7 +165,9 @@ def user_required_policies(user: User, ctx: UserContext) -> Outcome:
     missing = [arn for arn in required if arn not in policy.policy_arns_in_effect(user, ctx.groups)]
     if missing:
         names = ", ".join(arn.rsplit("/", 1)[-1] for arn in missing)
-        return Outcome(False, f"User {user.name} is missing required polic{'ies' if len(missing) > 1 else 'y'} {names}.")
+        return Outcome(
+            False, f"User {user.name} is missing required polic{'ies' if len(missing) > 1 else 'y'} {names}."
+        )
     return Outcome(True, f"User {user.name} has every required policy.")
 
 
@@ -203,8 +210,10 @@ def user_password_reset_possible(user: User, ctx: UserContext) -> Outcome:
     risk="A password that was handed out and never used is sitting in an email or chat somewhere; the "
     "longer it waits, the more likely someone else uses it first.",
     remediation=Remediation(
-        console=("Ask the user to sign in now, or open IAM > Users > {user} > Security credentials > "
-                 "Manage console access > Disable.",),
+        console=(
+            "Ask the user to sign in now, or open IAM > Users > {user} > Security credentials > "
+            "Manage console access > Disable.",
+        ),
         cli="aws iam delete-login-profile --user-name <user> (after confirming the user no longer needs it)",
     ),
     standards=Standards(),
@@ -220,8 +229,11 @@ def user_pending_first_sign_in(user: User, ctx: UserContext) -> Outcome:
     waited = _days(ctx.now - since)
     if waited > ctx.settings.pending_first_sign_in_days:
         return Outcome(False, f"User {user.name} got a console password {waited} days ago and has never signed in.")
-    return Outcome(True, f"User {user.name} got a console password {waited} days ago (within "
-                         f"{ctx.settings.pending_first_sign_in_days}).")
+    return Outcome(
+        True,
+        f"User {user.name} got a console password {waited} days ago (within "
+        f"{ctx.settings.pending_first_sign_in_days}).",
+    )
 
 
 @user_check(
@@ -230,14 +242,17 @@ def user_pending_first_sign_in(user: User, ctx: UserContext) -> Outcome:
     title="Active access keys are rotated within the maximum age",
     risk="An old access key has had years to leak into scripts, laptops and repositories.",
     remediation=Remediation(
-        console=("Open IAM > Users > {user} > Security credentials > Create access key, switch the "
-                 "application to it, then Deactivate and Delete the old key.",),
+        console=(
+            "Open IAM > Users > {user} > Security credentials > Create access key, switch the "
+            "application to it, then Deactivate and Delete the old key.",
+        ),
         cli="aws iam create-access-key --user-name <user>; (switch over) aws iam update-access-key "
         "--user-name <user> --access-key-id <old> --status Inactive; aws iam delete-access-key "
         "--user-name <user> --access-key-id <old>",
     ),
-    standards=Standards(cis="1.14", security_hub="IAM.3", config_rule="access-keys-rotated",
-                        prowler="iam_rotate_access_key_90_days"),
+    standards=Standards(
+        cis="1.14", security_hub="IAM.3", config_rule="access-keys-rotated", prowler="iam_rotate_access_key_90_days"
+    ),
     permissions=REPORT,
     needs=("credential_report",),
 )
@@ -263,13 +278,19 @@ def user_access_keys_rotated(user: User, ctx: UserContext) -> Outcome:
     title="Credentials unused for the allowed period are disabled",
     risk="Passwords and keys nobody uses still work for whoever finds them; unused credentials are pure risk.",
     remediation=Remediation(
-        console=("Open IAM > Users > {user} > Security credentials: Manage console access > Disable, and "
-                 "Deactivate unused access keys.",),
+        console=(
+            "Open IAM > Users > {user} > Security credentials: Manage console access > Disable, and "
+            "Deactivate unused access keys.",
+        ),
         cli="aws iam delete-login-profile --user-name <user>; aws iam update-access-key --user-name <user> "
         "--access-key-id <id> --status Inactive",
     ),
-    standards=Standards(cis="1.12", security_hub="IAM.22", config_rule="iam-user-unused-credentials-check",
-                        prowler="iam_user_accesskey_unused / iam_user_console_access_unused"),
+    standards=Standards(
+        cis="1.12",
+        security_hub="IAM.22",
+        config_rule="iam-user-unused-credentials-check",
+        prowler="iam_user_accesskey_unused / iam_user_console_access_unused",
+    ),
     permissions=REPORT,
     needs=("credential_report",),
 )
@@ -299,8 +320,10 @@ def user_unused_credentials(user: User, ctx: UserContext) -> Outcome:
     title="Each IAM user has at most one active access key",
     risk="Two active keys usually mean an abandoned rotation: the old key still works and nobody watches it.",
     remediation=Remediation(
-        console=("Open IAM > Users > {user} > Security credentials > Access keys and deactivate the key that "
-                 "is no longer in use.",),
+        console=(
+            "Open IAM > Users > {user} > Security credentials > Access keys and deactivate the key that "
+            "is no longer in use.",
+        ),
         cli="aws iam update-access-key --user-name <user> --access-key-id <old> --status Inactive",
     ),
     standards=Standards(cis="1.13", prowler="iam_user_two_active_access_key"),

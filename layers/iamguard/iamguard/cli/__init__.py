@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from iamguard import __version__
-from iamguard.cli.common import CliError, EXIT_RUNTIME_ERROR
+from iamguard.cli.common import EXIT_RUNTIME_ERROR, CliError
 
 # subcommand → module that registers it
 SUBCOMMANDS = {

@@ -47,10 +47,20 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--store", action="store_true", help="record the findings in the findings table")
     parser.add_argument("--table", default=None, help=f"findings table (default: $FINDINGS_TABLE or {DEFAULT_TABLE})")
-    parser.add_argument("--required-policy", action="append", default=[], metavar="ARN",
-                        help="a policy ARN every user must have (repeatable; adds to $REQUIRED_POLICY_ARNS)")
-    parser.add_argument("--exempt", action="append", default=[], metavar="USER",
-                        help="a user to report as exempt (repeatable; adds to $EXEMPT_USERS)")
+    parser.add_argument(
+        "--required-policy",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="a policy ARN every user must have (repeatable; adds to $REQUIRED_POLICY_ARNS)",
+    )
+    parser.add_argument(
+        "--exempt",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="a user to report as exempt (repeatable; adds to $EXEMPT_USERS)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -88,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
                 store.ensure_table()
             store_audit(result, store)
 
-    shown = [f for f in result.findings if f.status in {Status.FAIL, Status.ERROR}] if args.only_failed else result.findings
+    shown = (
+        [f for f in result.findings if f.status in {Status.FAIL, Status.ERROR}] if args.only_failed else result.findings
+    )
     if args.format == "json":
         text = render_json(result, shown) + "\n"
     elif args.format == "csv":

@@ -66,8 +66,10 @@ def aws_errors(endpoint_url: str | None = None) -> Iterator[None]:
     try:
         yield
     except NoCredentialsError as exc:
-        raise CliError("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID, or use --endpoint-url "
-                       "with a local emulator)") from exc
+        raise CliError(
+            "no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID, or use --endpoint-url "
+            "with a local emulator)"
+        ) from exc
     except EndpointConnectionError as exc:
         raise CliError(f"cannot reach {endpoint_url or 'AWS'}: {exc}") from exc
     except NoRegionError as exc:

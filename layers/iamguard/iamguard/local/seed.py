@@ -13,7 +13,7 @@ from iamguard.models import ADMINISTRATOR_ACCESS_ARN, CHANGE_PASSWORD_POLICY_ARN
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
 
-DEMO_PASSWORD = "Demo-Only-Password-1!"  # noqa: S105 - a local emulator's throwaway password
+DEMO_PASSWORD = "Demo-Only-Password-1!"
 READ_ONLY_ARN = "arn:aws:iam::aws:policy/ReadOnlyAccess"
 
 
@@ -45,7 +45,9 @@ def seed_designed_account(iam: IAMClient) -> None:
     iam.put_group_policy(
         GroupName="ops",
         PolicyName="everything",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        ),
     )
 
     # alice: a well-kept console user with MFA, permissions through a group.
@@ -54,7 +56,10 @@ def seed_designed_account(iam: IAMClient) -> None:
     iam.add_user_to_group(GroupName="developers", UserName="alice")
     device = iam.create_virtual_mfa_device(VirtualMFADeviceName="alice")["VirtualMFADevice"]
     iam.enable_mfa_device(
-        UserName="alice", SerialNumber=device["SerialNumber"], AuthenticationCode1="123456", AuthenticationCode2="654321"
+        UserName="alice",
+        SerialNumber=device["SerialNumber"],
+        AuthenticationCode1="123456",
+        AuthenticationCode2="654321",
     )
     # bob_ci: programmatic only, two active keys, no MFA.
     iam.create_user(UserName="bob_ci")

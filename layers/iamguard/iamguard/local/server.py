@@ -25,15 +25,15 @@ class MotoServer:
 
     def start(self) -> MotoServer:
         os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-        from moto.server import DomainDispatcherApplication, create_backend_app
-        from moto.moto_server.werkzeug_app import MotoRequestHandler  # type: ignore[attr-defined]
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
         moto_ext.install()
         app: WsgiApp = DomainDispatcherApplication(create_backend_app)
         if self._wrap is not None:
             app = self._wrap(app)
-        class QuietHandler(MotoRequestHandler):  # type: ignore[misc]
+
+        class QuietHandler(MotoRequestHandler):
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 """Requests are not logged: the terminal belongs to iamguard's own output."""
 

@@ -1,0 +1,165 @@
+"""Inventory against moto: bulk reads, pagination, the credential-report protocol, throttling."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+from iamguard.audit import run_audit
+from iamguard.aws import AwsContext
+from iamguard.config import Settings
+from iamguard.findings import Status
+from iamguard.inventory import CredentialReportUnavailable, Inventory, UnknownUser
+from iamguard.local import moto_ext
+from iamguard.local.seed import seed_designed_account, seed_walkthrough
+
+NO_WAIT: dict[str, Any] = {"sleep": lambda _s: None}
+
+
+def test_bulk_read_of_the_designed_account(aws: AwsContext) -> None:
+    seed_designed_account(aws.iam())
+    state = Inventory(aws, **NO_WAIT).read_account()
+
+    users = {u.name: u for u in state.users}
+    assert set(users) == {"alice", "bob_ci", "carol_ops", "dave_new", "erin_contractor"}
+    assert users["alice"].has_mfa and users["alice"].mfa_devices[0].serial_number.endswith(":mfa/alice")
+    assert users["bob_ci"].credentials is not None and len(users["bob_ci"].credentials.active_keys) == 2
+    assert users["carol_ops"].group_names == ("ops",)
+    assert state.groups["ops"].inline_policies[0].document["Statement"][0]["Action"] == "*"
+    assert users["dave_new"].password_reset_required is True  # looked up: cannot change its password
+    assert users["alice"].password_reset_required is None  # not looked up: has IAMUserChangePassword
+    assert users["erin_contractor"].tags == {"iamguard:exempt": "true"}
+    assert state.password_policy is not None and state.password_policy.minimum_length == 8
+    assert state.aliases == ("iamguard-example",)
+    assert state.root.arn == "arn:aws:iam::123456789012:root"
+    assert state.errors == {}
+
+
+def test_root_state_comes_from_summary_report_and_virtual_devices(aws: AwsContext) -> None:
+    account = moto_ext.root("123456789012")
+    account.mfa = "virtual"
+    account.access_keys.append(moto_ext.RootKey("AKIAROOTEXAMPLE"))
+    state = Inventory(aws, **NO_WAIT).read_account()
+    assert state.root.mfa_enabled and state.root.has_virtual_mfa and state.root.access_keys_present
+    assert state.root.credentials is not None and len(state.root.credentials.active_keys) == 1
+
+
+def test_api_calls_grow_with_pages_not_users(aws: AwsContext) -> None:
+    iam = aws.iam()
+    seed_walkthrough(iam)
+    small = Inventory(aws, **NO_WAIT)
+    small.read_account()
+    for n in range(60):
+        iam.create_user(UserName=f"user{n:03d}")
+        iam.create_login_profile(UserName=f"user{n:03d}", Password="Long-Enough-Password-1!")
+        iam.attach_user_policy(UserName=f"user{n:03d}", PolicyArn="arn:aws:iam::aws:policy/IAMUserChangePassword")
+    large = Inventory(aws, **NO_WAIT)
+    state = large.read_account()
+    assert len(state.users) == 61
+    # The first run also waited for the report to be generated; otherwise the calls are the same.
+    assert large.counter.total <= small.counter.total
+    assert large.counter.calls.get("GetLoginProfile", 0) == small.counter.calls.get("GetLoginProfile", 0)
+
+
+def test_authorization_details_pages_are_all_read() -> None:
+    ctx = AwsContext()
+    client = ctx.iam()
+    stubber = Stubber(client)
+    created = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def user(name: str) -> dict[str, Any]:
+        return {"UserName": name, "UserId": f"AIDA{name.upper():0<16}", "Arn": f"arn:aws:iam::123456789012:user/{name}",
+                "Path": "/", "CreateDate": created}  # fmt: skip
+
+    stubber.add_response("get_account_summary", {"SummaryMap": {"AccountMFAEnabled": 1}})
+    stubber.add_response("generate_credential_report", {"State": "COMPLETE"})
+    stubber.add_response("get_credential_report", {"Content": b"user,arn\n", "ReportFormat": "text/csv"})
+    pages = [["u1", "u2"], ["u3"], ["u4", "u5"]]
+    for index, names in enumerate(pages):
+        response: dict[str, Any] = {"UserDetailList": [user(n) for n in names], "GroupDetailList": [], "Policies": []}
+        expected: dict[str, Any] = {"Filter": ["User", "Group", "LocalManagedPolicy"]}
+        if index:
+            expected["Marker"] = f"page{index}"
+        if index < len(pages) - 1:
+            response.update(IsTruncated=True, Marker=f"page{index + 1}")
+        stubber.add_response("get_account_authorization_details", response, expected)
+    stubber.add_response("list_virtual_mfa_devices", {"VirtualMFADevices": [], "IsTruncated": True, "Marker": "m1"})
+    stubber.add_response(
+        "list_virtual_mfa_devices", {"VirtualMFADevices": []}, {"AssignmentStatus": "Assigned", "Marker": "m1"}
+    )
+    stubber.add_client_error("get_account_password_policy", "NoSuchEntity", http_status_code=404)
+    stubber.add_response("list_account_aliases", {"AccountAliases": []})
+    with stubber:
+        state = Inventory(ctx, iam_client=client, **NO_WAIT).read_account()
+    stubber.assert_no_pending_responses()
+    assert [u.name for u in state.users] == ["u1", "u2", "u3", "u4", "u5"]
+    assert state.password_policy is None
+
+
+def _report_stub(ctx: AwsContext) -> tuple[Any, Stubber]:
+    client = ctx.iam()
+    return client, Stubber(client)
+
+
+def test_credential_report_is_polled_until_complete() -> None:
+    ctx = AwsContext()
+    client, stubber = _report_stub(ctx)
+    stubber.add_response("generate_credential_report", {"State": "STARTED"})
+    stubber.add_response("generate_credential_report", {"State": "INPROGRESS"})
+    stubber.add_response("generate_credential_report", {"State": "COMPLETE"})
+    stubber.add_client_error("get_credential_report", "ReportInProgress", http_status_code=404)
+    stubber.add_response("generate_credential_report", {"State": "COMPLETE"})
+    stubber.add_response(
+        "get_credential_report", {"Content": b"user,arn,mfa_active\nbob,arn:aws:iam::1:user/bob,true\n"}
+    )
+    sleeps: list[float] = []
+    with stubber:
+        report = Inventory(ctx, iam_client=client, sleep=sleeps.append).credential_report()
+    assert report["bob"].mfa_active is True
+    assert sleeps == [0.25, 0.5, 1.0]  # exponential backoff between polls
+
+
+def test_persistent_limit_exceeded_becomes_an_error_never_no_findings() -> None:
+    ctx = AwsContext()
+    client, stubber = _report_stub(ctx)
+    for _ in range(20):
+        stubber.add_client_error("generate_credential_report", "LimitExceeded", "Rate exceeded", http_status_code=409)
+    clock = iter(range(1000))
+    with stubber, pytest.raises(CredentialReportUnavailable, match="LimitExceeded"):
+        Inventory(ctx, iam_client=client, report_timeout=3, sleep=lambda s: next(clock)).credential_report()
+
+
+def test_audit_reports_errors_for_checks_that_need_an_unavailable_report(aws: AwsContext) -> None:
+    seed_walkthrough(aws.iam())
+    inventory = Inventory(aws, report_timeout=0.1, **NO_WAIT)
+
+    def unavailable() -> Any:
+        raise CredentialReportUnavailable("credential report not available after 0s (LimitExceeded: Rate exceeded)")
+
+    inventory.credential_report = unavailable  # type: ignore[method-assign]
+    result = run_audit(inventory, Settings())
+    by_check = {(f.check_id, f.resource_name): f for f in result.findings}
+    assert by_check[("user_console_mfa", "wonjun_admin")].status is Status.ERROR
+    assert by_check[("root_not_used_recently", "root")].status is Status.ERROR
+    assert "LimitExceeded" in by_check[("user_console_mfa", "wonjun_admin")].detail
+    # Root MFA still comes from the account summary, and admin rights from the authorization details.
+    assert by_check[("root_mfa_enabled", "root")].status is Status.FAIL
+    assert by_check[("user_admin_access", "wonjun_admin")].status is Status.FAIL
+    assert result.errors["credential_report"].startswith("credential report not available")
+
+
+def test_read_user_reads_one_users_live_state(aws: AwsContext) -> None:
+    seed_designed_account(aws.iam())
+    inventory = Inventory(aws, **NO_WAIT)
+    carol, groups, documents = inventory.read_user("carol_ops")
+    assert carol.group_names == ("ops",)
+    assert groups["ops"].inline_policies[0].name == "everything"
+    dave, _, _ = inventory.read_user("dave_new")
+    assert dave.credentials is not None and dave.credentials.password_enabled
+    assert dave.password_reset_required is True
+    assert "arn:aws:iam::aws:policy/ReadOnlyAccess" in documents or dave.attached_policies
+    assert inventory.counter.total < 30
+    with pytest.raises(UnknownUser, match="ghost"):
+        inventory.read_user("ghost")

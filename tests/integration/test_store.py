@@ -1,0 +1,119 @@
+"""The findings table on moto DynamoDB: transitions, overlapping runs, stale observations, deleted users."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from iamguard.findings import Finding, Severity, Status, Transition
+from iamguard.store import FindingsStore
+
+from tests.factories import NOW
+
+
+def finding(status: Status = Status.FAIL, *, at=NOW, severity: Severity = Severity.HIGH, user: str = "bob",
+            check: str = "user_console_mfa", detail: str | None = None) -> Finding:  # fmt: skip
+    return Finding(
+        check_id=check,
+        severity=severity,
+        status=status,
+        resource_type="user",
+        resource_arn=f"arn:aws:iam::123456789012:user/{user}",
+        resource_name=user,
+        account_id="123456789012",
+        detail=detail or f"User {user} is {status.value}.",
+        observed_at=at,
+    )
+
+
+def only(changes) -> Transition:
+    assert len(changes) == 1
+    return changes[0].transition
+
+
+def test_transitions_opened_unchanged_escalated_resolved(store: FindingsStore) -> None:
+    assert only(store.record([finding()])) is Transition.OPENED
+    assert only(store.record([finding(at=NOW + timedelta(hours=1))])) is Transition.UNCHANGED
+    escalated = store.record([finding(at=NOW + timedelta(hours=2), severity=Severity.CRITICAL)])
+    assert only(escalated) is Transition.ESCALATED
+    resolved = store.record([finding(Status.PASS, at=NOW + timedelta(hours=3))])
+    assert only(resolved) is Transition.RESOLVED
+
+    [stored] = store.findings_for_resource("user", "bob", "123456789012")
+    assert stored.status is Status.PASS
+    assert stored.first_seen == NOW
+    assert stored.status_changed_at == NOW + timedelta(hours=3)
+    history = store.history(NOW)
+    assert [h["transition"] for h in sorted(history, key=lambda h: h["at"])] == ["opened", "escalated", "resolved"]
+
+
+def test_a_first_pass_is_recorded_without_anything_to_announce(store: FindingsStore) -> None:
+    [change] = store.record([finding(Status.PASS)])
+    assert change.transition is Transition.RECORDED and not change.notable
+    assert store.history(NOW) == []
+
+
+def test_overlapping_runs_record_one_transition(store: FindingsStore) -> None:
+    # Two runs read the table before either wrote (the scan happens first), then both write.
+    other = FindingsStore(store.client, store.table)
+    first = store.record([finding()])
+    second = other.record([finding()])
+    assert only(first) is Transition.OPENED
+    assert only(second) is Transition.UNCHANGED
+    assert len(store.history(NOW)) == 1
+
+
+def test_conflicting_write_rereads_instead_of_double_counting(store: FindingsStore) -> None:
+    store.record([finding(Status.PASS)])
+    stale_item = next(store.scan_findings())
+    # Another writer opens the finding after we read it …
+    store.record([finding(at=NOW + timedelta(minutes=1))])
+    # … and our write, based on the stale read, must not record a second "opened".
+    change = store._write(finding(at=NOW + timedelta(minutes=2)), stale_item)
+    assert change.transition is Transition.UNCHANGED
+    assert [h["transition"] for h in store.history(NOW)] == ["opened"]
+
+
+def test_an_older_observation_never_overwrites_a_newer_one(store: FindingsStore) -> None:
+    store.record([finding(Status.PASS, at=NOW + timedelta(hours=1))])
+    [change] = store.record([finding(Status.FAIL, at=NOW)])
+    assert change.transition is Transition.UNCHANGED
+    [stored] = store.findings()
+    assert stored.status is Status.PASS
+
+
+def test_unchanged_findings_are_not_rewritten_until_the_heartbeat(store: FindingsStore) -> None:
+    store.record([finding()])
+    store.record([finding(at=NOW + timedelta(hours=1))])
+    [stored] = store.findings()
+    assert stored.last_seen == NOW  # unchanged within the heartbeat: no write
+    store.record([finding(at=NOW + timedelta(hours=25))])
+    [stored] = store.findings()
+    assert stored.last_seen == NOW + timedelta(hours=25)
+    assert stored.first_seen == NOW
+
+
+def test_full_audit_resolves_findings_of_deleted_users(store: FindingsStore) -> None:
+    store.record([finding(user="gone"), finding(user="stays")], full_audit_account="123456789012")
+    later = NOW + timedelta(hours=1)
+    changes = store.record([finding(user="stays", at=later)], full_audit_account="123456789012")
+    resolved = [c for c in changes if c.transition is Transition.RESOLVED]
+    assert [c.finding.resource_name for c in resolved] == ["gone"]
+    assert resolved[0].finding.detail == "gone no longer exists; the finding is resolved."
+
+
+def test_pending_notifications_until_marked(store: FindingsStore) -> None:
+    store.record([finding(), finding(Status.PASS, user="ok")])
+    pending = store.pending_notifications()
+    assert [f.resource_name for f in pending] == ["bob"]
+    store.mark_notified(pending[0])
+    assert store.pending_notifications() == []
+    # An unchanged observation does not re-arm the notification.
+    store.record([finding(at=NOW + timedelta(hours=30))])
+    assert store.pending_notifications() == []
+
+
+def test_activity_is_recorded_once(store: FindingsStore) -> None:
+    assert store.record_activity("detection", NOW, "evt-1", {"detection": "mfa_removed"}) is True
+    assert store.record_activity("detection", NOW, "evt-1", {"detection": "mfa_removed"}) is False
+    [item] = store.recent_activity(now=NOW)
+    assert item["data"] == {"detection": "mfa_removed"}
