@@ -46,6 +46,7 @@ class AwsContext:
             connect_timeout=5,
             read_timeout=30,
             user_agent_extra="iamguard",
+            max_pool_connections=32,
         )
         return self.session().client(
             service,  # type: ignore[call-overload]

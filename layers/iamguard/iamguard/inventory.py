@@ -15,6 +15,7 @@ import json
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -179,7 +180,9 @@ class Inventory:
         groups = {raw["GroupName"]: _group_from_details(raw) for raw in groups_raw}
         users = [_user_from_details(raw, report, virtual_devices) for raw in users_raw]
         self._fetch_unknown_documents(users, groups.values(), documents)
-        users = self._with_reset_flags(users, groups, documents)
+        password_policy = self.password_policy()
+        if password_policy is None or not password_policy.allow_users_to_change_password:
+            users = self._with_reset_flags(users, groups, documents)
 
         if account_id is None:
             account_id = users[0].arn.split(":")[4] if users else self._account_id()
@@ -196,7 +199,7 @@ class Inventory:
             account_id=account_id,
             read_at=read_at,
             root=root,
-            password_policy=self.password_policy(),
+            password_policy=password_policy,
             aliases=tuple(self.aliases()),
             users=tuple(users),
             groups=groups,
@@ -305,20 +308,29 @@ class Inventory:
         """Read PasswordResetRequired only where it can lock a user out.
 
         That is a console user who has never signed in and has no ChangePassword
-        permission of its own — a handful of users, not the whole account.
+        permission of its own, in an account whose password policy does not let
+        users change their password: a transient state of few users. This is the
+        one per-user call of the bulk read (GetLoginProfile; nothing else has the
+        flag), made in parallel.
         """
-        result = []
-        for user in users:
+
+        def at_risk(user: User) -> bool:
             creds = user.credentials
-            if (
+            return (
                 creds is not None
                 and creds.password_enabled
                 and creds.password_last_used is None
                 and not policy.can_change_own_password(user, groups, documents)
-            ):
-                user = replace(user, password_reset_required=self._reset_required(user.name))
-            result.append(user)
-        return result
+            )
+
+        wanted = [user.name for user in users if at_risk(user)]
+        if not wanted:
+            return users
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="login-profile") as pool:
+            flags = dict(zip(wanted, pool.map(self._reset_required, wanted), strict=True))
+        return [
+            replace(user, password_reset_required=flags[user.name]) if user.name in flags else user for user in users
+        ]
 
     def _reset_required(self, user_name: str) -> bool | None:
         try:

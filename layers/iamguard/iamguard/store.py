@@ -17,6 +17,7 @@ than the heartbeat, so an hourly audit writes what changed, not every finding.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 HISTORY_DAYS = 90
+_PARALLEL_THRESHOLD = 32  # below this many writes, threads cost more than they save
+GONE_DETAIL = "no longer exists; the finding is resolved."  # detail of findings resolved because the resource is gone
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -123,10 +126,18 @@ def _from_ddb(item: Mapping[str, Any]) -> dict[str, Any]:
 class FindingsStore:
     """Reads and writes the findings table through one injected DynamoDB client."""
 
-    def __init__(self, client: DynamoDBClient, table_name: str, *, heartbeat: timedelta = timedelta(hours=24)):
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        heartbeat: timedelta = timedelta(hours=24),
+        workers: int = 16,
+    ) -> None:
         self.client = client
         self.table = table_name
         self.heartbeat = heartbeat
+        self.workers = workers
 
     # -- set-up (local emulators only; the stack creates the real table) -----------
     def ensure_table(self) -> bool:
@@ -181,12 +192,13 @@ class FindingsStore:
                     item = self._get(*key)
                     if item is not None:
                         current[key] = item
-        changes = [self._write(finding, current.get(self._finding_key(finding))) for finding in observed]
+        changes = self._write_all([(finding, current.get(self._finding_key(finding))) for finding in observed])
         if full_audit_account is not None and observed:
             seen = {self._finding_key(f) for f in observed}
             cutoff = min(f.observed_at for f in observed)
             for key, item in current.items():
-                if key in seen or item["status"] == Status.PASS.value:
+                # Every finding of a gone resource says so (passing ones too), once.
+                if key in seen or str(item["detail"]).endswith(GONE_DETAIL):
                     continue
                 gone = item_to_finding(item)
                 if gone.observed_at >= cutoff:
@@ -194,12 +206,19 @@ class FindingsStore:
                 resolved = gone.model_copy(
                     update={
                         "status": Status.PASS,
-                        "detail": f"{gone.resource_name} no longer exists; the finding is resolved.",
+                        "detail": f"{gone.resource_name} {GONE_DETAIL}",
                         "observed_at": cutoff,
                     }
                 )
                 changes.append(self._write(resolved, item))
-        return [change for change in changes if change is not None]
+        return changes
+
+    def _write_all(self, pending: list[tuple[Finding, Mapping[str, Any] | None]]) -> list[Change]:
+        """Write many findings; large batches in parallel (each write is independent and conditional)."""
+        if len(pending) <= _PARALLEL_THRESHOLD:
+            return [self._write(finding, stored) for finding, stored in pending]
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="store") as pool:
+            return list(pool.map(lambda job: self._write(*job), pending))
 
     def _write(self, finding: Finding, stored: Mapping[str, Any] | None, attempts: int = 5) -> Change:
         for _ in range(attempts):
@@ -399,6 +418,59 @@ class FindingsStore:
         ):
             for raw in page.get("Items", []):
                 yield _from_ddb(raw)
+
+    def finding_items(
+        self,
+        *,
+        check_id: str | None = None,
+        status: Status | None = None,
+        severity: Severity | None = None,
+        resource_type: str | None = None,
+        start_key: Mapping[str, str] | None = None,
+    ) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+        """Finding items in table order, each with the key to resume *after* it; filtered in DynamoDB.
+
+        With `check_id` this queries the check's index partition (ordered by status, then
+        name); otherwise it scans, and the items of one resource come out together.
+        """
+        names = {"#k": "kind"}
+        values: dict[str, Any] = {":finding": {"S": "finding"}}
+        filters = ["#k = :finding"]
+        if severity is not None:
+            names["#sev"] = "severity"
+            values[":sev"] = {"S": severity.value}
+            filters.append("#sev = :sev")
+        if resource_type is not None:
+            names["#rt"] = "resource_type"
+            values[":rt"] = {"S": resource_type}
+            filters.append("#rt = :rt")
+        params: dict[str, Any] = {"TableName": self.table, "ExpressionAttributeNames": names}
+        if check_id is not None:
+            values[":check"] = {"S": f"CHECK#{check_id}"}
+            condition = "gsi1pk = :check"
+            if status is not None:
+                values[":status"] = {"S": f"{status.value}#"}
+                condition += " AND begins_with(gsi1sk, :status)"
+            params.update(IndexName="gsi1", KeyConditionExpression=condition)
+            key_names: tuple[str, ...] = ("pk", "sk", "gsi1pk", "gsi1sk")
+        else:
+            if status is not None:
+                names["#st"] = "status"
+                values[":status"] = {"S": status.value}
+                filters.append("#st = :status")
+            key_names = ("pk", "sk")
+        params.update(FilterExpression=" AND ".join(filters), ExpressionAttributeValues=values)
+        if start_key:
+            params["ExclusiveStartKey"] = {name: {"S": value} for name, value in start_key.items()}
+        operation = self.client.query if check_id is not None else self.client.scan
+        while True:
+            page = operation(**params)
+            for raw in page.get("Items", []):
+                item = _from_ddb(raw)
+                yield item, {name: str(item[name]) for name in key_names}
+            if "LastEvaluatedKey" not in page:
+                return
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def findings(self) -> list[Finding]:
         return [item_to_finding(item) for item in self.scan_findings()]
