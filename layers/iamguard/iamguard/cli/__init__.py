@@ -18,6 +18,8 @@ from iamguard.cli.common import EXIT_RUNTIME_ERROR, CliError
 # subcommand → module that registers it
 SUBCOMMANDS = {
     "audit": "iamguard.cli.audit",
+    "serve": "iamguard.cli.serve",
+    "api": "iamguard.cli.api",
 }
 
 

@@ -1,0 +1,275 @@
+"""The status API's resolver: routes, error mapping and the OpenAPI document.
+
+One factory builds it for both the Lambda handler (functions/status_api) and the
+local server (iamguard.api.server), so both run the same code on the same
+API Gateway REST proxy events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestValidationError,
+    ResponseValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+
+from iamguard import __version__
+from iamguard.api.errors import ApiError
+from iamguard.api.models import (
+    AuditStarted,
+    CheckId,
+    ErrorDetail,
+    ErrorResponse,
+    EventKind,
+    EventList,
+    FindingPage,
+    StatusReport,
+    UserDetail,
+    UserPage,
+    UserStatus,
+)
+from iamguard.api.service import StatusService
+from iamguard.findings import Severity, Status
+
+log = logging.getLogger(__name__)
+
+USER_NAME_PATTERN = r"^[A-Za-z0-9_+=,.@-]{1,64}$"  # IAM user names
+MAX_PAGE_SIZE = 100
+ServiceProvider = Callable[[], StatusService]
+
+_ERROR_DESCRIPTIONS = {
+    400: "The query is invalid (a parameter fails validation, or next_token is not from this query).",
+    404: "No such resource.",
+    500: "Something unexpected failed; details are in the function's log, never in the response.",
+    503: "Audits cannot be started right now.",
+}
+
+
+def _errors(*codes: int) -> dict[int, OpenAPIResponse]:
+    return {
+        code: {"description": _ERROR_DESCRIPTIONS[code], "content": {"application/json": {"model": ErrorResponse}}}
+        for code in codes
+    }
+
+
+def _ok(model: type[Any], description: str, status: int = 200) -> dict[int, OpenAPIResponse]:
+    return {status: {"description": description, "content": {"application/json": {"model": model}}}}
+
+
+def error_response(
+    status: HTTPStatus, code: str, message: str, details: list[ErrorDetail] | None = None
+) -> Response[Any]:
+    body = ErrorResponse(error=code, message=message, details=details or [])
+    return Response(
+        status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body.model_dump(mode="json")
+    )
+
+
+def create_app(service: ServiceProvider) -> APIGatewayRestResolver:
+    """A resolver answering from `service()` (called per request, so it may be built lazily)."""
+    app = APIGatewayRestResolver(
+        enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR
+    )
+    _register_error_handlers(app)
+
+    @app.get(
+        "/status",
+        summary="Are we compliant? The account's posture",
+        description="Root and account-wide checks, user counts, failed findings by severity, the last audit "
+        "and whether it is stale, and one verdict: compliant, non_compliant or unknown.",
+        operation_id="getStatus",
+        tags=["status"],
+        responses={**_ok(StatusReport, "The account's posture."), **_errors(500)},
+    )
+    def get_status() -> StatusReport:
+        return service().status()
+
+    @app.get(
+        "/users",
+        summary="IAM users and the checks they fail",
+        description="Paginated: pass next_token from one page to get the next. Order is stable but unspecified.",
+        operation_id="listUsers",
+        tags=["users"],
+        responses={**_ok(UserPage, "One page of users."), **_errors(400, 500)},
+    )
+    def list_users(
+        status: Annotated[UserStatus | None, Query(description="Only users with this standing.")] = None,
+        min_severity: Annotated[
+            Severity | None, Query(description="Only users failing a check at or above this severity.")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Users per page.")] = 50,
+        next_token: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
+    ) -> UserPage:
+        return service().users(status=status, min_severity=min_severity, limit=limit, next_token=next_token)
+
+    @app.get(
+        "/users/<name>",
+        summary="One user's findings with remediation steps",
+        description="Every finding about the user, failures first, each with its title, risk and fix steps "
+        "(console and CLI).",
+        operation_id="getUser",
+        tags=["users"],
+        responses={**_ok(UserDetail, "The user and its findings."), **_errors(400, 404, 500)},
+    )
+    def get_user(name: Annotated[str, Path(pattern=USER_NAME_PATTERN, description="IAM user name.")]) -> UserDetail:
+        return service().user(name)
+
+    @app.get(
+        "/findings",
+        summary="Findings, filtered by check, severity and status",
+        description="Paginated: pass next_token from one page to get the next. With check_id, findings come "
+        "ordered by status, then resource name.",
+        operation_id="listFindings",
+        tags=["findings"],
+        responses={**_ok(FindingPage, "One page of findings."), **_errors(400, 500)},
+    )
+    def list_findings(
+        check_id: Annotated[CheckId | None, Query(description="A check id from the catalog.")] = None,
+        severity: Annotated[Severity | None, Query()] = None,
+        status: Annotated[Status | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Findings per page.")] = 50,
+        next_token: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
+    ) -> FindingPage:
+        return service().findings(
+            check_id=check_id, severity=severity, status=status, limit=limit, next_token=next_token
+        )
+
+    @app.get(
+        "/events",
+        summary="Latest real-time detections and enforcement actions",
+        operation_id="listEvents",
+        tags=["events"],
+        responses={**_ok(EventList, "Detections and actions, newest first."), **_errors(400, 500)},
+    )
+    def list_events(
+        kind: Annotated[EventKind | None, Query(description="Only detections or only actions.")] = None,
+        days: Annotated[int, Query(ge=1, le=90, description="How many days back to look.")] = 7,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    ) -> EventList:
+        return service().events(kind=kind, days=days, limit=limit)
+
+    @app.post(
+        "/audit",
+        summary="Start a full account audit now",
+        description="Returns at once with 202; the audit runs asynchronously. Follow it with GET /status: "
+        "last_audit.started_at becomes newer than requested_at when it has finished.",
+        operation_id="startAudit",
+        tags=["audit"],
+        responses={**_ok(AuditStarted, "The audit was started.", 202), **_errors(500, 503)},
+    )
+    def start_audit() -> Response[AuditStarted]:
+        started = service().start_audit()
+        return Response(
+            status_code=HTTPStatus.ACCEPTED.value,
+            content_type=content_types.APPLICATION_JSON,
+            body=started,
+            headers={"Location": started.follow},
+        )
+
+    return app
+
+
+def _domain_error(exc: ApiError) -> Response[Any]:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+def _invalid_request(exc: RequestValidationError) -> Response[Any]:
+    details = [
+        ErrorDetail(location=".".join(str(part) for part in error["loc"]), type=str(error["type"]))
+        for error in exc.errors()
+    ]
+    return error_response(HTTPStatus.BAD_REQUEST, "bad_request", "The request is invalid.", details)
+
+
+def _no_route(exc: NotFoundError) -> Response[Any]:
+    return error_response(HTTPStatus.NOT_FOUND, "not_found", "No such route.")
+
+
+def _service_error(exc: ServiceError) -> Response[Any]:
+    return error_response(HTTPStatus(exc.status_code), "error", str(exc.msg))
+
+
+def _invalid_response(exc: ResponseValidationError) -> Response[Any]:
+    log.error("response does not match its schema", extra={"errors": exc.errors()})
+    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "Internal error.")
+
+
+def _unexpected(exc: Exception) -> Response[Any]:
+    log.exception("unexpected error in the status API")
+    return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error", "Internal error.")
+
+
+def _register_error_handlers(app: APIGatewayRestResolver) -> None:
+    """Domain errors and validation → 4xx with ErrorResponse; anything else → a plain 500, never a traceback."""
+    app.exception_handler(ApiError)(_domain_error)
+    app.exception_handler(RequestValidationError)(_invalid_request)
+    app.not_found(_no_route)
+    app.exception_handler(ServiceError)(_service_error)
+    app.exception_handler(ResponseValidationError)(_invalid_response)
+    app.exception_handler(Exception)(_unexpected)
+
+
+# -- the OpenAPI document --------------------------------------------------------------------
+API_TITLE = "iamguard status API"
+API_DESCRIPTION = (
+    "Where an AWS account stands on IAM: root, password policy, every user's MFA, admin rights and "
+    "credentials, as audited by iamguard. Deployed behind API Gateway with AWS_IAM (SigV4) "
+    "authorization by default, or an API key (parameter ApiAuth)."
+)
+_SECURITY_SCHEMES = {
+    "sigv4": {
+        "type": "apiKey",
+        "name": "Authorization",
+        "in": "header",
+        "description": "AWS Signature Version 4 (service execute-api), checked by API Gateway (ApiAuth=AWS_IAM).",
+        "x-amazon-apigateway-authtype": "awsSigv4",
+    },
+    "api_key": {
+        "type": "apiKey",
+        "name": "x-api-key",
+        "in": "header",
+        "description": "An API Gateway API key (ApiAuth=API_KEY).",
+    },
+}
+
+
+def _unused_service() -> StatusService:
+    raise RuntimeError("the OpenAPI document is generated without a service")
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the API, as committed in docs/openapi.json."""
+    app = create_app(_unused_service)
+    schema: dict[str, Any] = json.loads(
+        app.get_openapi_json_schema(title=API_TITLE, version=__version__, description=API_DESCRIPTION)
+    )
+    # Validation errors are answered with 400 and ErrorResponse (see _register_error_handlers),
+    # and a response that fails its own schema with a plain 500: document that, not Powertools' defaults.
+    internal = _errors(500)[500]
+    for operation in (op for path in schema["paths"].values() for op in path.values()):
+        responses = operation["responses"]
+        responses.pop("422", None)
+        responses["500"] = {
+            "description": internal["description"],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+        }
+        operation["security"] = [{"sigv4": []}, {"api_key": []}]
+    components = schema["components"]
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        components["schemas"].pop(unused, None)
+    components["securitySchemes"] = _SECURITY_SCHEMES
+    return schema
+
+
+def openapi_json() -> str:
+    """The document as text, exactly as committed (sorted keys, two-space indent, final newline)."""
+    return json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"

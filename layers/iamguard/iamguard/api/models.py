@@ -1,0 +1,209 @@
+"""Response models of the status API: what the OpenAPI document promises."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from iamguard.findings import Severity, Status
+
+# The catalog's stable ids (iamguard.checks.CATALOG); a unit test keeps the two equal.
+CheckId = Literal[
+    "root_mfa_enabled",
+    "root_hardware_mfa",
+    "root_no_access_keys",
+    "root_not_used_recently",
+    "password_policy",
+    "account_alias_set",
+    "user_console_mfa",
+    "user_mfa",
+    "user_admin_access",
+    "user_admin_without_mfa",
+    "user_no_direct_policies",
+    "user_required_policies",
+    "user_password_reset_possible",
+    "user_pending_first_sign_in",
+    "user_access_keys_rotated",
+    "user_unused_credentials",
+    "user_single_active_key",
+]
+
+
+class Verdict(StrEnum):
+    """The account's overall answer to "are we compliant?"."""
+
+    COMPLIANT = "compliant"  # nothing above informational fails, and a recent audit says so
+    NON_COMPLIANT = "non_compliant"  # a finding above informational fails
+    UNKNOWN = "unknown"  # no audit yet, the last audit is stale, or a check could not be evaluated
+
+
+class UserStatus(StrEnum):
+    COMPLIANT = "compliant"  # every check passes
+    NON_COMPLIANT = "non_compliant"  # at least one check fails
+    EXEMPT = "exempt"  # would fail, but the user is exempt
+    UNKNOWN = "unknown"  # nothing fails, but a check could not be evaluated
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class SeverityCounts(_Model):
+    critical: int = 0
+    high: int = 0
+    medium: int = 0
+    low: int = 0
+    informational: int = 0
+
+
+class StatusCounts(_Model):
+    PASS: int = 0
+    FAIL: int = 0
+    EXEMPT: int = 0
+    ERROR: int = 0
+
+
+class UserCounts(_Model):
+    total: int = 0
+    compliant: int = 0
+    non_compliant: int = 0
+    exempt: int = 0
+    unknown: int = 0
+
+
+class CheckResult(_Model):
+    """A root or account-wide check's current result."""
+
+    check_id: CheckId
+    title: str
+    severity: Severity
+    status: Status
+    resource_name: str
+    detail: str
+    last_seen: datetime | None = None
+
+
+class LastAudit(_Model):
+    started_at: datetime
+    finished_at: datetime
+    age_seconds: int = Field(description="Seconds since the audit finished.")
+    stale: bool = Field(description="True when the audit is older than twice the audit interval.")
+    api_calls: int
+    errors: dict[str, str] = Field(description="Inventory parts that could not be read, with the reason.")
+
+
+class StatusReport(_Model):
+    """Where the account stands."""
+
+    verdict: Verdict
+    account_id: str | None
+    generated_at: datetime
+    stale: bool = Field(description="True when there is no audit or the last one is older than twice the interval.")
+    last_audit: LastAudit | None
+    root: list[CheckResult]
+    account: list[CheckResult] = Field(description="Account-wide checks: password policy and account alias.")
+    users: UserCounts
+    findings: StatusCounts
+    failed_by_severity: SeverityCounts
+
+
+class Remediation(_Model):
+    console: list[str]
+    cli: str
+
+
+class FindingDetail(_Model):
+    """One finding with its check's title, risk and fix steps."""
+
+    check_id: CheckId
+    severity: Severity
+    status: Status
+    resource_type: Literal["root", "user", "account"]
+    resource_arn: str
+    resource_name: str
+    account_id: str
+    detail: str
+    observed_at: datetime
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    status_changed_at: datetime | None = None
+    title: str
+    risk: str
+    remediation: Remediation
+    standards: list[str]
+
+
+class FindingPage(_Model):
+    findings: list[FindingDetail]
+    next_token: str | None = Field(description="Pass as next_token to get the next page; null on the last page.")
+
+
+class UserSummary(_Model):
+    name: str
+    arn: str
+    status: UserStatus
+    highest_severity: Severity | None = Field(description="The most severe failed check, if any.")
+    failed_checks: list[CheckId]
+    exempt_checks: list[CheckId]
+    error_checks: list[CheckId]
+    last_seen: datetime | None
+
+
+class UserPage(_Model):
+    users: list[UserSummary]
+    next_token: str | None = Field(description="Pass as next_token to get the next page; null on the last page.")
+
+
+class UserDetail(_Model):
+    """A user and every finding about it, failures first."""
+
+    name: str
+    arn: str
+    status: UserStatus
+    highest_severity: Severity | None
+    findings: list[FindingDetail]
+
+
+class EventKind(StrEnum):
+    DETECTION = "detection"
+    ACTION = "action"
+
+
+class EventRecord(_Model):
+    """A real-time detection or an enforcement action, as the event path recorded it."""
+
+    kind: str = Field(description="detection or action.")
+    id: str
+    at: datetime
+    severity: Severity | None = None
+    summary: str | None = None
+    resource_name: str | None = None
+    data: dict[str, Any]
+
+
+class EventList(_Model):
+    events: list[EventRecord]
+    days: int
+
+
+class AuditStarted(_Model):
+    """An audit was requested; it runs asynchronously."""
+
+    run_id: str
+    requested_at: datetime
+    follow: str = Field(description="Where to see the result: GET /status, whose last_audit.started_at will be newer.")
+    message: str
+
+
+class ErrorDetail(_Model):
+    location: str
+    type: str
+
+
+class ErrorResponse(_Model):
+    error: str = Field(description="A stable error code, e.g. bad_request, not_found, internal_error.")
+    message: str
+    details: list[ErrorDetail] = []

@@ -1,0 +1,200 @@
+"""The status API on 127.0.0.1: each HTTP request becomes an API Gateway REST proxy event.
+
+The event goes through the same resolver as in Lambda (iamguard.api.app.create_app),
+so the local API is the deployed API minus API Gateway's own authorization and
+throttling. It binds to the loopback interface only: there is no authorization here.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from iamguard.api.app import create_app
+from iamguard.api.launch import AuditLauncher, ThreadAuditLauncher
+from iamguard.api.service import StatusService
+from iamguard.api.settings import ApiSettings
+from iamguard.aws import AwsContext
+from iamguard.config import Settings
+from iamguard.store import FindingsStore
+
+HOST = "127.0.0.1"
+LOCAL_ACCOUNT_ID = "123456789012"
+log = logging.getLogger(__name__)
+
+# Powertools keeps the current event on the router class: one request at a time per process.
+_RESOLVE_LOCK = threading.Lock()
+_TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
+
+
+@dataclass(frozen=True)
+class LocalLambdaContext:
+    """The parts of a Lambda context the resolver and Powertools read."""
+
+    function_name: str = "iamguard-status-api-local"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT_ID}:function:iamguard-status-api-local"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def proxy_event(
+    method: str, target: str, headers: list[tuple[str, str]], body: bytes, source_ip: str = HOST
+) -> dict[str, Any]:
+    """An API Gateway REST (v1) proxy event for one HTTP request, as a `/{proxy+}` resource receives it."""
+    parsed = urllib.parse.urlsplit(target)
+    path = urllib.parse.unquote(parsed.path) or "/"
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        multi_headers.setdefault(name, []).append(value)
+    query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
+    content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+    is_text = not body or any(content_type.startswith(t) for t in _TEXT_TYPES)
+    request_id = str(uuid.uuid4())
+    return {
+        "resource": "/{proxy+}",
+        "path": path,
+        "httpMethod": method,
+        "headers": {name: values[-1] for name, values in multi_headers.items()},
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": {"proxy": path.lstrip("/")} if path != "/" else None,
+        "stageVariables": None,
+        "requestContext": {
+            "accountId": LOCAL_ACCOUNT_ID,
+            "apiId": "local",
+            "domainName": HOST,
+            "httpMethod": method,
+            "identity": {"sourceIp": source_ip, "userAgent": multi_headers.get("User-Agent", [""])[-1]},
+            "path": path,
+            "protocol": "HTTP/1.1",
+            "requestId": request_id,
+            "requestTimeEpoch": int(time.time() * 1000),
+            "resourceId": "local",
+            "resourcePath": "/{proxy+}",
+            "stage": "local",
+        },
+        "body": (body.decode("utf-8", "replace") if is_text else base64.b64encode(body).decode()) if body else None,
+        "isBase64Encoded": bool(body) and not is_text,
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _ApiHttpServer
+    protocol_version = "HTTP/1.1"
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        event = proxy_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
+        with _RESOLVE_LOCK:
+            result = self.server.app.resolve(event, LocalLambdaContext())
+        payload = result.get("body") or ""
+        data = base64.b64decode(payload) if result.get("isBase64Encoded") else str(payload).encode()
+        self.send_response(int(result["statusCode"]))
+        headers: dict[str, Any] = {**result.get("headers", {})}
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers[name] = values
+        for name, value in headers.items():
+            for single in value if isinstance(value, list) else [value]:
+                self.send_header(name, str(single))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+class _ApiHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, app: Any, verbose: bool) -> None:
+        self.app = app
+        self.verbose = verbose
+        super().__init__((HOST, port), _Handler)
+
+
+def local_service(
+    aws: AwsContext,
+    table: str,
+    *,
+    settings: ApiSettings | None = None,
+    audit_settings: Settings | None = None,
+    create_table: bool = False,
+) -> StatusService:
+    """A service over the findings table at `aws`, auditing in a background thread on POST /audit."""
+    store = FindingsStore(aws.dynamodb(), table)
+    if create_table:
+        store.ensure_table()
+    api_settings = (settings or ApiSettings.from_env()).model_copy(update={"findings_table": table})
+    launcher: AuditLauncher = ThreadAuditLauncher(aws, store, audit_settings or Settings.from_env())
+    return StatusService(store, api_settings, launcher)
+
+
+class ApiServer:
+    """The status API served in a daemon thread; a context manager."""
+
+    def __init__(self, service: StatusService, port: int = 0, *, verbose: bool = False) -> None:
+        self.service = service
+        self._httpd = _ApiHttpServer(port, create_app(lambda: service), verbose)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="iamguard-api", daemon=True)
+
+    def start(self) -> ApiServer:
+        self._thread.start()
+        return self
+
+    @property
+    def port(self) -> int:
+        port: int = self._httpd.server_address[1]
+        return port
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (the CLI)."""
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+        self._httpd.server_close()
+
+    def __enter__(self) -> ApiServer:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+
+def serve_in_thread(
+    aws: AwsContext,
+    table: str,
+    *,
+    port: int = 0,
+    settings: ApiSettings | None = None,
+    audit_settings: Settings | None = None,
+    create_table: bool = False,
+    verbose: bool = False,
+) -> ApiServer:
+    """Start the status API on 127.0.0.1:`port` (0 = any free port) over the table at `aws`; stop() it after."""
+    service = local_service(aws, table, settings=settings, audit_settings=audit_settings, create_table=create_table)
+    return ApiServer(service, port, verbose=verbose).start()

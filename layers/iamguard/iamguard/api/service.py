@@ -1,0 +1,317 @@
+"""What the status API answers, read from the findings table; no HTTP here."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from itertools import groupby
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from iamguard.api.errors import AuditUnavailable, BadRequest, UnknownUser
+from iamguard.api.launch import AuditLauncher, LambdaAuditLauncher
+from iamguard.api.models import (
+    AuditStarted,
+    CheckResult,
+    EventKind,
+    EventList,
+    EventRecord,
+    FindingDetail,
+    FindingPage,
+    LastAudit,
+    SeverityCounts,
+    StatusCounts,
+    StatusReport,
+    UserCounts,
+    UserDetail,
+    UserPage,
+    UserStatus,
+    UserSummary,
+    Verdict,
+)
+from iamguard.api.pagination import decode_token, encode_token, query_fingerprint
+from iamguard.api.settings import ApiSettings
+from iamguard.audit import finding_dict
+from iamguard.aws import AwsContext
+from iamguard.checks import CATALOG
+from iamguard.findings import Finding, Severity, Status
+from iamguard.store import GONE_DETAIL, FindingsStore, item_to_finding
+
+Item = dict[str, Any]
+Keyed = tuple[Item, dict[str, str]]
+
+
+class StatusService:
+    """Answers the API's questions from a FindingsStore; starts audits through an AuditLauncher."""
+
+    def __init__(
+        self,
+        store: FindingsStore,
+        settings: ApiSettings,
+        launcher: AuditLauncher | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.launcher = launcher
+        self.clock = clock
+
+    # -- GET /status ----------------------------------------------------------------
+    def status(self) -> StatusReport:
+        now = self.clock()
+        findings = [
+            f
+            for f in map(item_to_finding, (item for item, _ in self.store.finding_items()))
+            if not f.detail.endswith(GONE_DETAIL)
+        ]
+        record = self.store.latest_audit()
+        audit = self._last_audit(record, now) if record else None
+        account_id = (
+            str(record["account_id"])
+            if record
+            else next((f.account_id for f in findings if f.resource_type != "user"), None)
+        )
+        by_status = Counter(f.status.value for f in findings)
+        failed = Counter(f.severity.value for f in findings if f.failed)
+        users = Counter(s.status.value for s in map(_user_summary, _by_user(findings)) if s is not None)
+        stale = audit is None or audit.stale
+        if any(f.failed and f.severity is not Severity.INFORMATIONAL for f in findings):
+            verdict = Verdict.NON_COMPLIANT
+        elif stale or not findings or by_status[Status.ERROR.value]:
+            verdict = Verdict.UNKNOWN
+        else:
+            verdict = Verdict.COMPLIANT
+        account_wide = [f for f in findings if f.resource_type != "user" and f.account_id == account_id]
+        return StatusReport(
+            verdict=verdict,
+            account_id=account_id,
+            generated_at=now,
+            stale=stale,
+            last_audit=audit,
+            root=_check_results(f for f in account_wide if f.resource_type == "root"),
+            account=_check_results(f for f in account_wide if f.resource_type == "account"),
+            users=UserCounts(total=sum(users.values()), **users),
+            findings=StatusCounts(**by_status),
+            failed_by_severity=SeverityCounts(**failed),
+        )
+
+    def _last_audit(self, record: Mapping[str, Any], now: datetime) -> LastAudit:
+        finished = datetime.fromisoformat(str(record["finished_at"]))
+        age = now - finished
+        return LastAudit(
+            started_at=datetime.fromisoformat(str(record["started_at"])),
+            finished_at=finished,
+            age_seconds=max(0, int(age.total_seconds())),
+            stale=age > self.settings.stale_after,
+            api_calls=int(record.get("api_calls", 0)),
+            errors={str(k): str(v) for k, v in (record.get("errors") or {}).items()},
+        )
+
+    # -- GET /users, /users/{name} -----------------------------------------------------
+    def users(
+        self,
+        *,
+        status: UserStatus | None = None,
+        min_severity: Severity | None = None,
+        limit: int = 50,
+        next_token: str | None = None,
+    ) -> UserPage:
+        """Users (in table order), `limit` per page, each with the checks it fails."""
+        fingerprint = query_fingerprint(endpoint="users", status=status, min_severity=min_severity)
+        start = decode_token(next_token, fingerprint) if next_token else None
+        page: list[UserSummary] = []
+        resume: dict[str, str] | None = None
+        items = self._items(resource_type="user", start_key=start)
+        for _, group in groupby(items, key=lambda keyed: keyed[0]["pk"]):
+            keyed = list(group)
+            summary = _user_summary([item_to_finding(item) for item, _ in keyed])
+            if summary is None or (status is not None and summary.status is not status):
+                continue
+            if min_severity is not None and (
+                summary.highest_severity is None or summary.highest_severity.rank < min_severity.rank
+            ):
+                continue
+            if len(page) == limit:
+                break  # one more match exists: the page ends at the previous user
+            page.append(summary)
+            resume = keyed[-1][1]
+        else:
+            resume = None
+        return UserPage(users=page, next_token=encode_token(resume, fingerprint) if resume else None)
+
+    def user(self, name: str) -> UserDetail:
+        findings = self.store.findings_for_resource("user", name, "")
+        summary = _user_summary(findings)
+        if summary is None:
+            raise UnknownUser(name)
+        ordered = sorted(findings, key=_worst_first)
+        return UserDetail(
+            name=summary.name,
+            arn=summary.arn,
+            status=summary.status,
+            highest_severity=summary.highest_severity,
+            findings=[FindingDetail.model_validate(finding_dict(f)) for f in ordered],
+        )
+
+    # -- GET /findings ------------------------------------------------------------------
+    def findings(
+        self,
+        *,
+        check_id: str | None = None,
+        severity: Severity | None = None,
+        status: Status | None = None,
+        limit: int = 50,
+        next_token: str | None = None,
+    ) -> FindingPage:
+        """Findings matching every given filter, `limit` per page."""
+        fingerprint = query_fingerprint(endpoint="findings", check_id=check_id, severity=severity, status=status)
+        start = decode_token(next_token, fingerprint) if next_token else None
+        page: list[FindingDetail] = []
+        resume: dict[str, str] | None = None
+        for item, key in self._items(check_id=check_id, severity=severity, status=status, start_key=start):
+            if item["check_id"] not in CATALOG:
+                continue  # a check retired from the catalog: nothing to explain it with
+            if len(page) == limit:
+                break
+            page.append(FindingDetail.model_validate(finding_dict(item_to_finding(item))))
+            resume = key
+        else:
+            resume = None
+        return FindingPage(findings=page, next_token=encode_token(resume, fingerprint) if resume else None)
+
+    def _items(self, *, start_key: Mapping[str, str] | None = None, **filters: Any) -> Iterator[Keyed]:
+        try:
+            yield from self.store.finding_items(start_key=start_key, **filters)
+        except ClientError as exc:
+            if start_key and exc.response.get("Error", {}).get("Code") == "ValidationException":
+                raise BadRequest("next_token is not a token this API issued") from exc
+            raise
+
+    # -- GET /events ----------------------------------------------------------------------
+    def events(self, *, kind: EventKind | None = None, days: int = 7, limit: int = 50) -> EventList:
+        """The latest detections and enforcement actions, newest first."""
+        wanted = [
+            item
+            for item in self.store.recent_activity(days=days, limit=1000 if kind else limit, now=self.clock())
+            if kind is None or item.get("kind") == kind.value
+        ]
+        return EventList(events=[_event_record(item) for item in wanted[:limit]], days=days)
+
+    # -- POST /audit ----------------------------------------------------------------------
+    def start_audit(self) -> AuditStarted:
+        if self.launcher is None:
+            raise AuditUnavailable("This API has no audit function configured (AUDIT_FUNCTION_NAME).")
+        requested = self.clock()
+        run_id = self.launcher.start(uuid.uuid4().hex)
+        return AuditStarted(
+            run_id=run_id,
+            requested_at=requested,
+            follow="/status",
+            message="The audit runs in the background; GET /status shows it as last_audit once it has finished.",
+        )
+
+
+def service_from_env() -> StatusService:
+    """The service as the Lambda function runs it: settings from the environment, audits via Lambda."""
+    settings = ApiSettings.from_env()
+    aws = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
+    launcher = LambdaAuditLauncher(aws, settings.audit_function_name) if settings.audit_function_name else None
+    return StatusService(FindingsStore(aws.dynamodb(), settings.findings_table), settings, launcher)
+
+
+def _by_user(findings: Iterable[Finding]) -> Iterator[list[Finding]]:
+    users = sorted((f for f in findings if f.resource_type == "user"), key=lambda f: f.resource_name)
+    for _, group in groupby(users, key=lambda f: f.resource_name):
+        yield list(group)
+
+
+def _worst_first(finding: Finding) -> tuple[int, int, str]:
+    order = {Status.FAIL: 0, Status.ERROR: 1, Status.EXEMPT: 2, Status.PASS: 3}
+    return order[finding.status], -finding.severity.rank, finding.check_id
+
+
+def _user_summary(findings: list[Finding]) -> UserSummary | None:
+    """One user's standing; None when it has no findings or no longer exists."""
+    findings = [f for f in findings if f.check_id in CATALOG]
+    if not findings or all(f.detail.endswith(GONE_DETAIL) for f in findings):
+        return None
+    failed = sorted((f for f in findings if f.status is Status.FAIL), key=_worst_first)
+    exempt = [f.check_id for f in findings if f.status is Status.EXEMPT]
+    errors = [f.check_id for f in findings if f.status is Status.ERROR]
+    if failed:
+        status = UserStatus.NON_COMPLIANT
+    elif exempt:
+        status = UserStatus.EXEMPT
+    elif errors:
+        status = UserStatus.UNKNOWN
+    else:
+        status = UserStatus.COMPLIANT
+    seen = [f.last_seen for f in findings if f.last_seen]
+    return UserSummary.model_validate(
+        {
+            "name": findings[0].resource_name,
+            "arn": findings[0].resource_arn,
+            "status": status,
+            "highest_severity": failed[0].severity if failed else None,
+            "failed_checks": [f.check_id for f in failed],
+            "exempt_checks": sorted(exempt),
+            "error_checks": sorted(errors),
+            "last_seen": max(seen) if seen else None,
+        }
+    )
+
+
+def _check_results(findings: Iterable[Finding]) -> list[CheckResult]:
+    order = list(CATALOG)
+    return [
+        CheckResult.model_validate(
+            {
+                "check_id": f.check_id,
+                "title": CATALOG[f.check_id].title,
+                "severity": f.severity,
+                "status": f.status,
+                "resource_name": f.resource_name,
+                "detail": f.detail,
+                "last_seen": f.last_seen,
+            }
+        )
+        for f in sorted((f for f in findings if f.check_id in CATALOG), key=lambda f: order.index(f.check_id))
+    ]
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; JSON wants int or float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | set | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _event_record(item: Item) -> EventRecord:
+    data = _plain(item.get("data") or {})
+    severity = data.get("severity")
+    return EventRecord(
+        kind=str(item.get("kind", "")),
+        id=str(item["sk"]).split("#", 2)[-1],
+        at=datetime.fromisoformat(str(item["at"])),
+        severity=Severity.parse(severity) if isinstance(severity, str) and _is_severity(severity) else None,
+        summary=data.get("summary") or data.get("reason"),
+        resource_name=data.get("resource_name") or data.get("user_name"),
+        data=data,
+    )
+
+
+def _is_severity(value: str) -> bool:
+    try:
+        Severity.parse(value)
+    except ValueError:
+        return False
+    return True
