@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -45,6 +46,16 @@ log = logging.getLogger(__name__)
 USER_NAME_PATTERN = r"^[A-Za-z0-9_+=,.@-]{1,64}$"  # IAM user names
 MAX_PAGE_SIZE = 100
 ServiceProvider = Callable[[], StatusService]
+# Every route and its methods, for 405 answers (a test keeps it equal to the OpenAPI paths).
+ROUTES: dict[str, tuple[str, ...]] = {
+    "/status": ("GET",),
+    "/users": ("GET",),
+    "/users/<name>": ("GET",),
+    "/findings": ("GET",),
+    "/events": ("GET",),
+    "/audit": ("POST",),
+}
+_ROUTE_RULES = [(re.compile(re.sub(r"<\w+>", "[^/]+", route)), methods) for route, methods in ROUTES.items()]
 
 _ERROR_DESCRIPTIONS = {
     400: "The query is invalid (a parameter fails validation, or next_token is not from this query).",
@@ -190,8 +201,19 @@ def _invalid_request(exc: RequestValidationError) -> Response[Any]:
     return error_response(HTTPStatus.BAD_REQUEST, "bad_request", "The request is invalid.", details)
 
 
-def _no_route(exc: NotFoundError) -> Response[Any]:
-    return error_response(HTTPStatus.NOT_FOUND, "not_found", "No such route.")
+def _no_route(app: APIGatewayRestResolver) -> Callable[[NotFoundError], Response[Any]]:
+    def answer(exc: NotFoundError) -> Response[Any]:
+        path = app.current_event.path
+        allowed = next((methods for rule, methods in _ROUTE_RULES if rule.fullmatch(path)), None)
+        if allowed is None:
+            return error_response(HTTPStatus.NOT_FOUND, "not_found", "No such route.")
+        response = error_response(
+            HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", f"{path} allows {', '.join(allowed)} only."
+        )
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+
+    return answer
 
 
 def _service_error(exc: ServiceError) -> Response[Any]:
@@ -212,7 +234,7 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
     """Domain errors and validation → 4xx with ErrorResponse; anything else → a plain 500, never a traceback."""
     app.exception_handler(ApiError)(_domain_error)
     app.exception_handler(RequestValidationError)(_invalid_request)
-    app.not_found(_no_route)
+    app.not_found(_no_route(app))
     app.exception_handler(ServiceError)(_service_error)
     app.exception_handler(ResponseValidationError)(_invalid_response)
     app.exception_handler(Exception)(_unexpected)
