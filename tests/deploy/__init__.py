@@ -1,0 +1,1 @@
+"""The deployable: template permissions, alarms and settings, the forwarder, the security scan."""

@@ -1,0 +1,1 @@
+"""Helpers for the template and build tests (no test functions here)."""
