@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from iamguard.notify.settings import NotifySettings, notify_env
+
 Mode = Literal["monitor", "enforce"]
 Language = Literal["en", "ko"]
 
@@ -51,6 +53,8 @@ class Settings(BaseModel):
     required_policy_arns: tuple[str, ...] = ()
     exempt_users: frozenset[str] = frozenset()
     findings_table: str | None = None
+    # Notifications (iamguard.notify): channels, severity routing, retry limits.
+    notify: NotifySettings = NotifySettings()
 
     @field_validator("required_policy_arns")
     @classmethod
@@ -91,6 +95,7 @@ class Settings(BaseModel):
             "password_baseline": baseline,
             "required_policy_arns": _split(env.get("REQUIRED_POLICY_ARNS", "")),
             "exempt_users": _split(env.get("EXEMPT_USERS", "")),
+            "notify": notify_env(env),
         }
         for field, var in (("mode", "MODE"), ("language", "LANGUAGE"), ("findings_table", "FINDINGS_TABLE")):
             if env.get(var, "").strip():

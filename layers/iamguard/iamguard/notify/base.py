@@ -1,0 +1,36 @@
+"""The one interface every channel implements, and how a channel reports failure."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from iamguard.notify.message import Message
+from iamguard.notify.settings import Channel
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver a message (after its own retries).
+
+    `permanent` means retrying the same request cannot help (a revoked token, a
+    deleted topic); the message still stays pending, so fixing the configuration
+    lets a later run deliver it.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Notifier(Protocol):
+    """One delivery channel (Slack, the SNS topic, Security Hub)."""
+
+    @property
+    def channel(self) -> Channel: ...
+
+    def accepts(self, message: Message) -> bool:
+        """Whether this channel carries this kind of message."""
+        ...
+
+    def send(self, message: Message) -> None:
+        """Deliver or raise DeliveryError. Must be safe to call again with the same message."""
+        ...

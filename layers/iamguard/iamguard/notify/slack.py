@@ -1,0 +1,267 @@
+"""Slack: Block Kit messages through an incoming webhook or a bot token (slack_sdk).
+
+Retries happen inside slack_sdk with its retry handlers: connection errors and
+timeouts, 5xx, and 429 with Retry-After (waited for when it is short; a longer
+wait is left to a later run, the message stays pending). The webhook URL and the
+token are secrets: they are never logged, and slack_sdk's own logger is kept
+quiet and scrubbed.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.client import RemoteDisconnected
+from typing import Any
+from urllib.error import URLError
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry import (
+    BackoffRetryIntervalCalculator,
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    RetryHandler,
+)
+from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
+from slack_sdk.web import WebClient
+from slack_sdk.webhook import WebhookClient
+
+from iamguard.notify.base import DeliveryError
+from iamguard.notify.message import Message, MessageKind
+from iamguard.notify.redact import ScrubFilter, scrub
+from iamguard.notify.settings import Channel
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+HEADER_LIMIT = 150
+TEXT_LIMIT = 3000
+FIELDS_PER_BLOCK = 10
+BLOCK_LIMIT = 50
+# Webhook / Web API errors that retrying the same request cannot fix.
+PERMANENT_ERRORS = {
+    "invalid_token",
+    "invalid_auth",
+    "token_revoked",
+    "account_inactive",
+    "no_service",
+    "no_team",
+    "channel_not_found",
+    "channel_is_archived",
+    "is_archived",
+    "not_in_channel",
+    "action_prohibited",
+    "posting_to_general_channel_denied",
+    "invalid_payload",
+    "invalid_blocks",
+    "missing_scope",
+}
+
+_sdk_logger = logging.getLogger("iamguard.notify.slack_sdk")
+_sdk_logger.setLevel(logging.ERROR)  # slack_sdk logs request URLs at INFO/DEBUG
+_sdk_logger.addFilter(ScrubFilter())
+
+
+@dataclass(frozen=True)
+class SlackCredentials:
+    """Where to post: a webhook URL, or a bot token and a channel. Never printed."""
+
+    webhook_url: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    channel: str | None = None
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(value for value in (self.webhook_url, self.token) if value)
+
+
+def check_webhook_url(url: str) -> str:
+    """A webhook URL must be https (plain http only to this machine). Errors never repeat the URL."""
+    parsed = urllib.parse.urlparse(url.strip())
+    if parsed.scheme == "https" and parsed.hostname:
+        return url.strip()
+    if parsed.scheme == "http" and (parsed.hostname or "") in LOOPBACK:
+        return url.strip()
+    raise ValueError("the Slack webhook must be an https:// URL (http:// only for a receiver on 127.0.0.1)")
+
+
+class CappedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """Retries 429 after its Retry-After, but only when that wait is short; longer waits go to a later run."""
+
+    def __init__(self, max_retry_count: int, max_wait_seconds: float) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait_seconds = max_wait_seconds
+
+    def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        values = {k.lower(): v for k, v in response.headers.items()}.get("retry-after") or ["1"]
+        try:
+            wait = float(values[0])
+        except (TypeError, ValueError):
+            wait = 1.0
+        return wait <= self.max_wait_seconds
+
+
+class AnyServerErrorRetryHandler(ServerErrorRetryHandler):
+    """slack_sdk's handler retries 500 and 503; Slack's edge also answers 502 and 504."""
+
+    def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+        return response is not None and 500 <= int(response.status_code) < 600
+
+
+def retry_handlers(retries: int = 2, backoff: float = 0.5, max_retry_after: float = 30.0) -> list[RetryHandler]:
+    """The handlers both Slack clients use."""
+    interval = BackoffRetryIntervalCalculator(backoff_factor=backoff)
+    return [
+        ConnectionErrorRetryHandler(
+            max_retry_count=retries,
+            interval_calculator=interval,
+            error_types=[URLError, ConnectionError, RemoteDisconnected, TimeoutError],
+        ),
+        AnyServerErrorRetryHandler(max_retry_count=retries, interval_calculator=interval),
+        CappedRateLimitRetryHandler(max_retry_count=retries, max_wait_seconds=max_retry_after),
+    ]
+
+
+# -- Block Kit ------------------------------------------------------------------
+def escape(text: str) -> str:
+    """Slack mrkdwn control characters (& < >); `<user>` would otherwise be read as a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": _cut(text, TEXT_LIMIT)}
+
+
+def blocks(message: Message) -> list[dict[str, Any]]:
+    """The message as Block Kit blocks."""
+    out: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(message.headline, HEADER_LIMIT), "emoji": True}},
+        {"type": "section", "text": _mrkdwn(f"*{escape(message.summary)}*")},
+    ]
+    cells = [
+        _mrkdwn(f"*{escape(f.label)}*\n" + (f"`{escape(f.value)}`" if f.code else escape(f.value)))
+        for f in message.fields
+    ]
+    for start in range(0, len(cells), FIELDS_PER_BLOCK):
+        out.append({"type": "section", "fields": cells[start : start + FIELDS_PER_BLOCK]})
+    for section in message.sections:
+        body = [
+            f"{n}. {escape(line)}" if section.numbered else f"• {escape(line)}"
+            for n, line in enumerate(section.lines, start=1)
+        ]
+        if section.code:
+            body.append("```" + _cut(escape(section.code), TEXT_LIMIT - 200) + "```")
+        out.append({"type": "section", "text": _mrkdwn(f"*{escape(section.title)}*\n" + "\n".join(body))})
+    context = [*(escape(note) for note in message.notes), *([escape(message.footer)] if message.footer else [])]
+    if context:
+        out.append({"type": "divider"})
+        out.append({"type": "context", "elements": [_mrkdwn(text) for text in context[:10]]})
+    return out[:BLOCK_LIMIT]
+
+
+def payload(message: Message) -> dict[str, Any]:
+    """What is posted: blocks, plus `text` for notifications and clients without Block Kit."""
+    return {"text": _cut(f"{message.headline} — {message.summary}", TEXT_LIMIT), "blocks": blocks(message)}
+
+
+# -- the channel ------------------------------------------------------------------
+class SlackNotifier:
+    """Posts to Slack with the credentials a callable returns (a cached secret, or a fixed URL)."""
+
+    def __init__(
+        self,
+        credentials: Callable[[], SlackCredentials],
+        *,
+        timeout: int = 10,
+        retries: int = 2,
+        backoff: float = 0.5,
+        max_retry_after: float = 30.0,
+        api_base_url: str | None = None,
+    ) -> None:
+        self._credentials = credentials
+        self._timeout = timeout
+        self._handlers = retry_handlers(retries, backoff, max_retry_after)
+        self._api_base_url = api_base_url
+
+    @classmethod
+    def from_webhook(cls, url: str, **options: Any) -> SlackNotifier:
+        """A fixed webhook (the CLI's --slack-webhook); raises ValueError for an unusable URL."""
+        fixed = SlackCredentials(webhook_url=check_webhook_url(url))
+        return cls(lambda: fixed, **options)
+
+    @property
+    def channel(self) -> Channel:
+        return Channel.SLACK
+
+    def accepts(self, message: Message) -> bool:
+        return message.kind is not MessageKind.FINDINGS_SYNC
+
+    def send(self, message: Message) -> None:
+        try:
+            credentials = self._credentials()
+        except DeliveryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the secret store raised, the message stays pending
+            raise DeliveryError(f"cannot read the Slack credentials: {type(exc).__name__}") from None
+        body = payload(message)
+        try:
+            if credentials.webhook_url:
+                self._post_webhook(check_webhook_url(credentials.webhook_url), body)
+            elif credentials.token and credentials.channel:
+                self._post_api(credentials.token, credentials.channel, body)
+            else:
+                raise DeliveryError(
+                    "the Slack secret has neither a webhook URL nor a bot token and channel", permanent=True
+                )
+        except DeliveryError as exc:
+            raise DeliveryError(scrub(str(exc), *credentials.secrets()), permanent=exc.permanent) from None
+        except ValueError as exc:
+            raise DeliveryError(str(exc), permanent=True) from None
+
+    def _post_webhook(self, url: str, body: dict[str, Any]) -> None:
+        client = WebhookClient(
+            url,
+            timeout=self._timeout,
+            retry_handlers=self._handlers,
+            logger=_sdk_logger,
+        )
+        try:
+            response = client.send_dict(body)
+        except (URLError, OSError, SlackClientError) as exc:
+            raise DeliveryError(f"Slack webhook unreachable: {_reason(exc)}") from None
+        if response.status_code != 200:
+            text = str(response.body or "").strip()[:200]
+            permanent = response.status_code != 429 and response.status_code < 500 and text in PERMANENT_ERRORS
+            raise DeliveryError(
+                f"Slack webhook answered HTTP {response.status_code} {text}".strip(), permanent=permanent
+            )
+
+    def _post_api(self, token: str, channel: str, body: dict[str, Any]) -> None:
+        options: dict[str, Any] = {"base_url": self._api_base_url} if self._api_base_url else {}
+        client = WebClient(
+            token=token,
+            timeout=self._timeout,
+            retry_handlers=self._handlers,
+            logger=_sdk_logger,
+            **options,
+        )
+        try:
+            client.chat_postMessage(channel=channel, text=body["text"], blocks=body["blocks"])
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "")) if exc.response is not None else ""
+            status = getattr(exc.response, "status_code", 0)
+            raise DeliveryError(
+                f"Slack API answered HTTP {status} {error}".strip(), permanent=error in PERMANENT_ERRORS
+            ) from None
+        except (URLError, OSError, SlackClientError) as exc:
+            raise DeliveryError(f"Slack API unreachable: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None) or exc
+    return scrub(f"{type(exc).__name__}: {reason}")
