@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "audit": "iamguard.cli.audit",
     "serve": "iamguard.cli.serve",
     "api": "iamguard.cli.api",
+    "mfa": "iamguard.cli.mfa",
 }
 
 

@@ -10,6 +10,27 @@ the first-sign-in lockout check can be exercised locally and in tests:
     moto_ext.install()
     moto_ext.root(account_id).mfa = "virtual"
 
+Calls made with root's credentials act on root, as in AWS. moto treats every
+request as coming from an IAM user and fails when a call names no user; here a
+request signed with an access key that belongs to no IAM user or role session
+(moto's default `testing` keys, or a key root created) is root's own, so:
+
+- EnableMFADevice / DeactivateMFADevice without UserName enable or remove root's
+  virtual MFA device (created with CreateVirtualMFADevice as usual). boto3 and
+  the aws CLI insist on a UserName for EnableMFADevice, so `<root_account>`
+  (the credential report's name for root; no IAM user can have it) means
+  "root" as well;
+- ListMFADevices without UserName lists root's device;
+- CreateAccessKey / ListAccessKeys without UserName create or list root's keys,
+  and UpdateAccessKey / DeleteAccessKey act on a root key by its id.
+
+moto's EventBridge drops the `account` field from the events it delivers to
+targets (its default input template lacks it); the template is completed here,
+so a handler parsing the envelope sees what EventBridge sends.
+
+moto has no ResyncMFADevice either; it is added here (the device must belong to
+the user; the local trail checks the codes, as for EnableMFADevice).
+
 The state lives in the moto process (in-process mock or a server started from
 Python); it mirrors what AWS itself would hold for the root user.
 """
@@ -22,6 +43,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 ROOT_MFA_SERIAL = "arn:aws:iam::{account_id}:mfa/root-account-mfa-device"
+ROOT_USER_NAME = "<root_account>"  # stands for root where an API insists on a UserName
 _DATE = "%Y-%m-%dT%H:%M:%S+00:00"
 
 _lock = threading.Lock()
@@ -43,6 +65,7 @@ class RootAccount:
     account_id: str
     created: datetime = field(default_factory=lambda: datetime(2024, 1, 1, tzinfo=UTC))
     mfa: Literal["none", "virtual", "hardware"] = "none"
+    mfa_serial: str | None = None  # the virtual device root enabled (None: none, or set directly in a test)
     mfa_enabled_at: datetime | None = None
     password_last_used: datetime | None = None
     access_keys: list[RootKey] = field(default_factory=list)
@@ -130,7 +153,14 @@ def install() -> None:
     def list_virtual_mfa_devices(self: Any, assignment_status: str, marker: str | None, max_items: int) -> Any:
         devices, next_marker = original_list_devices(self, assignment_status, marker, max_items)
         state = root(self.account_id)
-        if state.mfa == "virtual" and assignment_status in {"Assigned", "Any"} and next_marker is None:
+        # A device root enabled through EnableMFADevice is listed by moto itself; one set in a test is not.
+        real_device = state.mfa_serial is not None and state.mfa_serial in self.virtual_mfa_devices
+        if (
+            state.mfa == "virtual"
+            and not real_device
+            and assignment_status in {"Assigned", "Any"}
+            and next_marker is None
+        ):
             device = models.VirtualMfaDevice(self.account_id, self.region_name, "/root-account-mfa-device")
             device.enable_date = state.mfa_enabled_at or datetime.now(UTC)
             device.user = _RootUserView(self.account_id)  # type: ignore[assignment]
@@ -148,7 +178,195 @@ def install() -> None:
     def original_get_login_profile_result(self: Any) -> Any:
         return responses.IamResponse.get_login_profile(self)
 
+    _install_root_calls(responses.IamResponse)
+    _complete_event_envelope()
     models.IAMBackend.get_credential_report = get_credential_report  # type: ignore[method-assign]
     models.AccountSummary.summary_map = property(summary_map)  # type: ignore[assignment,method-assign]
     models.IAMBackend.list_virtual_mfa_devices = list_virtual_mfa_devices  # type: ignore[method-assign]
     responses.IamResponse.create_login_profile = create_login_profile  # type: ignore[method-assign]
+
+
+def _complete_event_envelope() -> None:
+    from moto.events.utils import EventTemplateParser
+
+    template = EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE
+    if '"account"' not in template:
+        EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
+            '"source": "<source>",', '"source": "<source>", "account": "<account>",'
+        )
+
+
+# -- calls made with root's credentials -------------------------------------------------
+
+
+def caller_is_root(response: Any) -> bool:
+    """True when a moto IAM request was signed with root's credentials.
+
+    That is any access key that is neither an IAM user's nor an assumed-role
+    session's (moto keeps both in the backend's `access_keys`).
+    """
+    return response.get_access_key() not in response.backend.access_keys
+
+
+def enable_root_mfa(backend: Any, serial_number: str) -> None:
+    """Assign a virtual MFA device (made with CreateVirtualMFADevice) to root."""
+    from moto.core.utils import utcnow
+    from moto.iam.exceptions import EntityAlreadyExists, NotFoundException
+
+    state = root(backend.account_id)
+    device = backend.virtual_mfa_devices.get(serial_number)
+    if device is None:
+        raise NotFoundException(f"VirtualMFADevice with serial number {serial_number} doesn't exist.")
+    if device.enable_date is not None or state.mfa_serial == serial_number:
+        raise EntityAlreadyExists(f"Device {serial_number} is already in use.")
+    device.enable_date = utcnow()
+    device.user = _RootUserView(backend.account_id)
+    with _lock:
+        state.mfa = "virtual"
+        state.mfa_serial = serial_number
+        state.mfa_enabled_at = datetime.now(UTC)
+
+
+def deactivate_root_mfa(backend: Any, serial_number: str) -> None:
+    """Remove root's MFA device (the virtual device stays, unassigned, as in AWS)."""
+    from moto.iam.exceptions import NotFoundException
+
+    state = root(backend.account_id)
+    known = {state.mfa_serial, ROOT_MFA_SERIAL.format(account_id=backend.account_id)}
+    if state.mfa == "none" or serial_number not in known:
+        raise NotFoundException(f"Device {serial_number} not found")
+    device = backend.virtual_mfa_devices.get(serial_number)
+    if device is not None:
+        device.enable_date = None
+        device.user = None
+    with _lock:
+        state.mfa = "none"
+        state.mfa_serial = None
+        state.mfa_enabled_at = None
+
+
+def create_root_access_key(backend: Any) -> tuple[RootKey, str]:
+    """A new active access key for root; returns the key and its secret (shown once, as AWS does)."""
+    from moto.iam.exceptions import LimitExceededException
+    from moto.iam.utils import generate_access_key_id_from_account_id, random_alphanumeric
+
+    state = root(backend.account_id)
+    if len(state.access_keys) >= 2:
+        raise LimitExceededException("Cannot exceed quota for AccessKeysPerUser: 2")
+    key = RootKey(generate_access_key_id_from_account_id(backend.account_id, prefix="AKIA", total_length=20))
+    with _lock:
+        state.access_keys.append(key)
+    return key, random_alphanumeric(40)
+
+
+def _root_key(account_id: str, access_key_id: str) -> RootKey | None:
+    return next((key for key in root(account_id).access_keys if key.access_key_id == access_key_id), None)
+
+
+def _key_metadata(key: RootKey, account_id: str) -> dict[str, Any]:
+    return {
+        "UserName": account_id,
+        "AccessKeyId": key.access_key_id,
+        "Status": "Active" if key.active else "Inactive",
+        "CreateDate": key.created,
+    }
+
+
+def _install_root_calls(response_class: Any) -> None:
+    """Route root's own IAM calls (no UserName, or a root key id) to the root state."""
+    from moto.core.responses import ActionResult, EmptyResult
+
+    originals = {
+        name: getattr(response_class, name)
+        for name in (
+            "enable_mfa_device",
+            "deactivate_mfa_device",
+            "list_mfa_devices",
+            "create_access_key",
+            "list_access_keys",
+            "update_access_key",
+            "delete_access_key",
+        )
+    }
+
+    def for_root(self: Any) -> bool:
+        return self._get_param("UserName") in {None, "", ROOT_USER_NAME} and caller_is_root(self)
+
+    def enable_mfa_device(self: Any) -> Any:
+        if not for_root(self):
+            return originals["enable_mfa_device"](self)
+        enable_root_mfa(self.backend, self._get_param("SerialNumber"))
+        return EmptyResult()
+
+    def deactivate_mfa_device(self: Any) -> Any:
+        if not for_root(self):
+            return originals["deactivate_mfa_device"](self)
+        deactivate_root_mfa(self.backend, self._get_param("SerialNumber"))
+        return EmptyResult()
+
+    def list_mfa_devices(self: Any) -> Any:
+        if not for_root(self):
+            return originals["list_mfa_devices"](self)
+        state = root(self.backend.account_id)
+        devices = []
+        if state.mfa != "none":
+            serial = state.mfa_serial or ROOT_MFA_SERIAL.format(account_id=self.backend.account_id)
+            devices.append(
+                {
+                    "UserName": self.backend.account_id,
+                    "SerialNumber": serial,
+                    "EnableDate": state.mfa_enabled_at or datetime.now(UTC),
+                }
+            )
+        return ActionResult({"MFADevices": devices, "IsTruncated": False})
+
+    def create_access_key(self: Any) -> Any:
+        if not for_root(self):
+            return originals["create_access_key"](self)
+        key, secret = create_root_access_key(self.backend)
+        return ActionResult({"AccessKey": {**_key_metadata(key, self.backend.account_id), "SecretAccessKey": secret}})
+
+    def list_access_keys(self: Any) -> Any:
+        if not for_root(self):
+            return originals["list_access_keys"](self)
+        account_id = self.backend.account_id
+        keys = [_key_metadata(key, account_id) for key in root(account_id).access_keys]
+        return ActionResult({"UserName": account_id, "AccessKeyMetadata": keys, "IsTruncated": False})
+
+    def update_access_key(self: Any) -> Any:
+        key = _root_key(self.backend.account_id, self._get_param("AccessKeyId"))
+        if key is None or self._get_param("UserName"):
+            return originals["update_access_key"](self)
+        with _lock:
+            key.active = self._get_param("Status") == "Active"
+        return EmptyResult()
+
+    def delete_access_key(self: Any) -> Any:
+        key = _root_key(self.backend.account_id, self._get_param("AccessKeyId"))
+        if key is None or self._get_param("UserName"):
+            return originals["delete_access_key"](self)
+        state = root(self.backend.account_id)
+        with _lock:
+            state.access_keys.remove(key)
+        return EmptyResult()
+
+    def resync_mfa_device(self: Any) -> Any:
+        """moto has no ResyncMFADevice: the device must be the user's (codes are checked by the local trail)."""
+        from moto.iam.exceptions import NotFoundException
+
+        serial = self._get_param("SerialNumber")
+        if for_root(self):
+            if root(self.backend.account_id).mfa_serial != serial:
+                raise NotFoundException(f"Device {serial} not found")
+        elif serial not in self.backend.get_user(self._get_param("UserName")).mfa_devices:
+            raise NotFoundException(f"Device {serial} not found")
+        return EmptyResult()
+
+    response_class.resync_mfa_device = resync_mfa_device
+    response_class.enable_mfa_device = enable_mfa_device
+    response_class.deactivate_mfa_device = deactivate_mfa_device
+    response_class.list_mfa_devices = list_mfa_devices
+    response_class.create_access_key = create_access_key
+    response_class.list_access_keys = list_access_keys
+    response_class.update_access_key = update_access_key
+    response_class.delete_access_key = delete_access_key

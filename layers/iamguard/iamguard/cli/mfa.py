@@ -1,0 +1,204 @@
+"""`iamguard mfa`: enrol, list and deactivate virtual MFA devices, with codes checked before enabling."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from iamguard.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    add_aws_arguments,
+    aws_context,
+    aws_errors,
+    is_local_endpoint,
+)
+from iamguard.mfa import Enrollment, EnrollmentError, MfaCodeError, NewDevice, qr_ascii
+
+DEFAULT_ATTEMPTS = 3
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "mfa",
+        help="enrol, list and deactivate virtual MFA devices (codes are verified before a device is enabled)",
+        description="Manage virtual MFA devices of IAM users (and of root in the local runtime).",
+    )
+    commands = parser.add_subparsers(dest="mfa_command", metavar="ACTION", required=True)
+
+    enroll = commands.add_parser(
+        "enroll",
+        help="create a virtual MFA device, show its QR code, verify two consecutive codes, enable it",
+        description="Create a virtual MFA device for USER, show its QR code and secret in this terminal, "
+        "ask for two consecutive codes from the authenticator app, check them, and only then enable the device.",
+    )
+    enroll.add_argument("user", nargs="?", metavar="USER", help="IAM user name (omit with --root)")
+    enroll.add_argument("--root", action="store_true", help="enrol for the root user (local runtime only)")
+    enroll.add_argument("--device-name", help="name of the virtual device (default: the user name)")
+    enroll.add_argument("--code1", metavar="CODE", help="first code (non-interactive; needs --code2)")
+    enroll.add_argument("--code2", metavar="CODE", help="the next code after --code1")
+    enroll.add_argument(
+        "--attempts", type=int, default=DEFAULT_ATTEMPTS, help=f"tries to type the codes (default {DEFAULT_ATTEMPTS})"
+    )
+    add_aws_arguments(enroll)
+    enroll.set_defaults(run=run_enroll)
+
+    listing = commands.add_parser("list", help="list MFA devices (of USER, of root, or every virtual device)")
+    listing.add_argument("user", nargs="?", metavar="USER")
+    listing.add_argument("--root", action="store_true", help="root's devices (local runtime: root's credentials)")
+    add_aws_arguments(listing)
+    listing.set_defaults(run=run_list)
+
+    deactivate = commands.add_parser("deactivate", help="deactivate (and optionally delete) an MFA device")
+    deactivate.add_argument("user", nargs="?", metavar="USER", help="IAM user name (omit with --root)")
+    deactivate.add_argument("serial", metavar="SERIAL", help="serial number (ARN) of the device")
+    deactivate.add_argument("--root", action="store_true", help="root's device (local runtime: root's credentials)")
+    deactivate.add_argument("--delete", action="store_true", help="also delete the virtual device")
+    add_aws_arguments(deactivate)
+    deactivate.set_defaults(run=run_deactivate)
+
+
+def _target(args: argparse.Namespace) -> str | None:
+    """The user to act on, or None for root; usage errors exit 2."""
+    if args.root and args.user:
+        raise CliError("give either USER or --root, not both", exit_code=EXIT_USAGE)
+    if not args.root and not args.user:
+        raise CliError("give a USER (or --root)", exit_code=EXIT_USAGE)
+    if args.root and not is_local_endpoint(args.endpoint_url):
+        raise CliError(
+            "--root works against the local runtime only (--endpoint-url http://127.0.0.1:PORT); "
+            "in AWS, root manages its MFA in the console",
+            exit_code=EXIT_USAGE,
+        )
+    user: str | None = args.user
+    return user
+
+
+def show_device(device: NewDevice, out: TextIO) -> None:
+    """What an authenticator app needs, to this terminal only (never to a log)."""
+    out.write(qr_ascii(device.uri))
+    out.write("\nScan the QR code with your authenticator app (Google Authenticator, Authy, Duo, ...),\n")
+    out.write("or add the account by hand:\n")
+    out.write(f"  URI:    {device.uri}\n")
+    out.write(f"  Secret: {device.grouped_seed}\n\n")
+    out.flush()
+
+
+def prompt_codes(read: Callable[[str], str]) -> tuple[str, str]:
+    first = read("First code from the app: ")
+    second = read("Wait for the next code, then type it: ")
+    return first, second
+
+
+def enroll(
+    enrollment: Enrollment,
+    user: str | None,
+    *,
+    out: TextIO,
+    codes: tuple[str, str] | None = None,
+    read: Callable[[str], str] = input,
+    attempts: int = DEFAULT_ATTEMPTS,
+    device_name: str | None = None,
+) -> str:
+    """Create, show, verify, enable; returns the serial number. The device is deleted if enrolment fails."""
+    device = enrollment.create(user, device_name)
+    tries = 1 if codes is not None else max(1, attempts)
+    try:
+        show_device(device, out)
+        attempt = 1
+        while True:
+            code1, code2 = codes if codes is not None else prompt_codes(read)
+            try:
+                enrollment.enable(device, code1, code2)
+            except MfaCodeError as exc:
+                if attempt >= tries:
+                    raise
+                out.write(f"{exc}\nTry again ({tries - attempt} left).\n")
+                attempt += 1
+                continue
+            return device.serial_number
+    except BaseException:
+        enrollment.abandon(device)
+        raise
+
+
+def _account_id(ctx: Any) -> str:
+    account: str = ctx.sts().get_caller_identity()["Account"]
+    return account
+
+
+def run_enroll(args: argparse.Namespace) -> int:
+    user = _target(args)
+    if (args.code1 is None) != (args.code2 is None):
+        raise CliError("give both --code1 and --code2 (or neither, to type them)", exit_code=EXIT_USAGE)
+    codes = (args.code1, args.code2) if args.code1 is not None else None
+    if codes is None and not sys.stdin.isatty():
+        raise CliError("no terminal to type the codes in: use --code1 and --code2", exit_code=EXIT_USAGE)
+    ctx = aws_context(args)
+    owner = user or "root"
+    with aws_errors(args.endpoint_url):
+        enrollment = Enrollment(ctx.iam(), _account_id(ctx))
+        try:
+            serial = enroll(
+                enrollment,
+                user,
+                out=sys.stdout,
+                codes=codes,
+                attempts=args.attempts,
+                device_name=args.device_name,
+            )
+        except MfaCodeError as exc:
+            raise CliError(f"MFA device not enabled for {owner}: {exc}") from exc
+        except EnrollmentError as exc:
+            raise CliError(str(exc)) from exc
+    sys.stdout.write(f"MFA device {serial} is enabled for {owner}.\n")
+    return EXIT_OK
+
+
+def run_list(args: argparse.Namespace) -> int:
+    if args.root and args.user:
+        raise CliError("give either USER or --root, not both", exit_code=EXIT_USAGE)
+    ctx = aws_context(args)
+    with aws_errors(args.endpoint_url):
+        iam = ctx.iam()
+        rows: list[tuple[str, str, str]] = []
+        if args.user or args.root:
+            owner = args.user or "root"
+            response = iam.list_mfa_devices(UserName=args.user) if args.user else iam.list_mfa_devices()
+            rows = [(owner, d["SerialNumber"], f"{d['EnableDate']:%Y-%m-%d %H:%M}") for d in response["MFADevices"]]
+        else:
+            for page in iam.get_paginator("list_virtual_mfa_devices").paginate(AssignmentStatus="Any"):
+                for d in page["VirtualMFADevices"]:
+                    user = d.get("User", {})
+                    arn = user.get("Arn", "")
+                    owner = "root" if arn.endswith(":root") else user.get("UserName", "(unassigned)")
+                    enable_date = d.get("EnableDate")
+                    rows.append((owner, d["SerialNumber"], f"{enable_date:%Y-%m-%d %H:%M}" if enable_date else "-"))
+    if not rows:
+        sys.stdout.write("no MFA devices\n")
+        return EXIT_OK
+    width = max(len("OWNER"), *(len(row[0]) for row in rows))
+    serial_width = max(len("SERIAL"), *(len(row[1]) for row in rows))
+    sys.stdout.write(f"{'OWNER':<{width}}  {'SERIAL':<{serial_width}}  ENABLED (UTC)\n")
+    for owner, serial, enabled in rows:
+        sys.stdout.write(f"{owner:<{width}}  {serial:<{serial_width}}  {enabled}\n")
+    return EXIT_OK
+
+
+def run_deactivate(args: argparse.Namespace) -> int:
+    user = _target(args)
+    ctx = aws_context(args)
+    with aws_errors(args.endpoint_url):
+        iam = ctx.iam()
+        if user is None:
+            iam.deactivate_mfa_device(SerialNumber=args.serial)
+        else:
+            iam.deactivate_mfa_device(UserName=user, SerialNumber=args.serial)
+        if args.delete:
+            iam.delete_virtual_mfa_device(SerialNumber=args.serial)
+    done = "deactivated and deleted" if args.delete else "deactivated"
+    sys.stdout.write(f"MFA device {args.serial} of {user or 'root'} {done}.\n")
+    return EXIT_OK
