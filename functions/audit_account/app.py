@@ -1,8 +1,9 @@
-"""Scheduled account audit: read the whole account, run every check, store the findings."""
+"""Scheduled account audit: read the whole account, run every check, store the findings, announce changes."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -12,6 +13,7 @@ from iamguard.audit import run_audit, store_audit
 from iamguard.aws import AwsContext
 from iamguard.config import Settings
 from iamguard.inventory import Inventory
+from iamguard.notify.factory import build_dispatcher
 from iamguard.store import FindingsStore
 
 logger = Logger()
@@ -20,6 +22,9 @@ metrics = Metrics(namespace="iamguard")
 
 SETTINGS = Settings.from_env()  # invalid settings fail the cold start, loudly
 AWS = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
+STORE = FindingsStore(AWS.dynamodb(), SETTINGS.findings_table) if SETTINGS.findings_table else None
+# Slack (secret read lazily, cached), the SNS topic, Security Hub: whatever the stack configured.
+NOTIFY = build_dispatcher(SETTINGS, AWS, store=STORE, metrics=metrics, logger=logger)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -27,9 +32,12 @@ AWS = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = run_audit(Inventory(AWS), SETTINGS)
-    if not SETTINGS.findings_table:
+    if STORE is None:
         raise RuntimeError("FINDINGS_TABLE is not set")
-    changes = store_audit(result, FindingsStore(AWS.dynamodb(), SETTINGS.findings_table))
+    changes = store_audit(result, STORE)
+    # Tell people what changed (each change once), then retry what earlier runs could not deliver.
+    delivery = NOTIFY.announce(alerts=[], changes=changes, actions=[])
+    delivery += NOTIFY.flush()
 
     summary = result.summary()
     for severity, count in summary["failed_by_severity"].items():
@@ -49,6 +57,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             ],
             "api_calls": result.api_calls,
             "duration_seconds": round(result.duration_seconds, 3),
+            "notifications": asdict(delivery),
         },
     )
-    return {"account_id": result.account_id, "summary": summary, "changes": len(changes), "errors": result.errors}
+    return {
+        "account_id": result.account_id,
+        "summary": summary,
+        "changes": len(changes),
+        "errors": result.errors,
+        "notifications": asdict(delivery),
+    }

@@ -21,8 +21,9 @@ from iamguard.cli.common import (
 from iamguard.config import ConfigError, Settings
 from iamguard.findings import Severity, Status, at_or_above
 from iamguard.inventory import Inventory
+from iamguard.notify.cli import add_notify_arguments, announcer_from_args, report_delivery
 from iamguard.report import render_csv, render_json, render_table
-from iamguard.store import FindingsStore
+from iamguard.store import Change, FindingsStore
 
 DEFAULT_TABLE = "iamguard-findings"
 
@@ -61,6 +62,7 @@ def register(subparsers: Any) -> None:
         metavar="USER",
         help="a user to report as exempt (repeatable; adds to $EXEMPT_USERS)",
     )
+    add_notify_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -90,13 +92,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     ctx = aws_context(args)
+    store: FindingsStore | None = None
+    changes: list[Change] = []
     with aws_errors(args.endpoint_url):
-        result = run_audit(Inventory(ctx), settings)
         if args.store:
             store = FindingsStore(ctx.dynamodb(), args.table or os.environ.get("FINDINGS_TABLE") or DEFAULT_TABLE)
             if is_local_endpoint(args.endpoint_url):
                 store.ensure_table()
-            store_audit(result, store)
+        announcer = announcer_from_args(args, settings, ctx, store=store)
+        result = run_audit(Inventory(ctx), settings)
+        if store is not None:
+            changes = store_audit(result, store)
 
     shown = (
         [f for f in result.findings if f.status in {Status.FAIL, Status.ERROR}] if args.only_failed else result.findings
@@ -114,6 +120,15 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"cannot write {args.output}: {exc.strerror}") from exc
     else:
         sys.stdout.write(text)
+
+    if announcer is not None:
+        with aws_errors(args.endpoint_url):
+            if store is not None:  # each change once; then whatever an earlier run could not deliver
+                delivery = announcer.announce(alerts=[], changes=changes, actions=[])
+                delivery += announcer.flush()
+            else:  # no history to compare with: the failures of this run
+                delivery = announcer.announce_failures(result.failed)
+        report_delivery(delivery)
 
     if args.fail_on is not None and at_or_above(result.findings, args.fail_on):
         return EXIT_FINDINGS

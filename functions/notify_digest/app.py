@@ -1,0 +1,41 @@
+"""Scheduled digest of open critical/high findings, and delivery of notifications earlier runs could not send."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from iamguard.aws import AwsContext
+from iamguard.config import Settings
+from iamguard.notify.factory import build_dispatcher
+from iamguard.store import FindingsStore
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics(namespace="iamguard")
+
+SETTINGS = Settings.from_env()
+AWS = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
+STORE = FindingsStore(AWS.dynamodb(), SETTINGS.findings_table) if SETTINGS.findings_table else None
+NOTIFY = build_dispatcher(SETTINGS, AWS, store=STORE, metrics=metrics, logger=logger)
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if STORE is None:
+        raise RuntimeError("FINDINGS_TABLE is not set")
+    delivery = NOTIFY.flush()
+    # A retried invocation of the same schedule carries the same time: the digest is sent once.
+    ref = str(event.get("time") or f"{datetime.now(UTC):%Y-%m-%dT%H}")
+    findings = STORE.findings()
+    accounts = sorted({f.account_id for f in findings})
+    for account_id in accounts:
+        delivery += NOTIFY.send_digest(findings, account_id=account_id, ref=ref)
+    logger.info("digest finished", extra={"ref": ref, "accounts": accounts, "notifications": asdict(delivery)})
+    return {"ref": ref, "accounts": accounts, "notifications": asdict(delivery)}
