@@ -3,9 +3,10 @@
 #   make demo      the whole system on this machine: no AWS account, no Docker
 #   make test      lint + typecheck + cfn-lint + sam validate + sam build + pytest
 #
-# Two virtual environments, each rebuilt only when its requirement file changes:
-#   .venv      the iamguard package (editable) with its dev/test tools  <- pyproject.toml
-#   .venv-sam  aws-sam-cli, which pins its own boto3/click               <- requirements-sam.txt
+# Three virtual environments, each rebuilt only when its requirement file changes:
+#   .venv          the iamguard package (editable) with its dev/test tools  <- pyproject.toml
+#   .venv-sam      aws-sam-cli, which pins its own boto3/click               <- requirements-sam.txt
+#   .venv-checkov  checkov (IaC security scan), which pins many deps         <- requirements-checkov.txt
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -17,11 +18,16 @@ MAKEFLAGS += --no-builtin-rules
 PYTHON ?= python3
 VENV := .venv
 VENV_SAM := .venv-sam
+VENV_CHECKOV := .venv-checkov
 VENV_STAMP := $(VENV)/.iamguard-installed.stamp
 SAM_STAMP := $(VENV_SAM)/.sam-installed.stamp
+CHECKOV_STAMP := $(VENV_CHECKOV)/.checkov-installed.stamp
 BIN := $(VENV)/bin
 SAM := $(VENV_SAM)/bin/sam
 PYTEST := $(BIN)/pytest
+CHECKOV := $(VENV_CHECKOV)/bin/checkov
+# Every CloudFormation template in the repository: the stack and the sign-in forwarder.
+TEMPLATES := template.yaml forwarder/signin-forwarder.yaml
 
 # Lambda runtime of template.yaml: `sam build` needs exactly this interpreter on PATH.
 LAMBDA_PYTHON := python3.12
@@ -52,15 +58,16 @@ LAMBDA_PYTHON_DIR = $(shell \
 help:
 	@echo "make demo        run iamguard locally (LANGUAGE=en|ko)"
 	@echo "make test        lint, typecheck, cfn-lint, sam-validate, build, all tests"
-	@echo "make lint | typecheck | cfn-lint | sam-validate | build | unit | integration | pytest"
+	@echo "make lint | typecheck | cfn-lint | sam-validate | checkov | build | unit | integration | pytest"
 	@echo "make format      apply ruff format and safe ruff fixes"
-	@echo "make .venv | .venv-sam   create the virtual environments"
+	@echo "make .venv | .venv-sam | .venv-checkov   create the virtual environments"
 	@echo "make clean       remove build output and caches; distclean also the venvs"
 
 # ------------------------------------------------------------------ environments
-.PHONY: .venv .venv-sam
+.PHONY: .venv .venv-sam .venv-checkov
 .venv: $(VENV_STAMP)
 .venv-sam: $(SAM_STAMP)
+.venv-checkov: $(CHECKOV_STAMP)
 
 $(VENV_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,8 +82,15 @@ $(SAM_STAMP): requirements-sam.txt
 	$(SAM) --version
 	touch $@
 
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON) -m venv $(VENV_CHECKOV)
+	$(VENV_CHECKOV)/bin/python -m pip install --upgrade pip
+	$(VENV_CHECKOV)/bin/python -m pip install -r requirements-checkov.txt
+	$(CHECKOV) --version
+	touch $@
+
 # ------------------------------------------------------------------ checks
-.PHONY: lint format typecheck cfn-lint sam-validate build
+.PHONY: lint format typecheck cfn-lint sam-validate checkov build
 lint: $(VENV_STAMP)
 	$(BIN)/ruff check $(CODE_DIRS)
 	$(BIN)/ruff format --check $(CODE_DIRS)
@@ -92,10 +106,16 @@ typecheck: $(VENV_STAMP)
 	$(BIN)/mypy layers/iamguard/iamguard $(wildcard functions/*/app.py)
 
 cfn-lint: $(VENV_STAMP)
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint $(TEMPLATES)
 
 sam-validate: $(SAM_STAMP)
 	$(SAM_ENV) $(SAM) validate --lint --template-file template.yaml
+
+# Security scan of the templates, offline (settings and the account-wide suppressions,
+# each with its reason, in .checkov.yaml). Without an API key checkov knows no
+# severities, so any failed check fails the target.
+checkov: $(CHECKOV_STAMP)
+	BC_SKIP_MAPPING=TRUE $(CHECKOV) --config-file .checkov.yaml $(addprefix -f ,$(TEMPLATES))
 
 build: $(SAM_STAMP)
 	dir='$(LAMBDA_PYTHON_DIR)'; \
@@ -135,8 +155,8 @@ demo: $(VENV_STAMP)
 .PHONY: clean distclean
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
-	find . -path ./$(VENV) -prune -o -path ./$(VENV_SAM) -prune -o -path ./.git -prune -o \
+	find . -path ./$(VENV) -prune -o -path ./$(VENV_SAM) -prune -o -path ./$(VENV_CHECKOV) -prune -o -path ./.git -prune -o \
 	  -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(VENV_SAM)
+	rm -rf $(VENV) $(VENV_SAM) $(VENV_CHECKOV)

@@ -231,3 +231,25 @@ def test_resource_scoping_facts() -> None:
     assert supports_resource_scoping("dynamodb:PutItem")
     assert not supports_resource_scoping("iam:GetAccountSummary")
     assert not supports_resource_scoping("iam:GetAccountAuthorizationDetails")
+
+
+def test_powertools_parameter_providers_need_their_read_actions(tmp_path: Path) -> None:
+    package = {
+        "iamguard/secret.py": """
+            from aws_lambda_powertools.utilities import parameters
+            from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+            def from_ssm(name):
+                return SSMProvider().get(name, decrypt=True)
+
+            def from_secrets_manager(name):
+                return parameters.get_secret(name)
+        """,
+    }
+    handler = """
+        from iamguard.secret import from_ssm, from_secrets_manager
+
+        def lambda_handler(event, context):
+            return from_ssm("/x"), from_secrets_manager("y")
+    """
+    assert actions(tmp_path, package, handler) == {"ssm:GetParameter", "secretsmanager:GetSecretValue"}

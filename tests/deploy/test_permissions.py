@@ -181,8 +181,9 @@ def test_audit_function_is_granted_every_permission_the_checks_declare() -> None
 
 @pytest.mark.parametrize("name", sorted(LIBRARY_CALLS))
 def test_library_calls_match_the_library_code(name: str) -> None:
-    module, service, methods = LIBRARY_CALLS[name]
-    assert library_operations(module, service) == set(methods)
+    module, service, methods, exact = LIBRARY_CALLS[name]
+    called = library_operations(module, service)
+    assert called == set(methods) if exact else set(methods) <= called
 
 
 def test_derivation_sees_the_audit_path() -> None:

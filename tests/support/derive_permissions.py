@@ -52,14 +52,41 @@ _ACTION_OVERRIDES = {
 }
 
 # Powertools utilities that make AWS calls themselves: the name our code uses ->
-# (the Powertools module whose client calls them, the service, the operations our
-# use of it reaches). tests/deploy/test_permissions.py checks each module still
-# calls exactly these operations, so an upgrade that changes them is noticed.
-LIBRARY_CALLS: dict[str, tuple[str, str, frozenset[str]]] = {
+# (the Powertools module that calls AWS for it, the service, the operations our use
+# of it reaches, whether that is every operation of the service the module calls).
+# The idempotency layer runs its whole protocol; of the parameter providers our code
+# uses `.get()` only. tests/deploy/test_permissions.py checks each against the
+# library's code, so an upgrade that changes them is noticed.
+LIBRARY_CALLS: dict[str, tuple[str, str, frozenset[str], bool]] = {
     "DynamoDBPersistenceLayer": (
         "aws_lambda_powertools.utilities.idempotency.persistence.dynamodb",
         "dynamodb",
         frozenset({"get_item", "put_item", "update_item", "delete_item"}),
+        True,
+    ),
+    "SecretsProvider": (
+        "aws_lambda_powertools.utilities.parameters.secrets",
+        "secretsmanager",
+        frozenset({"get_secret_value"}),
+        False,
+    ),
+    "SSMProvider": (
+        "aws_lambda_powertools.utilities.parameters.ssm",
+        "ssm",
+        frozenset({"get_parameter"}),
+        False,
+    ),
+    "get_secret": (
+        "aws_lambda_powertools.utilities.parameters.secrets",
+        "secretsmanager",
+        frozenset({"get_secret_value"}),
+        False,
+    ),
+    "get_parameter": (
+        "aws_lambda_powertools.utilities.parameters.ssm",
+        "ssm",
+        frozenset({"get_parameter"}),
+        False,
     ),
 }
 
@@ -503,12 +530,9 @@ def derive(handler: Path, package_root: Path, handler_name: str = "lambda_handle
         nodes = list(_unit_nodes(node, module_level=module_level))
         called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
         for child in nodes:
-            if isinstance(child, ast.Name) and module.bindings.get(child.id, ("", ""))[1].startswith(
-                "aws_lambda_powertools"
-            ):
-                used = module.bindings[child.id][1].rsplit(":", 1)[-1]
-                if used in LIBRARY_CALLS:
-                    library_uses.add(used)
+            used = _library_name(child, module)
+            if used in LIBRARY_CALLS:
+                library_uses.add(used)
             if isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute):
                 if child.func.attr in {"get_paginator", "get_waiter"}:
                     where = f"{module.name}:{unit[1]}:{child.lineno}"
@@ -521,9 +545,24 @@ def derive(handler: Path, package_root: Path, handler_name: str = "lambda_handle
                 scope = services if id(child) in called else module.services
                 calls.extend(_operation(child.attr, module, scope, own_names, where))
     for used in sorted(library_uses):
-        _, service, methods = LIBRARY_CALLS[used]
+        _, service, methods, _ = LIBRARY_CALLS[used]
         calls.extend(ApiCall(action_for(service, m), f"{used} (Powertools)") for m in sorted(methods))
     return Derivation(handler, sorted(modules), reached, services, calls, library_uses)
+
+
+def _library_name(node: ast.AST, module: Module) -> str | None:
+    """`SecretsProvider` (imported from Powertools) or `parameters.get_secret` (module attribute)."""
+    if isinstance(node, ast.Name):
+        kind, target = module.bindings.get(node.id, ("", ""))
+        if kind == "symbol" and target.startswith("aws_lambda_powertools"):
+            return target.rsplit(":", 1)[-1]
+    elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        # `from aws_lambda_powertools.utilities import parameters` binds a module, which
+        # this reader (it opens only our own package) records as a symbol.
+        _, target = module.bindings.get(node.value.id, ("", ""))
+        if target.startswith("aws_lambda_powertools"):
+            return node.attr
+    return None
 
 
 def _class_node(module: Module, qualname: str) -> ast.ClassDef:
