@@ -99,7 +99,7 @@ def enroll(
     *,
     out: TextIO,
     codes: tuple[str, str] | None = None,
-    read: Callable[[str], str] = input,
+    read: Callable[[str], str] | None = None,
     attempts: int = DEFAULT_ATTEMPTS,
     device_name: str | None = None,
 ) -> str:
@@ -110,7 +110,7 @@ def enroll(
         show_device(device, out)
         attempt = 1
         while True:
-            code1, code2 = codes if codes is not None else prompt_codes(read)
+            code1, code2 = codes if codes is not None else prompt_codes(read or input)
             try:
                 enrollment.enable(device, code1, code2)
             except MfaCodeError as exc:
