@@ -55,6 +55,14 @@ class Settings(BaseModel):
     findings_table: str | None = None
     # Notifications (iamguard.notify): channels, severity routing, retry limits.
     notify: NotifySettings = NotifySettings()
+    # Event path (iamguard.realtime): the stack's MFA guardrail policy, the roles
+    # iamguard itself runs as (their CloudTrail events are ignored: no loops), the
+    # idempotency table, and what counts as a burst of failed console sign-ins.
+    guardrail_policy_arn: str | None = None
+    iamguard_role_arns: tuple[str, ...] = ()
+    idempotency_table: str | None = None
+    signin_failure_threshold: int = Field(default=5, ge=1, le=1000)
+    signin_failure_window_minutes: int = Field(default=10, ge=1, le=1440)
 
     @field_validator("required_policy_arns")
     @classmethod
@@ -62,6 +70,21 @@ class Settings(BaseModel):
         for arn in arns:
             if not arn.startswith("arn:aws") or ":policy/" not in arn:
                 raise ValueError(f"not an IAM policy ARN: {arn!r}")
+        return arns
+
+    @field_validator("guardrail_policy_arn")
+    @classmethod
+    def _guardrail_is_a_policy_arn(cls, arn: str | None) -> str | None:
+        if arn is not None and (not arn.startswith("arn:aws") or ":policy/" not in arn):
+            raise ValueError(f"not an IAM policy ARN: {arn!r}")
+        return arn
+
+    @field_validator("iamguard_role_arns")
+    @classmethod
+    def _role_arns_look_like_arns(cls, arns: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in arns:
+            if not arn.startswith("arn:aws") or ":role/" not in arn:
+                raise ValueError(f"not an IAM role ARN: {arn!r}")
         return arns
 
     @classmethod
@@ -91,13 +114,22 @@ class Settings(BaseModel):
                 access_key_max_age_days="ACCESS_KEY_MAX_AGE_DAYS",
                 unused_credentials_days="UNUSED_CREDENTIALS_DAYS",
                 pending_first_sign_in_days="PENDING_FIRST_SIGN_IN_DAYS",
+                signin_failure_threshold="SIGNIN_FAILURE_THRESHOLD",
+                signin_failure_window_minutes="SIGNIN_FAILURE_WINDOW_MINUTES",
             ),
             "password_baseline": baseline,
             "required_policy_arns": _split(env.get("REQUIRED_POLICY_ARNS", "")),
             "exempt_users": _split(env.get("EXEMPT_USERS", "")),
             "notify": notify_env(env),
+            "iamguard_role_arns": _split(env.get("IAMGUARD_ROLE_ARNS", "")),
         }
-        for field, var in (("mode", "MODE"), ("language", "LANGUAGE"), ("findings_table", "FINDINGS_TABLE")):
+        for field, var in (
+            ("mode", "MODE"),
+            ("language", "LANGUAGE"),
+            ("findings_table", "FINDINGS_TABLE"),
+            ("guardrail_policy_arn", "GUARDRAIL_POLICY_ARN"),
+            ("idempotency_table", "IDEMPOTENCY_TABLE"),
+        ):
             if env.get(var, "").strip():
                 raw[field] = env[var].strip()
         try:

@@ -18,6 +18,7 @@ from iamguard.cli.common import EXIT_RUNTIME_ERROR, CliError
 # subcommand → module that registers it
 SUBCOMMANDS = {
     "audit": "iamguard.cli.audit",
+    "events": "iamguard.cli.events",
     "serve": "iamguard.cli.serve",
     "api": "iamguard.cli.api",
     "mfa": "iamguard.cli.mfa",

@@ -1,0 +1,423 @@
+"""The real-time detection rules (DESIGN.md's detection table), as pure functions.
+
+The event path (iamguard.realtime) reads the current state of what an event
+touched into an `Observed`; each detection looks at the event and that state
+and returns the alerts it raises. Nothing here calls AWS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from iamguard import policy
+from iamguard.alerts import Alert, Detection
+from iamguard.checks.account import unmet_password_rules
+from iamguard.config import Settings
+from iamguard.events.models import HIDDEN_USER_NAME, CloudTrailEvent
+from iamguard.findings import Finding, Severity, Status
+from iamguard.models import ADMINISTRATOR_ACCESS_ARN, Group, PasswordPolicy, PolicyDocument, RootState, User
+from iamguard.store import Change
+
+
+@dataclass(frozen=True)
+class UserView:
+    """One user as it is now, with the findings just stored for it."""
+
+    user: User
+    groups: Mapping[str, Group]
+    documents: Mapping[str, PolicyDocument]
+    findings: tuple[Finding, ...] = ()
+    changes: tuple[Change, ...] = ()
+
+    def finding(self, check_id: str) -> Finding | None:
+        return next((f for f in self.findings if f.check_id == check_id), None)
+
+    def previous(self, check_id: str) -> Finding | None:
+        """What was stored for the check before this event."""
+        return next((c.previous for c in self.changes if c.finding.check_id == check_id), None)
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(policy.admin_sources(self.user, self.groups, self.documents))
+
+
+@dataclass(frozen=True)
+class Burst:
+    """Failed sign-ins of one principal within the window that ends at this failure."""
+
+    principal: str
+    failures: int
+    threshold: int
+    window: timedelta
+    opened: bool  # this failure opened a new burst: the one time it is announced
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The current state of what an event touched (only the parts that event needs)."""
+
+    users: tuple[UserView, ...] = ()
+    root: RootState | None = None
+    root_changes: tuple[Change, ...] = ()
+    password_policy: PasswordPolicy | None = None
+    # Managed policy ARNs that the event took away (detached, or carried by the group a user left).
+    removed_policy_arns: tuple[str, ...] = ()
+    burst: Burst | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _alert(
+    event: CloudTrailEvent,
+    detection: Detection,
+    severity: Severity,
+    resource_name: str,
+    summary: str,
+    *,
+    resource_arn: str | None = None,
+    related: tuple[str, ...] = (),
+    **extra: object,
+) -> Alert:
+    detail = event.detail
+    return Alert(
+        detection=detection,
+        severity=severity,
+        resource_name=resource_name,
+        resource_arn=resource_arn,
+        summary=summary,
+        actor=detail.user_identity.readable,
+        source_ip=detail.source_ip_address,
+        event_id=detail.event_id,
+        event_name=detail.event_name,
+        event_time=detail.event_time,
+        region=detail.aws_region or event.region,
+        account_id=event.account_id,
+        related_check_ids=related,
+        extra=dict(extra),
+    )
+
+
+def _who(event: CloudTrailEvent) -> str:
+    readable = event.detail.user_identity.readable
+    return readable[0].upper() + readable[1:]
+
+
+def _truthy(value: object) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def user_created(event: CloudTrailEvent, seen: Observed, settings: Settings) -> list[Alert]:
+    """Every new user is announced with its compliance; high when it already fails a high/critical check."""
+    alerts = []
+    for view in seen.users:
+        failed = sorted((f for f in view.findings if f.status is Status.FAIL), key=lambda f: -f.severity.rank)
+        serious = [f for f in failed if f.severity.rank >= Severity.HIGH.rank]
+        if failed:
+            listed = ", ".join(f"{f.check_id} ({f.severity.value})" for f in failed)
+            state = f"it fails {len(failed)} check{'s' if len(failed) != 1 else ''}: {listed}"
+        else:
+            state = "it passes every check"
+        alerts.append(
+            _alert(
+                event,
+                Detection.USER_CREATED,
+                Severity.HIGH if serious else Severity.INFORMATIONAL,
+                view.user.name,
+                f"{_who(event)} created user {view.user.name}; {state}.",
+                resource_arn=view.user.arn,
+                related=tuple(f.check_id for f in failed),
+            )
+        )
+    return alerts
+
+
+def console_access_granted(event: CloudTrailEvent, seen: Observed, settings: Settings) -> list[Alert]:
+    """A console password set by someone else without 'must reset at next sign-in'."""
+    detail = event.detail
+    identity = detail.user_identity
+    alerts = []
+    for view in seen.users:
+        own = identity.type == "IAMUser" and identity.user_name == view.user.name
+        if own or _truthy(detail.request("passwordResetRequired")):
+            continue
+        verb = "gave" if detail.event_name == "CreateLoginProfile" else "changed the console password of"
+        alerts.append(
+            _alert(
+                event,
+                Detection.CONSOLE_ACCESS_GRANTED,
+                Severity.MEDIUM,
+                view.user.name,
+                f"{_who(event)} {verb} {view.user.name}"
+                + (" a console password" if verb == "gave" else "")
+                + " without requiring a new password at the next sign-in.",
+                resource_arn=view.user.arn,
+                related=("user_console_mfa",),
+            )
+        )
+    return alerts
+
+
+def _grants_admin(arn: str, documents: Mapping[str, PolicyDocument]) -> bool:
+    return arn == ADMINISTRATOR_ACCESS_ARN or policy.grants_full_admin(documents.get(arn) or {})
+
+
+def _event_grants_admin(event: CloudTrailEvent, view: UserView) -> bool:
+    """Whether what this event attached, put or joined (still in place) gives full admin."""
+    detail = event.detail
+    user, groups, documents = view.user, view.groups, view.documents
+    name = detail.event_name
+    if name == "AttachUserPolicy":
+        arn = detail.request("policyArn")
+        return any(ref.arn == arn for ref in user.attached_policies) and _grants_admin(str(arn), documents)
+    if name == "PutUserPolicy":
+        wanted = detail.request("policyName")
+        return any(p.name == wanted and policy.grants_full_admin(p.document) for p in user.inline_policies)
+    group = groups.get(str(detail.request("groupName"))) if detail.request("groupName") else None
+    if group is None or group.name not in user.group_names:
+        return False
+    if name == "AddUserToGroup":
+        return any(_grants_admin(ref.arn, documents) for ref in group.attached_policies) or any(
+            policy.grants_full_admin(p.document) for p in group.inline_policies
+        )
+    if name == "AttachGroupPolicy":
+        arn = detail.request("policyArn")
+        return any(ref.arn == arn for ref in group.attached_policies) and _grants_admin(str(arn), documents)
+    if name == "PutGroupPolicy":
+        wanted = detail.request("policyName")
+        return any(p.name == wanted and policy.grants_full_admin(p.document) for p in group.inline_policies)
+    return False
+
+
+def admin_access_granted(event: CloudTrailEvent, seen: Observed, settings: Settings) -> list[Alert]:
+    """The event's grant (policy, inline policy or group) gives a user full administrator access."""
+    alerts = []
+    for view in seen.users:
+        if not _event_grants_admin(event, view):
+            continue
+        sources = ", ".join(policy.admin_sources(view.user, view.groups, view.documents))
+        no_mfa = "" if view.user.has_mfa else "; the user has no MFA device"
+        alerts.append(
+            _alert(
+                event,
+                Detection.ADMIN_ACCESS_GRANTED,
+                Severity.HIGH,
+                view.user.name,
+                f"{_who(event)} gave {view.user.name} full administrator access ({sources}){no_mfa}.",
+                resource_arn=view.user.arn,
+                related=("user_admin_access", "user_admin_without_mfa"),
+            )
+        )
+    return alerts
+
+
+def required_policy_removed(event: CloudTrailEvent, seen: Observed, settings: Settings) -> list[Alert]:
+    """The event took a required policy away and the user no longer has it any other way."""
+    required = [arn for arn in seen.removed_policy_arns if arn in settings.required_policy_arns]
+    alerts = []
+    for view in seen.users:
+        in_effect = policy.policy_arns_in_effect(view.user, view.groups)
+        missing = [arn for arn in required if arn not in in_effect]
+        if not missing:
+            continue
+        names = ", ".join(arn.rsplit("/", 1)[-1] for arn in missing)
+        alerts.append(
+            _alert(
+                event,
+                Detection.REQUIRED_POLICY_REMOVED,
+                Severity.HIGH,
+                view.user.name,
+                f"{_who(event)} removed required polic{'ies' if len(missing) > 1 else 'y'} {names} "
+                f"from {view.user.name} ({event.detail.event_name}).",
+                resource_arn=view.user.arn,
+                related=("user_required_policies",),
+                missing_policy_arns=missing,
+            )
+        )
+    return alerts
+
+
+def _lost(previous: Finding | None, event_name: str) -> bool:
+    """Whether MFA was there before this event.
+
+    DeactivateMFADevice only succeeds on an enabled device, so it proves it. Deleting a
+    virtual device does not (unassigned devices can be deleted too): only a stored PASS does.
+    """
+    if event_name == "DeactivateMFADevice":
+        return True
+    return previous is not None and previous.status is Status.PASS
+
+
+def mfa_removed(event: CloudTrailEvent, seen: Observed, settings: Settings) -> list[Alert]:
+    """A user or root had MFA and now has none (removing one of several devices is not losing MFA)."""
+    name = event.detail.event_name
+    alerts = []
+    for view in seen.users:
+        if view.user.has_mfa or not _lost(view.previous("user_mfa"), name):
+            continue
+        admin = view.is_admin
+        alerts.append(
+            _alert(
+                event,
+                Detection.MFA_REMOVED,
+                Severity.CRITICAL if admin else Severity.HIGH,
+                view.user.name,
+                f"{_who(event)} removed the last MFA device of "
+                f"{'administrator ' if admin else ''}{view.user.name}; it now signs in without MFA.",
+                resource_arn=view.user.arn,
+                related=("user_mfa", "user_console_mfa") + (("user_admin_without_mfa",) if admin else ()),
+            )
+        )
+    if seen.root is not None and not seen.root.mfa_enabled:
+        previous = next((c.previous for c in seen.root_changes if c.finding.check_id == "root_mfa_enabled"), None)
+        if _lost(previous, name):
+            alerts.append(
+                _alert(
+                    event,
+                    Detection.MFA_REMOVED,
+                    Severity.CRITICAL,
+                    "root",
+                    f"{_who(event)} removed the root user's MFA device; root now signs in with a password alone.",
+                    resource_arn=seen.root.arn,
+                    related=("root_mfa_enabled",),
+                )
+            )
+    return alerts
+
+
+def root_access_key_created(event: CloudTrailEvent, seen: Observed, settings: Settings) -> list[Alert]:
+    """Root created an access key for itself (a key root creates for an IAM user names that user)."""
+    detail = event.detail
+    if detail.user_identity.type != "Root" or detail.request("userName") is not None:
+        return []
+    key_id = (detail.response_elements or {}).get("accessKey", {})
+    key = key_id.get("accessKeyId") if isinstance(key_id, dict) else None
+    return [
+        _alert(
+            event,
+            Detection.ROOT_ACCESS_KEY_CREATED,
+            Severity.CRITICAL,
+            "root",
+            "The root user created an access key for itself"
+            + (f" ({key})" if isinstance(key, str) else "")
+            + ": unrestricted, MFA-free programmatic access to the whole account.",
+            resource_arn=f"arn:aws:iam::{event.account_id}:root",
+            related=("root_no_access_keys",),
+        )
+    ]
+
+
+def password_policy_weakened(event: CloudTrailEvent, seen: Observed, settings: Settings) -> list[Alert]:
+    """The password policy was deleted, or changed to something below the baseline."""
+    unmet = unmet_password_rules(seen.password_policy, settings.password_baseline)
+    if not unmet:
+        return []
+    if seen.password_policy is None:
+        summary = f"{_who(event)} deleted the account password policy; IAM users may now choose any password."
+    else:
+        summary = f"{_who(event)} changed the account password policy to below the baseline: {'; '.join(unmet)}."
+    return [
+        _alert(
+            event,
+            Detection.PASSWORD_POLICY_WEAKENED,
+            Severity.MEDIUM,
+            event.account_id,
+            summary,
+            resource_arn=f"arn:aws:iam::{event.account_id}:account",
+            related=("password_policy",),
+            unmet_rules=unmet,
+        )
+    ]
+
+
+def _signed_in(event: CloudTrailEvent) -> bool:
+    return event.detail.console_login_result == "Success"
+
+
+def _from_where(event: CloudTrailEvent) -> str:
+    detail = event.detail
+    origin = f" from {detail.source_ip_address}" if detail.source_ip_address else ""
+    return f"{origin} ({detail.aws_region or event.region})"
+
+
+def root_console_sign_in(event: CloudTrailEvent, seen: Observed, settings: Settings) -> list[Alert]:
+    """Root signed in to the console: high, critical without MFA."""
+    if not _signed_in(event) or event.detail.user_identity.type != "Root":
+        return []
+    mfa = event.detail.mfa_used
+    how = {True: "with MFA", False: "without MFA", None: "(MFA use not reported)"}[mfa]
+    return [
+        _alert(
+            event,
+            Detection.ROOT_CONSOLE_SIGN_IN,
+            Severity.CRITICAL if mfa is False else Severity.HIGH,
+            "root",
+            f"The root user signed in to the console {how}{_from_where(event)}.",
+            resource_arn=f"arn:aws:iam::{event.account_id}:root",
+            related=("root_not_used_recently",) + (("root_mfa_enabled",) if mfa is False else ()),
+            mfa_used=mfa,
+        )
+    ]
+
+
+def console_sign_in_without_mfa(event: CloudTrailEvent, seen: Observed, settings: Settings) -> list[Alert]:
+    """An IAM user signed in with a password alone (federated and role sessions are not IAM users)."""
+    identity = event.detail.user_identity
+    if not _signed_in(event) or identity.type != "IAMUser" or event.detail.mfa_used is not False:
+        return []
+    name = identity.user_name or "unknown"
+    return [
+        _alert(
+            event,
+            Detection.CONSOLE_SIGN_IN_WITHOUT_MFA,
+            Severity.HIGH,
+            name,
+            f"IAM user {name} signed in to the console without MFA{_from_where(event)}.",
+            resource_arn=identity.arn,
+            related=("user_console_mfa",),
+        )
+    ]
+
+
+def console_sign_in_failures(event: CloudTrailEvent, seen: Observed, settings: Settings) -> list[Alert]:
+    """A burst of failed sign-ins, announced once when it opens."""
+    burst = seen.burst
+    if burst is None or not burst.opened:
+        return []
+    minutes = int(burst.window.total_seconds() // 60)
+    if burst.principal == "root":
+        whom = "the root user"
+    elif burst.principal == HIDDEN_USER_NAME:
+        whom = "user names that do not exist in the account (AWS hides them)"
+    else:
+        whom = f"IAM user {burst.principal}"
+    return [
+        _alert(
+            event,
+            Detection.CONSOLE_SIGN_IN_FAILURES,
+            Severity.HIGH if burst.principal == "root" else Severity.MEDIUM,
+            burst.principal,
+            f"{burst.failures} failed console sign-ins for {whom} within {minutes} minutes"
+            f"{_from_where(event)}; latest at {event.detail.event_time:%Y-%m-%d %H:%M:%S} UTC.",
+            related=("root_mfa_enabled",) if burst.principal == "root" else ("user_console_mfa",),
+            failures=burst.failures,
+            threshold=burst.threshold,
+            window_minutes=minutes,
+        )
+    ]
+
+
+Detector = Callable[[CloudTrailEvent, Observed, Settings], list[Alert]]
+
+DETECTORS: dict[Detection, Detector] = {
+    Detection.USER_CREATED: user_created,
+    Detection.CONSOLE_ACCESS_GRANTED: console_access_granted,
+    Detection.ADMIN_ACCESS_GRANTED: admin_access_granted,
+    Detection.REQUIRED_POLICY_REMOVED: required_policy_removed,
+    Detection.MFA_REMOVED: mfa_removed,
+    Detection.ROOT_ACCESS_KEY_CREATED: root_access_key_created,
+    Detection.PASSWORD_POLICY_WEAKENED: password_policy_weakened,
+    Detection.ROOT_CONSOLE_SIGN_IN: root_console_sign_in,
+    Detection.CONSOLE_SIGN_IN_WITHOUT_MFA: console_sign_in_without_mfa,
+    Detection.CONSOLE_SIGN_IN_FAILURES: console_sign_in_failures,
+}

@@ -1,0 +1,185 @@
+"""The declarative event map: which CloudTrail events iamguard acts on, and how.
+
+One row per event name says where the event comes from, where the affected
+principal is found, which checks to run again and which detections to
+consider. The same rows produce the EventBridge patterns of template.yaml
+(`event_patterns()`), so the deployed rules and the handlers cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from iamguard.alerts import Detection
+from iamguard.checks import checks_by_scope
+from iamguard.events.models import API_CALL, CONSOLE_SIGN_IN, CloudTrailEvent
+
+EventSource = Literal["iam.amazonaws.com", "signin.amazonaws.com"]
+
+# Where a row finds the principal the event is about; tried in order, first hit wins.
+#   request:userName       requestParameters.userName → that IAM user
+#   request:groupName      requestParameters.groupName → every member of the group
+#   request:serialNumber   requestParameters.serialNumber → root's device, or the user the device is named after
+#   caller                 userIdentity → root, or the calling IAM user (roles and federated sessions: nobody)
+#   account                the account itself (password policy, alias)
+Locator = Literal["request:userName", "request:groupName", "request:serialNumber", "caller", "account"]
+
+USER_CHECKS: tuple[str, ...] = tuple(check.id for check in checks_by_scope("user"))
+# Root checks that need no credential report (the event path reads root from the account summary).
+ROOT_CHECKS: tuple[str, ...] = ("root_mfa_enabled", "root_hardware_mfa", "root_no_access_keys")
+ROOT_MFA_DEVICE = "root-account-mfa-device"
+# IAM user and group names: letters, digits and +=,.@_- (1-64 / 1-128 characters).
+_IAM_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class EventRule:
+    """What iamguard does with one CloudTrail event name."""
+
+    event_name: str
+    source: EventSource
+    locate: tuple[Locator, ...]
+    checks: tuple[str, ...]  # user checks run for a user subject, root/account checks for root or the account
+    detections: tuple[Detection, ...] = ()
+
+    @property
+    def handler(self) -> str:
+        """The function (functions/<handler>/) that receives this event."""
+        return "on_signin_event" if self.source == "signin.amazonaws.com" else "on_iam_event"
+
+
+def _iam(name: str, locate: tuple[Locator, ...], checks: tuple[str, ...], *detections: Detection) -> EventRule:
+    return EventRule(name, "iam.amazonaws.com", locate, checks, detections)
+
+
+_USER: tuple[Locator, ...] = ("request:userName",)
+_USER_OR_CALLER: tuple[Locator, ...] = ("request:userName", "caller")
+_GROUP: tuple[Locator, ...] = ("request:groupName",)
+_MFA_OWNER: tuple[Locator, ...] = ("request:userName", "request:serialNumber", "caller")
+
+RULES: dict[str, EventRule] = {
+    rule.event_name: rule
+    for rule in (
+        _iam("CreateUser", _USER, USER_CHECKS, Detection.USER_CREATED),
+        _iam("CreateLoginProfile", _USER_OR_CALLER, USER_CHECKS, Detection.CONSOLE_ACCESS_GRANTED),
+        _iam("UpdateLoginProfile", _USER_OR_CALLER, USER_CHECKS, Detection.CONSOLE_ACCESS_GRANTED),
+        _iam("AttachUserPolicy", _USER, USER_CHECKS, Detection.ADMIN_ACCESS_GRANTED),
+        _iam("PutUserPolicy", _USER, USER_CHECKS, Detection.ADMIN_ACCESS_GRANTED),
+        _iam("AddUserToGroup", _USER, USER_CHECKS, Detection.ADMIN_ACCESS_GRANTED),
+        _iam("AttachGroupPolicy", _GROUP, USER_CHECKS, Detection.ADMIN_ACCESS_GRANTED),
+        _iam("PutGroupPolicy", _GROUP, USER_CHECKS, Detection.ADMIN_ACCESS_GRANTED),
+        _iam("DetachUserPolicy", _USER, USER_CHECKS, Detection.REQUIRED_POLICY_REMOVED),
+        # Inline policies cannot be required policies (the list holds managed ARNs): re-evaluate only.
+        _iam("DeleteUserPolicy", _USER, USER_CHECKS),
+        _iam("RemoveUserFromGroup", _USER, USER_CHECKS, Detection.REQUIRED_POLICY_REMOVED),
+        _iam("DetachGroupPolicy", _GROUP, USER_CHECKS, Detection.REQUIRED_POLICY_REMOVED),
+        _iam("DeleteGroupPolicy", _GROUP, USER_CHECKS),
+        _iam("EnableMFADevice", _MFA_OWNER, USER_CHECKS + ROOT_CHECKS),
+        _iam("ResyncMFADevice", _MFA_OWNER, USER_CHECKS + ROOT_CHECKS),
+        _iam("DeactivateMFADevice", _MFA_OWNER, USER_CHECKS + ROOT_CHECKS, Detection.MFA_REMOVED),
+        # The request names only the device; it is root's, or (by convention) named after its user.
+        _iam("DeleteVirtualMFADevice", ("request:serialNumber",), USER_CHECKS + ROOT_CHECKS, Detection.MFA_REMOVED),
+        _iam("CreateAccessKey", _USER_OR_CALLER, USER_CHECKS + ROOT_CHECKS, Detection.ROOT_ACCESS_KEY_CREATED),
+        _iam("UpdateAccountPasswordPolicy", ("account",), ("password_policy",), Detection.PASSWORD_POLICY_WEAKENED),
+        _iam("DeleteAccountPasswordPolicy", ("account",), ("password_policy",), Detection.PASSWORD_POLICY_WEAKENED),
+        _iam("CreateAccountAlias", ("account",), ("account_alias_set",)),
+        _iam("DeleteAccountAlias", ("account",), ("account_alias_set",)),
+        EventRule(
+            "ConsoleLogin",
+            "signin.amazonaws.com",
+            ("caller",),
+            USER_CHECKS + ROOT_CHECKS,
+            (
+                Detection.ROOT_CONSOLE_SIGN_IN,
+                Detection.CONSOLE_SIGN_IN_WITHOUT_MFA,
+                Detection.CONSOLE_SIGN_IN_FAILURES,
+            ),
+        ),
+    )
+}
+
+_EVENTBRIDGE: dict[EventSource, tuple[str, str]] = {
+    "iam.amazonaws.com": ("aws.iam", API_CALL),
+    "signin.amazonaws.com": ("aws.signin", CONSOLE_SIGN_IN),
+}
+
+
+def rule_for(event: CloudTrailEvent) -> EventRule | None:
+    """The row for this event, if iamguard acts on it (name and source must both match)."""
+    rule = RULES.get(event.detail.event_name)
+    if rule is None or rule.source != event.detail.event_source:
+        return None
+    return rule
+
+
+def event_patterns() -> dict[str, dict[str, Any]]:
+    """The EventBridge pattern of each function, exactly as template.yaml must declare it.
+
+    IAM calls that failed (`errorCode` present) changed nothing and are filtered
+    out by the rule already; failed sign-ins have no errorCode and do reach the
+    sign-in function (they are a signal of their own).
+    """
+    patterns: dict[str, dict[str, Any]] = {}
+    for rule in sorted(RULES.values(), key=lambda r: r.event_name):
+        eb_source, detail_type = _EVENTBRIDGE[rule.source]
+        pattern = patterns.setdefault(
+            rule.handler,
+            {
+                "source": [eb_source],
+                "detail-type": [detail_type],
+                "detail": {"eventSource": [rule.source], "eventName": []},
+            },
+        )
+        pattern["detail"]["eventName"].append(rule.event_name)
+    patterns["on_iam_event"]["detail"]["errorCode"] = [{"exists": False}]
+    return patterns
+
+
+# -- finding the subject -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Subject:
+    """The principal an event is about."""
+
+    kind: Literal["user", "group", "root", "account"]
+    name: str
+
+
+class SubjectError(ValueError):
+    """The event names its subject in a way no IAM name can have (a corrupt or hostile event)."""
+
+
+def _iam_name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _IAM_NAME.match(value):
+        shown = value[:80] + "…" if isinstance(value, str) and len(value) > 80 else value
+        raise SubjectError(f"{what} {shown!r} is not a valid IAM name")
+    return value
+
+
+def locate_subject(event: CloudTrailEvent, rule: EventRule) -> Subject | None:
+    """Follow the row's locators; None when the event names nobody iamguard evaluates."""
+    detail = event.detail
+    for locator in rule.locate:
+        if locator == "account":
+            return Subject("account", event.account_id)
+        if locator == "request:userName" and detail.request("userName") is not None:
+            return Subject("user", _iam_name(detail.request("userName"), "requestParameters.userName"))
+        if locator == "request:groupName" and detail.request("groupName") is not None:
+            return Subject("group", _iam_name(detail.request("groupName"), "requestParameters.groupName"))
+        if locator == "request:serialNumber" and detail.request("serialNumber") is not None:
+            serial = detail.request("serialNumber")
+            if not isinstance(serial, str):
+                raise SubjectError("requestParameters.serialNumber is not a string")
+            device = serial.rsplit("/", 1)[-1]
+            if device == ROOT_MFA_DEVICE or serial.endswith(":root"):
+                return Subject("root", "root")
+            if ":mfa/" in serial:
+                return Subject("user", _iam_name(device, "MFA device name"))
+        if locator == "caller":
+            identity = detail.user_identity
+            if identity.type == "Root":
+                return Subject("root", "root")
+            if identity.type == "IAMUser" and identity.user_name:
+                return Subject("user", _iam_name(identity.user_name, "userIdentity.userName"))
+    return None

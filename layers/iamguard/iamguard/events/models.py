@@ -1,0 +1,131 @@
+"""Typed models of CloudTrail events as EventBridge delivers them.
+
+Two detail types reach iamguard: "AWS API Call via CloudTrail" (IAM writes) and
+"AWS Console Sign In via CloudTrail" (ConsoleLogin). The envelope is
+Powertools' `EventBridgeModel`; the `detail` is CloudTrail's record, whose
+fields keep their CloudTrail (camelCase) names as aliases.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+API_CALL = "AWS API Call via CloudTrail"
+CONSOLE_SIGN_IN = "AWS Console Sign In via CloudTrail"
+HIDDEN_USER_NAME = "HIDDEN_DUE_TO_SECURITY_REASONS"
+
+# Bounds that keep a hostile or corrupt event from costing more than a rejection.
+_ID = 256
+_NAME = 256
+_TEXT = 4096
+
+
+class _CloudTrailModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+
+
+class SessionIssuer(_CloudTrailModel):
+    type: str | None = Field(default=None, max_length=_NAME)
+    arn: str | None = Field(default=None, max_length=_TEXT)
+    user_name: str | None = Field(default=None, max_length=_NAME)
+
+
+class SessionContext(_CloudTrailModel):
+    session_issuer: SessionIssuer | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class UserIdentity(_CloudTrailModel):
+    """Who made the call: Root, IAMUser, AssumedRole, FederatedUser, SAMLUser, IdentityCenterUser, AWSService, …"""
+
+    type: str = Field(default="Unknown", max_length=_NAME)
+    principal_id: str | None = Field(default=None, max_length=_TEXT)
+    arn: str | None = Field(default=None, max_length=_TEXT)
+    account_id: str | None = Field(default=None, max_length=_ID)
+    user_name: str | None = Field(default=None, max_length=_TEXT)
+    invoked_by: str | None = Field(default=None, max_length=_TEXT)
+    session_context: SessionContext | None = None
+
+    @property
+    def readable(self) -> str:
+        """'root', 'IAM user alice', 'role Admin (session bob)', … — for alert text."""
+        if self.type == "Root":
+            return "root"
+        if self.type == "IAMUser":
+            return f"IAM user {self.user_name or self.arn or 'unknown'}"
+        if self.type == "AssumedRole":
+            issuer = self.session_context.session_issuer if self.session_context else None
+            role = issuer.user_name if issuer and issuer.user_name else "unknown role"
+            session = (self.arn or "").rsplit("/", 1)[-1]
+            return f"role {role}" + (f" (session {session})" if session else "")
+        return f"{self.type} {self.user_name or self.principal_id or self.arn or ''}".strip()
+
+
+class CloudTrailDetail(_CloudTrailModel):
+    """The CloudTrail record carried in `detail` (only the fields iamguard reads are typed)."""
+
+    event_version: str | None = Field(default=None, max_length=_ID)
+    user_identity: UserIdentity
+    event_time: datetime
+    event_source: str = Field(max_length=_NAME)
+    event_name: str = Field(max_length=_NAME)
+    aws_region: str | None = Field(default=None, max_length=_ID)
+    source_ip_address: str | None = Field(default=None, alias="sourceIPAddress", max_length=_TEXT)
+    user_agent: str | None = Field(default=None, max_length=_TEXT)
+    request_parameters: dict[str, Any] | None = None
+    response_elements: dict[str, Any] | None = None
+    additional_event_data: dict[str, Any] | None = None
+    error_code: str | None = Field(default=None, max_length=_TEXT)
+    error_message: str | None = Field(default=None, max_length=_TEXT)
+    request_id: str | None = Field(default=None, alias="requestID", max_length=_ID)
+    event_id: str = Field(alias="eventID", min_length=1, max_length=_ID)
+    read_only: bool | None = None
+    event_type: str | None = Field(default=None, max_length=_NAME)
+    management_event: bool | None = None
+    recipient_account_id: str | None = Field(default=None, max_length=_ID)
+
+    def request(self, name: str) -> Any:
+        """A request parameter, or None."""
+        return (self.request_parameters or {}).get(name)
+
+    @property
+    def console_login_result(self) -> str | None:
+        """'Success' or 'Failure' for ConsoleLogin (responseElements.ConsoleLogin)."""
+        value = (self.response_elements or {}).get("ConsoleLogin")
+        return value if isinstance(value, str) else None
+
+    @property
+    def mfa_used(self) -> bool | None:
+        """additionalEventData.MFAUsed: 'Yes' / 'YES' / 'No' → True / False; absent → None."""
+        value = (self.additional_event_data or {}).get("MFAUsed")
+        if not isinstance(value, str):
+            return None
+        lowered = value.strip().lower()
+        return True if lowered == "yes" else False if lowered == "no" else None
+
+
+class CloudTrailEvent(EventBridgeModel):
+    """An EventBridge event wrapping one CloudTrail record."""
+
+    detail_type: Literal["AWS API Call via CloudTrail", "AWS Console Sign In via CloudTrail"] = Field(
+        alias="detail-type"
+    )
+    detail: CloudTrailDetail
+
+    @property
+    def account_id(self) -> str:
+        """The account the event happened in (CloudTrail's recipient account, else the envelope's)."""
+        return self.detail.recipient_account_id or self.account
+
+
+def parse_event(raw: Any) -> CloudTrailEvent:
+    """Validate a raw EventBridge event with Powertools' parser (raises pydantic's ValidationError)."""
+    if not isinstance(raw, dict):
+        raise TypeError(f"an EventBridge event is a JSON object, not {type(raw).__name__}")
+    return parse(event=raw, model=CloudTrailEvent)

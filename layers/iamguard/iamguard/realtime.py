@@ -1,0 +1,510 @@
+"""The event path: one CloudTrail event → the current state of what it touched → findings, alerts, actions.
+
+`EventProcessor.process(raw)` is the whole logic of both event Lambdas and of
+`iamguard events replay`:
+
+1. parse (Powertools parser) — malformed input is *rejected*, never raised;
+2. screen — failed calls, read-only calls, other accounts, iamguard's own
+   role, federated sign-ins … are *ignored*, each with its reason;
+3. evaluate, once per CloudTrail eventID (Powertools idempotency on DynamoDB):
+   re-read the one user (or root, group, account) live, run its checks, store
+   the findings, raise the detection-table alerts, enforce if configured,
+   record the activity and announce it.
+
+Only infrastructure failures (DynamoDB, IAM after botocore's retries) raise:
+the Lambda's retry and on-failure destination handle those.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+from aws_lambda_powertools.utilities.parser.exceptions import InvalidModelTypeError
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from iamguard.alerts import Action, Alert, Announcer, Detection, LogOnlyAnnouncer
+from iamguard.aws import AwsContext
+from iamguard.bursts import SignInFailures
+from iamguard.checks import CATALOG, run_checks, run_user_checks
+from iamguard.checks.base import UserContext
+from iamguard.config import Settings
+from iamguard.detections import DETECTORS, Observed, UserView
+from iamguard.enforce import Enforcer
+from iamguard.events.catalog import EventRule, Subject, SubjectError, locate_subject, rule_for
+from iamguard.events.models import HIDDEN_USER_NAME, CloudTrailEvent, UserIdentity, parse_event
+from iamguard.findings import Finding, Status
+from iamguard.inventory import Inventory, UnknownUser
+from iamguard.models import AccountState, PasswordPolicy, RootState
+from iamguard.store import Change, FindingsStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+Outcome = Literal["evaluated", "ignored", "rejected"]
+READ_ONLY_PREFIXES = ("Get", "List", "Describe", "Simulate", "Generate")
+IDEMPOTENCY_TTL = timedelta(hours=24)  # EventBridge retries an event for up to 24 hours
+MAX_GROUP_MEMBERS = 100  # larger groups: the first 100 now, the rest at the next audit
+
+
+class FindingView(BaseModel):
+    """A finding as the event path reports it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    check_id: str
+    status: str
+    severity: str
+    resource_name: str
+    detail: str
+    transition: str | None = None
+
+
+class EventResult(BaseModel):
+    """What happened to one event; also the JSON line of `iamguard events replay`."""
+
+    event_id: str | None = None
+    event_name: str | None = None
+    outcome: Outcome
+    reason: str
+    findings: list[FindingView] = []
+    alerts: list[Alert] = []
+    actions: list[Action] = []
+    duplicate: bool = False
+    api_calls: int = 0
+
+    def line(self) -> dict[str, Any]:
+        """The replay output: alerts reduced to detection, severity, resource and summary."""
+        return {
+            "event_id": self.event_id,
+            "event_name": self.event_name,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "findings": [f.model_dump(mode="json") for f in self.findings],
+            "alerts": [
+                {
+                    "detection": a.detection.value,
+                    "severity": a.severity.value,
+                    "resource_name": a.resource_name,
+                    "summary": a.summary,
+                }
+                for a in self.alerts
+            ],
+            "actions": [a.model_dump(mode="json", exclude_none=True) for a in self.actions],
+            "duplicate": self.duplicate,
+        }
+
+
+def _finding_views(findings: Iterable[Finding], changes: Iterable[Change]) -> list[FindingView]:
+    transitions = {c.finding.key: c.transition.value for c in changes}
+    return [
+        FindingView(
+            check_id=f.check_id,
+            status=f.status.value,
+            severity=f.severity.value,
+            resource_name=f.resource_name,
+            detail=f.detail,
+            transition=transitions.get(f.key),
+        )
+        for f in findings
+    ]
+
+
+def _validation_reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        problems = []
+        for error in exc.errors()[:5]:
+            where = ".".join(str(part) for part in error["loc"]) or "event"
+            problems.append(f"{where}: {error['msg']}")
+        more = f" (+{exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+        return "not a CloudTrail event via EventBridge — " + "; ".join(problems) + more
+    return f"not a CloudTrail event via EventBridge — {exc}"
+
+
+def _raw_field(raw: Any, *path: str) -> str | None:
+    """A best-effort identifier from a rejected event, for the log line (bounded length)."""
+    node = raw
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node[:128] if isinstance(node, str) else None
+
+
+def own_role(identity: UserIdentity, role_arns: Iterable[str]) -> str | None:
+    """The iamguard role that made this call, if it was one of them (so its own actions do not loop)."""
+    if identity.type != "AssumedRole":
+        return None
+    issuer = identity.session_context.session_issuer if identity.session_context else None
+    assumed = (identity.arn or "").partition(":assumed-role/")[2].split("/", 1)[0]
+    for arn in role_arns:
+        if (issuer is not None and issuer.arn == arn) or (assumed and assumed == arn.rsplit("/", 1)[-1]):
+            return arn
+    return None
+
+
+def screen(event: CloudTrailEvent, rule: EventRule | None, settings: Settings, account_id: str) -> str | None:
+    """Why the event is ignored, or None when it must be evaluated."""
+    detail = event.detail
+    name = detail.event_name
+    if detail.read_only or (rule is None and name.startswith(READ_ONLY_PREFIXES)):
+        return f"{name} is a read-only call: it changes nothing"
+    if rule is None:
+        return f"{name} from {detail.event_source} is not an event iamguard acts on"
+    if event.account_id != account_id:
+        return f"the event is from account {event.account_id}; this deployment watches {account_id}"
+    sign_in = rule.source == "signin.amazonaws.com"
+    if detail.error_code and not sign_in:
+        return f"the call failed ({detail.error_code}): nothing changed"
+    role = own_role(detail.user_identity, settings.iamguard_role_arns)
+    if role is not None:
+        return f"caused by iamguard's own role {role}: its actions are not re-evaluated (no loops)"
+    if sign_in:
+        if detail.console_login_result not in {"Success", "Failure"}:
+            return "the sign-in result (responseElements.ConsoleLogin) is missing: nothing to judge"
+        if detail.user_identity.type not in {"Root", "IAMUser"}:
+            return (
+                f"{detail.user_identity.type} console sign-in (SAML, IAM Identity Center or an assumed role): "
+                "not an IAM user's password sign-in; MFA is the identity provider's"
+            )
+    return None
+
+
+class EventProcessor:
+    """Evaluates CloudTrail events for one account (both event Lambdas and the replay CLI)."""
+
+    def __init__(
+        self,
+        aws: AwsContext,
+        settings: Settings,
+        *,
+        account_id: str,
+        store: FindingsStore,
+        announcer: Announcer | None = None,
+        accept_sources: Iterable[str] | None = None,
+        logger: Any = None,
+        iam_client: IAMClient | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.aws = aws
+        self.settings = settings
+        self.account_id = account_id
+        self.store = store
+        self.logger = logger or logging.getLogger("iamguard.realtime")
+        self.announcer: Announcer = announcer or LogOnlyAnnouncer(self.logger)
+        self.accept_sources = frozenset(accept_sources) if accept_sources is not None else None
+        self.iam: IAMClient = iam_client or aws.iam()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.enforcer = Enforcer(self.iam, settings, clock=self.clock)
+        self.failures = SignInFailures(
+            store.client,
+            store.table,
+            threshold=settings.signin_failure_threshold,
+            window=timedelta(minutes=settings.signin_failure_window_minutes),
+        )
+        self._idempotency_config: IdempotencyConfig | None = None
+        self._evaluate_once: Callable[..., EventResult] = self._evaluate
+        if settings.idempotency_table:
+            self._idempotency_config = IdempotencyConfig(
+                event_key_jmespath="detail.event_id",
+                raise_on_no_idempotency_key=True,
+                expires_after_seconds=int(IDEMPOTENCY_TTL.total_seconds()),
+                response_hook=_mark_duplicate,
+            )
+            self._evaluate_once = idempotent_function(
+                self._evaluate,
+                data_keyword_argument="event",
+                persistence_store=DynamoDBPersistenceLayer(
+                    table_name=settings.idempotency_table, boto3_client=aws.dynamodb()
+                ),
+                config=self._idempotency_config,
+                output_serializer=PydanticSerializer(EventResult),
+                key_prefix="iamguard-cloudtrail-event",
+            )
+
+    def register_lambda_context(self, context: Any) -> None:
+        """Lets idempotency expire an in-progress record when the invocation times out."""
+        if self._idempotency_config is not None:
+            self._idempotency_config.register_lambda_context(context)
+
+    # -- entry point -----------------------------------------------------------------------------
+    def process(self, raw: Any) -> EventResult:
+        """Parse, screen and (once per eventID) evaluate one event. Malformed input never raises."""
+        try:
+            event = parse_event(raw)
+        except (ValidationError, TypeError, ValueError, InvalidModelTypeError) as exc:
+            return self._rejected(raw, _validation_reason(exc))
+        detail = event.detail
+        if self.accept_sources is not None and event.source not in self.accept_sources:
+            accepted = ", ".join(sorted(self.accept_sources))
+            return self._rejected(raw, f"source {event.source} is not handled here (this function takes {accepted})")
+        rule = rule_for(event)
+        reason = screen(event, rule, self.settings, self.account_id)
+        if reason is None and rule is not None:
+            try:
+                subject = locate_subject(event, rule)
+            except SubjectError as exc:
+                return self._rejected(raw, str(exc))
+            if subject is not None:
+                result = self._evaluate_once(event=event, subject=subject)
+                self._log(result)
+                return result
+            reason = f"the event names no IAM user, group or root ({detail.user_identity.type} caller)"
+        result = EventResult(
+            event_id=detail.event_id, event_name=detail.event_name, outcome="ignored", reason=reason or ""
+        )
+        self._log(result)
+        return result
+
+    def _rejected(self, raw: Any, reason: str) -> EventResult:
+        result = EventResult(
+            event_id=_raw_field(raw, "detail", "eventID") or _raw_field(raw, "id"),
+            event_name=_raw_field(raw, "detail", "eventName"),
+            outcome="rejected",
+            reason=reason,
+        )
+        self._log(result)
+        return result
+
+    def _log(self, result: EventResult) -> None:
+        extra = {
+            "event_id": result.event_id,
+            "event_name": result.event_name,
+            "outcome": result.outcome,
+            "reason": result.reason,
+            "duplicate": result.duplicate,
+            "alerts": [a.detection.value for a in result.alerts],
+            "actions": [f"{a.action}:{a.user_name}:{'done' if a.performed else 'not done'}" for a in result.actions],
+            "api_calls": result.api_calls,
+        }
+        if result.outcome == "rejected":
+            self.logger.warning("event rejected", extra=extra)
+        else:
+            self.logger.info(f"event {result.outcome}", extra=extra)
+
+    # -- evaluation (once per eventID) ---------------------------------------------------------
+    def _evaluate(self, *, event: CloudTrailEvent, subject: Subject) -> EventResult:
+        rule = rule_for(event)
+        assert rule is not None  # screened before
+        detail = event.detail
+        inventory = Inventory(self.aws, iam_client=self.iam)
+        now = self.clock()
+        findings: list[Finding] = []
+        changes: list[Change] = []
+        actions: list[Action] = []
+        notes: list[str] = []
+        seen = Observed()
+
+        if rule.source == "signin.amazonaws.com" and detail.console_login_result == "Failure":
+            identity = detail.user_identity
+            principal = "root" if identity.type == "Root" else identity.user_name or HIDDEN_USER_NAME
+            burst = self.failures.record(self.account_id, principal, detail.event_id, detail.event_time)
+            seen = Observed(burst=burst)
+            notes.append(
+                f"failed sign-in for {principal}: {burst.failures} within {self.settings.signin_failure_window_minutes}"
+                f" minutes (burst threshold {burst.threshold})"
+            )
+        elif subject.kind in {"user", "group"}:
+            names, note = self._user_names(subject)
+            notes.extend(note)
+            views = []
+            password_policy = cache(inventory.password_policy)  # read once per event, only if a user exists
+            for name in names:
+                view, done = self._evaluate_user(inventory, name, rule, detail.event_id, now, password_policy)
+                if view is None:
+                    notes.append(
+                        f"user {name} no longer exists (deleted before iamguard looked); "
+                        "the next audit resolves its findings"
+                    )
+                    continue
+                views.append(view)
+                actions.extend(done)
+                findings.extend(view.findings)
+                changes.extend(view.changes)
+            seen = Observed(users=tuple(views), removed_policy_arns=self._removed_policies(event, rule))
+        else:
+            seen, found, stored = self._evaluate_account(inventory, subject, rule, now)
+            findings.extend(found)
+            changes.extend(stored)
+
+        alerts = [alert for detection in rule.detections for alert in DETECTORS[detection](event, seen, self.settings)]
+        self._record_and_announce(alerts, changes, actions)
+        evaluated = bool(findings or alerts or seen.burst)
+        if findings:
+            failed = sum(1 for f in findings if f.status is Status.FAIL)
+            notes.insert(0, f"re-evaluated {_describe(subject)}: {failed} failing finding{'s' if failed != 1 else ''}")
+        return EventResult(
+            event_id=detail.event_id,
+            event_name=detail.event_name,
+            outcome="evaluated" if evaluated else "ignored",
+            reason="; ".join(notes) or f"nothing to evaluate for {_describe(subject)}",
+            findings=_finding_views(findings, changes),
+            alerts=alerts,
+            actions=actions,
+            api_calls=inventory.counter.total,
+        )
+
+    def _user_names(self, subject: Subject) -> tuple[list[str], list[str]]:
+        if subject.kind == "user":
+            return [subject.name], []
+        names: list[str] = []
+        try:
+            for page in self.iam.get_paginator("get_group").paginate(GroupName=subject.name):
+                names.extend(user["UserName"] for user in page["Users"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                raise
+            return [], [f"group {subject.name} no longer exists"]
+        if len(names) > MAX_GROUP_MEMBERS:
+            return names[:MAX_GROUP_MEMBERS], [
+                f"group {subject.name} has {len(names)} members: the first {MAX_GROUP_MEMBERS} were re-evaluated, "
+                "the next audit covers the rest"
+            ]
+        return names, [] if names else [f"group {subject.name} has no members"]
+
+    def _evaluate_user(
+        self,
+        inventory: Inventory,
+        name: str,
+        rule: EventRule,
+        event_id: str,
+        now: datetime,
+        password_policy: Callable[[], PasswordPolicy | None],
+    ) -> tuple[UserView | None, list[Action]]:
+        """Read one user live, enforce (if configured), run its checks and store the findings."""
+        try:
+            user, groups, documents = inventory.read_user(name)
+        except UnknownUser:
+            self.logger.info("user no longer exists", extra={"user": name, "event_id": event_id})
+            return None, []
+        actions = self.enforcer.enforce(user, groups, event_id)
+        if any(action.performed for action in actions):
+            user, groups, documents = inventory.read_user(name)  # judge the state enforcement left behind
+        context = UserContext(self.settings, now, groups, documents, password_policy())
+        only = [check for check in rule.checks if CATALOG[check].scope == "user"]
+        findings = run_user_checks(user, context, self.account_id, only=only)
+        changes = self.store.record(findings)
+        return UserView(user, groups, documents, tuple(findings), tuple(changes)), actions
+
+    def _removed_policies(self, event: CloudTrailEvent, rule: EventRule) -> tuple[str, ...]:
+        """Managed policies the event took away; only looked up when required policies are configured."""
+        if Detection.REQUIRED_POLICY_REMOVED not in rule.detections or not self.settings.required_policy_arns:
+            return ()
+        detail = event.detail
+        if detail.event_name in {"DetachUserPolicy", "DetachGroupPolicy"}:
+            arn = detail.request("policyArn")
+            return (arn,) if isinstance(arn, str) else ()
+        if detail.event_name == "RemoveUserFromGroup":
+            group = str(detail.request("groupName"))
+            try:
+                return tuple(
+                    policy["PolicyArn"]
+                    for page in self.iam.get_paginator("list_attached_group_policies").paginate(GroupName=group)
+                    for policy in page["AttachedPolicies"]
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                    raise
+        return ()
+
+    def _evaluate_account(
+        self, inventory: Inventory, subject: Subject, rule: EventRule, now: datetime
+    ) -> tuple[Observed, list[Finding], list[Change]]:
+        """Root or account checks on a partial AccountState holding only what they read."""
+        scope = "root" if subject.kind == "root" else "account"
+        only = [check for check in rule.checks if CATALOG[check].scope == scope]
+        root = inventory.read_root(self.account_id) if scope == "root" else None
+        password_policy = inventory.password_policy() if "password_policy" in only else None
+        state = AccountState(
+            account_id=self.account_id,
+            read_at=now,
+            root=root or _unread_root(self.account_id),
+            password_policy=password_policy,
+            aliases=tuple(inventory.aliases()) if scope == "account" else (),
+            users=(),
+            groups={},
+            policy_documents={},
+        )
+        findings = run_checks(state, self.settings, now, only=only)
+        changes = self.store.record(findings)
+        seen = Observed(
+            root=root,
+            root_changes=tuple(changes) if root is not None else (),
+            password_policy=password_policy,
+        )
+        return seen, findings, changes
+
+    def _record_and_announce(self, alerts: list[Alert], changes: list[Change], actions: list[Action]) -> None:
+        for alert in alerts:
+            self.store.record_activity("alert", alert.event_time, alert.dedup_key, alert.model_dump(mode="json"))
+        # Monitor mode's would-be actions are reported in the result, not announced: the finding is.
+        taken = [action for action in actions if action.performed or action.error]
+        for action in taken:
+            self.store.record_activity(
+                "action",
+                action.at,
+                f"{action.event_id}#{action.action}#{action.user_name}",
+                action.model_dump(mode="json"),
+            )
+        notable = [change for change in changes if change.notable]
+        if alerts or notable or taken:
+            self.announcer.announce(alerts=alerts, changes=notable, actions=taken)
+
+
+def _describe(subject: Subject) -> str:
+    return {
+        "user": f"user {subject.name}",
+        "group": f"the members of group {subject.name}",
+        "root": "the root user",
+        "account": f"account {subject.name}",
+    }[subject.kind]
+
+
+def _unread_root(account_id: str) -> RootState:
+    """Stands in for root in an account-only state; no root check runs on it."""
+    return RootState(
+        arn=f"arn:aws:iam::{account_id}:root",
+        mfa_enabled=False,
+        has_virtual_mfa=False,
+        access_keys_present=False,
+        credentials=None,
+    )
+
+
+def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
+    """Idempotency hook: a stored result returned for a repeated eventID."""
+    if isinstance(response, EventResult):
+        return response.model_copy(
+            update={"duplicate": True, "reason": f"duplicate delivery, already processed: {response.reason}"}
+        )
+    return response
+
+
+def ensure_idempotency_table(client: Any, table_name: str) -> bool:
+    """Create the idempotency table as template.yaml does (key `id`, TTL `expiration`). Local emulators only."""
+    try:
+        client.describe_table(TableName=table_name)
+        return False
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+    client.create_table(
+        TableName=table_name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+    client.get_waiter("table_exists").wait(TableName=table_name, WaiterConfig={"Delay": 1})
+    client.update_time_to_live(
+        TableName=table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+    )
+    return True
