@@ -205,7 +205,7 @@ def _no_route(app: APIGatewayRestResolver) -> Callable[[NotFoundError], Response
     def answer(exc: NotFoundError) -> Response[Any]:
         path = app.current_event.path
         allowed = next((methods for rule, methods in _ROUTE_RULES if rule.fullmatch(path)), None)
-        if allowed is None:
+        if allowed is None or app.current_event.http_method.upper() in allowed:
             return error_response(HTTPStatus.NOT_FOUND, "not_found", "No such route.")
         response = error_response(
             HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", f"{path} allows {', '.join(allowed)} only."
@@ -285,11 +285,25 @@ def openapi_document() -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
         }
         operation["security"] = [{"sigv4": []}, {"api_key": []}]
+        for parameter in operation.get("parameters", []):
+            _not_nullable(parameter["schema"])
     components = schema["components"]
     for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         components["schemas"].pop(unused, None)
     components["securitySchemes"] = _SECURITY_SCHEMES
     return schema
+
+
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """An optional parameter is absent, never null: `anyOf: [X, null]` → X."""
+    variants = schema.get("anyOf")
+    if isinstance(variants, list) and {"type": "null"} in variants:
+        rest = [v for v in variants if v != {"type": "null"}]
+        del schema["anyOf"]
+        if len(rest) == 1:
+            schema.update(rest[0])
+        else:
+            schema["anyOf"] = rest
 
 
 def openapi_json() -> str:

@@ -6,11 +6,11 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from iamguard.api.errors import BadRequest
 
-_KEY_NAMES = {"pk", "sk", "gsi1pk", "gsi1sk"}
+BAD_TOKEN = "next_token is not a token this API issued"
 
 
 def query_fingerprint(**filters: object) -> str:
@@ -24,23 +24,18 @@ def encode_token(key: Mapping[str, str], fingerprint: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_token(token: str, fingerprint: str) -> dict[str, str]:
-    """The resume key inside `token`; BadRequest if it is malformed or from another query."""
+def decode_token(token: str, fingerprint: str, key_names: Collection[str] = ("pk", "sk")) -> dict[str, str]:
+    """The resume key inside `token`; BadRequest if it is malformed, of another shape or from another query."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
     except (binascii.Error, ValueError) as exc:
-        raise BadRequest("next_token is not a token this API issued") from exc
+        raise BadRequest(BAD_TOKEN) from exc
     if not isinstance(data, dict) or not isinstance(data.get("k"), dict):
-        raise BadRequest("next_token is not a token this API issued")
+        raise BadRequest(BAD_TOKEN)
     key = data["k"]
-    if (
-        not key
-        or not set(key) <= _KEY_NAMES
-        or not {"pk", "sk"} <= set(key)
-        or not all(isinstance(value, str) and value for value in key.values())
-    ):
-        raise BadRequest("next_token is not a token this API issued")
+    if set(key) != set(key_names) or not all(isinstance(value, str) and value for value in key.values()):
+        raise BadRequest(BAD_TOKEN)
     if data.get("q") != fingerprint:
         raise BadRequest("next_token belongs to a query with other filters; repeat the same filters")
     return {str(name): str(value) for name, value in key.items()}

@@ -114,7 +114,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+    def __getattr__(self, name: str) -> Any:
+        """Every HTTP method goes to the resolver (do_GET, do_TRACE, ...): it answers 404 or 405 itself."""
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
@@ -173,6 +177,9 @@ class ApiServer:
         self._httpd.serve_forever()
 
     def stop(self) -> None:
+        """Stop serving; a local audit that POST /audit started is given a moment to finish first."""
+        if isinstance(self.service.launcher, ThreadAuditLauncher):
+            self.service.launcher.wait(timeout=30)
         if self._thread.is_alive():
             self._httpd.shutdown()
             self._thread.join(timeout=5)

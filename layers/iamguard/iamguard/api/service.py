@@ -34,7 +34,7 @@ from iamguard.api.models import (
     UserSummary,
     Verdict,
 )
-from iamguard.api.pagination import decode_token, encode_token, query_fingerprint
+from iamguard.api.pagination import BAD_TOKEN, decode_token, encode_token, query_fingerprint
 from iamguard.api.settings import ApiSettings
 from iamguard.audit import finding_dict
 from iamguard.aws import AwsContext
@@ -124,6 +124,8 @@ class StatusService:
         """Users (in table order), `limit` per page, each with the checks it fails."""
         fingerprint = query_fingerprint(endpoint="users", status=status, min_severity=min_severity)
         start = decode_token(next_token, fingerprint) if next_token else None
+        if start is not None and not start["pk"].startswith("USER#"):
+            raise BadRequest(BAD_TOKEN)
         page: list[UserSummary] = []
         resume: dict[str, str] | None = None
         items = self._items(resource_type="user", start_key=start)
@@ -170,7 +172,10 @@ class StatusService:
     ) -> FindingPage:
         """Findings matching every given filter, `limit` per page."""
         fingerprint = query_fingerprint(endpoint="findings", check_id=check_id, severity=severity, status=status)
-        start = decode_token(next_token, fingerprint) if next_token else None
+        key_names = ("pk", "sk", "gsi1pk", "gsi1sk") if check_id else ("pk", "sk")
+        start = decode_token(next_token, fingerprint, key_names) if next_token else None
+        if start is not None and check_id and start["gsi1pk"] != f"CHECK#{check_id}":
+            raise BadRequest(BAD_TOKEN)
         page: list[FindingDetail] = []
         resume: dict[str, str] | None = None
         for item, key in self._items(check_id=check_id, severity=severity, status=status, start_key=start):
@@ -189,7 +194,7 @@ class StatusService:
             yield from self.store.finding_items(start_key=start_key, **filters)
         except ClientError as exc:
             if start_key and exc.response.get("Error", {}).get("Code") == "ValidationException":
-                raise BadRequest("next_token is not a token this API issued") from exc
+                raise BadRequest(BAD_TOKEN) from exc
             raise
 
     # -- GET /events ----------------------------------------------------------------------

@@ -1,0 +1,91 @@
+"""Helpers for the status API tests: a seeded, audited account and a tiny HTTP client."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from iamguard.aws import AwsContext
+from iamguard.local import moto_ext
+from iamguard.local.seed import seed_designed_account, seed_walkthrough
+from iamguard.local.server import MotoServer
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: Any
+    text: str
+
+
+def call(base_url: str, path: str, method: str = "GET") -> Reply:
+    request = urllib.request.Request(base_url + path, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, headers, raw = response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        status, headers, raw = error.code, dict(error.headers), error.read()
+    text = raw.decode()
+    return Reply(status, headers, json.loads(text) if text else None, text)
+
+
+def audit(endpoint_url: str, table: str) -> dict[str, Any]:
+    """`iamguard audit --store` as a user runs it; returns its JSON report."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "iamguard.cli",
+            "audit",
+            "--store",
+            "--endpoint-url",
+            endpoint_url,
+            "--table",
+            table,
+            "--format",
+            "json",
+            "--fail-on",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+def reset_moto(server: MotoServer) -> None:
+    """An empty account on the shared moto server (what the moto_server fixture does per test)."""
+    request = urllib.request.Request(f"{server.url}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    moto_ext.reset()
+
+
+def seed_account(aws: AwsContext) -> None:
+    """The designed account (one case per check) plus the walkthrough's wonjun_admin."""
+    seed_designed_account(aws.iam())
+    seed_walkthrough(aws.iam())
+
+
+# What the API must say about the seeded account.
+USER_STATUS = {
+    "alice": "compliant",
+    "bob_ci": "non_compliant",
+    "carol_ops": "non_compliant",
+    "dave_new": "non_compliant",
+    "erin_contractor": "exempt",
+    "wonjun_admin": "non_compliant",
+}
+HIGHEST_SEVERITY = {"bob_ci": "low", "carol_ops": "critical", "dave_new": "high", "wonjun_admin": "critical"}

@@ -1,0 +1,106 @@
+"""The status API when things change: new activity, POST /audit, a failing table."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from iamguard.alerts import Action, Alert, Detection
+from iamguard.api.server import ApiServer, serve_in_thread
+from iamguard.api.service import StatusService
+from iamguard.api.settings import ApiSettings
+from iamguard.aws import AwsContext
+from iamguard.findings import Severity
+from iamguard.local.server import MotoServer
+from iamguard.store import FindingsStore
+
+from tests.integration.api_support import audit, call, seed_account
+
+TABLE = "api-findings-changes"
+
+
+@pytest.fixture
+def api(server_aws: AwsContext, moto_server: MotoServer) -> Iterator[ApiServer]:
+    seed_account(server_aws)
+    audit(moto_server.url, TABLE)
+    server = serve_in_thread(server_aws, TABLE)
+    yield server
+    server.stop()
+
+
+def test_events_are_the_latest_detections_and_actions(api: ApiServer, server_aws: AwsContext) -> None:
+    store = FindingsStore(server_aws.dynamodb(), TABLE)
+    now = datetime.now(UTC).replace(microsecond=0)
+    alert = Alert(
+        detection=Detection.MFA_REMOVED,
+        severity=Severity.CRITICAL,
+        resource_name="wonjun_admin",
+        summary="MFA was removed from admin wonjun_admin.",
+        event_id="e-1",
+        event_name="DeactivateMFADevice",
+        event_time=now,
+        account_id="123456789012",
+    )
+    action = Action(
+        action="attach_guardrail_policy",
+        user_name="wonjun_admin",
+        policy_arn="arn:aws:iam::123456789012:policy/iamguard-mfa-guardrail",
+        performed=False,
+        reason="console access without MFA (monitor mode)",
+        at=now + timedelta(seconds=1),
+    )
+    assert store.record_activity("detection", alert.event_time, alert.dedup_key, alert.model_dump(mode="json"))
+    assert store.record_activity("action", action.at, "a-1", {**action.model_dump(mode="json"), "attempts": 2})
+
+    reply = call(api.url, "/events")
+    assert reply.status == 200
+    events = reply.body["events"]
+    assert [e["kind"] for e in events] == ["action", "detection"]  # newest first
+    by_kind = {e["kind"]: e for e in events}
+    assert by_kind["detection"]["severity"] == "critical"
+    assert by_kind["detection"]["summary"] == "MFA was removed from admin wonjun_admin."
+    assert by_kind["detection"]["resource_name"] == "wonjun_admin"
+    assert by_kind["detection"]["id"] == alert.dedup_key
+    assert by_kind["action"]["data"]["attempts"] == 2  # a DynamoDB number comes back as a JSON number
+    assert by_kind["action"]["summary"] == "console access without MFA (monitor mode)"
+    times = [e["at"] for e in events]
+    assert times == sorted(times, reverse=True)
+
+    only_actions = call(api.url, "/events?kind=action").body["events"]
+    assert [e["kind"] for e in only_actions] == ["action"]
+
+
+def test_post_audit_starts_an_audit_that_status_then_shows(api: ApiServer, server_aws: AwsContext) -> None:
+    before = call(api.url, "/status").body["last_audit"]["started_at"]
+    server_aws.iam().create_user(UserName="frank_new")
+
+    reply = call(api.url, "/audit", method="POST")
+    assert reply.status == 202
+    assert reply.headers["Location"] == "/status"
+    started = reply.body
+    assert re.fullmatch(r"[0-9a-f]{32}", started["run_id"])
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        last = call(api.url, "/status").body["last_audit"]
+        if last["started_at"] > before and last["started_at"] >= started["requested_at"][:19]:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the audit never showed up in GET /status")
+    frank = call(api.url, "/users/frank_new")
+    assert frank.status == 200
+    assert frank.body["status"] == "non_compliant"  # a programmatic user without MFA fails user_mfa
+
+
+def test_an_unexpected_failure_is_a_plain_500(server_aws: AwsContext, moto_server: MotoServer) -> None:
+    # No table at all: DynamoDB fails inside the service.
+    service = StatusService(FindingsStore(server_aws.dynamodb(), "missing-table"), ApiSettings())
+    with ApiServer(service) as server:
+        reply = call(server.url, "/status")
+    assert reply.status == 500
+    assert reply.body == {"error": "internal_error", "message": "Internal error.", "details": []}
+    assert "Traceback" not in reply.text and "missing-table" not in reply.text
