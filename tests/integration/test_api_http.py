@@ -233,6 +233,6 @@ def test_iamguard_serve_command(api: ApiServer, _moto_server: MotoServer) -> Non
         user = call(base, "/users/wonjun_admin")
         assert user.status == 200 and user.body["findings"][0]["check_id"] == "user_admin_without_mfa"
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=20)
     assert code == 0

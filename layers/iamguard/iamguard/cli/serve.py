@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any
 
@@ -29,6 +30,10 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port must be between 0 and 65535, not {args.port}", exit_code=2)
@@ -45,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     where = args.endpoint_url or f"AWS ({ctx.region})"
     print(f"iamguard status API on {server.url} - findings table {table} at {where}", file=sys.stderr)  # noqa: T201
     print(f"  try: curl {server.url}/status", file=sys.stderr)  # noqa: T201
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     try:
         server.serve_forever()
     except KeyboardInterrupt:
