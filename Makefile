@@ -7,6 +7,8 @@
 #   .venv          the iamguard package (editable) with its dev/test tools  <- pyproject.toml
 #   .venv-sam      aws-sam-cli, which pins its own boto3/click               <- requirements-sam.txt
 #   .venv-checkov  checkov (IaC security scan), which pins many deps         <- requirements-checkov.txt
+# and .venv-lambda: what Lambda adds to the built artifacts (the runtime's boto3, the
+# public Powertools layer), pip-installed for the Lambda Python       <- tests/build/*.txt
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -19,9 +21,11 @@ PYTHON ?= python3
 VENV := .venv
 VENV_SAM := .venv-sam
 VENV_CHECKOV := .venv-checkov
+VENV_LAMBDA := .venv-lambda
 VENV_STAMP := $(VENV)/.iamguard-installed.stamp
 SAM_STAMP := $(VENV_SAM)/.sam-installed.stamp
 CHECKOV_STAMP := $(VENV_CHECKOV)/.checkov-installed.stamp
+LAMBDA_STAMP := $(VENV_LAMBDA)/.lambda-installed.stamp
 BIN := $(VENV)/bin
 SAM := $(VENV_SAM)/bin/sam
 PYTEST := $(BIN)/pytest
@@ -60,14 +64,15 @@ help:
 	@echo "make test        lint, typecheck, cfn-lint, sam-validate, build, all tests"
 	@echo "make lint | typecheck | cfn-lint | sam-validate | checkov | build | unit | integration | pytest"
 	@echo "make format      apply ruff format and safe ruff fixes"
-	@echo "make .venv | .venv-sam | .venv-checkov   create the virtual environments"
+	@echo "make .venv | .venv-sam | .venv-checkov | lambda-env   create the environments"
 	@echo "make clean       remove build output and caches; distclean also the venvs"
 
 # ------------------------------------------------------------------ environments
-.PHONY: .venv .venv-sam .venv-checkov
+.PHONY: .venv .venv-sam .venv-checkov lambda-env
 .venv: $(VENV_STAMP)
 .venv-sam: $(SAM_STAMP)
 .venv-checkov: $(CHECKOV_STAMP)
+lambda-env: $(LAMBDA_STAMP)
 
 $(VENV_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +92,23 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(VENV_CHECKOV)/bin/python -m pip install --upgrade pip
 	$(VENV_CHECKOV)/bin/python -m pip install -r requirements-checkov.txt
 	$(CHECKOV) --version
+	touch $@
+
+# Two `pip --target` directories for the smoke test of the built artifacts
+# (tests/build): runtime/ = the Lambda runtime's boto3, powertools/ = the public
+# Powertools layer. Installed for $(LAMBDA_PYTHON) (else the default python3, said
+# loudly); .venv-lambda/python records which interpreter they are for.
+$(LAMBDA_STAMP): tests/build/lambda-runtime.txt tests/build/powertools-layer.txt
+	dir='$(LAMBDA_PYTHON_DIR)'; py="$$dir/$(LAMBDA_PYTHON)"; \
+	if [ -z "$$dir" ]; then \
+	  py=$$(command -v $(PYTHON)); echo "warning: no $(LAMBDA_PYTHON); the smoke test uses $$py" >&2; \
+	fi; \
+	rm -rf $(VENV_LAMBDA); \
+	for part in runtime:lambda-runtime powertools:powertools-layer; do \
+	  "$$py" -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+	    --target $(VENV_LAMBDA)/$${part%%:*} -r tests/build/$${part#*:}.txt; \
+	done; \
+	"$$py" -c 'import sys; print(sys.executable)' > $(VENV_LAMBDA)/python
 	touch $@
 
 # ------------------------------------------------------------------ checks
@@ -130,7 +152,7 @@ build: $(SAM_STAMP)
 # ------------------------------------------------------------------ tests
 # pytest exits 5 when it collects no test: that fails the build like any error.
 .PHONY: test pytest unit integration
-test: lint typecheck cfn-lint sam-validate build pytest
+test: lint typecheck cfn-lint sam-validate build lambda-env pytest
 
 pytest: $(VENV_STAMP)
 	$(PYTEST)
@@ -155,8 +177,9 @@ demo: $(VENV_STAMP)
 .PHONY: clean distclean
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
-	find . -path ./$(VENV) -prune -o -path ./$(VENV_SAM) -prune -o -path ./$(VENV_CHECKOV) -prune -o -path ./.git -prune -o \
+	find . -path ./$(VENV) -prune -o -path ./$(VENV_SAM) -prune -o -path ./$(VENV_CHECKOV) -prune -o \
+	  -path ./$(VENV_LAMBDA) -prune -o -path ./.git -prune -o \
 	  -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(VENV_SAM) $(VENV_CHECKOV)
+	rm -rf $(VENV) $(VENV_SAM) $(VENV_CHECKOV) $(VENV_LAMBDA)

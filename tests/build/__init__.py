@@ -1,0 +1,1 @@
+"""Tests of the built artifacts (.aws-sam/build), as Lambda would load them."""
