@@ -22,6 +22,8 @@ SUBCOMMANDS = {
     "serve": "iamguard.cli.serve",
     "api": "iamguard.cli.api",
     "mfa": "iamguard.cli.mfa",
+    "local": "iamguard.cli.local",
+    "demo": "iamguard.cli.demo",
 }
 
 

@@ -154,6 +154,9 @@ class _ControlMiddleware:
             )
         except (json.JSONDecodeError, TypeError, ValueError) as exc:
             status, body = 400, {"error": str(exc)}
+        except Exception as exc:  # answered as JSON, and logged: the caller is another process
+            log.exception("/_iamguard/ request failed")
+            status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
         data = json.dumps(body).encode()
         start_response(
             f"{status} {'OK' if status < 400 else 'Error'}",

@@ -77,7 +77,7 @@ def console_sign_in(
 ) -> SignInResult:
     """Sign `user` ("root" for the root user) in to the console, and publish the ConsoleLogin event."""
     from moto.core.utils import utcnow
-    from moto.iam.exceptions import NotFoundException
+    from moto.iam.exceptions import NoSuchEntity, NotFoundException
 
     note = ""
     additional: dict[str, Any] = {"LoginTo": CONSOLE_URL, "MobileVersion": "No", "MFAUsed": "No"}
@@ -96,7 +96,7 @@ def console_sign_in(
     else:
         try:
             iam_user = _iam_backend(account_id).get_user(user)
-        except NotFoundException:
+        except (NoSuchEntity, NotFoundException):
             if not fail:
                 raise SignInError(f"there is no IAM user {user} (use --fail to simulate a failed sign-in)") from None
             iam_user = None
