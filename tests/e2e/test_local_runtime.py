@@ -1,0 +1,166 @@
+"""The local runtime end to end, driven from other processes as a user would drive it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pyotp
+import pytest
+from iamguard.local import moto_ext
+from iamguard.local.demo import message_ids
+from iamguard.local.runtime import LocalOptions, LocalRuntime, control_request
+from iamguard.local.trail import API_CALL
+from iamguard.mfa import Enrollment, authenticator_codes
+from iamguard.store import FindingsStore
+
+from tests.integration.local_support import client
+
+pytestmark = pytest.mark.e2e
+ACCOUNT = "123456789012"
+# The event functions (issue 3) still hand their alerts and finding changes to LogOnlyAnnouncer, not to
+# the notifier (issue 4); strict, so these fail loudly once the wiring lands and the marks must go.
+EVENT_PATH_NOT_ANNOUNCING = pytest.mark.xfail(
+    strict=True, reason="on_iam_event/on_signin_event do not announce to Slack yet (LogOnlyAnnouncer)"
+)
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Iterator[LocalRuntime]:
+    with LocalRuntime(LocalOptions(run_schedules_on_time=False)) as running:
+        yield running
+
+
+def _findings(runtime: LocalRuntime, resource: str) -> dict[str, str]:
+    store = FindingsStore(client("dynamodb", runtime.endpoint_url), runtime.findings_table)
+    return {f.check_id: f.status.value for f in store.findings() if f.resource_name == resource}
+
+
+def _messages_about(runtime: LocalRuntime, name: str) -> list[dict[str, Any]]:
+    return [m for m in runtime.slack.messages if name in json.dumps(m)]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "iamguard.cli", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@EVENT_PATH_NOT_ANNOUNCING
+def test_a_user_created_from_another_process_raises_the_finding_and_the_alert(runtime: LocalRuntime) -> None:
+    # Given a plain boto3 client in another process, pointed at the local endpoint with root's default keys
+    script = (
+        "import boto3, sys\n"
+        "iam = boto3.client('iam', endpoint_url=sys.argv[1], region_name='us-east-1',"
+        " aws_access_key_id='testing', aws_secret_access_key='testing')\n"
+        "iam.create_user(UserName='outsider')\n"
+        "iam.create_login_profile(UserName='outsider', Password='Outsider-Password-1!')\n"
+    )
+    # When it creates a console user without MFA
+    subprocess.run([sys.executable, "-c", script, runtime.endpoint_url], check=True, timeout=60)
+    assert runtime.wait_idle()
+
+    # Then the event path stored the user's findings...
+    findings = _findings(runtime, "outsider")
+    assert findings["user_console_mfa"] == "FAIL"
+    assert findings["user_mfa"] == "FAIL"
+    # ...the status API shows them...
+    with urllib.request.urlopen(f"{runtime.api_url}/users/outsider", timeout=10) as response:
+        user = json.loads(response.read())
+    assert {f["check_id"]: f["status"] for f in user["findings"]}["user_console_mfa"] == "FAIL"
+    # ...and Slack heard about the console user without MFA
+    said = set().union(*(message_ids(m) for m in _messages_about(runtime, "outsider")))
+    assert "user_console_mfa" in said
+
+
+def test_sign_ins_from_the_cli_follow_the_users_mfa(runtime: LocalRuntime) -> None:
+    iam = client("iam", runtime.endpoint_url)
+    iam.create_user(UserName="signer")
+    iam.create_login_profile(UserName="signer", Password="Signer-Password-1!")
+    enrollment = Enrollment(iam, ACCOUNT)
+    device = enrollment.create("signer")
+    enrollment.enable(device, *authenticator_codes(device.seed))
+    url = runtime.endpoint_url
+
+    no_code = _cli("local", "signin", "signer", "--endpoint-url", url)
+    wrong = _cli("local", "signin", "signer", "--mfa-code", "000000", "--endpoint-url", url)
+    right = _cli("local", "signin", "signer", "--mfa-code", pyotp.TOTP(device.seed).now(), "--endpoint-url", url)
+    unknown = _cli("local", "signin", "nobody", "--endpoint-url", url)
+    unknown_fails = _cli("local", "signin", "nobody", "--fail", "--endpoint-url", url)
+    assert runtime.wait_idle()
+
+    assert no_code.returncode == 1 and "--mfa-code" in no_code.stderr
+    assert wrong.returncode == 0 and "failed to sign in" in wrong.stdout
+    assert right.returncode == 0 and "signed in to the console (MFAUsed=Yes)" in right.stdout
+    assert unknown.returncode == 1 and "there is no IAM user nobody" in unknown.stderr
+    assert unknown_fails.returncode == 0
+    logins = [e["detail"] for e in runtime.trail.recent if e["detail"]["eventName"] == "ConsoleLogin"]
+    outcomes = [
+        (d["userIdentity"].get("userName"), d["responseElements"]["ConsoleLogin"], d["additionalEventData"]["MFAUsed"])
+        for d in logins[-3:]
+    ]
+    assert outcomes == [
+        ("signer", "Failure", "No"),
+        ("signer", "Success", "Yes"),
+        ("HIDDEN_DUE_TO_SECURITY_REASONS", "Failure", "No"),
+    ]
+    assert logins[-2]["additionalEventData"]["MFAIdentifier"] == device.serial_number
+    assert iam.get_user(UserName="signer")["User"]["PasswordLastUsed"] is not None
+    assert device.seed not in json.dumps(list(runtime.trail.recent))
+
+
+@EVENT_PATH_NOT_ANNOUNCING
+def test_root_signs_in_and_the_credential_report_shows_it(runtime: LocalRuntime) -> None:
+    result = runtime.sign_in("root")
+    assert runtime.wait_idle()
+    assert (result.console_login, result.mfa_used) == ("Success", "No")
+    assert result.event["detail"]["userIdentity"]["type"] == "Root"
+    assert moto_ext.root(ACCOUNT).password_last_used is not None
+    assert "root_console_sign_in" in set().union(*(message_ids(m) for m in runtime.slack.messages))
+
+
+def test_the_templates_patterns_decide_what_reaches_the_handlers(runtime: LocalRuntime) -> None:
+    assert runtime.dispatcher is not None
+    before = len(runtime.dispatcher.invocations)
+    failed_call = {
+        "eventSource": "iam.amazonaws.com",
+        "eventName": "CreateUser",
+        "errorCode": "AccessDenied",
+        "eventID": "00000000-0000-0000-0000-000000000001",
+        "userIdentity": {"type": "Root", "accountId": ACCOUNT},
+        "requestParameters": {"userName": "denied"},
+        "recipientAccountId": ACCOUNT,
+    }
+    runtime.trail.publish(API_CALL, "aws.iam", failed_call, ACCOUNT)  # matches no rule: errorCode exists
+    client("iam", runtime.endpoint_url).create_policy(
+        PolicyName="unrelated",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]}
+        ),
+    )  # CreatePolicy is not in the IAM rule's event names
+    client("iam", runtime.endpoint_url).create_user(UserName="routed")
+    assert runtime.wait_idle()
+    handled = [(i.function, i.trigger) for i in runtime.dispatcher.invocations[before:]]
+    assert handled == [("on_iam_event", "CreateUser")]
+
+
+def test_audits_run_on_demand_from_the_api_and_the_cli(runtime: LocalRuntime) -> None:
+    assert runtime.dispatcher is not None
+    before = len(runtime.dispatcher.invocations)
+    request = urllib.request.Request(f"{runtime.api_url}/audit", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 202
+    cli = _cli("local", "audit", "--endpoint-url", runtime.endpoint_url)
+    assert cli.returncode == 0, cli.stderr
+    assert "audit done in" in cli.stdout
+    assert runtime.wait_idle()
+    audits = [i for i in runtime.dispatcher.invocations[before:] if i.function == "audit_account"]
+    assert len(audits) == 2
+    assert all(i.error is None for i in audits)
+    info = control_request(runtime.endpoint_url, "info")
+    assert info["functions"]["on_iam_event"]["routes"] == ["IamChanges"]
+    assert info["functions"]["audit_account"]["schedules"] == ["rate(1 hour)"]
