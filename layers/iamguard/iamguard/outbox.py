@@ -155,7 +155,7 @@ class Outbox:
             sets.append("last_error = :error")
             values[":error"] = {"S": error[:1000]}
         if state is OutboxState.PENDING:
-            expression = "SET " + ", ".join([*sets, "lease_until = :now"])  # free for the next flush
+            expression = "SET " + ", ".join(sets) + " REMOVE lease_until"  # free for the next flush
         else:
             expression = "SET " + ", ".join(sets) + " REMOVE gsi1pk, gsi1sk, lease_until"
         self.client.update_item(
@@ -194,12 +194,13 @@ class Outbox:
                     return
 
     def due(self, now: datetime, limit: int = 200) -> list[OutboxEntry]:
-        """Undelivered messages whose lease has run out, oldest first."""
-        return [
+        """Undelivered messages whose lease has run out, oldest (then worst) first."""
+        entries = [
             entry_from_item(item)
             for item in self._query(OUTBOX, limit)
             if not item.get("lease_until") or str(item["lease_until"]) < _iso(now)
         ]
+        return sorted(entries, key=lambda e: (e.created_at, -e.message.severity.rank))
 
     def held(self, account_id: str, limit: int = 500) -> list[OutboxEntry]:
         """Messages held for the next digest of an account, oldest first."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 UNDELIVERED_METRIC = "UndeliveredAlerts"
-CHANNEL_COOLDOWN_SECONDS = 60.0
+CHANNEL_COOLDOWN = timedelta(seconds=60)
 PEOPLE_KINDS = {MessageKind.FINDING, MessageKind.ALERT, MessageKind.ACTION, MessageKind.DIGEST}
 
 
@@ -126,7 +125,7 @@ class Dispatcher:
         self.log = logger or logging.getLogger("iamguard.notify")
         self.clock = clock or (lambda: datetime.now(UTC))
         self.builder = MessageBuilder(language, clock=self.clock)
-        self._down_until: dict[Channel, float] = {}
+        self._down_until: dict[Channel, datetime] = {}
 
     # -- the Announcer protocol -----------------------------------------------------------
     def announce(self, *, alerts: list[Alert], changes: list[Change], actions: list[Action]) -> DeliveryReport:
@@ -249,12 +248,13 @@ class Dispatcher:
 
     def _send(self, channel: Channel, message: Message) -> str | None:
         """None when delivered, else why not."""
-        if self._down_until.get(channel, 0.0) > time.monotonic():
+        down_until = self._down_until.get(channel)
+        if down_until is not None and down_until > self.clock():
             return f"{channel.value} failed moments ago; not retried in this run"
         try:
             self.notifiers[channel].send(message)
         except DeliveryError as exc:
-            self._down_until[channel] = time.monotonic() + CHANNEL_COOLDOWN_SECONDS
+            self._down_until[channel] = self.clock() + CHANNEL_COOLDOWN
             reason = scrub(str(exc))
             self.log.warning(
                 "notification channel failed",

@@ -47,6 +47,11 @@ def _chunks(items: Sequence[Change], size: int = CHUNK) -> list[Sequence[Change]
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
+def _clean(finding: Finding) -> Finding:
+    """A finding as a message carries it (to Security Hub, the outbox): free text scrubbed."""
+    return finding.model_copy(update={"detail": scrub(finding.detail)})
+
+
 def outcome(change: Change, *, stateless: bool = False) -> str:
     """What a notable change means to a reader: opened, escalated, resolved, exempted, unknown (or failing)."""
     if change.transition is Transition.OPENED:
@@ -205,7 +210,7 @@ class MessageBuilder:
                 "resource": first.resource_name if len(changes) == 1 else f"{len(changes)} resources",
                 "count": str(len(changes)),
             },
-            findings=tuple(c.finding for c in changes),
+            findings=tuple(_clean(c.finding) for c in changes),
         )
 
     def sync_messages(self, changes: Sequence[Change]) -> list[Message]:
@@ -214,7 +219,7 @@ class MessageBuilder:
         messages = []
         for transition, members in groupby(notable, key=sync_transition):
             for chunk in _chunks(list(members)):
-                findings = tuple(c.finding for c in chunk)
+                findings = tuple(_clean(c.finding) for c in chunk)
                 worst = max(findings, key=lambda f: f.severity.rank)
                 key = "securityhub:{}:{}".format(
                     worst.account_id,

@@ -14,13 +14,20 @@ The secret (or parameter) holds one of:
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider, SSMProvider
 
 from iamguard.aws import AwsContext
 from iamguard.notify.base import DeliveryError
+from iamguard.notify.redact import ScrubFilter
 from iamguard.notify.slack import SlackCredentials
+
+# botocore logs request and response bodies at DEBUG: a GetSecretValue response would carry the
+# webhook URL or token into the log of anyone who turns DEBUG on. Those two loggers are scrubbed.
+for _wire_logger in ("botocore.parsers", "botocore.endpoint"):
+    logging.getLogger(_wire_logger).addFilter(ScrubFilter())
 
 
 def is_ssm_reference(reference: str) -> bool:
