@@ -93,6 +93,7 @@ class Demo:
     def __init__(self, runtime: LocalRuntime, out: TextIO, *, language: Language = "en") -> None:
         self.runtime = runtime
         self.out = out
+        self.language = language
         self.text = narration(language)
         self.aws = runtime.root_aws()
         self.iam = self.aws.iam()
@@ -114,8 +115,8 @@ class Demo:
 
     # -- steps ---------------------------------------------------------------------
     STEPS = (
-        "root_signin",
         "audit",
+        "root_signin",
         "root_mfa",
         "create_admin",
         "admin_signin",
@@ -146,8 +147,8 @@ class Demo:
 
     def run(self) -> DemoResult:
         started = time.monotonic()
-        self._step("root_signin", self.root_signs_in)
         self._step("audit", self.audit)
+        self._step("root_signin", self.root_signs_in)
         self._step("root_mfa", self.root_enrolls_mfa)
         self._step("create_admin", self.create_admin)
         self._step("admin_signin", lambda: self.sign_in(ADMIN, "admin_signin.did"))
@@ -224,28 +225,30 @@ class Demo:
         self.sign_in(ADMIN, "admin_signin_mfa.did", current)
 
     def show_status(self) -> dict[str, Any]:
+        from iamguard.findings import Severity
+        from iamguard.notify.catalog import fill, load_catalog
+
         with urllib.request.urlopen(f"{self.runtime.api_url}/status", timeout=30) as response:  # noqa: S310 - 127.0.0.1
             status: dict[str, Any] = json.loads(response.read())
+        bot = load_catalog(self.language)  # the bot's own words for severities and checks
         last = status.get("last_audit") or {}
-        self.say(
-            "said", text=self.text["status.verdict"].format(verdict=status["verdict"], age=last.get("age_seconds", "?"))
-        )
-        self.say("said", text=self.text["status.users"].format(**status["users"]))
-        failing = {severity: n for severity, n in status["failed_by_severity"].items() if n}
-        counts = ", ".join(f"{severity} {n}" for severity, n in failing.items())
-        self.say(
-            "said",
-            text=self.text["status.failing"].format(counts=counts) if failing else self.text["status.none_failing"],
-        )
+        verdict = self.text.get(f"verdict.{status['verdict']}", status["verdict"])
+        self.said("status.verdict", verdict=verdict, age=last.get("age_seconds", "?"))
+        self.said("status.users", **status["users"])
+        failing = [(Severity(severity), n) for severity, n in status["failed_by_severity"].items() if n]
+        if failing:
+            self.said("status.failing", counts=", ".join(f"{bot.severity[severity]} {n}" for severity, n in failing))
+        else:
+            self.said("status.none_failing")
         for check in status.get("root", []) + status.get("account", []):
-            mark = "✓" if check["status"] == "PASS" else "✗"
-            self.said(
-                "status.check",
-                mark=mark,
-                check_id=check["check_id"],
-                resource=check["resource_name"],
-                detail=check["detail"],
-            )
+            passed = check["status"] == "PASS"
+            resource = check["resource_name"]
+            detail = check["detail"]
+            if self.language != "en" and check["check_id"] in bot.checks:
+                text = bot.check(check["check_id"])
+                detail = fill(text.passed if passed else text.failed, resource=resource)
+            mark = "✓" if passed else "✗"
+            self.said("status.check", mark=mark, check_id=check["check_id"], resource=resource, detail=detail)
         return status
 
     # -- verdict -------------------------------------------------------------------
@@ -262,8 +265,8 @@ class Demo:
     def expectations(self, status: dict[str, Any]) -> list[tuple[str, bool]]:
         ids = {key: outcome.ids for key, outcome in self.steps.items()}
         checks = [
-            ("expect.root_signin", Detection.ROOT_CONSOLE_SIGN_IN.value in ids["root_signin"]),
             ("expect.root_mfa_flagged", "root_mfa_enabled" in ids["audit"]),
+            ("expect.root_signin", Detection.ROOT_CONSOLE_SIGN_IN.value in ids["root_signin"]),
             (
                 "expect.root_mfa_resolved",
                 "root_mfa_enabled" in ids["root_mfa"] and self._finding("root_mfa_enabled") == "PASS",
