@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import re
+import stat
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -139,15 +141,48 @@ def test_iamguard_checks_the_codes_even_where_the_endpoint_would_accept_anything
     assert len(iam.list_mfa_devices(UserName="frank")["MFADevices"]) == 1
 
 
-def test_non_interactive_codes_that_are_wrong_fail_cleanly(
+def test_scripts_enrol_in_two_steps_with_the_secret_in_a_private_file(
+    local: tuple[MotoServer, Trail], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    server, _ = local
+    iam = client("iam", server.url)
+    iam.create_user(UserName="gina")
+    secret_file = tmp_path / "gina.secret"
+    url = ["--endpoint-url", server.url]
+
+    # Step 1: the device is created and its secret kept in a file only its owner can read
+    assert main(["mfa", "enroll", "gina", "--secret-file", str(secret_file), *url]) == 0
+    serial = f"arn:aws:iam::{ACCOUNT}:mfa/gina"
+    assert f"--serial {serial}" in capsys.readouterr().out
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    seed = secret_file.read_text().strip()
+    assert main(["mfa", "enroll", "gina", "--secret-file", str(secret_file), *url]) == 2  # never overwritten
+    assert "exists" in capsys.readouterr().err
+
+    # Step 2: codes that are not right are refused, and the device waits for good ones
+    same = pyotp.TOTP(seed).now()
+    step2 = ["mfa", "enroll", "gina", "--serial", serial, "--secret-file", str(secret_file), *url]
+    assert main([*step2, "--code1", same, "--code2", same]) == 1
+    assert "The two codes are the same" in capsys.readouterr().err
+    assert iam.list_mfa_devices(UserName="gina")["MFADevices"] == []
+    assert main([*step2, "--code1", same]) == 2
+    assert "--code2" in capsys.readouterr().err
+
+    code1, code2 = authenticator_codes(seed)
+    assert main([*step2, "--code1", code1, "--code2", code2]) == 0
+    assert f"MFA device {serial} is enabled for gina." in capsys.readouterr().out
+    assert [d["SerialNumber"] for d in iam.list_mfa_devices(UserName="gina")["MFADevices"]] == [serial]
+
+
+def test_without_a_terminal_the_interactive_enrolment_explains_the_scripted_one(
     local: tuple[MotoServer, Trail], capsys: pytest.CaptureFixture[str]
 ) -> None:
     server, _ = local
-    client("iam", server.url).create_user(UserName="gina")
-    argv = ["mfa", "enroll", "gina", "--code1", "123456", "--code2", "123456", "--endpoint-url", server.url]
-    assert main(argv) == 1
-    assert "The two codes are the same" in capsys.readouterr().err
-    assert main(["mfa", "enroll", "gina", "--code1", "123456", "--endpoint-url", server.url]) == 2
+    client("iam", server.url).create_user(UserName="hugo")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sys.stdin", io.StringIO())
+        assert main(["mfa", "enroll", "hugo", "--endpoint-url", server.url]) == 2
+    assert "--secret-file" in capsys.readouterr().err
 
 
 def test_root_enrols_in_the_local_runtime(local: tuple[MotoServer, Trail], capsys: pytest.CaptureFixture[str]) -> None:

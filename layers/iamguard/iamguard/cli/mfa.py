@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from iamguard.cli.common import (
@@ -38,8 +40,15 @@ def register(subparsers: Any) -> None:
     enroll.add_argument("user", nargs="?", metavar="USER", help="IAM user name (omit with --root)")
     enroll.add_argument("--root", action="store_true", help="enrol for the root user (local runtime only)")
     enroll.add_argument("--device-name", help="name of the virtual device (default: the user name)")
-    enroll.add_argument("--code1", metavar="CODE", help="first code (non-interactive; needs --code2)")
-    enroll.add_argument("--code2", metavar="CODE", help="the next code after --code1")
+    scripted = enroll.add_argument_group(
+        "without a terminal (scripts)",
+        "Step 1: --secret-file FILE creates the device and writes its secret to FILE (mode 600). "
+        "Step 2: --serial SERIAL --secret-file FILE --code1 CODE --code2 CODE checks the codes and enables it.",
+    )
+    scripted.add_argument("--secret-file", type=Path, metavar="FILE", help="where the device's secret is kept")
+    scripted.add_argument("--serial", metavar="SERIAL", help="the device created in step 1")
+    scripted.add_argument("--code1", metavar="CODE", help="a code computed from the secret")
+    scripted.add_argument("--code2", metavar="CODE", help="the next code after --code1")
     enroll.add_argument(
         "--attempts", type=int, default=DEFAULT_ATTEMPTS, help=f"tries to type the codes (default {DEFAULT_ATTEMPTS})"
     )
@@ -98,19 +107,18 @@ def enroll(
     user: str | None,
     *,
     out: TextIO,
-    codes: tuple[str, str] | None = None,
     read: Callable[[str], str] | None = None,
     attempts: int = DEFAULT_ATTEMPTS,
     device_name: str | None = None,
 ) -> str:
-    """Create, show, verify, enable; returns the serial number. The device is deleted if enrolment fails."""
+    """Create, show, ask for codes, verify, enable; returns the serial. The device is deleted if enrolment fails."""
     device = enrollment.create(user, device_name)
-    tries = 1 if codes is not None else max(1, attempts)
+    tries = max(1, attempts)
     try:
         show_device(device, out)
         attempt = 1
         while True:
-            code1, code2 = codes if codes is not None else prompt_codes(read or input)
+            code1, code2 = prompt_codes(read or input)
             try:
                 enrollment.enable(device, code1, code2)
             except MfaCodeError as exc:
@@ -132,29 +140,69 @@ def _account_id(ctx: Any) -> str:
 
 def run_enroll(args: argparse.Namespace) -> int:
     user = _target(args)
-    if (args.code1 is None) != (args.code2 is None):
-        raise CliError("give both --code1 and --code2 (or neither, to type them)", exit_code=EXIT_USAGE)
-    codes = (args.code1, args.code2) if args.code1 is not None else None
-    if codes is None and not sys.stdin.isatty():
-        raise CliError("no terminal to type the codes in: use --code1 and --code2", exit_code=EXIT_USAGE)
-    ctx = aws_context(args)
     owner = user or "root"
+    scripted = args.code1 is not None or args.code2 is not None or args.serial is not None
+    if scripted and None in (args.code1, args.code2, args.serial, args.secret_file):
+        raise CliError(
+            "to enable a device created earlier give --serial, --secret-file, --code1 and --code2 "
+            f"(step 1 creates it: iamguard mfa enroll {user or '--root'} --secret-file FILE)",
+            exit_code=EXIT_USAGE,
+        )
+    if not scripted and args.secret_file is None and not sys.stdin.isatty():
+        raise CliError(
+            "no terminal to type the codes in: use --secret-file (see iamguard mfa enroll --help)", exit_code=EXIT_USAGE
+        )
+    if not scripted and args.secret_file is not None and args.secret_file.exists():
+        raise CliError(f"{args.secret_file} exists; choose a new file for the secret", exit_code=EXIT_USAGE)
+    ctx = aws_context(args)
     with aws_errors(args.endpoint_url):
         enrollment = Enrollment(ctx.iam(), _account_id(ctx))
         try:
-            serial = enroll(
-                enrollment,
-                user,
-                out=sys.stdout,
-                codes=codes,
-                attempts=args.attempts,
-                device_name=args.device_name,
-            )
+            if scripted:
+                seed = _read_secret(args.secret_file)
+                enrollment.enable(NewDevice(args.serial, seed, owner, enrollment.account_id), args.code1, args.code2)
+                serial = args.serial
+            elif args.secret_file is not None:
+                return _create_for_script(enrollment, user, args)
+            else:
+                serial = enroll(enrollment, user, out=sys.stdout, attempts=args.attempts, device_name=args.device_name)
         except MfaCodeError as exc:
             raise CliError(f"MFA device not enabled for {owner}: {exc}") from exc
         except EnrollmentError as exc:
             raise CliError(str(exc)) from exc
     sys.stdout.write(f"MFA device {serial} is enabled for {owner}.\n")
+    return EXIT_OK
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        return "".join(path.read_text(encoding="utf-8").split())
+    except OSError as exc:
+        raise CliError(f"cannot read the secret from {path}: {exc.strerror}") from exc
+
+
+def _create_for_script(enrollment: Enrollment, user: str | None, args: argparse.Namespace) -> int:
+    """Step 1 of a scripted enrolment: create the device and keep its secret in a file only its owner reads."""
+    path: Path = args.secret_file
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise CliError(f"cannot create {path}: {exc.strerror}") from exc
+    try:
+        device = enrollment.create(user, args.device_name)
+    except BaseException:
+        os.close(descriptor)
+        path.unlink()
+        raise
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(device.seed + "\n")
+    target = user or "--root"
+    sys.stdout.write(
+        f"Created MFA device {device.serial_number}; its secret is in {path} (readable by you only).\n"
+        "Compute two consecutive codes from it (any TOTP tool), then enable the device:\n"
+        f"  iamguard mfa enroll {target} --serial {device.serial_number} --secret-file {path} "
+        "--code1 CODE --code2 NEXT_CODE\n"
+    )
     return EXIT_OK
 
 
