@@ -86,8 +86,9 @@ class EventHandler:
 
     def record_metrics(self, result: EventResult) -> None:
         self.metrics.add_metric(name=_OUTCOME_METRICS[result.outcome], unit=MetricUnit.Count, value=1)
-        if result.duplicate:
+        if result.duplicate:  # its alerts and actions were counted when it was first processed
             self.metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+            return
         if result.alerts:
             self.metrics.add_metric(name="Alerts", unit=MetricUnit.Count, value=len(result.alerts))
         performed = sum(1 for action in result.actions if action.performed)
