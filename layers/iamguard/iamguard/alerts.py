@@ -72,7 +72,9 @@ class Action(BaseModel):
 class Announcer(Protocol):
     """Where alerts, finding changes and actions go to be told to people (see iamguard.notify)."""
 
-    def announce(self, *, alerts: list[Alert], changes: list[Change], actions: list[Action]) -> None: ...
+    def announce(self, *, alerts: list[Alert], changes: list[Change], actions: list[Action]) -> object:
+        """Tell people (each thing once). What it returns (a delivery report, or None) is for logs and CLIs."""
+        ...
 
 
 class LogOnlyAnnouncer:

@@ -22,6 +22,8 @@ from iamguard.cli.common import EXIT_OK, EXIT_USAGE, CliError, add_aws_arguments
 from iamguard.cli.common import is_local_endpoint as _is_local
 from iamguard.config import Settings
 from iamguard.enforce import ensure_guardrail_policy
+from iamguard.notify.cli import add_notify_arguments, announcer_from_args, report_delivery
+from iamguard.notify.dispatcher import Dispatcher
 from iamguard.realtime import EventProcessor, EventResult, ensure_idempotency_table
 from iamguard.store import FindingsStore
 
@@ -81,6 +83,7 @@ def register(subparsers: Any) -> None:
     )
     replay.add_argument("--account-id", default=None, help="the watched account (default: the caller's, from STS)")
     replay.add_argument("--verbose", action="store_true", help="also write iamguard's structured log to stderr")
+    add_notify_arguments(replay)
     replay.set_defaults(run=run_replay)
 
     seed = commands.add_parser(
@@ -110,9 +113,9 @@ def replay_settings(args: argparse.Namespace) -> Settings:
         raise CliError(str(exc), exit_code=EXIT_USAGE) from exc
 
 
-def make_announcer(args: argparse.Namespace, settings: Settings) -> Announcer:
-    """Where the replay's alerts and actions are announced (the structured log, unless a channel is added)."""
-    return LogOnlyAnnouncer(logger)
+def make_announcer(args: argparse.Namespace, settings: Settings, ctx: AwsContext, store: FindingsStore) -> Announcer:
+    """Where the replay's alerts and actions are announced: --slack-webhook, else the structured log."""
+    return announcer_from_args(args, settings, ctx, store=store) or LogOnlyAnnouncer(logger)
 
 
 def read_events(path: Path) -> Iterator[tuple[Any, str | None]]:
@@ -165,7 +168,12 @@ def build_processor(args: argparse.Namespace, settings: Settings, ctx: AwsContex
             arn = ensure_guardrail_policy(ctx.iam(), account_id)
             settings = settings.model_copy(update={"guardrail_policy_arn": arn})
     return EventProcessor(
-        ctx, settings, account_id=account_id, store=store, announcer=make_announcer(args, settings), logger=logger
+        ctx,
+        settings,
+        account_id=account_id,
+        store=store,
+        announcer=make_announcer(args, settings, ctx, store),
+        logger=logger,
     )
 
 
@@ -183,6 +191,9 @@ def run_replay(args: argparse.Namespace) -> int:
                 line = json.dumps(result.line(), ensure_ascii=False) if args.format == "json" else _text(result)
                 sys.stdout.write(line + "\n")
                 sys.stdout.flush()
+        if isinstance(processor.announcer, Dispatcher):
+            processor.announcer.flush()
+            report_delivery(processor.announcer.total)
     return EXIT_OK
 
 

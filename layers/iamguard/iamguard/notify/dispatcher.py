@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -71,6 +71,25 @@ class DeliveryReport:
     def describe(self) -> str:
         parts = [f"{getattr(self, f.name)} {f.name.replace('_', ' ')}" for f in fields(self) if getattr(self, f.name)]
         return ", ".join(parts) or "nothing to send"
+
+
+@dataclass
+class _Round:
+    """One delivery round of one message."""
+
+    delivered: set[Channel]
+    errors: dict[Channel, str] = field(default_factory=dict)  # tried and failed
+    skipped: set[Channel] = field(default_factory=set)  # failed moments ago in this run: not tried again
+    fallbacks: int = 0
+
+    @property
+    def failed(self) -> bool:
+        """Whether this round counts as an attempt that failed (skips do not)."""
+        return bool(self.errors)
+
+    def describe(self) -> str:
+        reasons = {**{c: "not tried: it failed moments ago in this run" for c in self.skipped}, **self.errors}
+        return "; ".join(f"{c.value}: {reason}" for c, reason in sorted(reasons.items()))
 
 
 class DeadLetterQueue:
@@ -126,6 +145,7 @@ class Dispatcher:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.builder = MessageBuilder(language, clock=self.clock)
         self._down_until: dict[Channel, datetime] = {}
+        self.total = DeliveryReport()  # everything this dispatcher did (a CLI run's summary)
 
     # -- the Announcer protocol -----------------------------------------------------------
     def announce(self, *, alerts: list[Alert], changes: list[Change], actions: list[Action]) -> DeliveryReport:
@@ -188,12 +208,11 @@ class Dispatcher:
                 report.duplicates += 1
                 self.log.info("notification already sent", extra={"key": message.key})
                 continue
-            delivered, errors, fallback = self._attempt(message, targets, frozenset())
-            report.fallbacks += fallback
-            self._settle(
-                message, targets, delivered, errors, attempts=1 if errors else 0, created_at=now, report=report
-            )
+            result = self._attempt(message, targets, frozenset())
+            report.fallbacks += result.fallbacks
+            self._settle(message, targets, result, attempts=1 if result.failed else 0, created_at=now, report=report)
         self._count(report)
+        self.total += report
         return report
 
     def flush(self, limit: int = 200) -> DeliveryReport:
@@ -202,55 +221,60 @@ class Dispatcher:
         if self.outbox is None:
             return report
         for entry in self.outbox.due(self.clock(), limit):
+            if all(self._is_down(channel) for channel in entry.remaining):
+                continue  # those channels just failed in this run: not an attempt, try next run
             if not self.outbox.lease(entry.message.key, self.clock()):
                 continue  # another run is on it
             note = self.builder.catalog.text("note.delayed", time=when(entry.created_at))
-            delivered, errors, fallback = self._attempt(entry.message.with_note(note), entry.remaining, entry.delivered)
-            report.fallbacks += fallback
+            result = self._attempt(entry.message.with_note(note), entry.remaining, entry.delivered)
+            report.fallbacks += result.fallbacks
             self._settle(
                 entry.message,
                 entry.targets,
-                delivered,
-                errors,
-                attempts=entry.attempts + (1 if errors else 0),
+                result,
+                attempts=entry.attempts + (1 if result.failed else 0),
                 created_at=entry.created_at,
                 report=report,
             )
         self._count(report)
+        self.total += report
         return report
 
-    def _attempt(
-        self, message: Message, remaining: Iterable[Channel], delivered: frozenset[Channel]
-    ) -> tuple[frozenset[Channel], dict[Channel, str], int]:
-        """Send to each remaining channel; on failure, to the other person channel. → delivered, errors, fallbacks."""
-        done = set(delivered)
-        errors: dict[Channel, str] = {}
+    def _attempt(self, message: Message, remaining: Iterable[Channel], delivered: frozenset[Channel]) -> _Round:
+        """Send to each remaining channel; if a person channel fails, to the other one as a fallback."""
+        result = _Round(set(delivered))
         for channel in sorted(remaining):
+            if self._is_down(channel):
+                result.skipped.add(channel)
+                continue
             error = self._send(channel, message)
             if error is None:
-                done.add(channel)
+                result.delivered.add(channel)
             else:
-                errors[channel] = error
-        fallbacks = 0
-        if errors and message.kind in PEOPLE_KINDS and not any(c in done for c in errors):
-            failed = ", ".join(self.builder.catalog.channel[c] for c in sorted(errors))
+                result.errors[channel] = error
+        missed = sorted(result.errors.keys() | result.skipped)
+        if missed and message.kind in PEOPLE_KINDS and not result.delivered & set(missed):
+            failed = ", ".join(self.builder.catalog.channel[c] for c in missed)
             for spare in PERSON_CHANNELS:
-                if spare in done or spare in errors or spare not in self.notifiers or spare in remaining:
+                if spare in result.delivered or spare in missed or spare not in self.notifiers or self._is_down(spare):
                     continue
                 note = self.builder.catalog.text(
                     "note.fallback", channel=self.builder.catalog.channel[spare], failed=failed
                 )
-                if self._send(spare, message.with_note(note)) is None:
-                    done.add(spare)
-                    fallbacks = 1
+                error = self._send(spare, message.with_note(note))
+                if error is None:
+                    result.delivered.add(spare)
+                    result.fallbacks = 1
                     break
-        return frozenset(done), errors, fallbacks
+                result.errors[spare] = error
+        return result
+
+    def _is_down(self, channel: Channel) -> bool:
+        down_until = self._down_until.get(channel)
+        return down_until is not None and down_until > self.clock()
 
     def _send(self, channel: Channel, message: Message) -> str | None:
-        """None when delivered, else why not."""
-        down_until = self._down_until.get(channel)
-        if down_until is not None and down_until > self.clock():
-            return f"{channel.value} failed moments ago; not retried in this run"
+        """None when delivered, else why not. A failed channel is skipped for a minute."""
         try:
             self.notifiers[channel].send(message)
         except DeliveryError as exc:
@@ -268,14 +292,14 @@ class Dispatcher:
         self,
         message: Message,
         targets: frozenset[Channel],
-        delivered: frozenset[Channel],
-        errors: dict[Channel, str],
+        result: _Round,
         *,
         attempts: int,
         created_at: datetime,
         report: DeliveryReport,
     ) -> None:
         now = self.clock()
+        delivered = frozenset(result.delivered)
         remaining = targets - delivered
         summary = {
             "key": message.key,
@@ -291,7 +315,7 @@ class Dispatcher:
             report.sent += 1
             self.log.info("notification sent", extra=summary)
             return
-        error = "; ".join(f"{c.value}: {reason}" for c, reason in sorted(errors.items()))
+        error = result.describe()
         if self.outbox is None:
             report.undelivered += 1
             self.log.error("notification not delivered and no outbox to keep it", extra={**summary, "error": error})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from iamguard.aws import AwsContext
@@ -58,3 +59,14 @@ def build_dispatcher(
         metrics=metrics,
         logger=logger,
     )
+
+
+def announcer_factory(aws: AwsContext, metrics: MetricsSink | None = None) -> Callable[[Settings, Any], Dispatcher]:
+    """For `iamguard.event_handler.EventHandler(announcer_factory=...)`: a dispatcher on the findings table."""
+
+    def make(settings: Settings, logger: Any) -> Dispatcher:
+        table = settings.findings_table
+        store = FindingsStore(aws.dynamodb(), table) if table else None
+        return build_dispatcher(settings, aws, store=store, metrics=metrics, logger=logger)
+
+    return make
