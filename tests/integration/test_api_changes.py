@@ -79,7 +79,7 @@ def test_post_audit_starts_an_audit_that_status_then_shows(api: ApiServer, serve
 
     reply = call(api.url, "/audit", method="POST")
     assert reply.status == 202
-    assert reply.headers["Location"] == "/status"
+    assert reply.headers["Location"] == "status"  # relative: /audit → /status, /v1/audit → /v1/status
     started = reply.body
     assert re.fullmatch(r"[0-9a-f]{32}", started["run_id"])
 

@@ -175,7 +175,19 @@ def create_app(service: ServiceProvider) -> APIGatewayRestResolver:
         "last_audit.started_at becomes newer than requested_at when it has finished.",
         operation_id="startAudit",
         tags=["audit"],
-        responses={**_ok(AuditStarted, "The audit was started.", 202), **_errors(500, 503)},
+        responses={
+            202: {
+                "description": "The audit was started.",
+                "headers": {
+                    "Location": {
+                        "description": "Where to follow it (GET /status), relative to the request URL.",
+                        "schema": {"type": "string"},
+                    }
+                },
+                "content": {"application/json": {"model": AuditStarted}},
+            },
+            **_errors(500, 503),
+        },
     )
     def start_audit() -> Response[AuditStarted]:
         started = service().start_audit()
@@ -183,7 +195,8 @@ def create_app(service: ServiceProvider) -> APIGatewayRestResolver:
             status_code=HTTPStatus.ACCEPTED.value,
             content_type=content_types.APPLICATION_JSON,
             body=started,
-            headers={"Location": started.follow},
+            # Relative to the request (/v1/audit → /v1/status), so it holds behind any stage or base path.
+            headers={"Location": started.follow.lstrip("/")},
         )
 
     return app
