@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import secrets
 import sys
 import threading
@@ -25,6 +26,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TextIO
+
+_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
+_CODE = re.compile(r"```(.*?)```", re.DOTALL)
 
 
 @dataclass
@@ -72,7 +76,9 @@ def render(payload: dict[str, Any]) -> str:
 
 
 def _plain(mrkdwn: str) -> str:
-    return mrkdwn.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    """Slack mrkdwn as a terminal shows it: *bold* and ```code``` markers dropped, entities decoded."""
+    text = _CODE.sub(lambda m: "  $ " + m.group(1), _BOLD.sub(r"\1", mrkdwn))
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 class SlackReceiver:
