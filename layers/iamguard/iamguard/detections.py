@@ -30,6 +30,7 @@ class UserView:
     documents: Mapping[str, PolicyDocument]
     findings: tuple[Finding, ...] = ()
     changes: tuple[Change, ...] = ()
+    restored: tuple[str, ...] = ()  # policy ARNs enforcement attached while handling this event
 
     def finding(self, check_id: str) -> Finding | None:
         return next((f for f in self.findings if f.check_id == check_id), None)
@@ -217,18 +218,20 @@ def required_policy_removed(event: CloudTrailEvent, seen: Observed, settings: Se
     alerts = []
     for view in seen.users:
         in_effect = policy.policy_arns_in_effect(view.user, view.groups)
-        missing = [arn for arn in required if arn not in in_effect]
+        missing = [arn for arn in required if arn not in in_effect or arn in view.restored]
         if not missing:
             continue
         names = ", ".join(arn.rsplit("/", 1)[-1] for arn in missing)
+        plural = len(missing) > 1
+        restored = f" (iamguard attached {'them' if plural else 'it'} again)" if set(missing) <= set(view.restored) else ""
         alerts.append(
             _alert(
                 event,
                 Detection.REQUIRED_POLICY_REMOVED,
                 Severity.HIGH,
                 view.user.name,
-                f"{_who(event)} removed required polic{'ies' if len(missing) > 1 else 'y'} {names} "
-                f"from {view.user.name} ({event.detail.event_name}).",
+                f"{_who(event)} removed required polic{'ies' if plural else 'y'} {names} "
+                f"from {view.user.name} ({event.detail.event_name}){restored}.",
                 resource_arn=view.user.arn,
                 related=("user_required_policies",),
                 missing_policy_arns=missing,

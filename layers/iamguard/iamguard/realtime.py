@@ -393,7 +393,8 @@ class EventProcessor:
         only = [check for check in rule.checks if CATALOG[check].scope == "user"]
         findings = run_user_checks(user, context, self.account_id, only=only)
         changes = self.store.record(findings)
-        return UserView(user, groups, documents, tuple(findings), tuple(changes)), actions
+        restored = tuple(action.policy_arn for action in actions if action.performed)
+        return UserView(user, groups, documents, tuple(findings), tuple(changes), restored), actions
 
     def _removed_policies(self, event: CloudTrailEvent, rule: EventRule) -> tuple[str, ...]:
         """Managed policies the event took away; only looked up when required policies are configured."""

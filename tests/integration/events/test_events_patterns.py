@@ -1,0 +1,124 @@
+"""template.yaml routes exactly the events the event map names: its patterns are `event_patterns()`,
+and moto's EventBridge, given those patterns, delivers every mapped sample and nothing else."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from iamguard.aws import AwsContext
+from iamguard.events import event_patterns
+from iamguard.policies import guardrail_document
+
+from tests.conftest import EVENTS_DIR
+from tests.support.template import sam_template
+
+# Sample → the function whose rule must deliver it (None: no rule may deliver it).
+ROUTES: dict[str, str | None] = {
+    "add_user_to_group_admin": "on_iam_event",
+    "attach_user_policy_admin": "on_iam_event",
+    "attach_user_policy_by_iamguard": "on_iam_event",  # delivered, then ignored by the handler
+    "create_access_key_root": "on_iam_event",
+    "create_access_key_root_for_user": "on_iam_event",
+    "create_account_alias": "on_iam_event",
+    "create_login_profile": "on_iam_event",
+    "create_user": "on_iam_event",
+    "deactivate_mfa_device": "on_iam_event",
+    "deactivate_mfa_device_root": "on_iam_event",
+    "delete_account_password_policy": "on_iam_event",
+    "detach_user_policy_required": "on_iam_event",
+    "enable_mfa_device": "on_iam_event",
+    "update_account_password_policy": "on_iam_event",
+    "console_login_failure": "on_signin_event",
+    "console_login_failure_hidden_user": "on_signin_event",
+    "console_login_root_mfa": "on_signin_event",
+    "console_login_root_no_mfa": "on_signin_event",
+    "console_login_sso": "on_signin_event",  # delivered, then ignored by the handler
+    "console_login_user_mfa": "on_signin_event",
+    "console_login_user_no_mfa": "on_signin_event",
+    "check_mfa": None,  # another sign-in step, not a sign-in
+    "create_user_access_denied": None,  # failed call: errorCode
+    "get_user_read_only": None,  # read-only call
+}
+
+
+def template_functions() -> dict[str, dict[str, Any]]:
+    """functions/<name> → that function's SAM resource."""
+    return {
+        Path(resource["Properties"]["CodeUri"]).name: resource
+        for resource in sam_template()["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def template_pattern(handler: str) -> dict[str, Any]:
+    events = template_functions()[handler]["Properties"]["Events"]
+    [rule] = [event for event in events.values() if event["Type"] == "EventBridgeRule"]
+    pattern: dict[str, Any] = rule["Properties"]["Pattern"]
+    return pattern
+
+
+def test_every_sample_is_routed_in_this_table() -> None:
+    mine = {
+        path.stem
+        for path in EVENTS_DIR.glob("*.json")
+        if json.loads(path.read_text()).get("source") in {"aws.iam", "aws.signin"}
+    }
+    assert mine == set(ROUTES)
+
+
+@pytest.mark.parametrize("handler", sorted(event_patterns()))
+def test_template_patterns_are_the_event_maps(handler: str) -> None:
+    assert template_pattern(handler) == event_patterns()[handler]
+
+
+def test_the_template_guardrail_is_the_shipped_document() -> None:
+    policy = sam_template()["Resources"]["GuardrailPolicy"]["Properties"]["PolicyDocument"]
+    assert policy == guardrail_document()
+
+
+def deliver(aws: AwsContext, pattern: dict[str, Any], events: dict[str, dict[str, Any]]) -> set[str]:
+    """Put each event on a moto bus with one rule (the pattern) targeting SQS; return the names delivered."""
+    sqs, bridge = aws.client("sqs"), aws.client("events")
+    queue = sqs.create_queue(QueueName="delivered")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bridge.put_rule(Name="under-test", EventPattern=json.dumps(pattern), State="ENABLED")
+    bridge.put_targets(Rule="under-test", Targets=[{"Id": "queue", "Arn": arn}])
+    for event in events.values():
+        entry = {"Source": event["source"], "DetailType": event["detail-type"], "Detail": json.dumps(event["detail"])}
+        assert bridge.put_events(Entries=[entry])["FailedEntryCount"] == 0
+    delivered: set[str] = set()
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            event_id = json.loads(message["Body"])["detail"]["eventID"]
+            delivered.update(name for name, event in events.items() if event["detail"]["eventID"] == event_id)
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    bridge.remove_targets(Rule="under-test", Ids=["queue"])
+    bridge.delete_rule(Name="under-test")
+    sqs.delete_queue(QueueUrl=queue)
+    return delivered
+
+
+@pytest.mark.parametrize("handler", ["on_iam_event", "on_signin_event"])
+def test_the_deployed_pattern_delivers_every_mapped_event_and_nothing_else(aws: AwsContext, handler: str) -> None:
+    samples = {name: json.loads((EVENTS_DIR / f"{name}.json").read_text()) for name in ROUTES}
+    unrelated = {
+        "scheduled": {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {"eventID": "sched-1"}},
+        "s3-api-call": {
+            "source": "aws.s3",
+            "detail-type": "AWS API Call via CloudTrail",
+            "detail": {"eventSource": "s3.amazonaws.com", "eventName": "CreateUser", "eventID": "s3-1"},
+        },
+        "iam-source-other-name": {
+            "source": "aws.iam",
+            "detail-type": "AWS API Call via CloudTrail",
+            "detail": {"eventSource": "iam.amazonaws.com", "eventName": "CreateRole", "eventID": "iam-1"},
+        },
+    }
+    delivered = deliver(aws, template_pattern(handler), {**samples, **unrelated})
+    assert delivered == {name for name, to in ROUTES.items() if to == handler}
