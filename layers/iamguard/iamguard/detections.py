@@ -223,7 +223,9 @@ def required_policy_removed(event: CloudTrailEvent, seen: Observed, settings: Se
             continue
         names = ", ".join(arn.rsplit("/", 1)[-1] for arn in missing)
         plural = len(missing) > 1
-        restored = f" (iamguard attached {'them' if plural else 'it'} again)" if set(missing) <= set(view.restored) else ""
+        restored = ""
+        if set(missing) <= set(view.restored):
+            restored = f" (iamguard attached {'them' if plural else 'it'} again)"
         alerts.append(
             _alert(
                 event,
