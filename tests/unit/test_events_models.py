@@ -1,0 +1,219 @@
+"""CloudTrail event models and the declarative event map (pure: no AWS)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from iamguard.alerts import Detection
+from iamguard.checks import CATALOG
+from iamguard.config import ConfigError, Settings
+from iamguard.events import RULES, Subject, SubjectError, event_patterns, locate_subject, parse_event, rule_for
+from iamguard.events.catalog import ROOT_CHECKS, USER_CHECKS
+from pydantic import ValidationError
+
+from tests.conftest import ACCOUNT_ID, EVENTS_DIR, load_event
+
+SAMPLES = sorted(
+    path.name
+    for path in EVENTS_DIR.glob("*.json")
+    if json.loads(path.read_text()).get("source") in {"aws.iam", "aws.signin"}
+)
+
+
+def event(name: str, **detail: Any) -> dict[str, Any]:
+    raw = copy.deepcopy(load_event(name))
+    raw["detail"].update(detail)
+    return raw
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_every_sample_parses(name: str) -> None:
+    parsed = parse_event(load_event(name))
+    assert parsed.account_id == ACCOUNT_ID
+    assert parsed.detail.event_id == load_event(name)["detail"]["eventID"]
+
+
+def test_fields_keep_their_cloudtrail_names() -> None:
+    parsed = parse_event(load_event("create_access_key_root_for_user.json"))
+    detail = parsed.detail
+    assert detail.event_source == "iam.amazonaws.com"
+    assert detail.source_ip_address == "203.0.113.10"
+    assert detail.request("userName") == "bob_ci"
+    assert detail.request("missing") is None
+    assert detail.user_identity.type == "Root" and detail.user_identity.readable == "root"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("Yes", True), ("YES", True), ("yes", True), ("No", False), ("NO", False), ("maybe", None)]
+)
+def test_mfa_used_in_every_spelling(value: str, expected: bool | None) -> None:
+    raw = event("console_login_user_no_mfa.json")
+    raw["detail"]["additionalEventData"]["MFAUsed"] = value
+    assert parse_event(raw).detail.mfa_used is expected
+
+
+def test_mfa_used_absent_is_unknown() -> None:
+    assert parse_event(event("check_mfa.json")).detail.mfa_used is None
+
+
+def test_readable_identities() -> None:
+    assert parse_event(load_event("create_login_profile.json")).detail.user_identity.readable == "root"
+    assert parse_event(load_event("add_user_to_group_admin.json")).detail.user_identity.readable == "IAM user alice"
+    role = parse_event(load_event("attach_user_policy_by_iamguard.json")).detail.user_identity.readable
+    assert role == ("role iamguard-OnIamEventFunctionRole-EXAMPLE (session iamguard-OnIamEventFunction-Ab12Cd34)")
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"eventName": "x" * 300},
+        {"eventID": ""},
+        {"eventTime": "not a time"},
+        {"requestParameters": "userName=bob"},
+        {"userIdentity": None},
+    ],
+)
+def test_malformed_details_do_not_parse(broken: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        parse_event(event("create_user.json", **broken))
+
+
+@pytest.mark.parametrize("not_an_object", [None, [], "CreateUser", 42])
+def test_non_objects_do_not_parse(not_an_object: Any) -> None:
+    with pytest.raises(TypeError, match="an EventBridge event is a JSON object"):
+        parse_event(not_an_object)
+
+
+def test_unknown_detail_types_do_not_parse() -> None:
+    raw = load_event("create_user.json") | {"detail-type": "Object Created"}
+    with pytest.raises(ValidationError):
+        parse_event(raw)
+
+
+# ---------------------------------------------------------------- the event map
+def test_every_rule_names_real_checks_and_detections() -> None:
+    for rule in RULES.values():
+        assert rule.checks, rule.event_name
+        assert set(rule.checks) <= set(CATALOG), rule.event_name
+    raised = {detection for rule in RULES.values() for detection in rule.detections}
+    assert raised == set(Detection)  # every row of the detection table has an event that raises it
+
+
+def test_user_and_root_check_groups() -> None:
+    assert {CATALOG[c].scope for c in USER_CHECKS} == {"user"}
+    assert {CATALOG[c].scope for c in ROOT_CHECKS} == {"root"}
+    # root checks that need the credential report cannot run on the event path
+    assert all(not CATALOG[c].needs for c in ROOT_CHECKS)
+
+
+def test_patterns_cover_exactly_the_mapped_events() -> None:
+    patterns = event_patterns()
+    assert set(patterns) == {"on_iam_event", "on_signin_event"}
+    names = [name for pattern in patterns.values() for name in pattern["detail"]["eventName"]]
+    assert sorted(names) == sorted(RULES)
+    assert patterns["on_iam_event"]["source"] == ["aws.iam"]
+    assert patterns["on_iam_event"]["detail"]["errorCode"] == [{"exists": False}]
+    assert patterns["on_signin_event"] == {
+        "source": ["aws.signin"],
+        "detail-type": ["AWS Console Sign In via CloudTrail"],
+        "detail": {"eventSource": ["signin.amazonaws.com"], "eventName": ["ConsoleLogin"]},
+    }
+
+
+def test_rule_for_needs_the_name_and_the_source() -> None:
+    assert rule_for(parse_event(load_event("create_user.json"))) is RULES["CreateUser"]
+    wrong_source = event("create_user.json", eventSource="signin.amazonaws.com")
+    assert rule_for(parse_event(wrong_source)) is None
+
+
+# ---------------------------------------------------------------- finding the subject
+def subject(name: str, **detail: Any) -> Subject | None:
+    parsed = parse_event(event(name, **detail))
+    rule = RULES[parsed.detail.event_name]
+    return locate_subject(parsed, rule)
+
+
+def test_subjects_of_the_samples() -> None:
+    assert subject("create_user.json") == Subject("user", "wonjun_admin")
+    assert subject("add_user_to_group_admin.json") == Subject("user", "carol_ops")
+    assert subject("deactivate_mfa_device_root.json") == Subject("root", "root")
+    assert subject("create_access_key_root.json") == Subject("root", "root")
+    assert subject("create_access_key_root_for_user.json") == Subject("user", "bob_ci")
+    assert subject("update_account_password_policy.json") == Subject("account", ACCOUNT_ID)
+    assert subject("console_login_user_no_mfa.json") == Subject("user", "wonjun_admin")
+    assert subject("console_login_root_no_mfa.json") == Subject("root", "root")
+
+
+def test_mfa_subjects_from_the_serial_number() -> None:
+    delete = {"eventName": "DeleteVirtualMFADevice"}
+    root_device = f"arn:aws:iam::{ACCOUNT_ID}:mfa/root-account-mfa-device"
+    assert subject("deactivate_mfa_device.json", **delete, requestParameters={"serialNumber": root_device}) == Subject(
+        "root", "root"
+    )
+    user_device = f"arn:aws:iam::{ACCOUNT_ID}:mfa/mina_dev"
+    assert subject("deactivate_mfa_device.json", **delete, requestParameters={"serialNumber": user_device}) == Subject(
+        "user", "mina_dev"
+    )
+    # A hardware/U2F serial names no device owner: nobody
+    assert subject("deactivate_mfa_device.json", **delete, requestParameters={"serialNumber": "GAKT000ABC"}) is None
+
+
+def test_a_deactivation_without_user_name_is_the_callers_own_device() -> None:
+    assert subject("deactivate_mfa_device.json", requestParameters={"serialNumber": "GAKT000ABC"}) == Subject(
+        "user", "alice"
+    )
+
+
+def test_group_events_name_the_group() -> None:
+    attach = {"eventName": "AttachGroupPolicy", "requestParameters": {"groupName": "ops", "policyArn": "arn:x"}}
+    assert subject("attach_user_policy_admin.json", **attach) == Subject("group", "ops")
+
+
+def test_a_role_session_is_nobody_iamguard_evaluates() -> None:
+    raw = event("create_access_key_root.json")
+    raw["detail"]["userIdentity"] = load_event("attach_user_policy_by_iamguard.json")["detail"]["userIdentity"]
+    parsed = parse_event(raw)
+    assert locate_subject(parsed, RULES["CreateAccessKey"]) is None
+
+
+@pytest.mark.parametrize("name", ["../etc", "a" * 200, "", "bob smith", 7])
+def test_names_no_iam_user_can_have_are_refused(name: Any) -> None:
+    with pytest.raises(SubjectError, match="is not a valid IAM name"):
+        subject("create_user.json", requestParameters={"userName": name})
+
+
+# ---------------------------------------------------------------- settings
+def test_event_path_settings_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "GUARDRAIL_POLICY_ARN": f"arn:aws:iam::{ACCOUNT_ID}:policy/g",
+            "IAMGUARD_ROLE_ARNS": f"arn:aws:iam::{ACCOUNT_ID}:role/a, arn:aws:iam::{ACCOUNT_ID}:role/b",
+            "IDEMPOTENCY_TABLE": "idem",
+            "SIGNIN_FAILURE_THRESHOLD": "3",
+            "SIGNIN_FAILURE_WINDOW_MINUTES": "15",
+        }
+    )
+    assert settings.guardrail_policy_arn == f"arn:aws:iam::{ACCOUNT_ID}:policy/g"
+    assert settings.iamguard_role_arns == (f"arn:aws:iam::{ACCOUNT_ID}:role/a", f"arn:aws:iam::{ACCOUNT_ID}:role/b")
+    assert (settings.idempotency_table, settings.signin_failure_threshold) == ("idem", 3)
+    assert settings.signin_failure_window_minutes == 15
+    defaults = Settings.from_env({})
+    assert (defaults.signin_failure_threshold, defaults.signin_failure_window_minutes) == (5, 10)
+    assert defaults.guardrail_policy_arn is None and defaults.iamguard_role_arns == ()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"IAMGUARD_ROLE_ARNS": "arn:aws:iam::123456789012:user/not-a-role"},
+        {"GUARDRAIL_POLICY_ARN": "guardrail"},
+        {"SIGNIN_FAILURE_THRESHOLD": "0"},
+        {"SIGNIN_FAILURE_WINDOW_MINUTES": "soon"},
+    ],
+)
+def test_invalid_event_path_settings_fail_at_cold_start(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        Settings.from_env(env)
