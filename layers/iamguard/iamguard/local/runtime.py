@@ -34,8 +34,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
+from iamguard.aws import AwsContext
 from iamguard.config import Language, Mode
 from iamguard.local import moto_ext
 from iamguard.local.dispatcher import Dispatcher, Invocation, LocalFunction
@@ -44,6 +45,10 @@ from iamguard.local.routing import FunctionSpec, Template, TemplateError
 from iamguard.local.server import LOCAL_ACCOUNT_ID, MotoServer
 from iamguard.local.signin import SignInError, SignInResult, console_sign_in
 from iamguard.local.trail import CloudTrailMiddleware, Trail
+
+if TYPE_CHECKING:
+    from iamguard.api.server import ApiServer
+    from iamguard.local.slack_receiver import SlackReceiver
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +190,8 @@ class LocalRuntime:
         self.account_id = LOCAL_ACCOUNT_ID
         self.trail = Trail()
         self.server: MotoServer | None = None
-        self.slack: Any = None
-        self.api: Any = None
+        self._slack: SlackReceiver | None = None
+        self.api: ApiServer | None = None
         self.dispatcher: Dispatcher | None = None
         self.provisioned = Provisioned()
         self.functions: list[LocalFunction] = []
@@ -212,9 +217,9 @@ class LocalRuntime:
         self._reset_moto()
         aws = self.root_aws()
 
-        self.slack = SlackReceiver(self.options.slack_port, echo=_SlackEcho(self.terminal)).start()  # type: ignore[arg-type]
+        self._slack = SlackReceiver(self.options.slack_port, echo=cast(TextIO, _SlackEcho(self.terminal))).start()
         secret_arn = aws.client("secretsmanager").create_secret(
-            Name=f"{self.options.stack_name}/slack-webhook", SecretString=self.slack.url
+            Name=f"{self.options.stack_name}/slack-webhook", SecretString=self._slack.url
         )["ARN"]
         parameters = self._parameters(template, secret_arn)
         self.provisioned = Provisioner(
@@ -254,11 +259,11 @@ class LocalRuntime:
             self.dispatcher.stop()
         if self.api is not None:
             self.api.stop()
-        if self.slack is not None:
-            self.slack.stop()
+        if self._slack is not None:
+            self._slack.stop()
         if self.server is not None:
             self.server.stop()
-        self.dispatcher = self.api = self.slack = self.server = None
+        self.dispatcher, self.api, self._slack, self.server = None, None, None, None
 
     def __enter__(self) -> LocalRuntime:
         return self.start()
@@ -273,11 +278,9 @@ class LocalRuntime:
             pass
         moto_ext.reset()
 
-    def root_aws(self) -> Any:
+    def root_aws(self) -> AwsContext:
         """An AwsContext that signs as root (moto's default `testing` keys) against the local endpoint."""
         import boto3
-
-        from iamguard.aws import AwsContext
 
         session = boto3.session.Session(
             aws_access_key_id=ROOT_ACCESS_KEY, aws_secret_access_key=ROOT_SECRET_KEY, region_name=REGION
@@ -324,7 +327,7 @@ class LocalRuntime:
         }
         return LocalFunction(spec, environment, name, arn)
 
-    def _start_api(self, aws: Any, specs: list[FunctionSpec]) -> Any:
+    def _start_api(self, aws: AwsContext, specs: list[FunctionSpec]) -> ApiServer:
         from iamguard.api.server import ApiServer
         from iamguard.api.service import StatusService
         from iamguard.api.settings import ApiSettings
@@ -354,6 +357,13 @@ class LocalRuntime:
         if self.server is None:
             raise RuntimeError("the local runtime is not running")
         return self.server.url
+
+    @property
+    def slack(self) -> SlackReceiver:
+        """The local Slack receiver (its `messages` are what iamguard posted)."""
+        if self._slack is None:
+            raise RuntimeError("the local runtime is not running")
+        return self._slack
 
     @property
     def api_url(self) -> str:
