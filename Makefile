@@ -61,7 +61,7 @@ LAMBDA_PYTHON_DIR = $(shell \
 .PHONY: help
 help:
 	@echo "make demo        run iamguard locally (LANGUAGE=en|ko)"
-	@echo "make test        lint, typecheck, cfn-lint, sam-validate, build, all tests"
+	@echo "make test        lint, typecheck, cfn-lint, sam-validate, checkov, build, all tests"
 	@echo "make lint | typecheck | cfn-lint | sam-validate | checkov | build | unit | integration | pytest"
 	@echo "make format      apply ruff format and safe ruff fixes"
 	@echo "make .venv | .venv-sam | .venv-checkov | lambda-env   create the environments"
@@ -152,7 +152,7 @@ build: $(SAM_STAMP)
 # ------------------------------------------------------------------ tests
 # pytest exits 5 when it collects no test: that fails the build like any error.
 .PHONY: test pytest unit integration
-test: lint typecheck cfn-lint sam-validate build lambda-env pytest
+test: lint typecheck cfn-lint sam-validate checkov build lambda-env pytest
 
 pytest: $(VENV_STAMP)
 	$(PYTEST)
