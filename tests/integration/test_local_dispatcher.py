@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import os
 import textwrap
+import time
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
+from iamguard.local.dispatcher import Dispatcher, LocalFunction
+from iamguard.local.routing import Schedule, ScheduleRoute
 from iamguard.local.runtime import LocalOptions, LocalRuntime
 
 from tests.integration.local_support import client, queue_events
@@ -160,3 +165,24 @@ def test_schedules_run_on_demand(runtime: LocalRuntime) -> None:
     assert {"iamguard-Echo-Tests", "iamguard-Echo-Daily"} <= {rule["Name"] for rule in rules}
     daily = next(rule for rule in rules if rule["Name"] == "iamguard-Echo-Daily")
     assert daily["ScheduleExpression"] == "rate(1 day)"
+
+
+def test_schedules_fire_on_their_own_clock(runtime: LocalRuntime) -> None:
+    # Given the echo function with a schedule much faster than EventBridge allows, for the test's sake
+    echo = runtime.function("echo")
+    every_second = ScheduleRoute("Fast", Schedule("rate(1 second)", interval=timedelta(seconds=1)), "rate(1 second)")
+    spec = replace(echo.spec, routes=(), schedules=(every_second,))
+    dispatcher = Dispatcher(
+        [LocalFunction(spec, echo.environment, echo.function_name, echo.arn)],
+        runtime.root_aws(),
+        account_id="123456789012",
+        stack_name="clock-test",
+    )
+    # When its clock runs for a few seconds (no install(): EventBridge itself would refuse such a rate)
+    dispatcher.start()
+    time.sleep(3.5)
+    dispatcher.stop()
+    # Then the function ran on each tick, with EventBridge's scheduled event
+    assert 2 <= len(dispatcher.invocations) <= 4
+    assert {i.trigger for i in dispatcher.invocations} == {"Scheduled Event"}
+    assert all(i.error is None for i in dispatcher.invocations)

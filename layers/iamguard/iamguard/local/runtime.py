@@ -135,8 +135,13 @@ def describe_event(event: dict[str, Any]) -> str:
         mfa = (detail.get("additionalEventData") or {}).get("MFAUsed", "?")
         return f"ConsoleLogin {outcome} by {who} (MFAUsed={mfa})"
     params = detail.get("requestParameters") or {}
-    shown = ", ".join(f"{key}={value}" for key, value in params.items() if isinstance(value, str | bool | int))
+    shown = ", ".join(f"{key}={_short(value)}" for key, value in params.items() if isinstance(value, str | bool | int))
     return f"{name} by {who}" + (f" ({shown})" if shown else "")
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class _ControlMiddleware:
