@@ -42,10 +42,12 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from iamguard.cli.local import check_ports
     from iamguard.local.demo import Demo, narration
     from iamguard.local.routing import TemplateError
     from iamguard.local.runtime import LocalOptions, LocalRuntime, default_template
 
+    check_ports(args, ("port", "api_port"))
     options = LocalOptions(
         port=args.port,
         api_port=args.api_port,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -65,6 +66,28 @@ def _add_endpoint(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint-url", default=default, help=f"the local runtime (default {default})")
 
 
+def check_ports(args: argparse.Namespace, flags: tuple[str, ...]) -> None:
+    """Valid and free, or a clear usage error before anything starts."""
+    for flag in flags:
+        port = getattr(args, flag)
+        option = f"--{flag.replace('_', '-')}"
+        if not 0 <= port <= 65535:
+            raise CliError(f"{option} must be between 0 and 65535", exit_code=EXIT_USAGE)
+        if port and not _free(port):
+            raise CliError(
+                f"127.0.0.1:{port} is in use: choose another {option} (0 = any free port)", exit_code=EXIT_USAGE
+            )
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -73,9 +96,7 @@ def run_local(args: argparse.Namespace) -> int:
     from iamguard.local.routing import TemplateError
     from iamguard.local.runtime import LocalOptions, LocalRuntime, default_template
 
-    for flag in ("port", "api_port", "slack_port"):
-        if not 0 <= getattr(args, flag) <= 65535:
-            raise CliError(f"--{flag.replace('_', '-')} must be between 0 and 65535", exit_code=EXIT_USAGE)
+    check_ports(args, ("port", "api_port", "slack_port"))
     options = LocalOptions(
         port=args.port,
         api_port=args.api_port,
