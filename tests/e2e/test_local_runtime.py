@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -164,3 +168,47 @@ def test_audits_run_on_demand_from_the_api_and_the_cli(runtime: LocalRuntime) ->
     info = control_request(runtime.endpoint_url, "info")
     assert info["functions"]["on_iam_event"]["routes"] == ["IamChanges"]
     assert info["functions"]["audit_account"]["schedules"] == ["rate(1 hour)"]
+
+
+def test_the_iamguard_local_command_prints_its_banner_and_what_happens() -> None:
+    # Given `iamguard local` running in its own process, as a person would start it
+    process = subprocess.Popen(
+        [sys.executable, "-m", "iamguard.cli", "local", "--port", "0", "--api-port", "0", "--no-schedules"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        endpoint = _wait_for(lines, r"AWS endpoint\s+(http://127\.0\.0\.1:\d+)")
+        api = _wait_for(lines, r"status API\s+(http://127\.0\.0\.1:\d+)/status")
+        assert _wait_for(lines, r"(export AWS_ENDPOINT_URL=http://127\.0\.0\.1:\d+)")
+        assert _wait_for(lines, r"(Stop with Ctrl-C)")
+        _wait_for(lines, r"lambda\s+audit_account ← Scheduled Event")  # the first audit
+
+        # When another process creates a user through the endpoint the banner gave
+        client("iam", endpoint).create_user(UserName="from_the_banner")
+
+        # Then the terminal shows the CloudTrail event and the handler's run, and the API knows the user
+        _wait_for(lines, r"trail\s+CreateUser by root \(userName=from_the_banner\)")
+        _wait_for(lines, r"lambda\s+on_iam_event ← CreateUser")
+        with urllib.request.urlopen(f"{api}/users/from_the_banner", timeout=10) as response:
+            assert json.loads(response.read())["name"] == "from_the_banner"
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    reader.join(timeout=5)
+    assert any("stopping the local runtime" in line for line in lines)
+
+
+def _wait_for(lines: list[str], pattern: str, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(lines):
+            match = re.search(pattern, line)
+            if match:
+                return match.group(1) if match.groups() else match.group(0)
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} never appeared in:\n{''.join(lines)[-3000:]}")
