@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 
 import pytest
-from cfnlint.decode import cfn_yaml
+from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
 
 from tests.support.template import REPO, branches, evaluate_condition, sam_template
 
@@ -25,7 +25,7 @@ def resources(kind: str) -> list[dict[str, Any]]:
 
 def signin_patterns_of_main_template() -> list[dict[str, Any]]:
     """Patterns of template.yaml's EventBridge rules for aws.signin (SAM events or plain rules)."""
-    found = []
+    found: list[dict[str, Any]] = []
     for resource in sam_template()["Resources"].values():
         props = resource.get("Properties") or {}
         candidates = [props.get("EventPattern")] if resource["Type"] == "AWS::Events::Rule" else []

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cfnlint.decode import cfn_yaml
+from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
 
 from tests.support.template import REPO, require
 

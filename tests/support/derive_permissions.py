@@ -265,10 +265,10 @@ def _walk_runtime(node: ast.AST, *, type_checking: bool = False) -> Iterator[tup
     """Every node, with whether it sits under `if TYPE_CHECKING:`."""
     yield node, type_checking
     if isinstance(node, ast.If) and _is_type_checking(node.test):
-        for child in node.body:
-            yield from _walk_runtime(child, type_checking=True)
-        for child in node.orelse:
-            yield from _walk_runtime(child, type_checking=type_checking)
+        for stmt in node.body:
+            yield from _walk_runtime(stmt, type_checking=True)
+        for stmt in node.orelse:
+            yield from _walk_runtime(stmt, type_checking=type_checking)
         return
     for child in ast.iter_child_nodes(node):
         yield from _walk_runtime(child, type_checking=type_checking)
@@ -545,8 +545,8 @@ def derive(handler: Path, package_root: Path, handler_name: str = "lambda_handle
                 scope = services if id(child) in called else module.services
                 calls.extend(_operation(child.attr, module, scope, own_names, where))
     for used in sorted(library_uses):
-        _, service, methods, _ = LIBRARY_CALLS[used]
-        calls.extend(ApiCall(action_for(service, m), f"{used} (Powertools)") for m in sorted(methods))
+        _, service, library_methods, _ = LIBRARY_CALLS[used]
+        calls.extend(ApiCall(action_for(service, m), f"{used} (Powertools)") for m in sorted(library_methods))
     return Derivation(handler, sorted(modules), reached, services, calls, library_uses)
 
 

@@ -22,11 +22,14 @@ from typing import Any
 def main(argv: list[str]) -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-    from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
-    from samtranslator.translator.transform import transform
-    from samtranslator.yaml_helper import yaml_parse
+    # aws-sam-translator is installed in .venv-sam only (mypy runs from .venv).
+    from samtranslator.translator.managed_policy_translator import (  # type: ignore[import-not-found]
+        ManagedPolicyLoader,
+    )
+    from samtranslator.translator.transform import transform  # type: ignore[import-not-found]
+    from samtranslator.yaml_helper import yaml_parse  # type: ignore[import-not-found]
 
-    class OfflineLoader(ManagedPolicyLoader):
+    class OfflineLoader(ManagedPolicyLoader):  # type: ignore[misc]
         """Only the translator's bundled map; never IAM."""
 
         def __init__(self) -> None:

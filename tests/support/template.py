@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import cfn_yaml
+from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
@@ -109,7 +109,7 @@ def evaluate_condition(template: dict[str, Any], expr: Any, params: dict[str, st
             values = [evaluate_condition(template, a, params) for a in arg]
             decisive = fn == "Fn::Or"  # Or: any True decides; And: any False decides
             if decisive in values:
-                return decisive
+                return bool(decisive)
             return None if None in values else not decisive
         if fn == "Fn::Equals":
             left, right = (_value(a, params) for a in arg)
