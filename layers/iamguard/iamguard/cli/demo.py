@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from iamguard.cli.common import EXIT_OK, EXIT_RUNTIME_ERROR, EXIT_USAGE, CliError
+from iamguard.cli.common import EXIT_OK, EXIT_RUNTIME_ERROR
+from iamguard.cli.local import check_ports, language_from_env, start_runtime
 
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "demo",
         help="watch iamguard react to an account being set up, step by step (local, under a minute)",
-        description="Start the local runtime and walk through setting up an account: root signs in, the audit "
-        "flags root without MFA, root enrols MFA, wonjun_admin is created with a console password and "
+        description="Start the local runtime and walk through setting up an account: the first audit flags root "
+        "without MFA, root signs in, root enrols MFA, wonjun_admin is created with a console password and "
         "AdministratorAccess, signs in without MFA, an alias is created, wonjun_admin enrols MFA, GET /status. "
         "Every step is a real call; every reaction is iamguard's. Exits 0 when iamguard reacted to every step.",
     )
-    parser.add_argument("--language", choices=["en", "ko"], default=_language_from_env())
+    parser.add_argument("--language", choices=["en", "ko"], default=language_from_env())
     parser.add_argument("--mode", choices=["monitor", "enforce"], default="enforce")
     parser.add_argument("--keep-running", action="store_true", help="leave the runtime up afterwards (Ctrl-C stops)")
     parser.add_argument("--port", type=int, default=0, help="AWS endpoint port (default: any free port)")
@@ -32,20 +31,9 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _language_from_env() -> str:
-    value = os.environ.get("LANGUAGE", "")
-    return value if value in {"en", "ko"} else "en"
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> int:
-    from iamguard.cli.local import check_ports
     from iamguard.local.demo import Demo, narration
-    from iamguard.local.routing import TemplateError
-    from iamguard.local.runtime import LocalOptions, LocalRuntime, default_template
+    from iamguard.local.runtime import LocalOptions, default_template
 
     check_ports(args, ("port", "api_port"))
     options = LocalOptions(
@@ -57,21 +45,12 @@ def run(args: argparse.Namespace) -> int:
         run_schedules_on_time=args.keep_running,
         echo=None,  # the demo tells the story itself; --keep-running shows everything afterwards
     )
-    if not options.template.is_file():
-        raise CliError(f"no template at {options.template} (use --template)", exit_code=EXIT_USAGE)
     text = narration(args.language)
     out = sys.stdout
     out.write(text["title"] + "\n\n" + text["starting"] + "\n")
     out.flush()
     started = time.monotonic()
-    runtime = LocalRuntime(options)
-    try:
-        runtime.start()
-    except TemplateError as exc:
-        raise CliError(f"template.yaml: {exc}") from exc
-    except OSError as exc:
-        raise CliError(f"cannot start the local runtime: {exc.strerror or exc}") from exc
-    signal.signal(signal.SIGTERM, _interrupt)
+    runtime = start_runtime(options)
     try:
         out.write(
             text["started"].format(

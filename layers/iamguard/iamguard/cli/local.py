@@ -9,9 +9,12 @@ import socket
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iamguard.cli.common import EXIT_OK, EXIT_USAGE, CliError
+
+if TYPE_CHECKING:
+    from iamguard.local.runtime import LocalOptions, LocalRuntime
 
 DEFAULT_PORT = 5000
 DEFAULT_API_PORT = 8080
@@ -31,7 +34,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--slack-port", type=int, default=0, help="Slack receiver port (default: any free port)")
     parser.add_argument("--mode", choices=["monitor", "enforce"], default=os.environ.get("MODE") or "monitor")
-    parser.add_argument("--language", choices=["en", "ko"], default=_language_from_env())
+    parser.add_argument("--language", choices=["en", "ko"], default=language_from_env())
     parser.add_argument("--template", type=Path, default=None, help="SAM template (default: the repository's)")
     parser.add_argument("--no-schedules", action="store_true", help="run scheduled functions only on demand")
     parser.add_argument("--quiet", action="store_true", help="do not print each CloudTrail event")
@@ -56,7 +59,25 @@ def register(subparsers: Any) -> None:
     audit.set_defaults(run=run_audit)
 
 
-def _language_from_env() -> str:
+def start_runtime(options: LocalOptions) -> LocalRuntime:
+    """Start a runtime, with problems as one-line CLI errors; SIGTERM then stops it like Ctrl-C."""
+    from iamguard.local.routing import TemplateError
+    from iamguard.local.runtime import LocalRuntime
+
+    if not options.template.is_file():
+        raise CliError(f"no template at {options.template} (use --template)", exit_code=EXIT_USAGE)
+    runtime = LocalRuntime(options)
+    try:
+        runtime.start()
+    except TemplateError as exc:
+        raise CliError(f"template.yaml: {exc}") from exc
+    except OSError as exc:
+        raise CliError(f"cannot start the local runtime: {exc.strerror or exc}") from exc
+    signal.signal(signal.SIGTERM, _interrupt)
+    return runtime
+
+
+def language_from_env() -> str:
     value = os.environ.get("LANGUAGE", "")
     return value if value in {"en", "ko"} else "en"
 
@@ -93,8 +114,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def run_local(args: argparse.Namespace) -> int:
-    from iamguard.local.routing import TemplateError
-    from iamguard.local.runtime import LocalOptions, LocalRuntime, default_template
+    from iamguard.local.runtime import LocalOptions, default_template
 
     check_ports(args, ("port", "api_port", "slack_port"))
     options = LocalOptions(
@@ -109,18 +129,9 @@ def run_local(args: argparse.Namespace) -> int:
         echo=sys.stdout,
         show_trail=not args.quiet,
     )
-    if not options.template.is_file():
-        raise CliError(f"no template at {options.template} (use --template)", exit_code=EXIT_USAGE)
     sys.stdout.write("starting the local runtime...\n")
     sys.stdout.flush()
-    runtime = LocalRuntime(options)
-    try:
-        runtime.start()
-    except TemplateError as exc:
-        raise CliError(f"template.yaml: {exc}") from exc
-    except OSError as exc:
-        raise CliError(f"cannot start: {exc.strerror or exc} (another process on the port? try --port 0)") from exc
-    signal.signal(signal.SIGTERM, _interrupt)
+    runtime = start_runtime(options)
     try:
         sys.stdout.write(runtime.banner() + "\n")
         sys.stdout.flush()
