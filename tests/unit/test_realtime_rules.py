@@ -229,7 +229,17 @@ def test_enforcer_records_a_refused_attach_and_raises_on_throttling() -> None:
 def test_result_line_has_the_replay_shape() -> None:
     [alert] = root_console_sign_in(event("console_login_root_no_mfa"), Observed(), SETTINGS)
     line = EventResult(event_id="e", event_name="ConsoleLogin", outcome="evaluated", reason="r", alerts=[alert]).line()
-    assert list(line) == ["event_id", "event_name", "outcome", "reason", "findings", "alerts", "actions", "duplicate"]
+    assert list(line) == [
+        "event_id",
+        "event_name",
+        "outcome",
+        "reason",
+        "findings",
+        "alerts",
+        "actions",
+        "duplicate",
+        "api_calls",
+    ]
     assert line["alerts"] == [
         {
             "detection": "root_console_sign_in",

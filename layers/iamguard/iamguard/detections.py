@@ -8,7 +8,7 @@ and returns the alerts it raises. Nothing here calls AWS.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from iamguard import policy
@@ -17,7 +17,16 @@ from iamguard.checks.account import unmet_password_rules
 from iamguard.config import Settings
 from iamguard.events.models import HIDDEN_USER_NAME, CloudTrailEvent
 from iamguard.findings import Finding, Severity, Status
-from iamguard.models import ADMINISTRATOR_ACCESS_ARN, Group, PasswordPolicy, PolicyDocument, RootState, User
+from iamguard.models import (
+    ADMINISTRATOR_ACCESS_ARN,
+    Group,
+    InlinePolicy,
+    ManagedPolicyRef,
+    PasswordPolicy,
+    PolicyDocument,
+    RootState,
+    User,
+)
 from iamguard.store import Change
 
 
@@ -159,35 +168,33 @@ def console_access_granted(event: CloudTrailEvent, seen: Observed, settings: Set
     return alerts
 
 
-def _grants_admin(arn: str, documents: Mapping[str, PolicyDocument]) -> bool:
-    return arn == ADMINISTRATOR_ACCESS_ARN or policy.grants_full_admin(documents.get(arn) or {})
+def _admin_grant(
+    event: CloudTrailEvent,
+    attached: tuple[ManagedPolicyRef, ...],
+    inline: tuple[InlinePolicy, ...],
+    documents: Mapping[str, PolicyDocument],
+) -> bool:
+    """The policy the event attached (policyArn) or put (policyName) is still there and allows * on *."""
+    arn, name = event.detail.request("policyArn"), event.detail.request("policyName")
+    return any(
+        ref.arn == arn and (arn == ADMINISTRATOR_ACCESS_ARN or policy.grants_full_admin(documents.get(arn) or {}))
+        for ref in attached
+    ) or any(p.name == name and policy.grants_full_admin(p.document) for p in inline)
 
 
 def _event_grants_admin(event: CloudTrailEvent, view: UserView) -> bool:
     """Whether what this event attached, put or joined (still in place) gives full admin."""
-    detail = event.detail
-    user, groups, documents = view.user, view.groups, view.documents
-    name = detail.event_name
-    if name == "AttachUserPolicy":
-        arn = detail.request("policyArn")
-        return any(ref.arn == arn for ref in user.attached_policies) and _grants_admin(str(arn), documents)
-    if name == "PutUserPolicy":
-        wanted = detail.request("policyName")
-        return any(p.name == wanted and policy.grants_full_admin(p.document) for p in user.inline_policies)
-    group = groups.get(str(detail.request("groupName"))) if detail.request("groupName") else None
+    user, name = view.user, event.detail.event_name
+    if name in {"AttachUserPolicy", "PutUserPolicy"}:
+        return _admin_grant(event, user.attached_policies, user.inline_policies, view.documents)
+    group_name = event.detail.request("groupName")
+    group = view.groups.get(group_name) if isinstance(group_name, str) else None
     if group is None or group.name not in user.group_names:
         return False
-    if name == "AddUserToGroup":
-        return any(_grants_admin(ref.arn, documents) for ref in group.attached_policies) or any(
-            policy.grants_full_admin(p.document) for p in group.inline_policies
-        )
-    if name == "AttachGroupPolicy":
-        arn = detail.request("policyArn")
-        return any(ref.arn == arn for ref in group.attached_policies) and _grants_admin(str(arn), documents)
-    if name == "PutGroupPolicy":
-        wanted = detail.request("policyName")
-        return any(p.name == wanted and policy.grants_full_admin(p.document) for p in group.inline_policies)
-    return False
+    if name == "AddUserToGroup":  # joining: any admin policy of that group counts
+        only_that_group = replace(user, attached_policies=(), inline_policies=(), group_names=(group.name,))
+        return bool(policy.admin_sources(only_that_group, view.groups, view.documents))
+    return _admin_grant(event, group.attached_policies, group.inline_policies, view.documents)
 
 
 def admin_access_granted(event: CloudTrailEvent, seen: Observed, settings: Settings) -> list[Alert]:

@@ -103,6 +103,7 @@ class EventResult(BaseModel):
             ],
             "actions": [a.model_dump(mode="json", exclude_none=True) for a in self.actions],
             "duplicate": self.duplicate,
+            "api_calls": self.api_calls,
         }
 
 
@@ -204,6 +205,8 @@ class EventProcessor:
         self.accept_sources = frozenset(accept_sources) if accept_sources is not None else None
         self.iam: IAMClient = iam_client or aws.iam()
         self.clock = clock or (lambda: datetime.now(UTC))
+        # One inventory for the processor's life: its call counter hooks the client once, not once per event.
+        self.inventory = Inventory(aws, iam_client=self.iam)
         self.enforcer = Enforcer(self.iam, settings, clock=self.clock)
         self.failures = SignInFailures(
             store.client,
@@ -255,7 +258,7 @@ class EventProcessor:
             except SubjectError as exc:
                 return self._rejected(raw, str(exc))
             if subject is not None:
-                result = self._evaluate_once(event=event, subject=subject)
+                result = self._evaluate_once(event=event, rule=rule, subject=subject)
                 self._log(result)
                 return result
             reason = f"the event names no IAM user, group or root ({detail.user_identity.type} caller)"
@@ -283,7 +286,10 @@ class EventProcessor:
             "reason": result.reason,
             "duplicate": result.duplicate,
             "alerts": [a.detection.value for a in result.alerts],
-            "actions": [f"{a.action}:{a.user_name}:{'done' if a.performed else 'not done'}" for a in result.actions],
+            "actions": [
+                f"{a.action}:{a.user_name}:{'performed' if a.performed else 'failed' if a.error else 'planned'}"
+                for a in result.actions
+            ],
             "api_calls": result.api_calls,
         }
         if result.outcome == "rejected":
@@ -292,66 +298,69 @@ class EventProcessor:
             self.logger.info(f"event {result.outcome}", extra=extra)
 
     # -- evaluation (once per eventID) ---------------------------------------------------------
-    def _evaluate(self, *, event: CloudTrailEvent, subject: Subject) -> EventResult:
-        rule = rule_for(event)
-        assert rule is not None  # screened before
+    def _evaluate(self, *, event: CloudTrailEvent, rule: EventRule, subject: Subject) -> EventResult:
         detail = event.detail
-        inventory = Inventory(self.aws, iam_client=self.iam)
+        calls_before = self.inventory.counter.total
         now = self.clock()
-        findings: list[Finding] = []
-        changes: list[Change] = []
         actions: list[Action] = []
-        notes: list[str] = []
-        seen = Observed()
-
         if rule.source == "signin.amazonaws.com" and detail.console_login_result == "Failure":
-            identity = detail.user_identity
-            principal = "root" if identity.type == "Root" else identity.user_name or HIDDEN_USER_NAME
-            burst = self.failures.record(self.account_id, principal, detail.event_id, detail.event_time)
-            seen = Observed(burst=burst)
-            notes.append(
-                f"failed sign-in for {principal}: {burst.failures} within {self.settings.signin_failure_window_minutes}"
-                f" minutes (burst threshold {burst.threshold})"
-            )
+            seen, findings, changes, notes = self._failed_sign_in(event)
         elif subject.kind in {"user", "group"}:
-            names, note = self._user_names(subject)
-            notes.extend(note)
-            views = []
-            password_policy = cache(inventory.password_policy)  # read once per event, only if a user exists
-            for name in names:
-                view, done = self._evaluate_user(inventory, name, rule, detail.event_id, now, password_policy)
-                if view is None:
-                    notes.append(
-                        f"user {name} no longer exists (deleted before iamguard looked); "
-                        "the next audit resolves its findings"
-                    )
-                    continue
-                views.append(view)
-                actions.extend(done)
-                findings.extend(view.findings)
-                changes.extend(view.changes)
-            seen = Observed(users=tuple(views), removed_policy_arns=self._removed_policies(event, rule))
+            seen, findings, changes, actions, notes = self._evaluate_users(event, rule, subject, now)
         else:
-            seen, found, stored = self._evaluate_account(inventory, subject, rule, now)
-            findings.extend(found)
-            changes.extend(stored)
+            seen, findings, changes = self._evaluate_account(subject, rule, now)
+            notes = []
 
         alerts = [alert for detection in rule.detections for alert in DETECTORS[detection](event, seen, self.settings)]
         self._record_and_announce(alerts, changes, actions)
-        evaluated = bool(findings or alerts or seen.burst)
         if findings:
             failed = sum(1 for f in findings if f.status is Status.FAIL)
             notes.insert(0, f"re-evaluated {_describe(subject)}: {failed} failing finding{'s' if failed != 1 else ''}")
         return EventResult(
             event_id=detail.event_id,
             event_name=detail.event_name,
-            outcome="evaluated" if evaluated else "ignored",
+            outcome="evaluated" if findings or alerts or seen.burst else "ignored",
             reason="; ".join(notes) or f"nothing to evaluate for {_describe(subject)}",
             findings=_finding_views(findings, changes),
             alerts=alerts,
             actions=actions,
-            api_calls=inventory.counter.total,
+            api_calls=self.inventory.counter.total - calls_before,
         )
+
+    def _failed_sign_in(self, event: CloudTrailEvent) -> tuple[Observed, list[Finding], list[Change], list[str]]:
+        """Count the failure towards its principal's burst; nothing else changed."""
+        detail = event.detail
+        identity = detail.user_identity
+        principal = "root" if identity.type == "Root" else identity.user_name or HIDDEN_USER_NAME
+        burst = self.failures.record(self.account_id, principal, detail.event_id, detail.event_time)
+        note = (
+            f"failed sign-in for {principal}: {burst.failures} within {self.settings.signin_failure_window_minutes}"
+            f" minutes (burst threshold {burst.threshold})"
+        )
+        return Observed(burst=burst), [], [], [note]
+
+    def _evaluate_users(
+        self, event: CloudTrailEvent, rule: EventRule, subject: Subject, now: datetime
+    ) -> tuple[Observed, list[Finding], list[Change], list[Action], list[str]]:
+        """The event's user, or every member of its group: read, enforce, check, store."""
+        names, notes = self._user_names(subject)
+        views: list[UserView] = []
+        actions: list[Action] = []
+        password_policy = cache(self.inventory.password_policy)  # read once per event, only if a user exists
+        for name in names:
+            view, done = self._evaluate_user(name, rule, event.detail.event_id, now, password_policy)
+            if view is None:
+                notes.append(
+                    f"user {name} no longer exists (deleted before iamguard looked); "
+                    "the next audit resolves its findings"
+                )
+                continue
+            views.append(view)
+            actions.extend(done)
+        seen = Observed(users=tuple(views), removed_policy_arns=self._removed_policies(event, rule))
+        findings = [f for view in views for f in view.findings]
+        changes = [c for view in views for c in view.changes]
+        return seen, findings, changes, actions, notes
 
     def _user_names(self, subject: Subject) -> tuple[list[str], list[str]]:
         if subject.kind == "user":
@@ -373,7 +382,6 @@ class EventProcessor:
 
     def _evaluate_user(
         self,
-        inventory: Inventory,
         name: str,
         rule: EventRule,
         event_id: str,
@@ -381,6 +389,7 @@ class EventProcessor:
         password_policy: Callable[[], PasswordPolicy | None],
     ) -> tuple[UserView | None, list[Action]]:
         """Read one user live, enforce (if configured), run its checks and store the findings."""
+        inventory = self.inventory
         try:
             user, groups, documents = inventory.read_user(name)
         except UnknownUser:
@@ -418,9 +427,10 @@ class EventProcessor:
         return ()
 
     def _evaluate_account(
-        self, inventory: Inventory, subject: Subject, rule: EventRule, now: datetime
+        self, subject: Subject, rule: EventRule, now: datetime
     ) -> tuple[Observed, list[Finding], list[Change]]:
         """Root or account checks on a partial AccountState holding only what they read."""
+        inventory = self.inventory
         scope = "root" if subject.kind == "root" else "account"
         only = [check for check in rule.checks if CATALOG[check].scope == scope]
         root = inventory.read_root(self.account_id) if scope == "root" else None

@@ -8,8 +8,6 @@ look at: the stored findings, the activity records, the idempotency table.
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,24 +20,14 @@ from iamguard.aws import AwsContext
 from iamguard.local import moto_ext
 from iamguard.store import Change, FindingsStore
 
-from tests.conftest import ACCOUNT_ID, REPO, FakeLambdaContext, load_event
+from tests.conftest import ACCOUNT_ID, FakeLambdaContext, load_event
+from tests.integration.test_audit_handler import load_handler  # a fresh module each time, as a cold start
 
 IDEMPOTENCY_TABLE = "iamguard-idempotency-test"
 CHANGE_PASSWORD = "arn:aws:iam::aws:policy/IAMUserChangePassword"
 ADMINISTRATOR = "arn:aws:iam::aws:policy/AdministratorAccess"
 READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
 GUARDRAIL = f"arn:aws:iam::{ACCOUNT_ID}:policy/iamguard-mfa-guardrail"
-
-
-def load_handler(name: str) -> ModuleType:
-    """Import functions/<name>/app.py as a fresh module (a new Lambda execution environment)."""
-    path = REPO / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"handler_{name}_{uuid.uuid4().hex}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def sample(name: str, *, new_id: bool = False, **detail: Any) -> dict[str, Any]:

@@ -280,3 +280,11 @@ def test_settings_are_validated_at_cold_start(make_bot: BotFactory) -> None:
         make_bot(IDEMPOTENCY_TABLE="")
     with pytest.raises(ConfigError, match="guardrail_policy_arn"):
         make_bot(GUARDRAIL_POLICY_ARN="not-an-arn")
+
+
+def test_api_calls_are_counted_per_event_in_a_warm_environment(bot: Bot) -> None:
+    # The same work twice in one execution environment costs the same handful of calls
+    first = bot(sample("create_user", new_id=True))["api_calls"]
+    second = bot(sample("create_user", new_id=True))["api_calls"]
+    assert first == second
+    assert 0 < first <= 15  # one user's live state, not an audit

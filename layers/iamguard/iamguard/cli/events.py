@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,8 +138,8 @@ def _text(result: EventResult) -> str:
     lines = [head]
     lines += [f"  ALERT  {a.severity.value:<13} {a.detection.value}: {a.summary}" for a in result.alerts]
     lines += [
-        f"  ACTION {'done' if a.performed else 'not done'}: {a.action} {a.user_name} {a.policy_arn}"
-        + (f" ({a.error})" if a.error else "")
+        f"  ACTION {'done' if a.performed else 'failed' if a.error else 'would'}: {a.action} {a.user_name} "
+        f"{a.policy_arn}" + (f" ({a.error})" if a.error else "")
         for a in result.actions
     ]
     return "\n".join(lines)
@@ -179,6 +180,8 @@ def build_processor(args: argparse.Namespace, settings: Settings, ctx: AwsContex
 
 def run_replay(args: argparse.Namespace) -> int:
     _configure_logging(args.verbose)
+    # Outside Lambda there is no invocation deadline for idempotency to track.
+    warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left", category=UserWarning)
     settings = replay_settings(args)
     ctx = aws_context(args)
     with aws_errors(args.endpoint_url):
