@@ -71,9 +71,6 @@ class Enforcer:
         self.settings = settings
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    def exemption(self, user: User) -> str | None:
-        return exemption_reason(user, self.settings)
-
     def enforce(self, user: User, groups: Mapping[str, Group], event_id: str) -> list[Action]:
         """Attach what the plan says; every attempt becomes an `Action` tied to the causing event."""
         actions = []

@@ -50,12 +50,14 @@ from iamguard.models import AccountState, PasswordPolicy, RootState
 from iamguard.store import Change, FindingsStore
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_iam import IAMClient
 
 Outcome = Literal["evaluated", "ignored", "rejected"]
 READ_ONLY_PREFIXES = ("Get", "List", "Describe", "Simulate", "Generate")
 IDEMPOTENCY_TTL = timedelta(hours=24)  # EventBridge retries an event for up to 24 hours
-MAX_GROUP_MEMBERS = 100  # larger groups: the first 100 now, the rest at the next audit
+# A member costs about ten IAM calls; larger groups: the first 25 now, the rest at the next audit.
+MAX_GROUP_MEMBERS = 25
 
 
 class FindingView(BaseModel):
@@ -500,7 +502,7 @@ def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     return response
 
 
-def ensure_idempotency_table(client: Any, table_name: str) -> bool:
+def ensure_idempotency_table(client: DynamoDBClient, table_name: str) -> bool:
     """Create the idempotency table as template.yaml does (key `id`, TTL `expiration`). Local emulators only."""
     try:
         client.describe_table(TableName=table_name)
