@@ -8,6 +8,7 @@ the grants come from the CloudFormation SAM deploys (tests/support/template.py).
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 
 import pytest
@@ -192,3 +193,20 @@ def test_derivation_sees_the_audit_path() -> None:
     actions = derivation("AuditAccountFunction").actions
     assert {"iam:GetAccountAuthorizationDetails", "iam:GenerateCredentialReport", "dynamodb:PutItem"} <= actions
     assert "iam:GetUser" not in actions
+
+
+def test_enforcement_is_granted_where_the_code_enforces() -> None:
+    # The IAM-write test above is not vacuous: some function's code attaches policies, and its
+    # role carries that grant (under the enforce condition).
+    enforcers = [fid for fid in IDS if "iam:AttachUserPolicy" in derivation(fid).actions]
+    assert enforcers, "no function's code calls iam:AttachUserPolicy"
+    for fid in enforcers:
+        assert any(g.action == "iam:AttachUserPolicy" for g in code_grants(role(fid)))
+
+
+def test_required_policy_arns_cannot_carry_wildcards() -> None:
+    # The iam:PolicyARN condition is built from RequiredPolicyArns: its pattern must refuse "*".
+    pattern = sam_template()["Parameters"]["RequiredPolicyArns"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "arn:aws:iam::aws:policy/ReadOnlyAccess")
+    assert re.fullmatch(pattern, "arn:aws:iam::aws:policy/*") is None
+    assert re.fullmatch(pattern, "arn:aws:iam::aws:policy/Read?nlyAccess") is None
