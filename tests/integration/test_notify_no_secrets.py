@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any
 
+import iamguard.notify.slack_transport  # noqa: F401 - configure slack_sdk's logger first; the test then opens it
 import pytest
 from iamguard.alerts import Action, Detection
 from iamguard.aws import AwsContext
