@@ -285,3 +285,17 @@ def test_low_severity_changes_wait_for_the_digest_which_is_sent_once(
     assert "Also since the last digest" in texts[0] and "🔵 Low · New finding: bob_ci" in texts[0]
     assert "Also since the last digest" not in texts[1]  # held messages are reported once
     assert "wonjun_admin — No administrator works without MFA" in texts[1]
+
+
+def test_in_a_long_outage_every_expired_message_is_dead_lettered_not_just_the_first(
+    aws: AwsContext, store: FindingsStore, slack: SlackReceiver
+) -> None:
+    clock = Clock()
+    metrics = MetricsRecorder()
+    notify = make_dispatcher([fast_slack(slack)], store, clock=clock, max_age_hours=1, metrics=metrics)
+    slack.go_down()
+    alerts = [alert(event_id=f"event-{i}") for i in range(3)]
+    assert notify.announce(alerts=alerts, changes=[], actions=[]).pending == 3
+    clock.advance(hours=2)
+    assert notify.flush().dead_lettered == 3  # one real try fails; the other two are expired all the same
+    assert metrics.total(UNDELIVERED_METRIC) == 3

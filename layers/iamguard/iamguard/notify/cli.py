@@ -19,7 +19,7 @@ def add_notify_arguments(parser: argparse.ArgumentParser) -> None:
         "--slack-webhook",
         metavar="URL",
         help="post notifications to this Slack incoming webhook (https://, or http:// on 127.0.0.1 for the "
-        "local receiver); with --store each change is announced once",
+        "local receiver); each change is announced once when findings are stored",
     )
     group.add_argument(
         "--language",

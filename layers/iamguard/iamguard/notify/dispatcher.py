@@ -220,8 +220,10 @@ class Dispatcher:
         report = DeliveryReport()
         if self.outbox is None:
             return report
+        max_age = timedelta(hours=self.settings.max_age_hours)
         for entry in self.outbox.due(self.clock(), limit):
-            if all(self._is_down(channel) for channel in entry.remaining):
+            too_old = self.clock() - entry.created_at >= max_age
+            if not too_old and all(self._is_down(channel) for channel in entry.remaining):
                 continue  # those channels just failed in this run: not an attempt, try next run
             if not self.outbox.lease(entry.message.key, self.clock()):
                 continue  # another run is on it
