@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import textwrap
 import time
@@ -65,6 +66,7 @@ Resources:
 """
 
 HANDLER = """
+import logging
 import os
 
 import boto3
@@ -72,6 +74,9 @@ import helper  # a module next to app.py: the function's directory is on the imp
 from iamguard.findings import Severity  # the layer's package
 
 COLD_START_GREETING = os.environ["GREETING"]
+LOG = logging.getLogger("echo.handler")
+LOG.setLevel(logging.ERROR)
+LOG.addHandler(logging.NullHandler())
 
 
 def lambda_handler(event, context):
@@ -91,6 +96,7 @@ def lambda_handler(event, context):
         "severity": Severity.HIGH.value,
         "detail_type": event["detail-type"],
         "account": event["account"],
+        "log_level": LOG.level,
     }
 """
 
@@ -134,6 +140,7 @@ def test_an_event_matching_the_pattern_runs_the_handler_as_lambda_would(runtime:
         "severity": "high",
         "detail_type": "Test",
         "account": "123456789012",
+        "log_level": logging.ERROR,
     }
     assert 0 < invocation.result["remaining_ms"] <= 10_000
     # the template's table was created with its key schema, and the handler wrote to it with its role
@@ -186,3 +193,12 @@ def test_schedules_fire_on_their_own_clock(runtime: LocalRuntime) -> None:
     assert 2 <= len(dispatcher.invocations) <= 4
     assert {i.trigger for i in dispatcher.invocations} == {"Scheduled Event"}
     assert all(i.error is None for i in dispatcher.invocations)
+
+
+def test_a_functions_logging_setup_stays_its_own(runtime: LocalRuntime) -> None:
+    # In Lambda each function has its own process: what its code sets up for logging is its own
+    outside = logging.getLogger("echo.handler")
+    assert (outside.level, outside.handlers) == (logging.NOTSET, [])  # set up at import, then set aside
+    (invocation,) = runtime.run_schedules("echo")
+    assert invocation.result["log_level"] == logging.ERROR  # the function runs with its own setup
+    assert (outside.level, outside.handlers) == (logging.NOTSET, [])
