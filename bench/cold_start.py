@@ -1,0 +1,173 @@
+"""Benchmark: cold-start import cost of each Lambda handler module (functions/*/app.py).
+
+Each handler is imported --repeat times, every time in a fresh interpreter, the way the
+Lambda runtime does it: the layer (layers/iamguard) and the function's directory on
+sys.path, the environment template.yaml sets, AWS_LAMBDA_FUNCTION_NAME set (so Powertools
+Tracer is enabled as in Lambda). Reported per handler:
+
+* import_ms: time.perf_counter() around `import app` inside the fresh process (median, min, max);
+* process_ms: wall time of the whole process (interpreter start-up + import), and of a
+  bare `python -c pass` for reference;
+* peak RSS after the import;
+* the heaviest imports from one `python -X importtime` run (cumulative and self time).
+
+Nothing is called and nothing leaves the machine: only the module-level code of each
+handler runs (creating clients makes no request). Results: bench/results/cold_start.json.
+Note the interpreter is the project venv's (see the results' machine.python), while Lambda
+runs template.yaml's runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import benchlib
+
+LAYER = benchlib.REPO / "layers" / "iamguard"
+PROBE = """
+import json, resource, sys, time
+sys.path[:0] = [{function_dir!r}, {layer!r}]
+started = time.perf_counter()
+import app  # noqa: F401
+elapsed = time.perf_counter() - started
+peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"import_ms": elapsed * 1000, "peak_rss_mb": peak_rss_mb, "modules": len(sys.modules)}}))
+"""
+
+
+def lambda_env(function: str) -> dict[str, str]:
+    """What the Lambda runtime and template.yaml put in the environment (dummy credentials, local only)."""
+    env = benchlib.local_aws_env()
+    env.update(
+        AWS_LAMBDA_FUNCTION_NAME=f"iamguard-{function}",
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256",
+        POWERTOOLS_SERVICE_NAME="iamguard",
+        POWERTOOLS_METRICS_NAMESPACE="iamguard",
+        LOG_LEVEL="INFO",
+        MODE="monitor",
+        LANGUAGE="en",
+        FINDINGS_TABLE="iamguard-findings",
+        ALERT_TOPIC_ARN=f"arn:aws:sns:us-east-1:{benchlib.ACCOUNT_ID}:iamguard-alerts",
+        SEVERITY_ROUTING="",
+        SECURITY_HUB_ENABLED="false",
+        NOTIFY_DLQ_URL=f"http://127.0.0.1:1/{benchlib.ACCOUNT_ID}/iamguard-notify-dlq",
+        AUDIT_FUNCTION_NAME="iamguard-audit-account",
+        AUDIT_SCHEDULE="rate(1 day)",
+        IDEMPOTENCY_TABLE="iamguard-idempotency",
+        GUARDRAIL_POLICY_ARN=f"arn:aws:iam::{benchlib.ACCOUNT_ID}:policy/iamguard-mfa-guardrail",
+        IAMGUARD_ROLE_ARNS=f"arn:aws:iam::{benchlib.ACCOUNT_ID}:role/iamguard-on-iam-event",
+        SIGNIN_FAILURE_THRESHOLD="5",
+        SIGNIN_FAILURE_WINDOW_MINUTES="15",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def probe(function_dir: Path, env: dict[str, str]) -> dict[str, Any]:
+    code = PROBE.format(function_dir=str(function_dir), layer=str(LAYER))
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["process_ms"] = wall * 1000
+    return result
+
+
+def heaviest_imports(function_dir: Path, env: dict[str, str], top: int) -> dict[str, Any]:
+    """One `-X importtime` run: the top-level packages by cumulative time, and the modules by self time."""
+    code = f"import sys; sys.path[:0] = [{str(function_dir)!r}, {str(LAYER)!r}]; import app"
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    cumulative: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    for line in done.stderr.splitlines():
+        # "import time:  <self us> | <cumulative us> | <two spaces per nesting level><module>"
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, cumulative_us, name = line[len("import time:") :].split("|")
+        depth = (len(name) - len(name.lstrip()) - 1) // 2
+        module = name.strip()
+        own[module] += int(self_us)
+        if depth == 1:  # imported by app.py itself
+            cumulative[module] += int(cumulative_us)
+    return {
+        "top_level_cumulative_ms": {k: round(v / 1000, 1) for k, v in cumulative.most_common(top)},
+        "modules_self_ms": {k: round(v / 1000, 1) for k, v in own.most_common(top)},
+    }
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 1),
+        "min": round(min(values), 1),
+        "max": round(max(values), 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=15, help="fresh imports per handler (default 15)")
+    parser.add_argument("--top", type=int, default=15, help="heaviest imports to list (default 15)")
+    parser.add_argument(
+        "--function",
+        action="append",
+        help="handler directory name under functions/ (repeatable; default: every functions/*/app.py)",
+    )
+    parser.add_argument("--out", type=Path, default=benchlib.RESULTS / "cold_start.json")
+    args = parser.parse_args(argv)
+
+    functions_dir = benchlib.REPO / "functions"
+    names = args.function or sorted(p.parent.name for p in functions_dir.glob("*/app.py"))
+    bare = []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True, env=lambda_env("bare"))
+        bare.append((time.perf_counter() - started) * 1000)
+    results: dict[str, Any] = {
+        "benchmark": "cold_start",
+        "command": benchlib.command_line(),
+        "machine": benchlib.machine(),
+        "bare_interpreter_process_ms": stats(bare),
+        "handlers": {},
+    }
+    for name in names:
+        function_dir = functions_dir / name
+        env = lambda_env(name)
+        runs = [probe(function_dir, env) for _ in range(args.repeat)]
+        failed = [r for r in runs if "error" in r]
+        if failed:
+            results["handlers"][name] = {"error": failed[0]["error"]}
+            print(f"{name}: import failed: {failed[0]['error']}", file=sys.stderr)
+            continue
+        results["handlers"][name] = {
+            "import_ms": stats([r["import_ms"] for r in runs]),
+            "process_ms": stats([r["process_ms"] for r in runs]),
+            "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
+            "modules_loaded": runs[0]["modules"],
+            "heaviest_imports": heaviest_imports(function_dir, env, args.top),
+        }
+        print(
+            f"{name}: import {results['handlers'][name]['import_ms']['median']} ms (median of {args.repeat}), "
+            f"process {results['handlers'][name]['process_ms']['median']} ms",
+            file=sys.stderr,
+        )
+    benchlib.write_json(args.out, results)
+    print(f"wrote {os.path.relpath(args.out, benchlib.REPO)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""A moto server for the benchmarks, in a process of its own (its CPU does not share the GIL of the tool measured).
+
+It is iamguard's own `iamguard.local.server.MotoServer` (AWS managed policies loaded, the
+root-user extension installed) wrapped in a small WSGI middleware that
+
+* counts every request by service and operation, whoever sends it (iamguard, Prowler,
+  Cloud Custodian), so every tool's API calls are counted the same way, on the server;
+* answers a few benchmark-only control requests under ``/__bench__/``:
+
+  - ``GET  /__bench__/calls``        the counts so far, as JSON ``{"iam:GetUser": 12, ...}``;
+  - ``POST /__bench__/calls/reset``  the counts so far, then start again from zero;
+  - ``POST /__bench__/sign-in``      body ``{"account_id": "...", "users": {"alice": 3}}``: record
+    that each user last signed in to the console that many days ago. No IAM API sets
+    ``PasswordLastUsed`` (only a real sign-in does), and an account where no console user
+    ever signed in would not be realistic.
+
+Listens on 127.0.0.1 only. Run it directly (``python bench/moto_server.py --port 5055``) or let
+``bench/audit_users.py`` start it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import sys
+import threading
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+WsgiApp = Callable[..., Any]
+CONTROL_PREFIX = "/__bench__/"
+
+
+def _service(environ: dict[str, Any]) -> str:
+    """The service a SigV4-signed request is for (from the credential scope of its Authorization header)."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    marker = "Credential="
+    if marker in auth:
+        scope = auth.split(marker, 1)[1].split(",", 1)[0].split("/")
+        if len(scope) >= 4:
+            return scope[3]
+    return "unsigned"
+
+
+def _operation(environ: dict[str, Any]) -> str:
+    """The operation of a request: X-Amz-Target (JSON protocols), else the Action of a query-protocol request."""
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return str(target).rsplit(".", 1)[-1]
+    query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+    if "Action" in query:
+        return query["Action"][0]
+    content_type = environ.get("CONTENT_TYPE", "")
+    if environ.get("REQUEST_METHOD") == "POST" and content_type.startswith("application/x-www-form-urlencoded"):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)  # moto reads the body again
+        action = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action")
+        if action:
+            return action[0]
+    return f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '/')}"
+
+
+class CallCounting:
+    """WSGI middleware: count requests by ``service:Operation`` and serve the ``/__bench__/`` control paths."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(CONTROL_PREFIX):
+            return self.control(path[len(CONTROL_PREFIX) :], environ, start_response)
+        key = f"{_service(environ)}:{_operation(environ)}"
+        with self.lock:
+            self.calls[key] += 1
+        return self.app(environ, start_response)
+
+    def control(self, action: str, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if action == "calls" and method == "GET":
+            with self.lock:
+                payload: Any = dict(self.calls)
+        elif action == "calls/reset" and method == "POST":
+            with self.lock:
+                payload = dict(self.calls)
+                self.calls.clear()
+        elif action == "sign-in" and method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            payload = {"signed_in": sign_in(request["account_id"], request["users"])}
+        else:
+            start_response("404 Not Found", [("Content-Type", "application/json")])
+            return [b'{"error": "unknown benchmark control request"}']
+        body = json.dumps(payload).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def sign_in(account_id: str, users: dict[str, float]) -> int:
+    """Set PasswordLastUsed of each named user to `days` ago, in the moto backend of this process."""
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[account_id]["aws"]
+    now = datetime.now(UTC).replace(microsecond=0)  # AWS timestamps have whole seconds
+    for name, days in users.items():
+        backend.get_user(name).password_last_used = now - timedelta(days=int(days), hours=round(days % 1 * 24))
+    return len(users)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=5055, help="port on 127.0.0.1 (default: 5055)")
+    args = parser.parse_args(argv)
+
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    from iamguard.local.server import MotoServer
+
+    server = MotoServer(args.port, wrap=CallCounting).start()
+    print(f"moto server listening on {server.url} (pid {os.getpid()})", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
