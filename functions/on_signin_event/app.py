@@ -6,18 +6,30 @@ Root sign-ins, IAM users signing in without MFA and bursts of failed sign-ins
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from iamguard.aws import AwsContext
 from iamguard.config import Settings
 from iamguard.event_handler import EventHandler
+from iamguard.notify.factory import announcer_factory
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics(namespace="iamguard")
 
-HANDLER = EventHandler(sources={"aws.signin"}, settings=Settings.from_env(), logger=logger, metrics=metrics)
+AWS = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
+HANDLER = EventHandler(
+    sources={"aws.signin"},
+    settings=Settings.from_env(),  # invalid settings fail the cold start, loudly
+    logger=logger,
+    metrics=metrics,
+    aws=AWS,
+    # Slack, the SNS topic, Security Hub - whatever the stack configured (iamguard.notify); each thing told once.
+    announcer_factory=announcer_factory(AWS, metrics),
+)
 
 
 @logger.inject_lambda_context(correlation_id_path="detail.eventID", log_event=False)

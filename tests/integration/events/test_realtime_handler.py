@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +26,22 @@ from tests.integration.events.support import (
 @pytest.fixture
 def bot(account: AwsContext, make_bot: BotFactory) -> Bot:
     return make_bot()
+
+
+@pytest.fixture
+def log_records() -> Iterator[list[logging.LogRecord]]:
+    """What the handlers log (their Powertools logger is the standard logger named after the service)."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(level=logging.DEBUG)
+    service = logging.getLogger("iamguard")
+    service.addHandler(handler)
+    yield records
+    service.removeHandler(handler)
 
 
 def metrics_emitted(output: str) -> dict[str, float]:
@@ -160,7 +177,7 @@ MALFORMED: list[tuple[str, Any]] = [
 
 @pytest.mark.parametrize(("case", "event"), MALFORMED, ids=[case for case, _ in MALFORMED])
 def test_malformed_events_are_rejected_with_a_reason_and_a_metric(
-    bot: Bot, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, case: str, event: Any
+    bot: Bot, capsys: pytest.CaptureFixture[str], log_records: list[logging.LogRecord], case: str, event: Any
 ) -> None:
     result = bot(event)
     assert result["outcome"] == "rejected", result
@@ -169,7 +186,7 @@ def test_malformed_events_are_rejected_with_a_reason_and_a_metric(
     assert result["findings"] == [] and result["alerts"] == [] and result["actions"] == []
     assert metrics_emitted(capsys.readouterr().out).get("RejectedEvents") == 1
     # One structured warning that says why
-    rejected = [r for r in caplog.records if r.getMessage() == "event rejected"]
+    rejected = [r for r in log_records if r.getMessage() == "event rejected"]
     assert len(rejected) == 1
     assert rejected[0].levelname == "WARNING" and rejected[0].__dict__["reason"] == result["reason"]
 
