@@ -13,7 +13,6 @@ from iamguard.local.demo import ADMIN, ALIAS, Demo, DemoResult, message_ids
 from iamguard.local.runtime import LocalOptions, LocalRuntime
 from iamguard.store import FindingsStore
 
-from tests.e2e.test_local_runtime import EVENT_PATH_NOT_ANNOUNCING
 from tests.integration.local_support import client
 
 pytestmark = pytest.mark.e2e
@@ -79,7 +78,6 @@ def test_every_step_is_told(enforced: tuple[LocalRuntime, DemoResult, str]) -> N
     assert "Demo-Walkthrough-Password-1!" not in text
 
 
-@EVENT_PATH_NOT_ANNOUNCING
 def test_slack_heard_each_step(enforced: tuple[LocalRuntime, DemoResult, str]) -> None:
     _, result, _ = enforced
     said = {key: step.ids for key, step in result.steps.items()}
@@ -94,7 +92,6 @@ def test_slack_heard_each_step(enforced: tuple[LocalRuntime, DemoResult, str]) -
     assert result.ok, result.expectations
 
 
-@EVENT_PATH_NOT_ANNOUNCING
 def test_make_demo_in_korean_exits_0() -> None:
     demo = subprocess.run(
         [sys.executable, "-m", "iamguard.cli", "demo", "--language", "ko"],

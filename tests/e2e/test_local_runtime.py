@@ -26,11 +26,6 @@ from tests.integration.local_support import client
 
 pytestmark = pytest.mark.e2e
 ACCOUNT = "123456789012"
-# The event functions (issue 3) still hand their alerts and finding changes to LogOnlyAnnouncer, not to
-# the notifier (issue 4); strict, so these fail loudly once the wiring lands and the marks must go.
-EVENT_PATH_NOT_ANNOUNCING = pytest.mark.xfail(
-    strict=True, reason="on_iam_event/on_signin_event do not announce to Slack yet (LogOnlyAnnouncer)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +49,6 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@EVENT_PATH_NOT_ANNOUNCING
 def test_a_user_created_from_another_process_raises_the_finding_and_the_alert(runtime: LocalRuntime) -> None:
     # Given a plain boto3 client in another process, pointed at the local endpoint with root's default keys
     script = (
@@ -117,7 +111,6 @@ def test_sign_ins_from_the_cli_follow_the_users_mfa(runtime: LocalRuntime) -> No
     assert device.seed not in json.dumps(list(runtime.trail.recent))
 
 
-@EVENT_PATH_NOT_ANNOUNCING
 def test_root_signs_in_and_the_credential_report_shows_it(runtime: LocalRuntime) -> None:
     result = runtime.sign_in("root")
     assert runtime.wait_idle()
