@@ -8,7 +8,7 @@ import pytest
 from iamguard.checks import CATALOG, run_checks
 from iamguard.config import PasswordBaseline, Settings
 from iamguard.findings import Finding, Severity, Status
-from iamguard.models import PasswordPolicy
+from iamguard.models import ManagedPolicyRef, PasswordPolicy
 
 from tests.factories import (
     ADMIN,
@@ -283,3 +283,14 @@ def test_a_clean_account_has_no_failures() -> None:
     findings = run(clean, groups={"devs": group("devs", READ_ONLY)})
     assert [f for f in findings if f.status is not Status.PASS] == []
     assert len(findings) == 6 + 11  # 6 root/account checks + 11 user checks
+
+
+def test_the_guardrail_iamguard_attaches_is_not_a_direct_policy_finding() -> None:
+    guardrail = ManagedPolicyRef("arn:aws:iam::123456789012:policy/iamguard-mfa-guardrail", "iamguard-mfa-guardrail")
+    settings = Settings(guardrail_policy_arn=guardrail.arn)
+    guarded = user("g", attached_policies=(guardrail,))
+    assert verdict(run(guarded, settings=settings), "user_no_direct_policies", "g").status is Status.PASS
+    both = user("b", attached_policies=(guardrail, READ_ONLY))
+    finding = verdict(run(both, settings=settings), "user_no_direct_policies", "b")
+    assert finding.status is Status.FAIL
+    assert finding.detail == "User b has policies attached directly: ReadOnlyAccess."

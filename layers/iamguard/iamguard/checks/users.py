@@ -136,7 +136,10 @@ def user_admin_without_mfa(user: User, ctx: UserContext) -> Outcome:
     permissions=DETAILS,
 )
 def user_no_direct_policies(user: User, ctx: UserContext) -> Outcome:
-    direct = [ref.name for ref in user.attached_policies] + [f"inline {p.name}" for p in user.inline_policies]
+    # iamguard's own guardrail is attached directly by design (enforce mode); it is not a lapse.
+    guardrail = ctx.settings.guardrail_policy_arn
+    attached = [ref.name for ref in user.attached_policies if ref.arn != guardrail]
+    direct = attached + [f"inline {p.name}" for p in user.inline_policies]
     if direct:
         return Outcome(False, f"User {user.name} has policies attached directly: {', '.join(direct)}.")
     return Outcome(True, f"User {user.name} has no policies attached directly.")
