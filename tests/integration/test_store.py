@@ -117,3 +117,13 @@ def test_activity_is_recorded_once(store: FindingsStore) -> None:
     assert store.record_activity("detection", NOW, "evt-1", {"detection": "mfa_removed"}) is False
     [item] = store.recent_activity(now=NOW)
     assert item["data"] == {"detection": "mfa_removed"}
+
+
+def test_an_evaluation_error_keeps_the_last_known_verdict(store: FindingsStore) -> None:
+    store.record([finding()])
+    [change] = store.record([finding(Status.ERROR, at=NOW + timedelta(hours=1), detail="Could not be evaluated.")])
+    assert change.transition is Transition.UNCHANGED
+    [stored] = store.findings()
+    assert stored.status is Status.FAIL
+    assert only(store.record([finding(at=NOW + timedelta(hours=2))])) is Transition.UNCHANGED  # not re-opened
+    assert only(store.record([finding(Status.PASS, at=NOW + timedelta(hours=3))])) is Transition.RESOLVED

@@ -225,6 +225,10 @@ class FindingsStore:
             previous = item_to_finding(stored) if stored else None
             if previous is not None and previous.observed_at > finding.observed_at:
                 return Change(previous, previous, Transition.UNCHANGED)  # a newer observation is stored
+            if previous is not None and finding.status is Status.ERROR and previous.status is not Status.ERROR:
+                # A check that could not run says nothing new: the last known verdict stands (the audit
+                # run records the error), so FAIL -> ERROR is not "resolved" and ERROR -> FAIL not "opened".
+                return Change(previous, previous, Transition.UNCHANGED)
             change = transition(previous, finding)
             same = (
                 previous is not None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from iamguard.local import moto_ext
 from iamguard.local.server import LOCAL_ACCOUNT_ID
+from iamguard.mfa import authenticator_codes
 from iamguard.models import ADMINISTRATOR_ACCESS_ARN, CHANGE_PASSWORD_POLICY_ARN
 
 if TYPE_CHECKING:
@@ -55,11 +56,11 @@ def seed_designed_account(iam: IAMClient) -> None:
     iam.create_login_profile(UserName="alice", Password=DEMO_PASSWORD)
     iam.add_user_to_group(GroupName="developers", UserName="alice")
     device = iam.create_virtual_mfa_device(VirtualMFADeviceName="alice")["VirtualMFADevice"]
+    seed = device["Base32StringSeed"]
+    # The codes alice's authenticator app shows (the local runtime checks them, as AWS does).
+    code1, code2 = authenticator_codes(seed.decode() if isinstance(seed, bytes) else seed)
     iam.enable_mfa_device(
-        UserName="alice",
-        SerialNumber=device["SerialNumber"],
-        AuthenticationCode1="123456",
-        AuthenticationCode2="654321",
+        UserName="alice", SerialNumber=device["SerialNumber"], AuthenticationCode1=code1, AuthenticationCode2=code2
     )
     # bob_ci: programmatic only, two active keys, no MFA.
     iam.create_user(UserName="bob_ci")
