@@ -79,7 +79,7 @@ def test_authorization_details_pages_are_all_read() -> None:
     pages = [["u1", "u2"], ["u3"], ["u4", "u5"]]
     for index, names in enumerate(pages):
         response: dict[str, Any] = {"UserDetailList": [user(n) for n in names], "GroupDetailList": [], "Policies": []}
-        expected: dict[str, Any] = {"Filter": ["User", "Group", "LocalManagedPolicy"]}
+        expected: dict[str, Any] = {"Filter": ["User", "Group", "LocalManagedPolicy"], "MaxItems": 1000}
         if index:
             expected["Marker"] = f"page{index}"
         if index < len(pages) - 1:
@@ -87,7 +87,9 @@ def test_authorization_details_pages_are_all_read() -> None:
         stubber.add_response("get_account_authorization_details", response, expected)
     stubber.add_response("list_virtual_mfa_devices", {"VirtualMFADevices": [], "IsTruncated": True, "Marker": "m1"})
     stubber.add_response(
-        "list_virtual_mfa_devices", {"VirtualMFADevices": []}, {"AssignmentStatus": "Assigned", "Marker": "m1"}
+        "list_virtual_mfa_devices",
+        {"VirtualMFADevices": []},
+        {"AssignmentStatus": "Assigned", "Marker": "m1", "MaxItems": 1000},
     )
     stubber.add_client_error("get_account_password_policy", "NoSuchEntity", http_status_code=404)
     stubber.add_response("list_account_aliases", {"AccountAliases": []})
