@@ -175,6 +175,17 @@ DEMO_LANGUAGE = $(if $(filter command line,$(origin LANGUAGE)),$(LANGUAGE),$(fil
 demo: $(VENV_STAMP)
 	$(BIN)/iamguard demo $(if $(DEMO_LANGUAGE),--language $(DEMO_LANGUAGE))
 
+# ------------------------------------------------------------------ benchmarks
+# Minutes, not part of make test; results in bench/results/, summary in bench/RESULTS.md.
+.PHONY: bench
+bench: $(VENV_STAMP)
+	bash bench/setup_peers.sh
+	$(BIN)/python bench/audit_users.py --users 2000 --users 10000 --profile
+	$(BIN)/python bench/event_path.py
+	$(BIN)/python bench/audit_memory.py --users 10000
+	$(BIN)/python bench/cold_start.py
+	$(BIN)/python bench/report.py
+
 # ------------------------------------------------------------------ cleanup
 .PHONY: clean distclean
 clean:
