@@ -182,16 +182,10 @@ class FindingsStore:
                 self._key_of(item): item for item in self.scan_findings() if item["account_id"] == full_audit_account
             }
         else:
+            # The event path: one consistent Query per resource reads all of its stored findings.
             current = {}
-            for finding in observed:
-                key = (
-                    resource_key(finding.resource_type, finding.resource_name, finding.account_id),
-                    f"CHECK#{finding.check_id}",
-                )
-                if key not in current:
-                    item = self._get(*key)
-                    if item is not None:
-                        current[key] = item
+            for pk in dict.fromkeys(self._finding_key(finding)[0] for finding in observed):
+                current.update((self._key_of(item), item) for item in self._resource_items(pk))
         changes = self._write_all([(finding, current.get(self._finding_key(finding))) for finding in observed])
         if full_audit_account is not None and observed:
             seen = {self._finding_key(f) for f in observed}
@@ -411,6 +405,17 @@ class FindingsStore:
             finding.resource_type, finding.resource_name, finding.account_id
         ), f"CHECK#{finding.check_id}"
 
+    def _resource_items(self, pk: str) -> Iterator[dict[str, Any]]:
+        paginator = self.client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :check)",
+            ExpressionAttributeValues={":pk": {"S": pk}, ":check": {"S": "CHECK#"}},
+            ConsistentRead=True,
+        ):
+            for raw in page.get("Items", []):
+                yield _from_ddb(raw)
+
     def scan_findings(self) -> Iterator[dict[str, Any]]:
         paginator = self.client.get_paginator("scan")
         for page in paginator.paginate(
@@ -480,18 +485,7 @@ class FindingsStore:
         return [item_to_finding(item) for item in self.scan_findings()]
 
     def findings_for_resource(self, resource_type: str, name: str, account_id: str) -> list[Finding]:
-        paginator = self.client.get_paginator("query")
-        items: list[dict[str, Any]] = []
-        for page in paginator.paginate(
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :check)",
-            ExpressionAttributeValues={
-                ":pk": {"S": resource_key(resource_type, name, account_id)},
-                ":check": {"S": "CHECK#"},
-            },
-        ):
-            items.extend(_from_ddb(raw) for raw in page.get("Items", []))
-        return [item_to_finding(item) for item in items]
+        return [item_to_finding(item) for item in self._resource_items(resource_key(resource_type, name, account_id))]
 
     def pending_notifications(self) -> list[Finding]:
         return [item_to_finding(item) for item in self.scan_findings() if item.get("notify_pending")]

@@ -39,10 +39,13 @@ def test_enforce_attaches_the_guardrail_to_a_console_user_without_mfa(
     assert [(a.action, a.user_name, a.performed) for a in bot.announcer.actions] == [
         ("attach_guardrail_policy", "wonjun_admin", True)
     ]
-    # And the stored findings describe the state after enforcement: still no MFA, guardrail attached directly
+    # And the stored findings describe the state after enforcement: still no MFA; the guardrail iamguard
+    # attached is not itself reported as a direct-policy lapse (the user's own direct policies still are).
     findings = {f["check_id"]: f for f in result["findings"]}
     assert findings["user_console_mfa"]["status"] == "FAIL"
-    assert "iamguard-mfa-guardrail" in findings["user_no_direct_policies"]["detail"]
+    assert findings["user_no_direct_policies"]["detail"] == (
+        "User wonjun_admin has policies attached directly: AdministratorAccess, IAMUserChangePassword."
+    )
 
 
 def test_enforcement_does_not_repeat_itself(account: AwsContext, make_bot: BotFactory) -> None:
