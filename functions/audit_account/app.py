@@ -31,9 +31,9 @@ NOTIFY = build_dispatcher(SETTINGS, AWS, store=STORE, metrics=metrics, logger=lo
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = run_audit(Inventory(AWS), SETTINGS)
-    if STORE is None:
+    if STORE is None:  # before the audit: a misconfigured stack fails at once, not after a full read
         raise RuntimeError("FINDINGS_TABLE is not set")
+    result = run_audit(Inventory(AWS), SETTINGS)
     changes = store_audit(result, STORE)
     # Tell people what changed (each change once), then retry what earlier runs could not deliver.
     delivery = NOTIFY.announce(alerts=[], changes=changes, actions=[])
