@@ -5,6 +5,8 @@ Item layout (one table, see template.yaml):
   transition  pk=HISTORY#<yyyy-mm-dd>    sk=<iso time>#<check_id>#<resource key>   (TTL expires_at)
   audit run   pk=AUDIT                   sk=LATEST | RUN#<iso time>
   activity    pk=ACTIVITY#<yyyy-mm-dd>   sk=<iso time>#<kind>#<id>   (detections and enforcement actions, TTL)
+Other writers share the table: notifications (iamguard.outbox, pk=NOTIFY#...) and failed
+sign-in bursts (iamguard.bursts, pk=SIGNIN_FAILURES#...); their layouts are documented there.
 
 Writes are optimistic: every finding item carries a version and is written with
 a condition on the version that was read. Two overlapping runs therefore cannot
