@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
+from iamguard.events import CONSOLE_SIGN_IN_TYPES
 
 from tests.support.template import REPO, branches, evaluate_condition, sam_template
 
@@ -44,6 +51,8 @@ def test_it_forwards_console_sign_ins() -> None:
     (rule,) = resources("AWS::Events::Rule")
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.signin"]
+    # Both spellings of the sign-in detail-type that AWS documents.
+    assert pattern["detail-type"] == list(CONSOLE_SIGN_IN_TYPES)
     assert pattern["detail"]["eventName"] == ["ConsoleLogin"]
     assert rule["Properties"]["State"] == "ENABLED"
 
@@ -95,3 +104,146 @@ def test_it_refuses_to_deploy_in_the_main_region() -> None:
     (assertion,) = forwarder()["Rules"]["NotInMainRegion"]["Assertions"]
     assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AWS::Region"}, {"Ref": "MainRegion"}]}]}
     assert forwarder()["Parameters"]["MainRegion"]["Default"] == "us-east-1"
+
+
+@pytest.mark.parametrize(
+    ("region", "allowed"),
+    [("us-east-1", False), ("us-east-2", True), ("eu-north-1", True), ("ap-southeast-2", True), ("me-central-1", True)],
+)
+def test_it_deploys_in_any_region_but_the_main_one(region: str, allowed: bool) -> None:
+    (assertion,) = forwarder()["Rules"]["NotInMainRegion"]["Assertions"]
+    assert evaluate_condition(forwarder(), assertion["Assert"], {"AWS::Region": region, "MainRegion": "us-east-1"}) is (
+        allowed
+    )
+
+
+def test_every_parameter_has_a_default_so_one_command_covers_every_region() -> None:
+    # The script and StackSet instances pass nothing region-specific.
+    assert all("Default" in parameter for parameter in forwarder()["Parameters"].values())
+
+
+# ---------------------------------------------------------------- forwarder/deploy-all-regions.sh
+SCRIPT = REPO / "forwarder" / "deploy-all-regions.sh"
+# What `aws ec2 describe-regions --query 'Regions[].RegionName' --output text` prints: tab-separated.
+ENABLED = "\t".join(["ap-southeast-2", "eu-north-1", "us-east-1", "us-east-2", "me-central-1", "sa-east-1"])
+OTHERS = ["ap-southeast-2", "eu-north-1", "us-east-2", "me-central-1", "sa-east-1"]
+# A stand-in for the AWS CLI: records each call, answers describe-regions, fails where told to.
+FAKE_AWS = """#!{python}
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_AWS_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\\n")
+if args[:2] == ["ec2", "describe-regions"]:
+    print(os.environ["FAKE_AWS_REGIONS"])
+    sys.exit(int(os.environ.get("FAKE_AWS_DESCRIBE_RC", "0")))
+region = args[args.index("--region") + 1] if "--region" in args else ""
+sys.exit(1 if region in os.environ.get("FAKE_AWS_FAIL", "").split() else 0)
+"""
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    calls: list[list[str]]
+
+
+def run_script(tmp_path: Path, *args: str, **env: str) -> Run:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "aws"
+    fake.write_text(FAKE_AWS.format(python=sys.executable))
+    fake.chmod(0o755)
+    log = tmp_path / "calls.jsonl"
+    log.unlink(missing_ok=True)
+    base = {k: v for k, v in os.environ.items() if k not in {"MAIN_REGION", "STACK_NAME", "TARGET_EVENT_BUS_ARN"}}
+    done = subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            **base,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "FAKE_AWS_LOG": str(log),
+            "FAKE_AWS_REGIONS": ENABLED,
+            **env,
+        },
+    )
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return Run(done.returncode, done.stdout, done.stderr, calls)
+
+
+def deploy_call(region: str, *overrides: str) -> list[str]:
+    return [
+        "cloudformation",
+        "deploy",
+        "--region",
+        region,
+        "--stack-name",
+        "iamguard-signin-forwarder",
+        "--template-file",
+        str(FORWARDER),
+        "--capabilities",
+        "CAPABILITY_IAM",
+        "--no-fail-on-empty-changeset",
+        "--parameter-overrides",
+        "MainRegion=us-east-1",
+        *overrides,
+    ]
+
+
+def test_one_command_deploys_the_forwarder_in_every_enabled_region_but_the_main_one(tmp_path: Path) -> None:
+    # When the script runs with the account's enabled regions
+    run = run_script(tmp_path)
+
+    # Then it asked for the enabled regions, and deployed everywhere but us-east-1
+    assert run.returncode == 0, run.stderr
+    describe, *deploys = run.calls
+    query = ["--query", "Regions[].RegionName", "--output", "text"]
+    assert describe == ["ec2", "describe-regions", "--region", "us-east-1", *query]
+    assert deploys == [deploy_call(region) for region in OTHERS]
+    assert "deploy done in: " + " ".join(OTHERS) in run.stdout
+
+
+def test_a_failing_region_does_not_stop_the_others_and_fails_the_run(tmp_path: Path) -> None:
+    run = run_script(tmp_path, FAKE_AWS_FAIL="eu-north-1")
+    assert run.returncode == 1
+    assert run.calls[1:] == [deploy_call(region) for region in OTHERS]
+    assert "deploy FAILED in: eu-north-1" in run.stderr
+
+
+def test_the_target_bus_and_main_region_are_passed_to_every_stack(tmp_path: Path) -> None:
+    bus = "arn:aws:events:us-east-1:111122223333:event-bus/security"
+    run = run_script(tmp_path, TARGET_EVENT_BUS_ARN=bus)
+    assert run.returncode == 0, run.stderr
+    assert run.calls[1:] == [deploy_call(region, f"TargetEventBusArn={bus}") for region in OTHERS]
+
+
+def test_delete_removes_the_stack_from_every_region_but_the_main_one(tmp_path: Path) -> None:
+    run = run_script(tmp_path, "--delete")
+    assert run.returncode == 0, run.stderr
+    stack = ["--stack-name", "iamguard-signin-forwarder"]
+    expected = []
+    for region in OTHERS:
+        expected.append(["cloudformation", "delete-stack", "--region", region, *stack])
+        expected.append(["cloudformation", "wait", "stack-delete-complete", "--region", region, *stack])
+    assert run.calls[1:] == expected
+
+
+@pytest.mark.parametrize(
+    "env", [{"FAKE_AWS_REGIONS": ""}, {"FAKE_AWS_DESCRIBE_RC": "254"}], ids=["no-regions", "cli-error"]
+)
+def test_without_the_region_list_nothing_is_deployed_and_the_run_fails(tmp_path: Path, env: dict[str, str]) -> None:
+    run = run_script(tmp_path, **env)
+    assert run.returncode != 0
+    assert [call[:2] for call in run.calls] == [["ec2", "describe-regions"]]
+
+
+def test_an_unknown_argument_is_refused(tmp_path: Path) -> None:
+    run = run_script(tmp_path, "--regions=us-east-2")
+    assert run.returncode == 2
+    assert "usage:" in run.stderr
+    assert run.calls == []

@@ -93,6 +93,72 @@ def test_unknown_detail_types_do_not_parse() -> None:
         parse_event(raw)
 
 
+@pytest.mark.parametrize(
+    "detail_type",
+    ["AWS Console Sign In via CloudTrail", "AWS Console Signin via CloudTrail", "AWS Service Event via CloudTrail"],
+)
+def test_every_documented_sign_in_detail_type_parses(detail_type: str) -> None:
+    raw = load_event("console_login_user_no_mfa.json") | {"detail-type": detail_type}
+    assert parse_event(raw).detail_type == detail_type
+
+
+# ---------------------------------------------------------------- federated sign-ins
+SAML = "SAML federation (arn:aws:iam::123456789012:saml-provider/Okta)"
+
+
+@pytest.mark.parametrize(
+    ("name", "federation"),
+    [
+        ("console_login_user_no_mfa.json", None),
+        ("console_login_user_security_key.json", None),
+        ("console_login_root_no_mfa.json", None),
+        ("console_login_failure_hidden_user.json", None),
+        ("console_login_saml.json", SAML),
+        ("console_login_saml_iam_user_type.json", SAML),  # userIdentity.type says IAMUser
+        ("console_login_sso.json", "IAM Identity Center"),
+        ("identity_center_user_authentication.json", "IAM Identity Center"),
+        ("console_login_web_identity.json", "web identity (OIDC) federation (accounts.google.com)"),
+        ("console_login_federated_user.json", "a federation broker's GetFederationToken session"),
+        ("console_login_assumed_role.json", "an assumed-role session (a federation broker through"),
+    ],
+)
+def test_federation_of_each_sign_in_shape(name: str, federation: str | None) -> None:
+    found = parse_event(load_event(name)).detail.federation
+    assert found == federation if federation is None else found is not None and found.startswith(federation)
+
+
+@pytest.mark.parametrize(
+    ("identity", "federation"),
+    [
+        (
+            {"type": "WebIdentityUser", "userName": "u", "identityProvider": "accounts.google.com"},
+            "web identity (OIDC) federation (accounts.google.com)",
+        ),
+        (
+            {"type": "SAMLUser", "userName": "u", "identityProvider": "Okta"},
+            "SAML federation (Okta)",
+        ),
+        ({"type": "Unknown", "accountId": "123456789012"}, "an identity of type Unknown"),
+        ({"type": "AWSService", "invokedBy": "sso.amazonaws.com"}, "an identity of type AWSService"),
+        (
+            {"type": "AssumedRole", "arn": "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Dev_0a1b/minji"},
+            "IAM Identity Center",
+        ),
+    ],
+)
+def test_federation_of_other_identity_types(identity: dict[str, Any], federation: str) -> None:
+    assert parse_event(event("console_login_user_no_mfa.json", userIdentity=identity)).detail.federation == federation
+
+
+def test_a_saml_provider_is_read_only_when_it_is_a_string() -> None:
+    raw = event("console_login_user_no_mfa.json")
+    raw["detail"]["additionalEventData"]["SamlProviderArn"] = {"not": "a string"}
+    assert parse_event(raw).detail.federation is None
+    raw["detail"]["additionalEventData"]["SamlProviderArn"] = "arn:aws:iam::123456789012:saml-provider/" + "x" * 5000
+    federation = parse_event(raw).detail.federation
+    assert federation is not None and len(federation) < 300
+
+
 # ---------------------------------------------------------------- the event map
 def test_every_rule_names_real_checks_and_detections() -> None:
     for rule in RULES.values():
@@ -118,7 +184,8 @@ def test_patterns_cover_exactly_the_mapped_events() -> None:
     assert patterns["on_iam_event"]["detail"]["errorCode"] == [{"exists": False}]
     assert patterns["on_signin_event"] == {
         "source": ["aws.signin"],
-        "detail-type": ["AWS Console Sign In via CloudTrail"],
+        # Both spellings AWS documents: CloudTrail's records and the EventBridge User Guide's.
+        "detail-type": ["AWS Console Sign In via CloudTrail", "AWS Console Signin via CloudTrail"],
         "detail": {"eventSource": ["signin.amazonaws.com"], "eventName": ["ConsoleLogin"]},
     }
 

@@ -18,6 +18,7 @@ from iamguard.detections import (
     UserView,
     admin_access_granted,
     console_sign_in_failures,
+    console_sign_in_without_mfa,
     password_policy_weakened,
     root_console_sign_in,
     user_created,
@@ -70,9 +71,29 @@ def finding(check_id: str, status: Status, severity: Severity = Severity.LOW) ->
         ("create_user", {"recipientAccountId": "999999999999"}, "from account 999999999999"),
         ("attach_user_policy_by_iamguard", {}, "caused by iamguard's own role"),
         ("console_login_failure", {"errorCode": "Failed authentication"}, None),
-        ("console_login_sso", {}, "AssumedRole console sign-in"),
+        ("console_login_sso", {}, "console sign-in through IAM Identity Center"),
         ("console_login_user_mfa", {"responseElements": None}, "the sign-in result"),
-        ("check_mfa", {}, "CheckMfa from signin.amazonaws.com is not an event"),
+        ("check_mfa", {}, "CheckMfa is a step of the console sign-in"),
+        ("console_login_saml_iam_user_type", {}, "console sign-in through SAML federation"),
+        ("identity_center_user_authentication", {}, "UserAuthentication is an IAM Identity Center sign-in"),
+        # A successful sign-in never hides the name (AWS hides only names that failed): a corrupt record.
+        (
+            "console_login_user_no_mfa",
+            {
+                "userIdentity": {
+                    "type": "IAMUser",
+                    "accountId": ACCOUNT_ID,
+                    "userName": "HIDDEN_DUE_TO_SECURITY_REASONS",
+                }
+            },
+            "a successful IAM user sign-in that names no user",
+        ),
+        (
+            "console_login_user_no_mfa",
+            {"userIdentity": {"type": "IAMUser", "accountId": ACCOUNT_ID}},
+            "a successful IAM user sign-in that names no user",
+        ),
+        ("console_login_failure_hidden_user", {}, None),
     ],
 )
 def test_screen(name: str, detail: dict[str, Any], reason: str | None) -> None:
@@ -149,6 +170,21 @@ def test_root_sign_in_without_a_reported_mfa_flag_is_high() -> None:
     del raw["detail"]["additionalEventData"]["MFAUsed"]
     [alert] = root_console_sign_in(parse_event(raw), Observed(), SETTINGS)
     assert alert.severity is Severity.HIGH and "(MFA use not reported)" in alert.summary
+
+
+@pytest.mark.parametrize(
+    ("name", "alerts"),
+    [
+        ("console_login_user_no_mfa", 1),
+        ("console_login_signin_spelling", 1),
+        ("console_login_user_mfa", 0),
+        ("console_login_saml_iam_user_type", 0),  # type IAMUser, MFAUsed "No", but a SAML sign-in
+        ("console_login_sso", 0),
+        ("console_login_failure", 0),
+    ],
+)
+def test_without_mfa_is_an_iam_users_own_password_sign_in_only(name: str, alerts: int) -> None:
+    assert len(console_sign_in_without_mfa(event(name), Observed(), SETTINGS)) == alerts
 
 
 def test_failures_alert_only_when_the_burst_opens() -> None:

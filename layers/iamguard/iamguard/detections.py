@@ -373,9 +373,10 @@ def root_console_sign_in(event: CloudTrailEvent, seen: Observed, settings: Setti
 
 
 def console_sign_in_without_mfa(event: CloudTrailEvent, seen: Observed, settings: Settings) -> list[Alert]:
-    """An IAM user signed in with a password alone (federated and role sessions are not IAM users)."""
-    identity = event.detail.user_identity
-    if not _signed_in(event) or identity.type != "IAMUser" or event.detail.mfa_used is not False:
+    """An IAM user signed in with a password alone (federated sign-ins are not, whatever their identity type)."""
+    detail = event.detail
+    identity = detail.user_identity
+    if not _signed_in(event) or identity.type != "IAMUser" or detail.federation or detail.mfa_used is not False:
         return []
     name = identity.user_name or "unknown"
     return [

@@ -43,7 +43,7 @@ from iamguard.config import Settings
 from iamguard.detections import DETECTORS, Observed, UserView
 from iamguard.enforce import Enforcer
 from iamguard.events.catalog import EventRule, Subject, SubjectError, locate_subject, rule_for
-from iamguard.events.models import HIDDEN_USER_NAME, CloudTrailEvent, UserIdentity, parse_event
+from iamguard.events.models import HIDDEN_USER_NAME, CloudTrailDetail, CloudTrailEvent, UserIdentity, parse_event
 from iamguard.findings import Finding, Status
 from iamguard.inventory import Inventory, UnknownUser
 from iamguard.models import AccountState, PasswordPolicy, RootState
@@ -55,6 +55,14 @@ if TYPE_CHECKING:
 
 Outcome = Literal["evaluated", "ignored", "rejected"]
 READ_ONLY_PREFIXES = ("Get", "List", "Describe", "Simulate", "Generate")
+# What signin.amazonaws.com records besides ConsoleLogin (CloudTrail and IAM Identity Center User Guides).
+_IDENTITY_CENTER = "IAM Identity Center users are neither IAM users nor root, and their MFA is Identity Center's"
+SIGN_IN_STEPS = {
+    "CheckMfa": "a step of the console sign-in (which MFA to ask for), not a sign-in: the ConsoleLogin is judged",
+    "CredentialChallenge": f"a step of an IAM Identity Center sign-in: {_IDENTITY_CENTER}",
+    "CredentialVerification": f"a step of an IAM Identity Center sign-in: {_IDENTITY_CENTER}",
+    "UserAuthentication": f"an IAM Identity Center sign-in: {_IDENTITY_CENTER}",
+}
 IDEMPOTENCY_TTL = timedelta(hours=24)  # EventBridge retries an event for up to 24 hours
 # A member costs about ten IAM calls; larger groups: the first 25 now, the rest at the next audit.
 MAX_GROUP_MEMBERS = 25
@@ -161,6 +169,8 @@ def screen(event: CloudTrailEvent, rule: EventRule | None, settings: Settings, a
     name = detail.event_name
     if detail.read_only or (rule is None and name.startswith(READ_ONLY_PREFIXES)):
         return f"{name} is a read-only call: it changes nothing"
+    if rule is None and detail.event_source == "signin.amazonaws.com" and name in SIGN_IN_STEPS:
+        return f"{name} is {SIGN_IN_STEPS[name]}"
     if rule is None:
         return f"{name} from {detail.event_source} is not an event iamguard acts on"
     if event.account_id != account_id:
@@ -172,13 +182,24 @@ def screen(event: CloudTrailEvent, rule: EventRule | None, settings: Settings, a
     if role is not None:
         return f"caused by iamguard's own role {role}: its actions are not re-evaluated (no loops)"
     if sign_in:
-        if detail.console_login_result not in {"Success", "Failure"}:
-            return "the sign-in result (responseElements.ConsoleLogin) is missing: nothing to judge"
-        if detail.user_identity.type not in {"Root", "IAMUser"}:
-            return (
-                f"{detail.user_identity.type} console sign-in (SAML, IAM Identity Center or an assumed role): "
-                "not an IAM user's password sign-in; MFA is the identity provider's"
-            )
+        return _screen_sign_in(detail)
+    return None
+
+
+def _screen_sign_in(detail: CloudTrailDetail) -> str | None:
+    """ConsoleLogin is judged for root and IAM users signing in with their own password, and nobody else."""
+    result = detail.console_login_result
+    if result not in {"Success", "Failure"}:
+        return "the sign-in result (responseElements.ConsoleLogin) is missing: nothing to judge"
+    federation = detail.federation
+    if federation is not None:
+        return (
+            f"console sign-in through {federation}: not a root or IAM user password sign-in; "
+            "MFA is the identity provider's to enforce"
+        )
+    identity = detail.user_identity
+    if result == "Success" and identity.type == "IAMUser" and identity.user_name in {None, "", HIDDEN_USER_NAME}:
+        return "a successful IAM user sign-in that names no user: AWS hides names only on failed sign-ins"
     return None
 
 

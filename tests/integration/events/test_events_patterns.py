@@ -38,7 +38,20 @@ ROUTES: dict[str, str | None] = {
     "console_login_sso": "on_signin_event",  # delivered, then ignored by the handler
     "console_login_user_mfa": "on_signin_event",
     "console_login_user_no_mfa": "on_signin_event",
+    "console_login_user_security_key": "on_signin_event",
+    "console_login_failure_mfa": "on_signin_event",
+    "console_login_failure_root": "on_signin_event",
+    "console_login_signin_spelling": "on_signin_event",  # the EventBridge User Guide's detail-type
+    # Federated sign-ins: delivered, then ignored by the handler (MFA is the identity provider's).
+    "console_login_saml": "on_signin_event",
+    "console_login_saml_iam_user_type": "on_signin_event",
+    "console_login_web_identity": "on_signin_event",
+    "console_login_federated_user": "on_signin_event",
+    "console_login_assumed_role": "on_signin_event",
     "check_mfa": None,  # another sign-in step, not a sign-in
+    # IAM Identity Center's sign-in steps come as "AWS Service Event via CloudTrail".
+    "identity_center_user_authentication": None,
+    "identity_center_credential_verification_failure": None,
     "create_user_access_denied": None,  # failed call: errorCode
     "get_user_read_only": None,  # read-only call
 }

@@ -67,8 +67,8 @@ def metrics_emitted(output: str) -> dict[str, float]:
         ("create_user_access_denied", "the call failed (AccessDenied): nothing changed"),
         ("get_user_read_only", "GetUser is a read-only call"),
         ("attach_user_policy_by_iamguard", "caused by iamguard's own role"),
-        ("check_mfa", "CheckMfa from signin.amazonaws.com is not an event iamguard acts on"),
-        ("console_login_sso", "not an IAM user's password sign-in"),
+        ("check_mfa", "CheckMfa is a step of the console sign-in"),
+        ("console_login_sso", "not a root or IAM user password sign-in"),
     ],
 )
 def test_events_to_ignore_are_ignored_with_their_reason_and_touch_nothing(bot: Bot, name: str, reason: str) -> None:

@@ -14,6 +14,7 @@ from iamguard.events.catalog import (
 from iamguard.events.models import (
     API_CALL,
     CONSOLE_SIGN_IN,
+    CONSOLE_SIGN_IN_TYPES,
     HIDDEN_USER_NAME,
     CloudTrailDetail,
     CloudTrailEvent,
@@ -24,6 +25,7 @@ from iamguard.events.models import (
 __all__ = [
     "API_CALL",
     "CONSOLE_SIGN_IN",
+    "CONSOLE_SIGN_IN_TYPES",
     "HIDDEN_USER_NAME",
     "RULES",
     "CloudTrailDetail",

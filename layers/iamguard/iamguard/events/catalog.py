@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from iamguard.alerts import Detection
 from iamguard.checks import checks_by_scope
-from iamguard.events.models import API_CALL, CONSOLE_SIGN_IN, CloudTrailEvent
+from iamguard.events.models import API_CALL, CONSOLE_SIGN_IN, CONSOLE_SIGN_IN_TYPES, CloudTrailEvent
 
 EventSource = Literal["iam.amazonaws.com", "signin.amazonaws.com"]
 
@@ -104,6 +104,8 @@ _EVENTBRIDGE: dict[EventSource, tuple[str, str]] = {
     "iam.amazonaws.com": ("aws.iam", API_CALL),
     "signin.amazonaws.com": ("aws.signin", CONSOLE_SIGN_IN),
 }
+# AWS documents the sign-in detail-type in two spellings: the rules match both.
+_DETAIL_TYPES: dict[str, tuple[str, ...]] = {CONSOLE_SIGN_IN: CONSOLE_SIGN_IN_TYPES}
 
 
 def rule_for(event: CloudTrailEvent) -> EventRule | None:
@@ -128,7 +130,7 @@ def event_patterns() -> dict[str, dict[str, Any]]:
             rule.handler,
             {
                 "source": [eb_source],
-                "detail-type": [detail_type],
+                "detail-type": list(_DETAIL_TYPES.get(detail_type, (detail_type,))),
                 "detail": {"eventSource": [rule.source], "eventName": []},
             },
         )

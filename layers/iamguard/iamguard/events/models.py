@@ -1,9 +1,11 @@
 """Typed models of CloudTrail events as EventBridge delivers them.
 
 Two detail types reach iamguard: "AWS API Call via CloudTrail" (IAM writes) and
-"AWS Console Sign In via CloudTrail" (ConsoleLogin). The envelope is
-Powertools' `EventBridgeModel`; the `detail` is CloudTrail's record, whose
-fields keep their CloudTrail (camelCase) names as aliases.
+the console sign-in type (ConsoleLogin), which AWS spells two ways: "AWS Console
+Sign In via CloudTrail" and, in the EventBridge User Guide, "AWS Console Signin
+via CloudTrail". IAM Identity Center's sign-in steps come as "AWS Service Event
+via CloudTrail". The envelope is Powertools' `EventBridgeModel`; the `detail` is
+CloudTrail's record, whose fields keep their CloudTrail (camelCase) names as aliases.
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ from pydantic.alias_generators import to_camel
 
 API_CALL = "AWS API Call via CloudTrail"
 CONSOLE_SIGN_IN = "AWS Console Sign In via CloudTrail"
+CONSOLE_SIGN_IN_EVENTBRIDGE_GUIDE = "AWS Console Signin via CloudTrail"
+CONSOLE_SIGN_IN_TYPES = (CONSOLE_SIGN_IN, CONSOLE_SIGN_IN_EVENTBRIDGE_GUIDE)
+DetailType = Literal[
+    "AWS API Call via CloudTrail",
+    "AWS Console Sign In via CloudTrail",
+    "AWS Console Signin via CloudTrail",
+    "AWS Service Event via CloudTrail",
+]
 HIDDEN_USER_NAME = "HIDDEN_DUE_TO_SECURITY_REASONS"
+# IAM Identity Center's permission-set roles: role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_<set>_<id>.
+_IDENTITY_CENTER_ROLE = "AWSReservedSSO_"
 
 # Bounds that keep a hostile or corrupt event from costing more than a rejection.
 _ID = 256
@@ -38,6 +50,7 @@ class SessionIssuer(_CloudTrailModel):
 
 class SessionContext(_CloudTrailModel):
     session_issuer: SessionIssuer | None = None
+    web_id_federation_data: dict[str, Any] | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -50,6 +63,7 @@ class UserIdentity(_CloudTrailModel):
     account_id: str | None = Field(default=None, max_length=_ID)
     user_name: str | None = Field(default=None, max_length=_TEXT)
     invoked_by: str | None = Field(default=None, max_length=_TEXT)
+    identity_provider: str | None = Field(default=None, max_length=_TEXT)
     session_context: SessionContext | None = None
 
     @property
@@ -109,13 +123,49 @@ class CloudTrailDetail(_CloudTrailModel):
         lowered = value.strip().lower()
         return True if lowered == "yes" else False if lowered == "no" else None
 
+    @property
+    def saml_provider_arn(self) -> str | None:
+        """additionalEventData.SamlProviderArn: the IAM SAML provider a console sign-in came through."""
+        value = (self.additional_event_data or {}).get("SamlProviderArn")
+        return value[:_NAME] if isinstance(value, str) and value else None
+
+    @property
+    def federation(self) -> str | None:
+        """How a federated console sign-in was made; None for root's and IAM users' own sign-ins.
+
+        A SAML sign-in names its provider in additionalEventData.SamlProviderArn whatever
+        userIdentity.type says (records with type IAMUser exist). IAM Identity Center sessions
+        are AWSReservedSSO_ roles, web identity (OIDC) sessions carry webIdFederationData.
+        """
+        identity = self.user_identity
+        saml = self.saml_provider_arn
+        if saml:
+            return f"SAML federation ({saml})"
+        kind = identity.type
+        if kind in {"Root", "IAMUser"}:
+            return None
+        context = identity.session_context
+        issuer = context.session_issuer if context else None
+        roles = [identity.arn, issuer.arn, issuer.user_name] if issuer else [identity.arn]
+        if kind == "IdentityCenterUser" or any(_IDENTITY_CENTER_ROLE in (role or "") for role in roles):
+            return "IAM Identity Center"
+        web = (context.web_id_federation_data if context else None) or {}
+        if kind == "WebIdentityUser" or web:
+            provider = web.get("federatedProvider") or identity.identity_provider
+            return "web identity (OIDC) federation" + (f" ({str(provider)[:_NAME]})" if provider else "")
+        if kind == "SAMLUser":
+            return "SAML federation" + (f" ({identity.identity_provider})" if identity.identity_provider else "")
+        if kind == "FederatedUser":
+            return "a federation broker's GetFederationToken session"
+        if kind == "AssumedRole":
+            return "an assumed-role session (a federation broker through the AWS federation endpoint)"
+        return f"an identity of type {kind}"
+
 
 class CloudTrailEvent(EventBridgeModel):
     """An EventBridge event wrapping one CloudTrail record."""
 
-    detail_type: Literal["AWS API Call via CloudTrail", "AWS Console Sign In via CloudTrail"] = Field(
-        alias="detail-type"
-    )
+    detail_type: DetailType = Field(alias="detail-type")
     detail: CloudTrailDetail
 
     @property
