@@ -1,4 +1,4 @@
-"""Console sign-ins in near real time: CloudTrail "AWS Console Sign In via CloudTrail" events from EventBridge.
+"""Console sign-ins from EventBridge: CloudTrail ConsoleLogin events, under either documented detail-type spelling.
 
 Root sign-ins, IAM users signing in without MFA and bursts of failed sign-ins
 (iamguard.realtime). Settings are validated at cold start.
