@@ -22,6 +22,7 @@ from iamguard.local.trail import API_CALL
 from iamguard.mfa import Enrollment, authenticator_codes
 from iamguard.store import FindingsStore
 
+from tests.conftest import load_event
 from tests.integration.local_support import client
 
 pytestmark = pytest.mark.e2e
@@ -143,6 +144,27 @@ def test_the_templates_patterns_decide_what_reaches_the_handlers(runtime: LocalR
     assert runtime.wait_idle()
     handled = [(i.function, i.trigger) for i in runtime.dispatcher.invocations[before:]]
     assert handled == [("on_iam_event", "CreateUser")]
+
+
+def test_sign_ins_in_either_spelling_reach_the_handler_and_federated_ones_are_not_judged(
+    runtime: LocalRuntime,
+) -> None:
+    assert runtime.dispatcher is not None
+    before = len(runtime.dispatcher.invocations)
+    # A SAML sign-in recorded with userIdentity.type IAMUser, and an IAM user's own sign-in without
+    # MFA under the EventBridge User Guide's spelling of the detail-type; both on the template's rule.
+    for name in ("console_login_saml_iam_user_type", "console_login_signin_spelling"):
+        sample = load_event(f"{name}.json")
+        runtime.trail.publish(sample["detail-type"], "aws.signin", sample["detail"], ACCOUNT)
+    assert runtime.wait_idle()
+    runs = runtime.dispatcher.invocations[before:]
+    assert [(i.function, i.trigger, i.result["outcome"]) for i in runs] == [
+        ("on_signin_event", "ConsoleLogin", "ignored"),
+        ("on_signin_event", "ConsoleLogin", "evaluated"),
+    ]
+    assert "SAML federation" in runs[0].result["reason"]
+    assert [a["detection"] for a in runs[1].result["alerts"]] == ["console_sign_in_without_mfa"]
+    assert _messages_about(runtime, "tester") == []
 
 
 def test_audits_run_on_demand_from_the_api_and_the_cli(runtime: LocalRuntime) -> None:

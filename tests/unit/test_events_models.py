@@ -150,6 +150,12 @@ def test_federation_of_other_identity_types(identity: dict[str, Any], federation
     assert parse_event(event("console_login_user_no_mfa.json", userIdentity=identity)).detail.federation == federation
 
 
+def test_a_root_record_is_roots_whatever_else_it_carries() -> None:
+    raw = event("console_login_root_no_mfa.json")
+    raw["detail"]["additionalEventData"]["SamlProviderArn"] = "arn:aws:iam::123456789012:saml-provider/Okta"
+    assert parse_event(raw).detail.federation is None
+
+
 def test_a_saml_provider_is_read_only_when_it_is_a_string() -> None:
     raw = event("console_login_user_no_mfa.json")
     raw["detail"]["additionalEventData"]["SamlProviderArn"] = {"not": "a string"}

@@ -133,16 +133,19 @@ class CloudTrailDetail(_CloudTrailModel):
     def federation(self) -> str | None:
         """How a federated console sign-in was made; None for root's and IAM users' own sign-ins.
 
-        A SAML sign-in names its provider in additionalEventData.SamlProviderArn whatever
-        userIdentity.type says (records with type IAMUser exist). IAM Identity Center sessions
-        are AWSReservedSSO_ roles, web identity (OIDC) sessions carry webIdFederationData.
+        A SAML sign-in names its provider in additionalEventData.SamlProviderArn even when
+        userIdentity.type says IAMUser. Root never federates: a root record stays root's.
+        IAM Identity Center sessions are AWSReservedSSO_ roles, web identity (OIDC) sessions
+        carry webIdFederationData.
         """
         identity = self.user_identity
+        kind = identity.type
+        if kind == "Root":
+            return None
         saml = self.saml_provider_arn
         if saml:
             return f"SAML federation ({saml})"
-        kind = identity.type
-        if kind in {"Root", "IAMUser"}:
+        if kind == "IAMUser":
             return None
         context = identity.session_context
         issuer = context.session_issuer if context else None
