@@ -190,6 +190,30 @@ def test_operation_names_map_to_iam_action_names(tmp_path: Path) -> None:
     assert actions(tmp_path, package, handler) == {"lambda:InvokeFunction"}
 
 
+def test_a_transaction_needs_the_actions_of_the_elements_it_writes(tmp_path: Path) -> None:
+    # Given code that puts one item and updates another in one TransactWriteItems
+    package = {
+        "iamguard/claims.py": """
+            import boto3
+
+            def step(key):
+                return {"Update": {"TableName": "t", "Key": key, "UpdateExpression": "REMOVE x"}}
+
+            def claim(item, key):
+                put = {"Put": {"TableName": "t", "Item": item}}
+                boto3.client("dynamodb").transact_write_items(TransactItems=[put, step(key)])
+        """,
+    }
+    handler = """
+        from iamguard.claims import claim
+
+        def lambda_handler(event, context):
+            claim({}, {})
+    """
+    # Then it needs PutItem and UpdateItem (there is no TransactWriteItems action), not Delete or ConditionCheck
+    assert actions(tmp_path, package, handler) == {"dynamodb:PutItem", "dynamodb:UpdateItem"}
+
+
 def test_powertools_idempotency_needs_its_table_actions(tmp_path: Path) -> None:
     handler = """
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer

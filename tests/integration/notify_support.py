@@ -15,6 +15,7 @@ from iamguard.findings import Finding, Severity, Status, Transition
 from iamguard.local.slack_receiver import SlackReceiver
 from iamguard.notify.base import Notifier
 from iamguard.notify.dispatcher import DeadLetterQueue, Dispatcher
+from iamguard.notify.retry import SlackRetryPolicy
 from iamguard.notify.settings import NotifySettings
 from iamguard.notify.slack import SlackNotifier
 from iamguard.outbox import Outbox
@@ -105,10 +106,14 @@ def slack_fixture() -> Iterator[SlackReceiver]:
         yield receiver
 
 
+def fast_policy(**options: Any) -> SlackRetryPolicy:
+    """The Slack retry policy with test-sized timeouts and backoff."""
+    return SlackRetryPolicy(**{"timeout": 1, "retries": 2, "backoff": 0.01, "max_retry_after": 2, **options})
+
+
 def fast_slack(receiver: SlackReceiver, **options: Any) -> SlackNotifier:
-    """A webhook notifier with test-sized timeouts and backoff (the retry logic is slack_sdk's own)."""
-    defaults: dict[str, Any] = {"timeout": 1, "retries": 2, "backoff": 0.01, "max_retry_after": 2}
-    return SlackNotifier.from_webhook(receiver.url, **{**defaults, **options})
+    """A webhook notifier with test-sized timeouts and backoff (the retry handlers are slack_sdk's)."""
+    return SlackNotifier.from_webhook(receiver.url, policy=fast_policy(**options))
 
 
 def make_dispatcher(

@@ -23,6 +23,7 @@ from tests.integration.notify_support import (
     ACCOUNT,
     NOW,
     drain,
+    fast_policy,
     finding,
     make_dispatcher,
     opened,
@@ -185,7 +186,7 @@ def test_the_webhook_comes_from_secrets_manager_and_is_cached(aws: AwsContext, s
     source._provider.client.meta.events.register(  # count the API calls Powertools makes
         "before-call.secrets-manager.GetSecretValue", lambda **kw: reads.append("read")
     )
-    notifier = SlackNotifier(source, timeout=1, backoff=0.01)
+    notifier = SlackNotifier(source, policy=fast_policy())
     message = EN.finding_messages([opened(finding())])[0]
     notifier.send(message)
     notifier.send(message)
@@ -195,7 +196,7 @@ def test_the_webhook_comes_from_secrets_manager_and_is_cached(aws: AwsContext, s
 
 def test_the_webhook_can_be_an_ssm_secure_string(aws: AwsContext, slack: SlackReceiver) -> None:
     aws.client("ssm").put_parameter(Name="/iamguard/slack-webhook", Value=slack.url, Type="SecureString")
-    SlackNotifier(SlackSecret("/iamguard/slack-webhook", aws), timeout=1).send(
+    SlackNotifier(SlackSecret("/iamguard/slack-webhook", aws), policy=fast_policy()).send(
         EN.finding_messages([opened(finding())])[0]
     )
     assert len(slack.messages) == 1

@@ -13,6 +13,7 @@ from iamguard.inventory import Inventory
 from iamguard.local.seed import seed_walkthrough
 from iamguard.local.slack_receiver import SlackReceiver
 from iamguard.notify.dispatcher import UNDELIVERED_METRIC, DeadLetterQueue
+from iamguard.notify.settings import Channel
 from iamguard.notify.sns import SnsNotifier
 from iamguard.outbox import OutboxState
 from iamguard.store import Change, FindingsStore
@@ -151,8 +152,9 @@ def test_an_outage_loses_nothing_and_duplicates_nothing(
     down = notify.announce(alerts=[], changes=audit(aws, store), actions=[])
     assert (down.sent, down.pending) == (0, 6)
     assert len(slack.requests) == 0
-    pending = {(f.check_id, f.resource_name) for f in store.pending_notifications()}
-    assert ("user_admin_without_mfa", "wonjun_admin") in pending
+    assert store.pending_notifications() == []  # the announcements left the findings for the outbox
+    assert notify.outbox is not None
+    assert any(f.check_id == "user_admin_without_mfa" for e in notify.outbox.due(clock()) for f in e.message.findings)
 
     clock.advance(minutes=10)
     still_down = notify.flush()  # the next run, Slack still down: one failed try, the rest left for later
@@ -256,11 +258,27 @@ def test_a_run_that_died_after_claiming_is_finished_by_a_later_flush(
     notify = make_dispatcher([fast_slack(slack)], store, clock=clock)
     message = notify.builder.alert_message(alert())
     assert notify.outbox is not None and notify.outbox.claim(message, notify.targets(message), clock())
-    # (the run crashed here, before sending)
-    assert notify.announce(alerts=[alert()], changes=[], actions=[]).duplicates == 1
-    assert notify.flush().sent == 0  # still leased
+    # (the run crashed here, before sending: the claim holds no lease, so the next run may send it at once)
+    again = notify.announce(alerts=[alert()], changes=[], actions=[])  # EventBridge's retry of the same event
+    assert (again.duplicates, again.sent) == (1, 1)
+    clock.advance(minutes=6)
+    assert notify.flush().sent == 0
+    assert len(slack.messages) == 1
+
+
+def test_a_run_that_died_while_sending_is_finished_once_its_lease_runs_out(
+    aws: AwsContext, store: FindingsStore, slack: SlackReceiver
+) -> None:
+    clock = Clock()
+    notify = make_dispatcher([fast_slack(slack)], store, clock=clock)
+    message = notify.builder.alert_message(alert())
+    assert notify.outbox is not None and notify.outbox.claim(message, notify.targets(message), clock())
+    assert notify.outbox.lease(message.key, clock(), {Channel.SLACK: 3})  # (and crashed before its post)
+    assert notify.flush().sent == 0  # its answer may still come: nobody else sends it meanwhile
     clock.advance(minutes=6)
     assert notify.flush().sent == 1
+    entry = notify.outbox.get(message.key)
+    assert entry is not None and entry.state is OutboxState.SENT and entry.posts == {Channel.SLACK: 2}
     assert len(slack.messages) == 1
 
 

@@ -25,6 +25,7 @@ from tests.integration.notify_support import (
     Clock,
     alert,
     drain,
+    fast_policy,
     finding,
     make_dispatcher,
     opened,
@@ -60,7 +61,7 @@ def test_no_secret_reaches_logs_or_messages(
     dlq = sqs.create_queue(QueueName="notify-dlq")["QueueUrl"]
     clock = Clock()
     channels = [
-        SlackNotifier(SlackSecret(webhook_arn, aws), timeout=1, backoff=0.01, max_retry_after=1),
+        SlackNotifier(SlackSecret(webhook_arn, aws), policy=fast_policy(max_retry_after=1)),
         SnsNotifier(aws.client("sns"), topic),
     ]
     notify = make_dispatcher(channels, store, clock=clock, routing="critical=slack,high=slack", max_attempts=3)
@@ -108,7 +109,11 @@ def test_no_secret_reaches_logs_or_messages(
     impatient.announce(alerts=[leaky_alert.model_copy(update={"event_id": "revoked"})], changes=[], actions=[])
     slack.heal()
     refused = make_dispatcher(
-        [SlackNotifier(lambda: SlackCredentials(token=token, channel="#sec"), timeout=1, api_base_url=slack.api_url)],
+        [
+            SlackNotifier(
+                lambda: SlackCredentials(token=token, channel="#sec"), policy=fast_policy(), api_base_url=slack.api_url
+            )
+        ],
         None,
         routing="critical=slack",
     )

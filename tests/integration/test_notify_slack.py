@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -10,7 +11,14 @@ from iamguard.notify.base import DeliveryError
 from iamguard.notify.render import MessageBuilder
 from iamguard.notify.slack import SlackCredentials, SlackNotifier, check_webhook_url
 
-from tests.integration.notify_support import NOW, fast_slack, finding, opened, slack_fixture  # noqa: F401 - the `slack` fixture
+from tests.integration.notify_support import (  # noqa: F401 - the `slack` fixture
+    NOW,
+    fast_policy,
+    fast_slack,
+    finding,
+    opened,
+    slack_fixture,
+)
 
 MESSAGE = MessageBuilder("en", clock=lambda: NOW).finding_messages([opened(finding())])[0]
 
@@ -34,12 +42,21 @@ def test_server_errors_are_retried_until_delivered_once(slack: SlackReceiver) ->
 
 
 def test_a_server_that_keeps_failing_is_a_delivery_error_after_the_retries(slack: SlackReceiver) -> None:
-    slack.fail(502)
-    with pytest.raises(DeliveryError, match="HTTP 502") as failure:
+    slack.fail(500)
+    with pytest.raises(DeliveryError, match="HTTP 500") as failure:
         fast_slack(slack, retries=2).send(MESSAGE)
-    assert not failure.value.permanent
+    assert not failure.value.permanent and not failure.value.unknown
     assert len(slack.requests) == 3  # the first try and two retries
     assert slack.messages == []
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_gateway_answering_for_slack_is_not_retried_it_may_have_posted(slack: SlackReceiver, status: int) -> None:
+    slack.fail(status)
+    with pytest.raises(DeliveryError, match=f"HTTP {status}") as failure:
+        fast_slack(slack, retries=2).send(MESSAGE)
+    assert failure.value.unknown
+    assert len(slack.requests) == 1
 
 
 def test_rate_limits_wait_for_retry_after(slack: SlackReceiver) -> None:
@@ -59,11 +76,25 @@ def test_a_long_retry_after_is_left_to_a_later_run(slack: SlackReceiver) -> None
     assert len(slack.requests) == 1
 
 
-def test_a_hanging_slack_times_out_and_is_retried(slack: SlackReceiver) -> None:
-    slack.hang(3, times=1)  # longer than the 1 s timeout
+def test_a_hanging_slack_times_out_once_and_is_left_to_a_later_run(slack: SlackReceiver) -> None:
+    slack.hang(1.5, times=1)  # longer than the 1 s timeout; the request was sent, so it may have posted
     started = time.monotonic()
-    fast_slack(slack, timeout=1).send(MESSAGE)
-    assert time.monotonic() - started < 6
+    with pytest.raises(DeliveryError, match="sent no answer") as failure:
+        fast_slack(slack, timeout=1).send(MESSAGE)
+    assert time.monotonic() - started < 1.4  # no second request inside the send
+    assert failure.value.unknown
+    time.sleep(1.0)  # the receiver gives up on the hung request
+    assert [r.status for r in slack.requests] == [504]
+
+
+def test_an_unreachable_slack_is_retried_inside_the_send(slack: SlackReceiver) -> None:
+    notifier = fast_slack(slack, retries=2, backoff=0.5)
+    notifier.transport()  # slack_sdk imported: the first request goes out at once
+    slack.go_down()  # connection refused: the request never left, so a retry cannot post twice
+    threading.Timer(0.1, slack.come_up).start()
+    started = time.monotonic()
+    notifier.send(MESSAGE)
+    assert time.monotonic() - started >= 0.4  # refused, waited the backoff, retried
     assert len(slack.messages) == 1
 
 
@@ -77,7 +108,7 @@ def test_slack_down_is_a_delivery_error_not_a_crash(slack: SlackReceiver) -> Non
 
 
 def test_a_wrong_webhook_is_a_permanent_error(slack: SlackReceiver) -> None:
-    wrong = SlackNotifier.from_webhook(slack.url + "-revoked", timeout=1, backoff=0.01)
+    wrong = SlackNotifier.from_webhook(slack.url + "-revoked", policy=fast_policy())
     with pytest.raises(DeliveryError) as failure:
         wrong.send(MESSAGE)
     assert failure.value.permanent
@@ -87,8 +118,7 @@ def test_a_wrong_webhook_is_a_permanent_error(slack: SlackReceiver) -> None:
 def test_a_bot_token_posts_with_chat_post_message(slack: SlackReceiver) -> None:
     bot = SlackNotifier(
         lambda: SlackCredentials(token=slack.token, channel="#security"),
-        timeout=1,
-        backoff=0.01,
+        policy=fast_policy(),
         api_base_url=slack.api_url,
     )
     bot.send(MESSAGE)
@@ -97,7 +127,9 @@ def test_a_bot_token_posts_with_chat_post_message(slack: SlackReceiver) -> None:
     assert received["blocks"][0]["text"]["text"] == "🟠 High · New finding: bob"
 
     revoked = SlackNotifier(
-        lambda: SlackCredentials(token="xoxb-revoked", channel="#security"), timeout=1, api_base_url=slack.api_url
+        lambda: SlackCredentials(token="xoxb-revoked", channel="#security"),
+        policy=fast_policy(),
+        api_base_url=slack.api_url,
     )
     with pytest.raises(DeliveryError, match="invalid_auth") as failure:
         revoked.send(MESSAGE)
@@ -107,7 +139,7 @@ def test_a_bot_token_posts_with_chat_post_message(slack: SlackReceiver) -> None:
 def test_bot_token_rate_limits_are_retried_too(slack: SlackReceiver) -> None:
     slack.fail(429, times=1, retry_after=1)
     bot = SlackNotifier(
-        lambda: SlackCredentials(token=slack.token, channel="#sec"), timeout=1, backoff=0.01, api_base_url=slack.api_url
+        lambda: SlackCredentials(token=slack.token, channel="#sec"), policy=fast_policy(), api_base_url=slack.api_url
     )
     bot.send(MESSAGE)
     assert [r.status for r in slack.requests] == [429, 200]

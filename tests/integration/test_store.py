@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from iamguard.findings import Finding, Severity, Status, Transition
-from iamguard.store import FindingsStore
+from iamguard.store import Change, FindingsStore
 
 from tests.factories import NOW
 
@@ -30,10 +30,18 @@ def only(changes) -> Transition:
     return changes[0].transition
 
 
+def announce(store: FindingsStore, changes: list[Change]) -> list[Change]:
+    """What an announcing run does to the table: take each announcement (the outbox's claim step, alone)."""
+    for change in changes:
+        if change.announcement is not None:
+            store.client.transact_write_items(TransactItems=[store.claim_announcement(change)])
+    return changes
+
+
 def test_transitions_opened_unchanged_escalated_resolved(store: FindingsStore) -> None:
-    assert only(store.record([finding()])) is Transition.OPENED
+    assert only(announce(store, store.record([finding()]))) is Transition.OPENED
     assert only(store.record([finding(at=NOW + timedelta(hours=1))])) is Transition.UNCHANGED
-    escalated = store.record([finding(at=NOW + timedelta(hours=2), severity=Severity.CRITICAL)])
+    escalated = announce(store, store.record([finding(at=NOW + timedelta(hours=2), severity=Severity.CRITICAL)]))
     assert only(escalated) is Transition.ESCALATED
     resolved = store.record([finding(Status.PASS, at=NOW + timedelta(hours=3))])
     assert only(resolved) is Transition.RESOLVED
@@ -58,15 +66,17 @@ def test_overlapping_runs_record_one_transition(store: FindingsStore) -> None:
     first = store.record([finding()])
     second = other.record([finding()])
     assert only(first) is Transition.OPENED
-    assert only(second) is Transition.UNCHANGED
+    # The second run recorded nothing new; it is handed the same unclaimed announcement (one claim wins).
+    assert only(second) is Transition.OPENED and second[0].recovered
+    assert second[0].announcement == first[0].announcement
     assert len(store.history(NOW)) == 1
 
 
 def test_conflicting_write_rereads_instead_of_double_counting(store: FindingsStore) -> None:
     store.record([finding(Status.PASS)])
     stale_item = next(store.scan_findings())
-    # Another writer opens the finding after we read it …
-    store.record([finding(at=NOW + timedelta(minutes=1))])
+    # Another writer opens the finding (and announces it) after we read it …
+    announce(store, store.record([finding(at=NOW + timedelta(minutes=1))]))
     # … and our write, based on the stale read, must not record a second "opened".
     change = store._write(finding(at=NOW + timedelta(minutes=2)), stale_item)
     assert change.transition is Transition.UNCHANGED
@@ -74,7 +84,7 @@ def test_conflicting_write_rereads_instead_of_double_counting(store: FindingsSto
 
 
 def test_an_older_observation_never_overwrites_a_newer_one(store: FindingsStore) -> None:
-    store.record([finding(Status.PASS, at=NOW + timedelta(hours=1))])
+    announce(store, store.record([finding(Status.PASS, at=NOW + timedelta(hours=1))]))
     [change] = store.record([finding(Status.FAIL, at=NOW)])
     assert change.transition is Transition.UNCHANGED
     [stored] = store.findings()
@@ -93,7 +103,7 @@ def test_unchanged_findings_are_not_rewritten_until_the_heartbeat(store: Finding
 
 
 def test_full_audit_resolves_findings_of_deleted_users(store: FindingsStore) -> None:
-    store.record([finding(user="gone"), finding(user="stays")], full_audit_account="123456789012")
+    announce(store, store.record([finding(user="gone"), finding(user="stays")], full_audit_account="123456789012"))
     later = NOW + timedelta(hours=1)
     changes = store.record([finding(user="stays", at=later)], full_audit_account="123456789012")
     resolved = [c for c in changes if c.transition is Transition.RESOLVED]
@@ -101,15 +111,69 @@ def test_full_audit_resolves_findings_of_deleted_users(store: FindingsStore) -> 
     assert resolved[0].finding.detail == "gone no longer exists; the finding is resolved."
 
 
-def test_pending_notifications_until_marked(store: FindingsStore) -> None:
-    store.record([finding(), finding(Status.PASS, user="ok")])
-    pending = store.pending_notifications()
-    assert [f.resource_name for f in pending] == ["bob"]
-    store.mark_notified(pending[0])
+def test_a_transition_is_written_with_its_announcement_and_handed_back_until_claimed(store: FindingsStore) -> None:
+    # Given a run that recorded an opened finding and died before announcing it
+    [opened] = store.record([finding(), finding(Status.PASS, user="ok")])[:1]
+    [item] = [i for i in store.scan_findings() if i["resource_name"] == "bob"]
+    assert item["notify_pending"] == opened.announcement == str(item["version"])
+    assert [f.resource_name for f in store.pending_notifications()] == ["bob"]
+
+    # When later runs observe the same (unchanged) state, before and after the heartbeat rewrite
+    soon = store.record([finding(at=NOW + timedelta(hours=1))])
+    late = store.record([finding(at=NOW + timedelta(hours=30))])
+
+    # Then each is handed the same announcement, as it was made
+    for [change] in (soon, late):
+        assert (change.transition, change.announcement, change.recovered) == (Transition.OPENED, "1", True)
+        assert change.notable
+    [stored] = [f for f in store.findings() if f.resource_name == "bob"]
+    assert stored.last_seen == NOW + timedelta(hours=30)  # rewritten, announcement carried over
+
+    # When a run claims it, nothing is pending any more, and an unchanged observation does not re-arm it
+    announce(store, late)
     assert store.pending_notifications() == []
-    # An unchanged observation does not re-arm the notification.
-    store.record([finding(at=NOW + timedelta(hours=30))])
-    assert store.pending_notifications() == []
+    assert only(store.record([finding(at=NOW + timedelta(hours=60))])) is Transition.UNCHANGED
+
+
+def test_a_resolution_is_handed_back_with_what_it_resolved(store: FindingsStore) -> None:
+    announce(store, store.record([finding()]))
+    store.record([finding(Status.PASS, at=NOW + timedelta(hours=2))])  # announced by no one
+    [change] = store.pending_changes()
+    assert change.transition is Transition.RESOLVED and change.recovered
+    assert change.previous is not None and change.previous.status is Status.FAIL
+    assert change.previous.status_changed_at == NOW
+    assert change.finding.status_changed_at == NOW + timedelta(hours=2)
+
+
+def test_the_event_path_is_handed_the_resources_other_pending_announcements(store: FindingsStore) -> None:
+    store.record([finding(check="user_mfa", severity=Severity.LOW)])  # an audit died before announcing this
+    changes = store.record([finding(at=NOW + timedelta(minutes=5))])  # an event re-evaluates one check
+    assert sorted((c.finding.check_id, c.transition, c.recovered) for c in changes) == [
+        ("user_console_mfa", Transition.OPENED, False),
+        ("user_mfa", Transition.OPENED, True),
+    ]
+
+
+def test_a_claim_takes_an_announcement_once_and_not_a_replaced_one(store: FindingsStore) -> None:
+    [opened] = store.record([finding()])
+    announce(store, [opened])
+    try:
+        announce(store, [opened])  # a second run claiming the same announcement
+    except store.client.exceptions.TransactionCanceledException as exc:
+        assert [r["Code"] for r in exc.response["CancellationReasons"]] == ["ConditionalCheckFailed"]
+    else:
+        raise AssertionError("the same announcement was claimed twice")
+    [resolved] = store.record([finding(Status.PASS, at=NOW + timedelta(hours=1))])
+    assert resolved.announcement != opened.announcement
+
+
+def test_a_write_that_read_before_a_claim_does_not_bring_the_announcement_back(store: FindingsStore) -> None:
+    [opened] = store.record([finding()])
+    stale = next(store.scan_findings())  # a run read the item (announcement pending) …
+    announce(store, [opened])  # … another run announced it …
+    change = store._write(finding(at=NOW + timedelta(hours=30)), stale)  # … then the first run writes
+    assert change.transition is Transition.UNCHANGED and change.announcement is None
+    assert "notify_pending" not in next(store.scan_findings())
 
 
 def test_activity_is_recorded_once(store: FindingsStore) -> None:
@@ -120,7 +184,7 @@ def test_activity_is_recorded_once(store: FindingsStore) -> None:
 
 
 def test_an_evaluation_error_keeps_the_last_known_verdict(store: FindingsStore) -> None:
-    store.record([finding()])
+    announce(store, store.record([finding()]))
     [change] = store.record([finding(Status.ERROR, at=NOW + timedelta(hours=1), detail="Could not be evaluated.")])
     assert change.transition is Transition.UNCHANGED
     [stored] = store.findings()

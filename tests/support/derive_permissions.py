@@ -50,6 +50,19 @@ _ACTION_OVERRIDES = {
     "lambda:InvokeAsync": "lambda:InvokeFunction",
     "lambda:InvokeWithResponseStream": "lambda:InvokeFunction",
 }
+# Operations that are no IAM action of their own: each element of the request needs the action of
+# the single-item operation it stands for (DynamoDB developer guide, "Using IAM with DynamoDB
+# transactions"). The elements are the request's dict keys; reachable code that builds
+# {"Put": ...} / {"Update": ...} literals needs PutItem / UpdateItem.
+_TRANSACTION_ELEMENTS = {
+    "dynamodb:TransactWriteItems": {
+        "Put": "dynamodb:PutItem",
+        "Update": "dynamodb:UpdateItem",
+        "Delete": "dynamodb:DeleteItem",
+        "ConditionCheck": "dynamodb:ConditionCheckItem",
+    },
+    "dynamodb:TransactGetItems": {"Get": "dynamodb:GetItem"},
+}
 
 # Powertools utilities that make AWS calls themselves: the name our code uses ->
 # (the Powertools module that calls AWS for it, the service, the operations our use
@@ -153,6 +166,8 @@ def iam_prefix(service: str) -> str:
 def action_for(service: str, method: str) -> str:
     action = f"{iam_prefix(service)}:{operations(service)[method]}"
     action = _ACTION_OVERRIDES.get(action, action)
+    if action in _TRANSACTION_ELEMENTS:
+        return action  # expanded to its elements' actions by `derive`
     if not is_iam_action(action):
         raise DerivationError(
             f"{action} (botocore {service}.{method}) is not an IAM action; add it to _ACTION_OVERRIDES"
@@ -525,11 +540,16 @@ def derive(handler: Path, package_root: Path, handler_name: str = "lambda_handle
     own_names = {q.rsplit(".", 1)[-1] for m in modules.values() for q in m.definitions}
     calls: list[ApiCall] = []
     library_uses: set[str] = set()
+    dict_keys: set[str] = set()
     for unit in sorted(reached):
         module, node, module_level = unit_node(unit)
         nodes = list(_unit_nodes(node, module_level=module_level))
         called = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
         for child in nodes:
+            if isinstance(child, ast.Dict):
+                dict_keys.update(
+                    k.value for k in child.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)
+                )
             used = _library_name(child, module)
             if used in LIBRARY_CALLS:
                 library_uses.add(used)
@@ -547,7 +567,24 @@ def derive(handler: Path, package_root: Path, handler_name: str = "lambda_handle
     for used in sorted(library_uses):
         _, service, library_methods, _ = LIBRARY_CALLS[used]
         calls.extend(ApiCall(action_for(service, m), f"{used} (Powertools)") for m in sorted(library_methods))
-    return Derivation(handler, sorted(modules), reached, services, calls, library_uses)
+    return Derivation(handler, sorted(modules), reached, services, _expand_transactions(calls, dict_keys), library_uses)
+
+
+def _expand_transactions(calls: list[ApiCall], dict_keys: set[str]) -> list[ApiCall]:
+    """A transaction call becomes the actions of the elements reachable code builds."""
+    expanded: list[ApiCall] = []
+    for call in calls:
+        elements = _TRANSACTION_ELEMENTS.get(call.action)
+        if elements is None:
+            expanded.append(call)
+            continue
+        used = [(key, action) for key, action in elements.items() if key in dict_keys]
+        if not used:
+            raise DerivationError(
+                f"{call.where}: {call.action} with no {'/'.join(elements)} element written as a dict literal"
+            )
+        expanded.extend(ApiCall(action, f"{call.where} ({key})") for key, action in used)
+    return expanded
 
 
 def _library_name(node: ast.AST, module: Module) -> str | None:

@@ -2,6 +2,7 @@
 
 Item layout (one table, see template.yaml):
   finding     pk=<TYPE>#<name>           sk=CHECK#<check_id>   gsi1pk=CHECK#<check_id> gsi1sk=<STATUS>#<name>
+              notify_pending=<token>, notify_previous={...}   while its last transition is not yet announced
   transition  pk=HISTORY#<yyyy-mm-dd>    sk=<iso time>#<check_id>#<resource key>   (TTL expires_at)
   audit run   pk=AUDIT                   sk=LATEST | RUN#<iso time>
   activity    pk=ACTIVITY#<yyyy-mm-dd>   sk=<iso time>#<kind>#<id>   (detections and enforcement actions, TTL)
@@ -14,6 +15,14 @@ both record the same transition: the loser re-reads and sees no change. An
 observation older than what is stored is dropped (a slow run never overwrites a
 newer one). Unchanged findings are only rewritten when their last_seen is older
 than the heartbeat, so an hourly audit writes what changed, not every finding.
+
+A notable transition (opened, escalated, resolved) is written together with its
+pending announcement, in the same conditional write: `notify_pending` holds a
+token (the item version that made the transition). Every later read of the item
+(`record` in any run, `pending_changes`) hands that announcement back until a
+run claims it: `claim_announcement` is one step of the outbox's claim
+transaction (iamguard.outbox), so an announcement leaves its finding exactly
+when its message enters the outbox. A run that dies in between loses nothing.
 """
 
 from __future__ import annotations
@@ -45,11 +54,18 @@ class StoreError(RuntimeError):
 
 @dataclass(frozen=True)
 class Change:
-    """A stored finding and what its latest observation did to it."""
+    """A stored finding and what its latest observation did to it.
+
+    `announcement` is the token of the pending announcement the change carries
+    (None: nothing to announce); `recovered` marks one that an earlier run
+    recorded but never got into the outbox.
+    """
 
     finding: Finding
     previous: Finding | None
     transition: Transition
+    announcement: str | None = None
+    recovered: bool = False
 
     @property
     def notable(self) -> bool:
@@ -71,17 +87,11 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value)) if value else None
 
 
-def finding_to_item(finding: Finding, version: int, change: Transition, notify_pending: bool) -> dict[str, Any]:
-    pk = resource_key(finding.resource_type, finding.resource_name, finding.account_id)
-    item: dict[str, Any] = {
-        "pk": pk,
-        "sk": f"CHECK#{finding.check_id}",
-        "gsi1pk": f"CHECK#{finding.check_id}",
-        "gsi1sk": f"{finding.status.value}#{finding.resource_name}",
-        "kind": "finding",
+def _finding_fields(finding: Finding) -> dict[str, Any]:
+    """What `item_to_finding` reads back."""
+    return {
         "check_id": finding.check_id,
         "severity": finding.severity.value,
-        "severity_rank": finding.severity.rank,
         "status": finding.status.value,
         "resource_type": finding.resource_type,
         "resource_arn": finding.resource_arn,
@@ -92,12 +102,48 @@ def finding_to_item(finding: Finding, version: int, change: Transition, notify_p
         "first_seen": _iso(finding.first_seen or finding.observed_at),
         "last_seen": _iso(finding.last_seen or finding.observed_at),
         "status_changed_at": _iso(finding.status_changed_at or finding.observed_at),
+    }
+
+
+def finding_to_item(
+    finding: Finding,
+    version: int,
+    change: Transition,
+    announcement: str | None = None,
+    announced_previous: Finding | None = None,
+) -> dict[str, Any]:
+    """The finding item; with `announcement`, the pending announcement of `change` (and what it changed from)."""
+    item: dict[str, Any] = {
+        "pk": resource_key(finding.resource_type, finding.resource_name, finding.account_id),
+        "sk": f"CHECK#{finding.check_id}",
+        "gsi1pk": f"CHECK#{finding.check_id}",
+        "gsi1sk": f"{finding.status.value}#{finding.resource_name}",
+        "kind": "finding",
+        **_finding_fields(finding),
+        "severity_rank": finding.severity.rank,
         "last_transition": change.value,
         "version": version,
     }
-    if notify_pending:
-        item["notify_pending"] = True
+    if announcement is not None:
+        item["notify_pending"] = announcement
+        if announced_previous is not None:
+            item["notify_previous"] = _finding_fields(announced_previous)
     return item
+
+
+def pending_change(item: Mapping[str, Any]) -> Change | None:
+    """The announcement a finding item still waits for, as the Change that made it; None if there is none."""
+    token = item.get("notify_pending")
+    if not isinstance(token, str):  # absent (or the boolean flag of older versions, which nothing reads)
+        return None
+    previous = item.get("notify_previous")
+    return Change(
+        item_to_finding(item),
+        item_to_finding(previous) if isinstance(previous, Mapping) else None,
+        Transition(str(item.get("last_transition", Transition.OPENED.value))),
+        announcement=token,
+        recovered=True,
+    )
 
 
 def item_to_finding(item: Mapping[str, Any]) -> Finding:
@@ -189,16 +235,19 @@ class FindingsStore:
             for pk in dict.fromkeys(self._finding_key(finding)[0] for finding in observed):
                 current.update((self._key_of(item), item) for item in self._resource_items(pk))
         changes = self._write_all([(finding, current.get(self._finding_key(finding))) for finding in observed])
-        if full_audit_account is not None and observed:
-            seen = {self._finding_key(f) for f in observed}
-            cutoff = min(f.observed_at for f in observed)
-            for key, item in current.items():
-                # Every finding of a gone resource says so (passing ones too), once.
-                if key in seen or str(item["detail"]).endswith(GONE_DETAIL):
-                    continue
-                gone = item_to_finding(item)
-                if gone.observed_at >= cutoff:
-                    continue
+        seen = {self._finding_key(f) for f in observed}
+        cutoff = min((f.observed_at for f in observed), default=None)
+        for key, item in current.items():
+            if key in seen:
+                continue  # _write handed back its pending announcement, if any
+            gone = item_to_finding(item)
+            # Every finding of a gone resource says so (passing ones too), once.
+            if (
+                full_audit_account is not None
+                and cutoff is not None
+                and not str(item["detail"]).endswith(GONE_DETAIL)
+                and gone.observed_at < cutoff
+            ):
                 resolved = gone.model_copy(
                     update={
                         "status": Status.PASS,
@@ -207,6 +256,8 @@ class FindingsStore:
                     }
                 )
                 changes.append(self._write(resolved, item))
+            elif (pending := pending_change(item)) is not None:
+                changes.append(pending)  # an earlier run recorded it and died before announcing it
         return changes
 
     def _write_all(self, pending: list[tuple[Finding, Mapping[str, Any] | None]]) -> list[Change]:
@@ -217,14 +268,16 @@ class FindingsStore:
             return list(pool.map(lambda job: self._write(*job), pending))
 
     def _write(self, finding: Finding, stored: Mapping[str, Any] | None, attempts: int = 5) -> Change:
+        """Write one observation; the Change it made, or the pending announcement an earlier run left."""
         for _ in range(attempts):
             previous = item_to_finding(stored) if stored else None
+            pending = pending_change(stored) if stored else None
             if previous is not None and previous.observed_at > finding.observed_at:
-                return Change(previous, previous, Transition.UNCHANGED)  # a newer observation is stored
+                return pending or Change(previous, previous, Transition.UNCHANGED)  # a newer observation is stored
             if previous is not None and finding.status is Status.ERROR and previous.status is not Status.ERROR:
                 # A check that could not run says nothing new: the last known verdict stands (the audit
                 # run records the error), so FAIL -> ERROR is not "resolved" and ERROR -> FAIL not "opened".
-                return Change(previous, previous, Transition.UNCHANGED)
+                return pending or Change(previous, previous, Transition.UNCHANGED)
             change = transition(previous, finding)
             same = (
                 previous is not None
@@ -239,7 +292,7 @@ class FindingsStore:
                 and previous.last_seen
                 and (finding.observed_at - previous.last_seen < self.heartbeat)
             ):
-                return Change(previous, previous, Transition.UNCHANGED)
+                return pending or Change(previous, previous, Transition.UNCHANGED)
             status_changed = previous is None or previous.status != finding.status
             stored_finding = finding.model_copy(
                 update={
@@ -254,14 +307,20 @@ class FindingsStore:
             )
             version = int(stored["version"]) if stored else 0
             notable = change in {Transition.OPENED, Transition.RESOLVED, Transition.ESCALATED}
-            pending = notable or bool(stored and stored.get("notify_pending"))
+            announcement: str | None = None
+            announced_previous: Finding | None = None
+            if notable:  # the announcement is written with the transition, in this one conditional put
+                announcement, announced_previous = str(version + 1), previous
+            elif pending is not None:  # still waiting: carried over
+                announcement, announced_previous = pending.announcement, pending.previous
             item = finding_to_item(
                 stored_finding,
                 version + 1,
                 change
                 if notable or not stored
                 else Transition(stored.get("last_transition", Transition.UNCHANGED.value)),
-                pending,
+                announcement,
+                announced_previous,
             )
             try:
                 if stored is None:
@@ -285,6 +344,9 @@ class FindingsStore:
                 continue
             if notable:
                 self._record_history(stored_finding, change)
+                return Change(stored_finding, previous, change, announcement=announcement)
+            if pending is not None:
+                return Change(stored_finding, pending.previous, pending.transition, announcement, recovered=True)
             return Change(stored_finding, previous, change)
         raise StoreError(f"finding {finding.check_id} for {finding.resource_name} kept changing under us")
 
@@ -311,14 +373,26 @@ class FindingsStore:
             ),
         )
 
-    def mark_notified(self, finding: Finding) -> None:
-        """Clear the pending-notification flag once every channel has the message."""
-        pk = resource_key(finding.resource_type, finding.resource_name, finding.account_id)
-        self.client.update_item(
-            TableName=self.table,
-            Key={"pk": {"S": pk}, "sk": {"S": f"CHECK#{finding.check_id}"}},
-            UpdateExpression="REMOVE notify_pending",
-        )
+    def claim_announcement(self, change: Change) -> dict[str, Any]:
+        """One step of the outbox's claim transaction: take the change's announcement out of its finding.
+
+        It fails (and the whole claim with it) when another run took it first or a newer
+        transition replaced it. The version moves on, so a `record` that read the item
+        before the claim re-reads it instead of writing the announcement back.
+        """
+        if change.announcement is None:
+            raise ValueError(f"{change.finding.check_id} for {change.finding.resource_name} has no announcement")
+        pk, sk = self._finding_key(change.finding)
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
+                "UpdateExpression": "REMOVE notify_pending, notify_previous SET #v = #v + :one",
+                "ConditionExpression": "notify_pending = :token",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": {":token": {"S": change.announcement}, ":one": {"N": "1"}},
+            }
+        }
 
     def record_audit_run(
         self,
@@ -489,8 +563,26 @@ class FindingsStore:
     def findings_for_resource(self, resource_type: str, name: str, account_id: str) -> list[Finding]:
         return [item_to_finding(item) for item in self._resource_items(resource_key(resource_type, name, account_id))]
 
+    def pending_changes(self) -> list[Change]:
+        """Every announcement no run has claimed yet (a full scan: the digest's, not the event path's)."""
+        paginator = self.client.get_paginator("scan")
+        changes = []
+        for page in paginator.paginate(
+            TableName=self.table,
+            FilterExpression="#k = :finding AND attribute_exists(notify_pending)",
+            ExpressionAttributeNames={"#k": "kind"},
+            ExpressionAttributeValues={":finding": {"S": "finding"}},
+            ConsistentRead=True,
+        ):
+            for raw in page.get("Items", []):
+                change = pending_change(_from_ddb(raw))
+                if change is not None:
+                    changes.append(change)
+        return changes
+
     def pending_notifications(self) -> list[Finding]:
-        return [item_to_finding(item) for item in self.scan_findings() if item.get("notify_pending")]
+        """The findings whose last transition is not announced yet."""
+        return [change.finding for change in self.pending_changes()]
 
     def latest_audit(self) -> dict[str, Any] | None:
         return self._get("AUDIT", "LATEST")

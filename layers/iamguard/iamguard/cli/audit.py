@@ -123,9 +123,8 @@ def run(args: argparse.Namespace) -> int:
 
     if announcer is not None:
         with aws_errors(args.endpoint_url):
-            if store is not None:  # each change once; then whatever an earlier run could not deliver
+            if store is not None:  # each change once, then whatever an earlier run left undelivered
                 delivery = announcer.announce(alerts=[], changes=changes, actions=[])
-                delivery += announcer.flush()
             else:  # no history to compare with: the failures of this run
                 delivery = announcer.announce_failures(result.failed)
         report_delivery(delivery)

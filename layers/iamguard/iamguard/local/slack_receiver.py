@@ -5,7 +5,8 @@
         slack.messages          # the Block Kit payloads Slack would have shown
         slack.fail(500, times=2)        # the next two requests get HTTP 500
         slack.fail(429, retry_after=1)  # rate limited until cleared
-        slack.hang(5)                   # requests time out
+        slack.hang(5)                   # requests time out, nothing is posted
+        slack.slow(5)                   # posted at once, answered 5 s later (after the client gave up)
         slack.go_down(); slack.come_up()  # nothing listening, then back on the same port
 
 `python -m iamguard.local.slack_receiver --port 3000` runs one in the terminal
@@ -37,7 +38,8 @@ class Fault:
 
     status: int = 500
     retry_after: int | None = None
-    hang_seconds: float = 0.0
+    hang_seconds: float = 0.0  # wait this long, then answer 504 without posting
+    answer_after: float = 0.0  # post at once, then wait this long before answering 200
     times: int | None = None  # None: until cleared
 
 
@@ -73,6 +75,13 @@ def render(payload: dict[str, Any]) -> str:
     if not lines:
         lines.append(str(payload.get("text", "")))
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _headline(payload: dict[str, Any]) -> str:
+    for block in payload.get("blocks", []):
+        if block.get("type") == "header":
+            return str(block["text"]["text"])
+    return str(payload.get("text", ""))
 
 
 def _plain(mrkdwn: str) -> str:
@@ -156,6 +165,24 @@ class SlackReceiver:
         with self._lock:
             self._faults.append(Fault(status=200, hang_seconds=seconds, times=times))
 
+    def slow(self, seconds: float, *, times: int | None = None) -> None:
+        """Accept and post each message at once, but answer only `seconds` later (a slow Slack)."""
+        with self._lock:
+            self._faults.append(Fault(status=200, answer_after=seconds, times=times))
+
+    @property
+    def posts(self) -> list[str]:
+        """The header line of every message posted, in order (a duplicate shows up twice)."""
+        with self._lock:
+            return [_headline(payload) for payload in self.messages]
+
+    def posted_count(self) -> dict[str, int]:
+        """How many times each headline was posted."""
+        counts: dict[str, int] = {}
+        for headline in self.posts:
+            counts[headline] = counts.get(headline, 0) + 1
+        return counts
+
     def heal(self) -> None:
         """Forget all faults."""
         with self._lock:
@@ -231,8 +258,9 @@ def _handler_for(receiver: SlackReceiver) -> type[BaseHTTPRequestHandler]:
                     error = "ratelimited" if fault.status == 429 else "internal_error"
                     self._reply(fault.status, {"ok": False, "error": error} if api else error, headers)
                     return
+                delay = fault.answer_after if fault is not None else 0.0
                 if api:
-                    self._api(payload)
+                    self._api(payload, delay)
                     return
                 if self.path != receiver.path:
                     receiver._record(self.path, payload, 404)
@@ -243,11 +271,12 @@ def _handler_for(receiver: SlackReceiver) -> type[BaseHTTPRequestHandler]:
                     self._reply(400, "invalid_payload")
                     return
                 receiver._record(self.path, payload, 200)
+                time.sleep(delay)  # posted; the answer comes late (the client may have given up)
                 self._reply(200, "ok")
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (a timeout test): nothing to answer
 
-        def _api(self, payload: dict[str, Any]) -> None:
+        def _api(self, payload: dict[str, Any], delay: float) -> None:
             if self.path.rstrip("/") != "/api/chat.postMessage":
                 self._reply(404, {"ok": False, "error": "unknown_method"})
                 return
@@ -260,6 +289,7 @@ def _handler_for(receiver: SlackReceiver) -> type[BaseHTTPRequestHandler]:
                 self._reply(200, {"ok": False, "error": "channel_not_found"})
                 return
             receiver._record(self.path, payload, 200)
+            time.sleep(delay)
             self._reply(200, {"ok": True, "channel": payload["channel"], "ts": f"{time.time():.6f}"})
 
     return Handler

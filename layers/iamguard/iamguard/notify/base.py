@@ -13,12 +13,14 @@ class DeliveryError(Exception):
 
     `permanent` means retrying the same request cannot help (a revoked token, a
     deleted topic); the message still stays pending, so fixing the configuration
-    lets a later run deliver it.
+    lets a later run deliver it. `unknown` means the request was sent and its answer
+    never came: the channel may have delivered it (see iamguard.notify.retry).
     """
 
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, permanent: bool = False, unknown: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.unknown = unknown
 
 
 class Notifier(Protocol):
@@ -26,6 +28,12 @@ class Notifier(Protocol):
 
     @property
     def channel(self) -> Channel: ...
+
+    @property
+    def max_posts(self) -> int | None:
+        """Sends per message that may have delivered it before iamguard stops trying (None: no limit,
+        for channels where a repeat is harmless or that the outbox does not bound)."""
+        ...
 
     def accepts(self, message: Message) -> bool:
         """Whether this channel carries this kind of message."""

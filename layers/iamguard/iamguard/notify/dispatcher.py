@@ -3,23 +3,29 @@
 For each message:
  1. route by severity (NotifySettings.routing) to Slack and/or e-mail; Security
     Hub gets every finding change; what routes nowhere is held for the digest;
- 2. claim it in the outbox (a conditional write): a message claimed before is
-    a duplicate and is not sent again;
- 3. send it to each target (each channel retries on its own); when a person
-    channel still fails, send it to the other person channel as a fallback;
+ 2. claim it in the outbox: a conditional write that, for finding changes, also
+    takes the findings' pending announcements (one transaction). A message
+    claimed before is a duplicate and is not sent again; an announcement another
+    run took first is left out of the message;
+ 3. send each claimed message: lease it (counting a send per channel), send to
+    each target (only failures that certainly did not deliver are retried inside
+    a send, iamguard.notify.retry); when a person channel still fails, send it to
+    the other person channel as a fallback;
  4. record the outcome: delivered everywhere → sent; otherwise pending, and a
     later `flush()` sends what is missing; after `max_attempts` rounds or
-    `max_age_hours` the message goes to the dead-letter queue and the
+    `max_age_hours`, or when a channel had its limit of sends that may have
+    delivered, the message goes to the dead-letter queue and the
     `UndeliveredAlerts` metric counts it (an alarm watches that metric).
-A channel that failed is skipped for a minute, so an outage costs one timeout,
-not one per message.
+Every `announce` ends with a `flush`, so each run (audit, digest, event path)
+also delivers what earlier runs left. A channel that failed is skipped for a
+minute, so an outage costs one timeout, not one per message.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -34,7 +40,7 @@ from iamguard.notify.message import Message, MessageKind
 from iamguard.notify.redact import scrub
 from iamguard.notify.render import MessageBuilder, when
 from iamguard.notify.settings import PERSON_CHANNELS, Channel, NotifySettings
-from iamguard.outbox import Outbox, OutboxState
+from iamguard.outbox import ClaimResult, Outbox, OutboxState
 from iamguard.store import Change, FindingsStore
 
 if TYPE_CHECKING:
@@ -68,6 +74,12 @@ class DeliveryReport:
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
         return self
 
+    def __add__(self, other: DeliveryReport) -> DeliveryReport:
+        total = DeliveryReport()
+        total += self
+        total += other
+        return total
+
     def describe(self) -> str:
         parts = [f"{getattr(self, f.name)} {f.name.replace('_', ' ')}" for f in fields(self) if getattr(self, f.name)]
         return ", ".join(parts) or "nothing to send"
@@ -79,8 +91,14 @@ class _Round:
 
     delivered: set[Channel]
     errors: dict[Channel, str] = field(default_factory=dict)  # tried and failed
+    unknown: set[Channel] = field(default_factory=set)  # of those, the ones that may have delivered it
     skipped: set[Channel] = field(default_factory=set)  # failed moments ago in this run: not tried again
+    counted: set[Channel] = field(default_factory=set)  # sends counted in the outbox (lease / reserve)
     fallbacks: int = 0
+
+    def refunds(self) -> dict[Channel, int]:
+        """Counted sends that certainly did not deliver: given back to the channel's limit."""
+        return {c: 1 for c in self.counted if c in self.errors and c not in self.unknown}
 
     @property
     def failed(self) -> bool:
@@ -149,14 +167,23 @@ class Dispatcher:
 
     # -- the Announcer protocol -----------------------------------------------------------
     def announce(self, *, alerts: list[Alert], changes: list[Change], actions: list[Action]) -> DeliveryReport:
-        """Tell people about detections, finding changes and enforcement actions (each once)."""
+        """Tell people about detections, finding changes and enforcement actions (each once), then
+        deliver whatever earlier runs left in the outbox."""
         account = next((a.account_id for a in alerts), None) or next((c.finding.account_id for c in changes), "")
+        report = DeliveryReport()
+        synced: list[tuple[Message, frozenset[Channel], datetime]] = []
+        if Channel.SECURITY_HUB in self.notifiers:
+            # Claimed first: they take no announcement, so the people's claims below must not strand them.
+            synced = self._claim_all(self.builder.sync_messages(changes), {}, report)
         messages = [self.builder.alert_message(alert) for alert in alerts]
         messages += self.builder.finding_messages(changes)
         messages += [self.builder.action_message(action, account) for action in actions]
-        if Channel.SECURITY_HUB in self.notifiers:
-            messages += self.builder.sync_messages(changes)
-        return self.deliver(messages)
+        claimed = self._claim_all(messages, {c.finding.key: c for c in changes if c.notable}, report)
+        for message, targets, created_at in claimed + synced:
+            self._deliver(message, targets, frozenset(), 0, created_at, {}, report=report)
+        self._count(report)
+        self.total += report
+        return report + self.flush()
 
     def announce_failures(self, findings: Sequence[Finding]) -> DeliveryReport:
         """Without a findings table: every failed finding, as 'failing' (no history, no dedup)."""
@@ -192,91 +219,175 @@ class Dispatcher:
         return frozenset(c for c in wanted if c in self.notifiers and self.notifiers[c].accepts(message))
 
     def deliver(self, messages: Iterable[Message]) -> DeliveryReport:
+        """Claim and send messages that carry no finding announcements (digests, failures without a table)."""
         report = DeliveryReport()
-        for message in messages:
-            now = self.clock()
-            targets = self.targets(message)
-            if not targets:
-                if message.kind is not MessageKind.FINDINGS_SYNC and self.outbox is not None:
-                    if self.outbox.hold(message, now):
-                        report.held += 1
-                    else:
-                        report.duplicates += 1
-                self._mark_notified(message)
-                continue
-            if self.outbox is not None and not self.outbox.claim(message, targets, now):
-                report.duplicates += 1
-                self.log.info("notification already sent", extra={"key": message.key})
-                continue
-            result = self._attempt(message, targets, frozenset())
-            report.fallbacks += result.fallbacks
-            self._settle(message, targets, result, attempts=1 if result.failed else 0, created_at=now, report=report)
+        for message, targets, created_at in self._claim_all(list(messages), {}, report):
+            self._deliver(message, targets, frozenset(), 0, created_at, {}, report=report)
         self._count(report)
         self.total += report
         return report
 
     def flush(self, limit: int = 200) -> DeliveryReport:
-        """Deliver what earlier runs could not; dead-letter what has waited too long."""
+        """Deliver what earlier runs could not (or claimed and never sent); dead-letter what has waited too long."""
         report = DeliveryReport()
         if self.outbox is None:
             return report
-        max_age = timedelta(hours=self.settings.max_age_hours)
         for entry in self.outbox.due(self.clock(), limit):
-            too_old = self.clock() - entry.created_at >= max_age
-            if not too_old and all(self._is_down(channel) for channel in entry.remaining):
-                continue  # those channels just failed in this run: not an attempt, try next run
-            if not self.outbox.lease(entry.message.key, self.clock()):
-                continue  # another run is on it
             note = self.builder.catalog.text("note.delayed", time=when(entry.created_at))
-            result = self._attempt(entry.message.with_note(note), entry.remaining, entry.delivered)
-            report.fallbacks += result.fallbacks
-            self._settle(
+            self._deliver(
                 entry.message,
                 entry.targets,
-                result,
-                attempts=entry.attempts + (1 if result.failed else 0),
-                created_at=entry.created_at,
+                entry.delivered,
+                entry.attempts,
+                entry.created_at,
+                entry.posts,
                 report=report,
+                note=note,
+                skip_if_down=True,
             )
         self._count(report)
         self.total += report
         return report
 
-    def _attempt(self, message: Message, remaining: Iterable[Channel], delivered: frozenset[Channel]) -> _Round:
-        """Send to each remaining channel; if a person channel fails, to the other one as a fallback."""
+    def _claim_all(
+        self, messages: Sequence[Message], changes: Mapping[tuple[str, str], Change], report: DeliveryReport
+    ) -> list[tuple[Message, frozenset[Channel], datetime]]:
+        """Record each message in the outbox (or hold it for the digest); the ones this run must now send."""
+        claimed: list[tuple[Message, frozenset[Channel], datetime]] = []
+        for message in messages:
+            now = self.clock()
+            targets = self.targets(message)
+            if self.outbox is None:
+                if targets:
+                    claimed.append((message, targets, now))
+                continue
+            if not targets and message.kind is MessageKind.FINDINGS_SYNC:
+                continue
+            result, message = self._claim(message, targets, changes, now)
+            if result.claimed and targets:
+                claimed.append((message, targets, now))
+            elif result.claimed:
+                report.held += 1
+            else:
+                report.duplicates += 1
+                self.log.info("notification already claimed", extra={"key": message.key})
+        return claimed
+
+    def _claim(
+        self, message: Message, targets: frozenset[Channel], changes: Mapping[tuple[str, str], Change], now: datetime
+    ) -> tuple[ClaimResult, Message]:
+        """Claim (or hold) one message with its findings' announcements; rebuilt without the ones another run took."""
+        assert self.outbox is not None
+        members = [changes[f.key] for f in message.findings if message.kind is MessageKind.FINDING and f.key in changes]
+        for _ in range(4):
+            announced = [c for c in members if c.announcement is not None] if self.store is not None else []
+            steps = [self.store.claim_announcement(c) for c in announced] if self.store is not None else []
+            if targets:
+                result = self.outbox.claim(message, targets, now, steps)
+            else:
+                result = self.outbox.hold(message, now, steps)
+            if not result.lost:
+                return result, message
+            taken = {id(announced[i]) for i in result.lost}
+            members = [c for c in members if id(c) not in taken]
+            rebuilt = self.builder.finding_messages(members)
+            if len(rebuilt) != 1:  # nothing left (or, impossibly, a different grouping): all taken elsewhere
+                return ClaimResult(False), message
+            self.log.info("announcements taken by another run", extra={"key": message.key, "taken": len(taken)})
+            message = rebuilt[0]
+        return ClaimResult(False), message
+
+    def _deliver(
+        self,
+        message: Message,
+        targets: frozenset[Channel],
+        delivered: frozenset[Channel],
+        attempts: int,
+        created_at: datetime,
+        posts: Mapping[Channel, int],
+        *,
+        report: DeliveryReport,
+        note: str | None = None,
+        skip_if_down: bool = False,
+    ) -> None:
+        """One delivery round of one claimed message, under a lease when there is an outbox."""
+        now = self.clock()
+        too_old = now - created_at >= timedelta(hours=self.settings.max_age_hours)
+        remaining = targets - delivered
+        exhausted = frozenset(c for c in remaining if self._used_up(c, posts.get(c, 0)))
+        tryable = remaining - exhausted
+        if skip_if_down and not too_old and not exhausted and all(self._is_down(c) for c in tryable):
+            return  # those channels just failed in this run: not an attempt, try next run
+        counted = {c for c in tryable if not self._is_down(c)}
+        lease: datetime | None = None
+        if self.outbox is not None:
+            lease = self.outbox.lease(message.key, now, {c: self._limit(c) for c in counted})
+            if lease is None:
+                return  # another run is on it (or has just used up a channel's sends)
+        result = self._attempt(message.with_note(note) if note else message, tryable, delivered, lease)
+        report.fallbacks += result.fallbacks
+        posts_after = {
+            c: posts.get(c, 0) + (1 if c in result.counted and c not in result.refunds() else 0) for c in targets
+        }
+        self._settle(
+            message,
+            targets,
+            result,
+            attempts=attempts + (1 if result.failed else 0),
+            created_at=created_at,
+            posts=posts_after,
+            report=report,
+        )
+
+    def _attempt(
+        self, message: Message, remaining: Iterable[Channel], delivered: frozenset[Channel], lease: datetime | None
+    ) -> _Round:
+        """Send to each remaining channel; if a person channel fails, to the other one as a fallback.
+
+        Under a lease, the lease counted one send to each channel that is not down; a fallback
+        send is counted first (`Outbox.reserve`) and skipped when its channel has no sends left.
+        """
         result = _Round(set(delivered))
         for channel in sorted(remaining):
             if self._is_down(channel):
                 result.skipped.add(channel)
                 continue
-            error = self._send(channel, message)
-            if error is None:
-                result.delivered.add(channel)
-            else:
-                result.errors[channel] = error
+            result.counted.add(channel)
+            self._send(channel, message, result)
         missed = sorted(result.errors.keys() | result.skipped)
         if missed and message.kind in PEOPLE_KINDS and not result.delivered & set(missed):
             failed = ", ".join(self.builder.catalog.channel[c] for c in missed)
             for spare in PERSON_CHANNELS:
                 if spare in result.delivered or spare in missed or spare not in self.notifiers or self._is_down(spare):
                     continue
+                if lease is not None:
+                    assert self.outbox is not None
+                    if not self.outbox.reserve(message.key, spare, self._limit(spare), lease):
+                        continue
+                result.counted.add(spare)
                 note = self.builder.catalog.text(
                     "note.fallback", channel=self.builder.catalog.channel[spare], failed=failed
                 )
-                error = self._send(spare, message.with_note(note))
-                if error is None:
-                    result.delivered.add(spare)
+                if self._send(spare, message.with_note(note), result):
                     result.fallbacks = 1
                     break
-                result.errors[spare] = error
         return result
+
+    def _limit(self, channel: Channel) -> int | None:
+        notifier = self.notifiers.get(channel)
+        return notifier.max_posts if notifier is not None else None
+
+    def _used_up(self, channel: Channel, posts: int) -> bool:
+        """Whether a channel had every send it may have for a message (iamguard.notify.retry)."""
+        limit = self._limit(channel)
+        return limit is not None and posts >= limit
 
     def _is_down(self, channel: Channel) -> bool:
         down_until = self._down_until.get(channel)
         return down_until is not None and down_until > self.clock()
 
-    def _send(self, channel: Channel, message: Message) -> str | None:
-        """None when delivered, else why not. A failed channel is skipped for a minute."""
+    def _send(self, channel: Channel, message: Message, result: _Round) -> bool:
+        """Send once; record the outcome in `result`. A failed channel is skipped for a minute."""
         try:
             self.notifiers[channel].send(message)
         except DeliveryError as exc:
@@ -284,11 +395,21 @@ class Dispatcher:
             reason = scrub(str(exc))
             self.log.warning(
                 "notification channel failed",
-                extra={"channel": channel.value, "key": message.key, "reason": reason, "permanent": exc.permanent},
+                extra={
+                    "channel": channel.value,
+                    "key": message.key,
+                    "reason": reason,
+                    "permanent": exc.permanent,
+                    "outcome_unknown": exc.unknown,
+                },
             )
-            return reason
+            result.errors[channel] = reason
+            if exc.unknown:
+                result.unknown.add(channel)
+            return False
         self._down_until.pop(channel, None)
-        return None
+        result.delivered.add(channel)
+        return True
 
     def _settle(
         self,
@@ -298,11 +419,13 @@ class Dispatcher:
         *,
         attempts: int,
         created_at: datetime,
+        posts: Mapping[Channel, int],
         report: DeliveryReport,
     ) -> None:
         now = self.clock()
         delivered = frozenset(result.delivered)
         remaining = targets - delivered
+        refunds = result.refunds()
         summary = {
             "key": message.key,
             "kind": message.kind.value,
@@ -312,8 +435,9 @@ class Dispatcher:
         }
         if not remaining:
             if self.outbox is not None:
-                self.outbox.settle(message.key, OutboxState.SENT, delivered=delivered, attempts=attempts, now=now)
-            self._mark_notified(message)
+                self.outbox.settle(
+                    message.key, OutboxState.SENT, delivered=delivered, attempts=attempts, now=now, refunds=refunds
+                )
             report.sent += 1
             self.log.info("notification sent", extra=summary)
             return
@@ -322,14 +446,25 @@ class Dispatcher:
             report.undelivered += 1
             self.log.error("notification not delivered and no outbox to keep it", extra={**summary, "error": error})
             return
+        used_up = sorted(c for c in remaining if self._used_up(c, posts.get(c, 0)))
         too_old = now - created_at >= timedelta(hours=self.settings.max_age_hours)
-        if attempts >= self.settings.max_attempts or too_old:
+        reason = ""
+        if used_up and len(used_up) == len(remaining):
+            sends = ", ".join(f"{c.value}: {posts.get(c, 0)} sends without a confirmation" for c in used_up)
+            reason = f"gave up: {sends} (it may have arrived); last error: {error or 'none in this run'}"
+        elif attempts >= self.settings.max_attempts or too_old:
             reason = f"gave up after {attempts} attempt(s) over {when(created_at)} … {when(now)}: {error}"
-            if self._dead_letter(message, targets, delivered, attempts, reason, now):
-                report.dead_lettered += 1
-                return
+        if reason and self._dead_letter(message, targets, delivered, attempts, reason, now, refunds):
+            report.dead_lettered += 1
+            return
         self.outbox.settle(
-            message.key, OutboxState.PENDING, delivered=delivered, attempts=attempts, now=now, error=error
+            message.key,
+            OutboxState.PENDING,
+            delivered=delivered,
+            attempts=attempts,
+            now=now,
+            error=error,
+            refunds=refunds,
         )
         report.pending += 1
         self.log.warning("notification kept pending", extra={**summary, "attempts": attempts, "error": error})
@@ -342,6 +477,7 @@ class Dispatcher:
         attempts: int,
         reason: str,
         now: datetime,
+        refunds: Mapping[Channel, int],
     ) -> bool:
         assert self.outbox is not None
         if self.dead_letters is not None:
@@ -353,19 +489,20 @@ class Dispatcher:
                     extra={"key": message.key, "error": type(exc).__name__},
                 )
                 return False
-        self.outbox.settle(message.key, OutboxState.DEAD, delivered=delivered, attempts=attempts, now=now, error=reason)
-        self._mark_notified(message)
+        self.outbox.settle(
+            message.key,
+            OutboxState.DEAD,
+            delivered=delivered,
+            attempts=attempts,
+            now=now,
+            error=reason,
+            refunds=refunds,
+        )
         self.log.error(
             "notification undeliverable: dead-lettered",
             extra={"key": message.key, "targets": sorted(targets), "delivered": sorted(delivered), "reason": reason},
         )
         return True
-
-    def _mark_notified(self, message: Message) -> None:
-        if self.store is None or message.kind is not MessageKind.FINDING:
-            return
-        for finding in message.findings:
-            self.store.mark_notified(finding)
 
     def _count(self, report: DeliveryReport) -> None:
         if self.metrics is None:

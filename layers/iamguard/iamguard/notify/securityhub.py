@@ -127,6 +127,10 @@ class SecurityHubNotifier:
     def channel(self) -> Channel:
         return Channel.SECURITY_HUB
 
+    @property
+    def max_posts(self) -> int | None:
+        return None  # an import is an upsert by finding Id: a repeat changes nothing
+
     def accepts(self, message: Message) -> bool:
         return message.kind is MessageKind.FINDINGS_SYNC
 

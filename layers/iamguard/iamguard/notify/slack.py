@@ -1,10 +1,10 @@
 """Slack: Block Kit messages through an incoming webhook or a bot token (slack_sdk).
 
-Retries happen inside slack_sdk with its retry handlers: connection errors and
-timeouts, 5xx, and 429 with Retry-After (waited for when it is short; a longer
-wait is left to a later run, the message stays pending). The webhook URL and the
-token are secrets: they are never logged, and slack_sdk's own logger is kept
-quiet and scrubbed.
+How hard a send tries is `iamguard.notify.retry.SlackRetryPolicy`: only failures
+in which Slack certainly did not post are retried inside the send; a request whose
+answer never came ends the send as "outcome unknown", and the outbox bounds how
+many such sends a message may cost. The webhook URL and the token are secrets:
+they are never logged, and slack_sdk's own logger is kept quiet and scrubbed.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from iamguard.notify.base import DeliveryError
 from iamguard.notify.message import Message, MessageKind
 from iamguard.notify.redact import scrub
+from iamguard.notify.retry import SlackRetryPolicy
 from iamguard.notify.settings import Channel
 
 if TYPE_CHECKING:
@@ -105,31 +106,27 @@ class SlackNotifier:
         self,
         credentials: Callable[[], SlackCredentials],
         *,
-        timeout: int = 10,
-        retries: int = 2,
-        backoff: float = 0.5,
-        max_retry_after: float = 30.0,
+        policy: SlackRetryPolicy | None = None,
         api_base_url: str | None = None,
     ) -> None:
         self._credentials = credentials
-        self._options: dict[str, Any] = {
-            "timeout": timeout,
-            "retries": retries,
-            "backoff": backoff,
-            "max_retry_after": max_retry_after,
-            "api_base_url": api_base_url,
-        }
+        self.policy = policy or SlackRetryPolicy()
+        self._api_base_url = api_base_url
         self._transport: SlackTransport | None = None
 
     @classmethod
-    def from_webhook(cls, url: str, **options: Any) -> SlackNotifier:
+    def from_webhook(cls, url: str, *, policy: SlackRetryPolicy | None = None) -> SlackNotifier:
         """A fixed webhook (the CLI's --slack-webhook); raises ValueError for an unusable URL."""
         fixed = SlackCredentials(webhook_url=check_webhook_url(url))
-        return cls(lambda: fixed, **options)
+        return cls(lambda: fixed, policy=policy)
 
     @property
     def channel(self) -> Channel:
         return Channel.SLACK
+
+    @property
+    def max_posts(self) -> int | None:
+        return self.policy.max_posts
 
     def accepts(self, message: Message) -> bool:
         return message.kind is not MessageKind.FINDINGS_SYNC
@@ -152,7 +149,9 @@ class SlackNotifier:
                     "the Slack secret has neither a webhook URL nor a bot token and channel", permanent=True
                 )
         except DeliveryError as exc:
-            raise DeliveryError(scrub(str(exc), *credentials.secrets()), permanent=exc.permanent) from None
+            raise DeliveryError(
+                scrub(str(exc), *credentials.secrets()), permanent=exc.permanent, unknown=exc.unknown
+            ) from None
         except ValueError as exc:
             raise DeliveryError(str(exc), permanent=True) from None
 
@@ -161,5 +160,5 @@ class SlackNotifier:
         if self._transport is None:
             from iamguard.notify.slack_transport import SlackTransport
 
-            self._transport = SlackTransport(**self._options)
+            self._transport = SlackTransport(self.policy, api_base_url=self._api_base_url)
         return self._transport

@@ -1,4 +1,4 @@
-"""slack_sdk behind iamguard's Slack channel: clients, retry handlers, errors as DeliveryError.
+"""slack_sdk behind iamguard's Slack channel: clients, the retry policy as slack_sdk handlers, DeliveryError.
 
 Imported on the first send, not at cold start: slack_sdk costs a few hundred
 milliseconds to import, and most event-path invocations send nothing.
@@ -7,9 +7,8 @@ milliseconds to import, and most event-path invocations send nothing.
 from __future__ import annotations
 
 import logging
-from http.client import RemoteDisconnected
+from http.client import HTTPException
 from typing import Any
-from urllib.error import URLError
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry import (
@@ -24,6 +23,7 @@ from slack_sdk.webhook import WebhookClient
 
 from iamguard.notify.base import DeliveryError
 from iamguard.notify.redact import ScrubFilter, scrub
+from iamguard.notify.retry import NOT_POSTED_STATUSES, UNKNOWN_STATUSES, SlackRetryPolicy, request_not_sent
 
 # Webhook / Web API errors that retrying the same request cannot fix.
 PERMANENT_ERRORS = {
@@ -67,35 +67,36 @@ class CappedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         return wait <= self.max_wait_seconds
 
 
-class AnyServerErrorRetryHandler(ServerErrorRetryHandler):
-    """slack_sdk's handler retries 500 and 503; Slack's edge also answers 502 and 504."""
+class NotPostedServerErrorRetryHandler(ServerErrorRetryHandler):
+    """Retries the 5xx answers in which Slack says it did not post; never a gateway's 502/504."""
 
     def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
-        return response is not None and 500 <= int(response.status_code) < 600
+        return response is not None and int(response.status_code) in NOT_POSTED_STATUSES - {429}
 
 
-def retry_handlers(retries: int = 2, backoff: float = 0.5, max_retry_after: float = 30.0) -> list[RetryHandler]:
-    """The handlers both Slack clients use."""
-    interval = BackoffRetryIntervalCalculator(backoff_factor=backoff)
+class NotSentRetryHandler(ConnectionErrorRetryHandler):
+    """Retries a request that never reached Slack; a request whose answer timed out may have posted."""
+
+    def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+        return response is None and error is not None and request_not_sent(error)
+
+
+def retry_handlers(policy: SlackRetryPolicy) -> list[RetryHandler]:
+    """The handlers both Slack clients use: only failures that did not post are retried (iamguard.notify.retry)."""
+    interval = BackoffRetryIntervalCalculator(backoff_factor=policy.backoff)
     return [
-        ConnectionErrorRetryHandler(
-            max_retry_count=retries,
-            interval_calculator=interval,
-            error_types=[URLError, ConnectionError, RemoteDisconnected, TimeoutError],
-        ),
-        AnyServerErrorRetryHandler(max_retry_count=retries, interval_calculator=interval),
-        CappedRateLimitRetryHandler(max_retry_count=retries, max_wait_seconds=max_retry_after),
+        NotSentRetryHandler(max_retry_count=policy.retries, interval_calculator=interval),
+        NotPostedServerErrorRetryHandler(max_retry_count=policy.retries, interval_calculator=interval),
+        CappedRateLimitRetryHandler(max_retry_count=policy.retries, max_wait_seconds=policy.max_retry_after),
     ]
 
 
 class SlackTransport:
-    """Posts one payload through a webhook or chat.postMessage, retrying inside slack_sdk."""
+    """Posts one payload through a webhook or chat.postMessage; at most one request per call may post."""
 
-    def __init__(
-        self, *, timeout: int, retries: int, backoff: float, max_retry_after: float, api_base_url: str | None
-    ) -> None:
-        self._timeout = timeout
-        self._handlers = retry_handlers(retries, backoff, max_retry_after)
+    def __init__(self, policy: SlackRetryPolicy, *, api_base_url: str | None) -> None:
+        self._timeout = policy.timeout
+        self._handlers = retry_handlers(policy)
         self._api_base_url = api_base_url
 
     def post_webhook(self, url: str, body: dict[str, Any]) -> None:
@@ -107,13 +108,15 @@ class SlackTransport:
         )
         try:
             response = client.send_dict(body)
-        except (URLError, OSError, SlackClientError) as exc:
-            raise DeliveryError(f"Slack webhook unreachable: {_reason(exc)}") from None
+        except (OSError, HTTPException, SlackClientError) as exc:
+            raise _unreachable("Slack webhook", exc) from None
         if response.status_code != 200:
             text = str(response.body or "").strip()[:200]
             permanent = response.status_code != 429 and response.status_code < 500 and text in PERMANENT_ERRORS
             raise DeliveryError(
-                f"Slack webhook answered HTTP {response.status_code} {text}".strip(), permanent=permanent
+                f"Slack webhook answered HTTP {response.status_code} {text}".strip(),
+                permanent=permanent,
+                unknown=response.status_code in UNKNOWN_STATUSES,
             )
 
     def post_api(self, token: str, channel: str, body: dict[str, Any]) -> None:
@@ -131,10 +134,18 @@ class SlackTransport:
             error = str(exc.response.get("error", "")) if exc.response is not None else ""
             status = getattr(exc.response, "status_code", 0)
             raise DeliveryError(
-                f"Slack API answered HTTP {status} {error}".strip(), permanent=error in PERMANENT_ERRORS
+                f"Slack API answered HTTP {status} {error}".strip(),
+                permanent=error in PERMANENT_ERRORS,
+                unknown=status in UNKNOWN_STATUSES,
             ) from None
-        except (URLError, OSError, SlackClientError) as exc:
-            raise DeliveryError(f"Slack API unreachable: {_reason(exc)}") from None
+        except (OSError, HTTPException, SlackClientError) as exc:
+            raise _unreachable("Slack API", exc) from None
+
+
+def _unreachable(what: str, exc: BaseException) -> DeliveryError:
+    if request_not_sent(exc) or isinstance(exc, SlackClientError):
+        return DeliveryError(f"{what} unreachable: {_reason(exc)}")
+    return DeliveryError(f"{what} sent no answer (it may have posted): {_reason(exc)}", unknown=True)
 
 
 def _reason(exc: BaseException) -> str:

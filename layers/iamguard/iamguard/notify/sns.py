@@ -82,6 +82,10 @@ class SnsNotifier:
     def channel(self) -> Channel:
         return Channel.EMAIL
 
+    @property
+    def max_posts(self) -> int | None:
+        return None  # bounded by NOTIFY_MAX_ATTEMPTS / NOTIFY_MAX_AGE_HOURS (see docs/notifications.md)
+
     def accepts(self, message: Message) -> bool:
         return message.kind is not MessageKind.FINDINGS_SYNC
 
