@@ -25,7 +25,7 @@ from iamguard.local.seed import seed_walkthrough
 from iamguard.local.server import MotoServer
 from iamguard.local.slack_receiver import SlackReceiver
 from iamguard.notify.base import DeliveryError
-from iamguard.notify.dispatcher import UNDELIVERED_METRIC, DeadLetterQueue, Dispatcher
+from iamguard.notify.dispatcher import UNDELIVERED_METRIC, DeadLetterQueue, DeliveryReport
 from iamguard.notify.retry import SlackRetryPolicy
 from iamguard.notify.settings import Channel
 from iamguard.outbox import OutboxState
@@ -200,6 +200,22 @@ def test_the_digest_run_announces_what_a_dead_audit_recorded(
     assert posted(slack) == WALKTHROUGH
 
 
+def test_an_event_announcement_also_delivers_what_a_dead_audit_left_in_the_outbox(
+    aws: AwsContext, store: FindingsStore, slack: SlackReceiver
+) -> None:
+    seed_walkthrough(aws.iam())
+    changes = store_audit(run_audit(Inventory(aws), Settings()), store)
+    dead = make_dispatcher([fast_slack(slack)], store)
+    dead._claim_all(dead.builder.finding_messages(changes), {c.finding.key: c for c in changes}, DeliveryReport())
+    # (the audit died here: six messages claimed, none sent)
+    event_path = make_dispatcher([fast_slack(slack)], FindingsStore(store.client, store.table))
+    report = event_path.announce(alerts=[alert()], changes=[], actions=[])  # the next CloudTrail event
+    assert report.sent == 7
+    assert posted(slack) == WALKTHROUGH + Counter(
+        {("🔴 Critical · Root signed in to the console", "root_console_sign_in"): 1}
+    )
+
+
 def test_a_post_killed_before_its_outcome_was_recorded_is_resent_after_the_lease(
     aws: AwsContext, store: FindingsStore, slack: SlackReceiver
 ) -> None:
@@ -225,8 +241,8 @@ def test_a_post_killed_before_its_outcome_was_recorded_is_resent_after_the_lease
         make_dispatcher([DyingSlack()], store, clock=clock).announce(alerts=[alert()], changes=[], actions=[])
     notify = make_dispatcher([fast_slack(slack)], store, clock=clock)
     assert notify.outbox is not None
-    [entry] = notify.outbox.due(clock() + notify.outbox.lease_time)
-    assert entry.posts == {Channel.SLACK: 1}  # counted before the post, never given back
+    entry = notify.outbox.get(notify.builder.alert_message(alert()).key)
+    assert entry is not None and entry.posts == {Channel.SLACK: 1}  # counted before the post, never given back
 
     assert notify.flush().sent == 0  # leased by the dead run: its answer might still be coming
     clock.advance(minutes=6)
@@ -294,31 +310,31 @@ def test_once_a_post_is_confirmed_no_later_run_sends_it_again(
 def test_a_post_in_flight_is_not_sent_again_by_a_concurrent_run(
     aws: AwsContext, store: FindingsStore, slack: SlackReceiver
 ) -> None:
-    # Given a pending message, and two runs (two Lambdas) flushing at the same moment while Slack is slow
+    # Given a pending message, and a run (one Lambda) whose post of it Slack has taken but not answered yet
     clock = Clock()
-    runs = [make_dispatcher([fast_slack(slack)], FindingsStore(store.client, store.table), clock=clock) for _ in "ab"]
+    first, second = (make_dispatcher([fast_slack(slack)], FindingsStore(store.client, store.table), clock=clock)
+                     for _ in "ab")  # fmt: skip
     slack.go_down()
-    runs[0].announce(alerts=[alert()], changes=[], actions=[])
+    first.announce(alerts=[alert()], changes=[], actions=[])
     slack.come_up()
     slack.slow(1.5, times=1)
     clock.advance(minutes=5)
-    start = threading.Barrier(2)
-    reports: dict[int, Any] = {}
+    reports: list[Any] = []
+    sending = threading.Thread(target=lambda: reports.append(first.flush()))
+    sending.start()
+    assert len(slack.wait_for(1, timeout=10)) == 1  # the post is in flight
 
-    def flush(number: int, run: Dispatcher) -> None:
-        start.wait()
-        reports[number] = run.flush()
+    # When another run (another Lambda) flushes meanwhile
+    meanwhile = second.flush()
+    sending.join(timeout=30)
 
-    threads = [threading.Thread(target=flush, args=(n, run)) for n, run in enumerate(runs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    # Then only the run holding the lease posted; the other left the message alone
+    # Then it left the message alone: one request in all, counted once
+    assert (meanwhile.sent, meanwhile.pending) == (0, 0)
+    assert [r.pending for r in reports] == [1]  # the first run's post timed out: outcome unknown
     assert len(slack.requests) == 1
-    assert sorted(r.pending for r in reports.values()) == [0, 1]
-    assert sum(r.sent for r in reports.values()) == 0
+    assert first.outbox is not None
+    [entry] = first.outbox.due(clock())
+    assert entry.posts == {Channel.SLACK: 1}
 
 
 def test_a_channel_that_cannot_have_posted_does_not_use_up_the_posts(
