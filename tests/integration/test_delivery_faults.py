@@ -33,11 +33,13 @@ from iamguard.store import FindingsStore
 
 from tests.conftest import REPO
 from tests.integration.notify_support import (
+    ACCOUNT,
     Clock,
     MetricsRecorder,
     alert,
     drain,
     fast_slack,
+    finding,
     make_dispatcher,
     slack_fixture,  # noqa: F401 - the `slack` fixture
 )
@@ -214,6 +216,30 @@ def test_an_event_announcement_also_delivers_what_a_dead_audit_left_in_the_outbo
     assert posted(slack) == WALKTHROUGH + Counter(
         {("🔴 Critical · Root signed in to the console", "root_console_sign_in"): 1}
     )
+
+
+def test_a_large_change_is_claimed_in_transactions_dynamodb_accepts(
+    aws: AwsContext, store: FindingsStore, slack: SlackReceiver
+) -> None:
+    # Given 150 users who opened the same finding in one audit (moto does not check the 100-action limit)
+    sizes: list[int] = []
+    store.client.meta.events.register(
+        "provide-client-params.dynamodb.TransactWriteItems",
+        lambda params, **_: sizes.append(len(params["TransactItems"])),
+    )
+    changes = store.record([finding(user=f"user{n:03}") for n in range(150)], full_audit_account=ACCOUNT)
+
+    # When they are announced
+    report = make_dispatcher([fast_slack(slack)], store).announce(alerts=[], changes=changes, actions=[])
+
+    # Then two messages (99 + 51 users) took every announcement, each claim within DynamoDB's limit
+    assert report.sent == 2
+    assert sorted(sizes) == [52, 100]
+    assert store.pending_notifications() == []
+    assert [m["blocks"][0]["text"]["text"] for m in slack.messages] == [
+        "🟠 High · 99 new findings: Every user with a console password has MFA",
+        "🟠 High · 51 new findings: Every user with a console password has MFA",
+    ]
 
 
 def test_a_post_killed_before_its_outcome_was_recorded_is_resent_after_the_lease(

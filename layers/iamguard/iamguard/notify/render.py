@@ -29,7 +29,10 @@ ICONS = {
     Severity.LOW: "🔵",
     Severity.INFORMATIONAL: "⚪",
 }
-CHUNK = 100  # findings per message: Security Hub's batch size, and a bounded item in the outbox
+CHUNK = 100  # findings per Security Hub message: BatchImportFindings' batch size, a bounded outbox item
+# Findings per message to people: the message's claim is one transaction with one step per finding
+# (iamguard.outbox), and DynamoDB allows 100 actions in a transaction.
+PER_MESSAGE = 99
 LISTED = 10  # resources named in a grouped message
 DIGEST_LINES = 15
 FAILING_OUTCOMES = {"opened", "escalated", "failing"}
@@ -119,7 +122,7 @@ class MessageBuilder:
 
         messages = []
         for (_, check_id, result, _account), members in groupby(sorted(notable, key=group_key), key=group_key):
-            for chunk in _chunks(sorted(members, key=lambda c: c.finding.resource_name)):
+            for chunk in _chunks(sorted(members, key=lambda c: c.finding.resource_name), PER_MESSAGE):
                 messages.append(self._finding_message(check_id, result, chunk))
         return messages
 
