@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 from iamguard.audit import run_audit, store_audit
 from iamguard.aws import AwsContext
 from iamguard.config import Settings
+from iamguard.findings import Severity, Transition
 from iamguard.inventory import Inventory
 from iamguard.local.seed import seed_walkthrough
 from iamguard.local.server import MotoServer
@@ -29,11 +31,12 @@ from iamguard.notify.dispatcher import UNDELIVERED_METRIC, DeadLetterQueue, Deli
 from iamguard.notify.retry import SlackRetryPolicy
 from iamguard.notify.settings import Channel
 from iamguard.outbox import OutboxState
-from iamguard.store import FindingsStore
+from iamguard.store import Change, FindingsStore
 
 from tests.conftest import REPO
 from tests.integration.notify_support import (
     ACCOUNT,
+    NOW,
     Clock,
     MetricsRecorder,
     alert,
@@ -240,6 +243,28 @@ def test_a_large_change_is_claimed_in_transactions_dynamodb_accepts(
         "🟠 High · 99 new findings: Every user with a console password has MFA",
         "🟠 High · 51 new findings: Every user with a console password has MFA",
     ]
+
+
+def test_an_announcement_whose_message_was_told_before_does_not_stay_pending(
+    aws: AwsContext, store: FindingsStore, slack: SlackReceiver
+) -> None:
+    # Given a finding that escalated to critical, fell back to high, and escalates to critical again:
+    # the second escalation is the same message as the first (same transition, severity, status change)
+    notify = make_dispatcher([fast_slack(slack)], store)
+    hours = iter(range(10))
+
+    def observe(severity: Severity) -> list[Change]:
+        return store.record([finding(severity=severity, at=NOW + timedelta(hours=next(hours)))])
+
+    for severity in (Severity.HIGH, Severity.CRITICAL, Severity.HIGH):
+        notify.announce(alerts=[], changes=observe(severity), actions=[])
+    again = notify.announce(alerts=[], changes=observe(Severity.CRITICAL), actions=[])
+
+    # Then it is not told twice, and its announcement is not left to be handed back by every later run
+    assert (again.sent, again.duplicates) == (0, 1)
+    assert store.pending_notifications() == []
+    assert [c.transition for c in observe(Severity.CRITICAL)] == [Transition.UNCHANGED]
+    assert [identity(m)[0] for m in slack.messages] == ["🟠 High · New finding: bob", "🔴 Escalated to Critical: bob"]
 
 
 def test_a_post_killed_before_its_outcome_was_recorded_is_resent_after_the_lease(

@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 
 OUTBOX = "OUTBOX"
 KEEP = timedelta(days=30)  # the dedup window: how long a sent marker is kept
-_CONFLICT_RETRIES = 4  # a claim transaction that collided with another one on the same items
+_CONFLICT_RETRIES = 4  # a claim transaction that collided with another one on the same items (or was throttled)
+_TRANSIENT = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 
 
 class OutboxState(StrEnum):
@@ -132,16 +133,28 @@ class Outbox:
                 reasons: list[dict[str, Any]] = exc.response.get("CancellationReasons", [])  # type: ignore[assignment]
                 codes = [str(reason.get("Code", "None")) for reason in reasons]
                 if codes and codes[0] == "ConditionalCheckFailed":
-                    return ClaimResult(False)  # the message is in the outbox already
+                    # The message is in the outbox already: what it announces has been told.
+                    self._take(announcements)
+                    return ClaimResult(False)
                 lost = tuple(i - 1 for i, code in enumerate(codes) if i and code == "ConditionalCheckFailed")
                 if lost:
                     return ClaimResult(False, lost)
-                if "TransactionConflict" in codes and attempt < _CONFLICT_RETRIES:
+                if _TRANSIENT.intersection(codes) and attempt < _CONFLICT_RETRIES:
                     time.sleep(0.05 * 2**attempt)  # another transaction held one of the items: try again
                     continue
                 raise
             return ClaimResult(True)
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _take(self, announcements: Sequence[Mapping[str, Any]]) -> None:
+        """Remove announcements whose message was claimed before (each on its own; gone ones are fine)."""
+        for step in announcements:
+            update = dict(step["Update"])
+            try:
+                self.client.update_item(**update)
+            except ClientError as exc:
+                if not _conditional_failed(exc):
+                    raise
 
     def _item(self, message: Message, state: OutboxState, index: str, now: datetime) -> dict[str, Any]:
         return {

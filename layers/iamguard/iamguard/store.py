@@ -136,14 +136,15 @@ def pending_change(item: Mapping[str, Any]) -> Change | None:
     token = item.get("notify_pending")
     if not isinstance(token, str):  # absent (or the boolean flag of older versions, which nothing reads)
         return None
-    previous = item.get("notify_previous")
-    return Change(
-        item_to_finding(item),
-        item_to_finding(previous) if isinstance(previous, Mapping) else None,
-        Transition(str(item.get("last_transition", Transition.OPENED.value))),
-        announcement=token,
-        recovered=True,
-    )
+    raw_previous = item.get("notify_previous")
+    try:
+        previous = item_to_finding(raw_previous) if isinstance(raw_previous, Mapping) else None
+    except (KeyError, ValueError):  # hand-edited or truncated: announce without "open since"
+        previous = None
+    transition = str(item.get("last_transition", ""))
+    if transition not in {Transition.OPENED, Transition.RESOLVED, Transition.ESCALATED}:
+        transition = Transition.OPENED.value if item.get("status") == Status.FAIL.value else Transition.RESOLVED.value
+    return Change(item_to_finding(item), previous, Transition(transition), announcement=token, recovered=True)
 
 
 def item_to_finding(item: Mapping[str, Any]) -> Finding:
