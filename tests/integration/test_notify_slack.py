@@ -162,3 +162,15 @@ def test_webhook_urls_must_be_https_except_on_this_machine(url: str) -> None:
 
 def test_local_http_webhooks_are_allowed() -> None:
     assert check_webhook_url(" http://127.0.0.1:3000/services/T/B/x ") == "http://127.0.0.1:3000/services/T/B/x"
+
+
+def test_a_bot_token_post_answered_late_is_outcome_unknown_not_retried(slack: SlackReceiver) -> None:
+    # chat.postMessage has no idempotency key either: the same policy as the webhook
+    slack.slow(1.5)
+    bot = SlackNotifier(
+        lambda: SlackCredentials(token=slack.token, channel="#sec"), policy=fast_policy(), api_base_url=slack.api_url
+    )
+    with pytest.raises(DeliveryError, match="Slack API sent no answer") as failure:
+        bot.send(MESSAGE)
+    assert failure.value.unknown
+    assert len(slack.requests) == len(slack.messages) == 1

@@ -324,7 +324,7 @@ class Dispatcher:
             lease = self.outbox.lease(message.key, now, {c: self._limit(c) for c in counted})
             if lease is None:
                 return  # another run is on it (or has just used up a channel's sends)
-        result = self._attempt(message.with_note(note) if note else message, tryable, delivered, lease)
+        result = self._attempt(message.with_note(note) if note else message, tryable, counted, delivered, lease)
         report.fallbacks += result.fallbacks
         posts_after = {
             c: posts.get(c, 0) + (1 if c in result.counted and c not in result.refunds() else 0) for c in targets
@@ -340,16 +340,22 @@ class Dispatcher:
         )
 
     def _attempt(
-        self, message: Message, remaining: Iterable[Channel], delivered: frozenset[Channel], lease: datetime | None
+        self,
+        message: Message,
+        remaining: Iterable[Channel],
+        sendable: set[Channel],
+        delivered: frozenset[Channel],
+        lease: datetime | None,
     ) -> _Round:
         """Send to each remaining channel; if a person channel fails, to the other one as a fallback.
 
-        Under a lease, the lease counted one send to each channel that is not down; a fallback
-        send is counted first (`Outbox.reserve`) and skipped when its channel has no sends left.
+        Only `sendable` channels are sent to (under a lease, the lease counted one send to each);
+        the rest failed moments ago in this run. A fallback send is counted first
+        (`Outbox.reserve`) and skipped when its channel has no sends left.
         """
         result = _Round(set(delivered))
         for channel in sorted(remaining):
-            if self._is_down(channel):
+            if channel not in sendable:
                 result.skipped.add(channel)
                 continue
             result.counted.add(channel)
