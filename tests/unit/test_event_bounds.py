@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from iamguard.events import parse_event
+from iamguard.events import RULES, Subject, SubjectError, locate_subject, parse_event
 from iamguard.events.models import (
     MAX_EVENT_CHARS,
     MAX_EVENT_DEPTH,
@@ -126,3 +126,44 @@ def test_printable_shortens_and_replaces_lone_surrogates() -> None:
     assert printable("a" * 100, 10) == "a" * 10 + "…"
     assert printable("x\ud800y") == "x?y"
     assert printable("é") == "é"
+
+
+# ---------------------------------------------------------------- IAM names in the event map
+@pytest.mark.parametrize(
+    "name", ["bob", "a" * 64, "ci+bot=1,x.y@example.com_z-9", "A", "1"], ids=["plain", "64", "symbols", "one", "digit"]
+)
+def test_valid_iam_user_names_are_subjects(name: str) -> None:
+    parsed = parse_event(event(requestParameters={"userName": name}))
+    assert locate_subject(parsed, RULES["CreateUser"]) == Subject("user", name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["josé", "bob\n", "bob\r\n", "\nbob", "Ωmega", "\uff42\uff4f\uff42", "a" * 65, "", "bob smith", "bob/admin", "٣"],
+    ids=[
+        "accent",
+        "newline",
+        "crlf",
+        "leading-newline",
+        "greek",
+        "fullwidth",
+        "65",
+        "empty",
+        "space",
+        "slash",
+        "digit",
+    ],
+)
+def test_names_iam_cannot_have_are_rejected(name: str) -> None:
+    parsed = parse_event(event(requestParameters={"userName": name}))
+    with pytest.raises(SubjectError, match="is not a valid IAM name"):
+        locate_subject(parsed, RULES["CreateUser"])
+
+
+def test_group_names_may_be_128_characters() -> None:
+    rule = RULES["AttachGroupPolicy"]
+    parsed = parse_event(event(eventName="AttachGroupPolicy", requestParameters={"groupName": "g" * 128}))
+    assert locate_subject(parsed, rule) == Subject("group", "g" * 128)
+    parsed = parse_event(event(eventName="AttachGroupPolicy", requestParameters={"groupName": "g" * 129}))
+    with pytest.raises(SubjectError):
+        locate_subject(parsed, rule)
