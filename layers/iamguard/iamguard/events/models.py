@@ -67,32 +67,43 @@ def _valid_unicode(text: str) -> bool:
     return True
 
 
-def _shown(where: str) -> str:
-    return printable(where, 120) if where else "the event"
+# Where a value sits: (parent, key or index), built without formatting; shown only in a rejection.
+_Where = tuple[Any, str | int] | None
+
+
+def _shown(where: _Where) -> str:
+    parts: list[str] = []
+    while where is not None:
+        where, key = where
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key[:40]}")
+    path = "".join(reversed(parts)).lstrip(".")
+    return printable(path, 120) if path else "the event"
 
 
 def check_bounds(raw: Any) -> None:
     """Raise EventBoundsError unless `raw` is a JSON value of a size and shape a CloudTrail event can have.
 
-    Iterative, and stops at the first excess, so the check itself costs at most the bounds.
+    Iterative, and it stops at the first excess: the check itself costs at most the bounds.
     """
-    chars = values = 0
-    stack: list[tuple[Any, int, str]] = [(raw, 1, "")]
+    chars = 0
+    values = 1
+    stack: list[tuple[Any, int, _Where]] = [(raw, 1, None)]
     while stack:
         value, depth, where = stack.pop()
-        values += 1
-        if values > MAX_EVENT_VALUES:
-            raise EventBoundsError(f"the event holds more than {MAX_EVENT_VALUES} values")
         if depth > MAX_EVENT_DEPTH:
             raise EventBoundsError(f"{_shown(where)} is nested more than {MAX_EVENT_DEPTH} levels deep")
-        if isinstance(value, dict):
+        if isinstance(value, dict | list):
+            values += len(value)
+            if values > MAX_EVENT_VALUES:
+                raise EventBoundsError(f"the event holds more than {MAX_EVENT_VALUES} values")
+            if isinstance(value, list):
+                stack.extend((child, depth + 1, (where, index)) for index, child in enumerate(value))
+                continue
             for key, child in value.items():
                 if not isinstance(key, str) or not _valid_unicode(key):
                     raise EventBoundsError(f"{_shown(where)} has a key that is not valid Unicode text")
                 chars += len(key)
-                stack.append((child, depth + 1, f"{where}.{key[:40]}" if where else key[:40]))
-        elif isinstance(value, list):
-            stack.extend((child, depth + 1, f"{where}[{index}]") for index, child in enumerate(value))
+                stack.append((child, depth + 1, (where, key)))
         elif isinstance(value, str):
             chars += len(value)
             if not _valid_unicode(value):
