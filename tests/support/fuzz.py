@@ -151,7 +151,14 @@ IDENTITY_TYPES = [
     "root",
 ]
 SOURCES = [("aws.iam", "iam.amazonaws.com"), ("aws.signin", "signin.amazonaws.com"), ("aws.sts", "sts.amazonaws.com")]
-DETAIL_TYPES = ["AWS API Call via CloudTrail", "AWS Console Sign In via CloudTrail", "Object Created", ""]
+DETAIL_TYPES = [
+    "AWS API Call via CloudTrail",
+    "AWS Console Sign In via CloudTrail",
+    "AWS Console Signin via CloudTrail",
+    "AWS Service Event via CloudTrail",
+    "Object Created",
+    "",
+]
 EVENT_NAMES = [
     "CreateUser",
     "CreateLoginProfile",
