@@ -412,7 +412,7 @@ class EventProcessor:
         detail = event.detail
         identity = detail.user_identity
         principal = "root" if identity.type == "Root" else identity.user_name or HIDDEN_USER_NAME
-        burst = self.failures.record(self.account_id, principal, detail.event_id, detail.event_time)
+        burst = self.failures.count(self.account_id, principal, detail.event_id, detail.event_time)
         note = (
             f"failed sign-in for {principal}: {burst.failures} within {self.settings.signin_failure_window_minutes}"
             f" minutes (burst threshold {burst.threshold})"
@@ -481,7 +481,7 @@ class EventProcessor:
         context = UserContext(self.settings, now, groups, documents, password_policy())
         only = [check for check in rule.checks if CATALOG[check].scope == "user"]
         findings = run_user_checks(user, context, self.account_id, only=only)
-        changes = self.store.record(findings)
+        changes = self.store.record_resources(findings)
         restored = tuple(action.policy_arn for action in actions if action.performed)
         return UserView(user, groups, documents, tuple(findings), tuple(changes), restored), actions
 
@@ -526,7 +526,7 @@ class EventProcessor:
             policy_documents={},
         )
         findings = run_checks(state, self.settings, now, only=only)
-        changes = self.store.record(findings)
+        changes = self.store.record_resources(findings)
         seen = Observed(
             root=root,
             root_changes=tuple(changes) if root is not None else (),
