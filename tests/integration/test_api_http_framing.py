@@ -43,8 +43,20 @@ def raw_request(api: ApiServer, head: str, body: bytes = b"") -> tuple[int, dict
         ("Content-Length: 4\nContent-Length: 5", 400, "bad_request"),
         (f"Content-Length: {MAX_BODY_BYTES + 1}", 413, "payload_too_large"),
         ("Content-Length: " + "9" * 400, 413, "payload_too_large"),
+        ("Transfer-Encoding: chunked", 411, "length_required"),
+        ("Transfer-Encoding: chunked\nContent-Length: 2", 411, "length_required"),
     ],
-    ids=["letters", "negative", "fraction", "arabic-digit", "conflicting", "over-10-MB", "400-digits"],
+    ids=[
+        "letters",
+        "negative",
+        "fraction",
+        "arabic-digit",
+        "conflicting",
+        "over-10-MB",
+        "400-digits",
+        "chunked",
+        "chunked-and-length",
+    ],
 )
 def test_a_content_length_that_cannot_be_honoured_gets_an_answer(
     api: ApiServer, content_length: str, status: int, error: str

@@ -25,6 +25,7 @@ import copy
 import importlib.util
 import io
 import json
+import logging
 import os
 import random
 import subprocess
@@ -714,8 +715,6 @@ def lambda_handlers(*, quiet: bool = True) -> Iterator[Callable[[Any], Any]]:
         "REQUIRED_POLICY_ARNS": "arn:aws:iam::aws:policy/IAMUserChangePassword",
         "SIGNIN_FAILURE_THRESHOLD": "3",
     }
-    if quiet:
-        env["POWERTOOLS_LOG_LEVEL"] = "CRITICAL"
     saved = {key: os.environ.get(key) for key in [*env, "GUARDRAIL_POLICY_ARN"]}
     os.environ.update(env)
     sink = io.StringIO()
@@ -730,6 +729,11 @@ def lambda_handlers(*, quiet: bool = True) -> Iterator[Callable[[Any], Any]]:
             os.environ["GUARDRAIL_POLICY_ARN"] = ensure_guardrail_policy(aws.iam(), ACCOUNT_ID)
             handlers = {name: _load_handler(name) for name in ("on_iam_event", "on_signin_event")}
             context = LambdaContext()
+            # The handlers' Powertools logger is the process's "iamguard" logger: quiet it for the run only.
+            service_logger = logging.getLogger("iamguard")
+            level = service_logger.level
+            if quiet:
+                service_logger.setLevel(logging.CRITICAL)
 
             def deliver(event: Any) -> Any:
                 source = event.get("source") if isinstance(event, dict) else None
@@ -740,7 +744,10 @@ def lambda_handlers(*, quiet: bool = True) -> Iterator[Callable[[Any], Any]]:
                 sink.truncate()
                 return result
 
-            yield deliver
+            try:
+                yield deliver
+            finally:
+                service_logger.setLevel(level)
     finally:
         moto_ext.reset()
         for key, value in saved.items():

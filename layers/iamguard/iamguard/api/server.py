@@ -124,7 +124,10 @@ class _Handler(BaseHTTPRequestHandler):
         """The body's length, or None after answering a request whose Content-Length cannot be honoured."""
         raw = self.headers.get_all("Content-Length") or []
         value = raw[0].strip() if raw else "0"
-        if len(set(raw)) > 1:
+        if self.headers.get("Transfer-Encoding"):
+            message = "Transfer-Encoding is not supported here: send the body with a Content-Length"
+            self._refuse(HTTPStatus.LENGTH_REQUIRED, "length_required", message)
+        elif len(set(raw)) > 1:
             self._refuse(HTTPStatus.BAD_REQUEST, "bad_request", "conflicting Content-Length headers")
         elif not (value.isascii() and value.isdigit()):
             self._refuse(HTTPStatus.BAD_REQUEST, "bad_request", "Content-Length must be a whole number")
