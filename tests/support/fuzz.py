@@ -12,8 +12,9 @@ Two harnesses: `run_handlers` delivers each event to the real Lambda handlers
 them; `lambda_handlers()` sets them up on in-process moto with the sample account), and
 `run_replay` writes the cases to files and runs `iamguard events replay` over them. A run
 passes when nothing raised out of a handler and the replay answered every file and event
-with a well-formed line. The same seed always gives the same corpus, so a failure is
-reproduced by its seed and case index.
+with a well-formed line. The same seed gives the same corpus (for the same samples in
+events/ and the same hour: times near the model's bounds are relative to it), so a failure
+is reproduced by its seed, hour (`now`) and case index.
 
     .venv/bin/python bench/fuzz.py --events 100000     # the long run (bench/RESULTS.md)
 """
