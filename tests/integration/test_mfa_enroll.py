@@ -259,3 +259,40 @@ def test_the_seed_shown_is_the_devices_seed(local: tuple[MotoServer, Trail]) -> 
     listed = iam.list_virtual_mfa_devices()["VirtualMFADevices"][0]
     assert listed["Base32StringSeed"].decode() == device.seed
     assert pyotp.parse_uri(device.uri).secret == device.seed
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["deleted", "kept-on-request"])
+def test_the_secret_file_does_not_outlive_the_enrolment_unless_asked(
+    local: tuple[MotoServer, Trail], capsys: pytest.CaptureFixture[str], tmp_path: Path, keep: bool
+) -> None:
+    # Given a device created in step 1 with its seed in a file
+    server, _ = local
+    iam = client("iam", server.url)
+    iam.create_user(UserName="hana")
+    secret_file = tmp_path / "hana.secret"
+    url = ["--endpoint-url", server.url]
+    assert main(["mfa", "enroll", "hana", "--secret-file", str(secret_file), *url]) == 0
+    assert "this deletes the file" in capsys.readouterr().out
+    seed = secret_file.read_text().strip()
+    serial = f"arn:aws:iam::{ACCOUNT}:mfa/hana"
+    step2 = ["mfa", "enroll", "hana", "--serial", serial, "--secret-file", str(secret_file), *url]
+
+    # When wrong codes are given, the file stays for the next try
+    same = pyotp.TOTP(seed).now()
+    assert main([*step2, "--code1", same, "--code2", same]) == 1
+    assert secret_file.exists()
+    capsys.readouterr()
+
+    # When the device is enabled
+    code1, code2 = authenticator_codes(seed)
+    assert main([*step2, "--code1", code1, "--code2", code2, *(["--keep-secret-file"] if keep else [])]) == 0
+    out, err = capsys.readouterr()
+
+    # Then the seed is gone from disk, or it stays only on request and with a loud warning
+    assert f"MFA device {serial} is enabled for hana." in out
+    assert secret_file.exists() is keep
+    if keep:
+        assert f"warning: {secret_file} still holds the MFA secret of an enabled device" in err
+    else:
+        assert f"Deleted {secret_file}" in out and err == ""
+    assert seed not in out + err

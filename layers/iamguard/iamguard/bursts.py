@@ -43,7 +43,7 @@ class SignInFailures:
         self.threshold = threshold
         self.window = window
 
-    def record(self, account_id: str, principal: str, event_id: str, at: datetime) -> Burst:
+    def count(self, account_id: str, principal: str, event_id: str, at: datetime) -> Burst:
         """Count one failure (once per event id) and report the burst it belongs to."""
         pk = f"SIGNIN_FAILURES#{account_id}#{principal}"
         # Replayed or late events may be old: keep their items at least a window from now.

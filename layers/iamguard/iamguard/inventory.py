@@ -224,7 +224,10 @@ class Inventory:
             try:
                 state: str = self.iam.generate_credential_report()["State"]
             except ClientError as exc:
-                # LimitExceeded: too many generations right now. Keep polling until the deadline.
+                # Only LimitExceeded (too many generations right now) is worth waiting for; AccessDenied
+                # and the rest are the caller's to report (botocore already retried throttling).
+                if exc.response.get("Error", {}).get("Code") != "LimitExceeded":
+                    raise
                 state = "LIMITED"
                 last_problem = _error_text(exc)
             if state == "COMPLETE":

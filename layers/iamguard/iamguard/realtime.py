@@ -18,6 +18,7 @@ the Lambda's retry and on-failure destination handle those.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -28,6 +29,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.parser.exceptions import InvalidModelTypeError
@@ -43,7 +45,14 @@ from iamguard.config import Settings
 from iamguard.detections import DETECTORS, Observed, UserView
 from iamguard.enforce import Enforcer
 from iamguard.events.catalog import EventRule, Subject, SubjectError, locate_subject, rule_for
-from iamguard.events.models import HIDDEN_USER_NAME, CloudTrailDetail, CloudTrailEvent, UserIdentity, parse_event
+from iamguard.events.models import (
+    HIDDEN_USER_NAME,
+    CloudTrailDetail,
+    CloudTrailEvent,
+    UserIdentity,
+    parse_event,
+    printable,
+)
 from iamguard.findings import Finding, Status
 from iamguard.inventory import Inventory, UnknownUser
 from iamguard.models import AccountState, PasswordPolicy, RootState
@@ -66,6 +75,10 @@ SIGN_IN_STEPS = {
 IDEMPOTENCY_TTL = timedelta(hours=24)  # EventBridge retries an event for up to 24 hours
 # A member costs about ten IAM calls; larger groups: the first 25 now, the rest at the next audit.
 MAX_GROUP_MEMBERS = 25
+# A delivery that finds the same eventID in progress elsewhere waits this long for its result
+# (never past the invocation's last CONCURRENT_MARGIN seconds), then reports a duplicate.
+CONCURRENT_WAIT = 5.0
+CONCURRENT_MARGIN = 5.0
 
 
 class FindingView(BaseModel):
@@ -148,7 +161,7 @@ def _raw_field(raw: Any, *path: str) -> str | None:
     node = raw
     for part in path:
         node = node.get(part) if isinstance(node, dict) else None
-    return node[:128] if isinstance(node, str) else None
+    return printable(node, 128) if isinstance(node, str) else None
 
 
 def own_role(identity: UserIdentity, role_arns: Iterable[str]) -> str | None:
@@ -218,6 +231,8 @@ class EventProcessor:
         logger: Any = None,
         iam_client: IAMClient | None = None,
         clock: Callable[[], datetime] | None = None,
+        concurrent_wait: float = CONCURRENT_WAIT,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.aws = aws
         self.settings = settings
@@ -228,6 +243,8 @@ class EventProcessor:
         self.accept_sources = frozenset(accept_sources) if accept_sources is not None else None
         self.iam: IAMClient = iam_client or aws.iam()
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.concurrent_wait = concurrent_wait
+        self._sleep = sleep
         # One inventory for the processor's life: its call counter hooks the client once, not once per event.
         self.inventory = Inventory(aws, iam_client=self.iam)
         self.enforcer = Enforcer(self.iam, settings, clock=self.clock)
@@ -281,7 +298,7 @@ class EventProcessor:
             except SubjectError as exc:
                 return self._rejected(raw, str(exc))
             if subject is not None:
-                result = self._evaluate_once(event=event, rule=rule, subject=subject)
+                result = self._evaluate_or_wait(event=event, rule=rule, subject=subject)
                 self._log(result)
                 return result
             reason = f"the event names no IAM user, group or root ({detail.user_identity.type} caller)"
@@ -290,6 +307,46 @@ class EventProcessor:
         )
         self._log(result)
         return result
+
+    def _evaluate_or_wait(self, *, event: CloudTrailEvent, rule: EventRule, subject: Subject) -> EventResult:
+        """Evaluate once per eventID; a delivery racing another one of the same event is a duplicate, not an error.
+
+        While the other delivery holds the in-progress record, retry briefly: its stored result
+        comes back marked duplicate, or (if it failed and released the record) this one evaluates.
+        If it is still running after the wait, it owns the event: it stores and announces the
+        result, and any later redelivery finds that completed record.
+        """
+        waited = 0.0
+        budget = self._wait_budget()
+        delay = 0.1
+        while True:
+            try:
+                return self._evaluate_once(event=event, rule=rule, subject=subject)
+            except IdempotencyAlreadyInProgressError:
+                if waited >= budget:
+                    break
+                pause = min(delay, budget - waited)
+                self._sleep(pause)
+                waited += pause
+                delay = min(delay * 2, 1.0)
+        detail = event.detail
+        return EventResult(
+            event_id=detail.event_id,
+            event_name=detail.event_name,
+            outcome="ignored",
+            duplicate=True,
+            reason=(
+                f"duplicate delivery: another invocation is evaluating this event (eventID {detail.event_id}) "
+                f"right now and still was after {waited:.1f} s; it stores and announces the result"
+            ),
+        )
+
+    def _wait_budget(self) -> float:
+        context = self._idempotency_config.lambda_context if self._idempotency_config is not None else None
+        if context is None:
+            return self.concurrent_wait
+        remaining = context.get_remaining_time_in_millis() / 1000 - CONCURRENT_MARGIN
+        return max(0.0, min(self.concurrent_wait, remaining))
 
     def _rejected(self, raw: Any, reason: str) -> EventResult:
         result = EventResult(
@@ -355,7 +412,7 @@ class EventProcessor:
         detail = event.detail
         identity = detail.user_identity
         principal = "root" if identity.type == "Root" else identity.user_name or HIDDEN_USER_NAME
-        burst = self.failures.record(self.account_id, principal, detail.event_id, detail.event_time)
+        burst = self.failures.count(self.account_id, principal, detail.event_id, detail.event_time)
         note = (
             f"failed sign-in for {principal}: {burst.failures} within {self.settings.signin_failure_window_minutes}"
             f" minutes (burst threshold {burst.threshold})"
@@ -424,7 +481,7 @@ class EventProcessor:
         context = UserContext(self.settings, now, groups, documents, password_policy())
         only = [check for check in rule.checks if CATALOG[check].scope == "user"]
         findings = run_user_checks(user, context, self.account_id, only=only)
-        changes = self.store.record(findings)
+        changes = self.store.record_resources(findings)
         restored = tuple(action.policy_arn for action in actions if action.performed)
         return UserView(user, groups, documents, tuple(findings), tuple(changes), restored), actions
 
@@ -469,7 +526,7 @@ class EventProcessor:
             policy_documents={},
         )
         findings = run_checks(state, self.settings, now, only=only)
-        changes = self.store.record(findings)
+        changes = self.store.record_resources(findings)
         seen = Observed(
             root=root,
             root_changes=tuple(changes) if root is not None else (),

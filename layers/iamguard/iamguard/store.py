@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from iamguard.checks import CATALOG
 from iamguard.findings import Finding, Severity, Status, Transition, transition
 
 if TYPE_CHECKING:
@@ -226,15 +227,31 @@ class FindingsStore:
         audit no longer produced (the user was deleted) are resolved.
         """
         observed = list(findings)
-        if full_audit_account is not None:
-            current = {
-                self._key_of(item): item for item in self.scan_findings() if item["account_id"] == full_audit_account
-            }
-        else:
-            # The event path: one consistent Query per resource reads all of its stored findings.
-            current = {}
-            for pk in dict.fromkeys(self._finding_key(finding)[0] for finding in observed):
-                current.update((self._key_of(item), item) for item in self._resource_items(pk))
+        if full_audit_account is None:
+            return self.record_resources(observed)
+        current = {
+            self._key_of(item): item for item in self.scan_findings() if item["account_id"] == full_audit_account
+        }
+        return self._record_against(observed, current, full_audit_account)
+
+    def record_resources(self, findings: Iterable[Finding]) -> list[Change]:
+        """Store observations of a few resources (the event path); return what changed.
+
+        One consistent Query per resource reads all of its stored findings; nothing scans
+        the table (the event functions hold no dynamodb:Scan).
+        """
+        observed = list(findings)
+        current: dict[tuple[str, str], dict[str, Any]] = {}
+        for pk in dict.fromkeys(self._finding_key(finding)[0] for finding in observed):
+            current.update((self._key_of(item), item) for item in self._resource_items(pk))
+        return self._record_against(observed, current, None)
+
+    def _record_against(
+        self,
+        observed: list[Finding],
+        current: Mapping[tuple[str, str], Mapping[str, Any]],
+        full_audit_account: str | None,
+    ) -> list[Change]:
         changes = self._write_all([(finding, current.get(self._finding_key(finding))) for finding in observed])
         seen = {self._finding_key(f) for f in observed}
         cutoff = min((f.observed_at for f in observed), default=None)
@@ -559,7 +576,20 @@ class FindingsStore:
             params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def findings(self) -> list[Finding]:
-        return [item_to_finding(item) for item in self.scan_findings()]
+        """Every stored finding of the catalog's checks, read check by check from the index (no Scan).
+
+        For tests and the local demo; the index is eventually consistent in AWS.
+        """
+        found: list[Finding] = []
+        for check_id in CATALOG:
+            for page in self.client.get_paginator("query").paginate(
+                TableName=self.table,
+                IndexName="gsi1",
+                KeyConditionExpression="gsi1pk = :check",
+                ExpressionAttributeValues={":check": {"S": f"CHECK#{check_id}"}},
+            ):
+                found.extend(item_to_finding(_from_ddb(raw)) for raw in page.get("Items", []))
+        return found
 
     def findings_for_resource(self, resource_type: str, name: str, account_id: str) -> list[Finding]:
         return [item_to_finding(item) for item in self._resource_items(resource_key(resource_type, name, account_id))]

@@ -8,18 +8,21 @@ throttling. It binds to the loopback interface only: there is no authorization h
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import threading
 import time
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
 from iamguard.api.app import create_app
 from iamguard.api.launch import AuditLauncher, ThreadAuditLauncher
+from iamguard.api.models import ErrorResponse
 from iamguard.api.service import StatusService
 from iamguard.api.settings import ApiSettings
 from iamguard.aws import AwsContext
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 
 # Powertools keeps the current event on the router class: one request at a time per process.
 _RESOLVE_LOCK = threading.Lock()
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 _TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
 
 
@@ -95,7 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _handle(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._content_length()
+        if length is None:
+            return
         body = self.rfile.read(length) if length > 0 else b""
         event = proxy_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
         with _RESOLVE_LOCK:
@@ -110,6 +116,38 @@ class _Handler(BaseHTTPRequestHandler):
             for single in value if isinstance(value, list) else [value]:
                 self.send_header(name, str(single))
         self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _content_length(self) -> int | None:
+        """The body's length, or None after answering a request whose Content-Length cannot be honoured."""
+        raw = self.headers.get_all("Content-Length") or []
+        value = raw[0].strip() if raw else "0"
+        if self.headers.get("Transfer-Encoding"):
+            message = "Transfer-Encoding is not supported here: send the body with a Content-Length"
+            self._refuse(HTTPStatus.LENGTH_REQUIRED, "length_required", message)
+        elif len(set(raw)) > 1:
+            self._refuse(HTTPStatus.BAD_REQUEST, "bad_request", "conflicting Content-Length headers")
+        elif not (value.isascii() and value.isdigit()):
+            self._refuse(HTTPStatus.BAD_REQUEST, "bad_request", "Content-Length must be a whole number")
+        elif len(value) > 20 or int(value) > MAX_BODY_BYTES:
+            limit = MAX_BODY_BYTES // (1024 * 1024)
+            self._refuse(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large", f"the body may be at most {limit} MB"
+            )
+        else:
+            return int(value)
+        return None
+
+    def _refuse(self, status: HTTPStatus, code: str, message: str) -> None:
+        """Answer without reading the body, and close: what follows on the connection cannot be framed."""
+        data = json.dumps(ErrorResponse(error=code, message=message).model_dump(mode="json")).encode()
+        self.close_connection = True
+        self.send_response(status.value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)

@@ -1,8 +1,10 @@
 """`iamguard events`: replay CloudTrail events through the event Lambdas' own code, seed a local sample account.
 
 `replay` prints one JSON object per event (JSON lines). A file that cannot be
-read or parsed, or an event that is malformed, is reported as "rejected" and
-the replay goes on; only an unreachable or failing AWS endpoint stops it.
+read or parsed (not UTF-8, not JSON, nested past Python's recursion limit,
+integers past its digit limit, empty), or an event that is malformed, is
+reported as "rejected" and the replay goes on; only an unreachable or failing
+AWS endpoint stops it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import argparse
 import json
 import logging
 import sys
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,16 @@ from iamguard.cli.common import EXIT_OK, EXIT_USAGE, CliError, add_aws_arguments
 from iamguard.cli.common import is_local_endpoint as _is_local
 from iamguard.config import Settings
 from iamguard.enforce import ensure_guardrail_policy
+from iamguard.events.models import printable
 from iamguard.notify.cli import add_notify_arguments, announcer_from_args, report_delivery
 from iamguard.notify.dispatcher import Dispatcher
 from iamguard.realtime import EventProcessor, EventResult, ensure_idempotency_table
 from iamguard.store import FindingsStore
 
 DEFAULT_IDEMPOTENCY_TABLE = "iamguard-idempotency"
+# Each event gets what a Lambda invocation gets (template.yaml: Timeout 60): an in-progress
+# idempotency record left by a killed replay expires after it, as a timed-out invocation's does.
+EVENT_DEADLINE_MS = 60_000
 logger = logging.getLogger("iamguard.events")
 
 
@@ -119,18 +124,48 @@ def make_announcer(args: argparse.Namespace, settings: Settings, ctx: AwsContext
     return announcer_from_args(args, settings, ctx, store=store) or LogOnlyAnnouncer(logger)
 
 
+class _EventDeadline:
+    """Stands in for the Lambda context: every event starts with EVENT_DEADLINE_MS to go."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return EVENT_DEADLINE_MS
+
+
 def read_events(path: Path) -> Iterator[tuple[Any, str | None]]:
     """(event, None) for each event in the file, or (None, reason) when the file cannot be used."""
+    shown = printable(str(path), 200)
     try:
         loaded = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        yield None, f"cannot read {path}: {exc.strerror}"
+        yield None, f"cannot read {shown}: {exc.strerror or exc}"
         return
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        yield None, f"{path} is not JSON: {exc}"
+    except UnicodeDecodeError as exc:
+        yield None, f"{shown} is not JSON: not UTF-8 text ({exc.reason} at byte {exc.start})"
         return
-    for event in loaded if isinstance(loaded, list) else [loaded]:
+    except RecursionError:
+        yield None, f"{shown} is not usable JSON: nested deeper than Python can read"
+        return
+    except ValueError as exc:  # JSONDecodeError, or an integer past Python's digit limit
+        yield None, f"{shown} is not usable JSON: {printable(str(exc), 200)}"
+        return
+    events = loaded if isinstance(loaded, list) else [loaded]
+    if not events:
+        yield None, f"{shown} holds no events (an empty JSON array)"
+    for event in events:
         yield event, None
+
+
+def _printable_line(result: EventResult, output_format: str) -> str:
+    """The result as one line that stdout can encode, whatever the event carried."""
+    encoding = sys.stdout.encoding or "utf-8"
+    if output_format == "json":
+        line = json.dumps(result.line(), ensure_ascii=False)
+        try:
+            line.encode(encoding)
+        except UnicodeEncodeError:  # a lone surrogate, or a terminal that cannot show the text
+            line = json.dumps(result.line())
+        return line
+    return _text(result).encode(encoding, "backslashreplace").decode(encoding)
 
 
 def _text(result: EventResult) -> str:
@@ -180,19 +215,17 @@ def build_processor(args: argparse.Namespace, settings: Settings, ctx: AwsContex
 
 def run_replay(args: argparse.Namespace) -> int:
     _configure_logging(args.verbose)
-    # Outside Lambda there is no invocation deadline for idempotency to track.
-    warnings.filterwarnings("ignore", message="Couldn't determine the remaining time left", category=UserWarning)
     settings = replay_settings(args)
     ctx = aws_context(args)
     with aws_errors(args.endpoint_url):
         processor = build_processor(args, settings, ctx)
+        processor.register_lambda_context(_EventDeadline())
         for path in args.files:
             for event, problem in read_events(path):
                 result = (
                     EventResult(outcome="rejected", reason=problem) if problem is not None else processor.process(event)
                 )
-                line = json.dumps(result.line(), ensure_ascii=False) if args.format == "json" else _text(result)
-                sys.stdout.write(line + "\n")
+                sys.stdout.write(_printable_line(result, args.format) + "\n")
                 sys.stdout.flush()
         if isinstance(processor.announcer, Dispatcher):
             processor.announcer.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import socket
@@ -60,10 +61,11 @@ def register(subparsers: Any) -> None:
 
 
 def start_runtime(options: LocalOptions) -> LocalRuntime:
-    """Start a runtime, with problems as one-line CLI errors; SIGTERM then stops it like Ctrl-C."""
+    """Start a runtime, with problems as one-line CLI errors; Ctrl-C and SIGTERM stop it from now on."""
     from iamguard.local.routing import TemplateError
     from iamguard.local.runtime import LocalRuntime
 
+    install_stop_signals()
     if not options.template.is_file():
         raise CliError(f"no template at {options.template} (use --template)", exit_code=EXIT_USAGE)
     runtime = LocalRuntime(options)
@@ -73,7 +75,6 @@ def start_runtime(options: LocalOptions) -> LocalRuntime:
         raise CliError(f"template.yaml: {exc}") from exc
     except OSError as exc:
         raise CliError(f"cannot start the local runtime: {exc.strerror or exc}") from exc
-    signal.signal(signal.SIGTERM, _interrupt)
     return runtime
 
 
@@ -109,7 +110,20 @@ def _free(port: int) -> bool:
     return True
 
 
+def install_stop_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop the runtime: KeyboardInterrupt in the main thread, once.
+
+    Installed explicitly: a process started as a background job (`cmd &` in a script) inherits
+    SIGINT as ignored, and Python then installs no KeyboardInterrupt handler of its own.
+    """
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    # A second signal while stopping must not cut the (bounded) shutdown short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -131,7 +145,11 @@ def run_local(args: argparse.Namespace) -> int:
     )
     sys.stdout.write("starting the local runtime...\n")
     sys.stdout.flush()
-    runtime = start_runtime(options)
+    try:
+        runtime = start_runtime(options)
+    except KeyboardInterrupt:  # stopped while starting (start() cleaned up after itself)
+        sys.stdout.write("\nstopped before the local runtime was up\n")
+        return EXIT_OK
     try:
         sys.stdout.write(runtime.banner() + "\n")
         sys.stdout.flush()
@@ -139,8 +157,11 @@ def run_local(args: argparse.Namespace) -> int:
         threading.Event().wait()
     except KeyboardInterrupt:
         sys.stdout.write("\nstopping the local runtime\n")
+        sys.stdout.flush()
     finally:
         runtime.stop()
+    # The interpreter's last garbage collection would walk the whole emulated account (seconds): skip it.
+    gc.freeze()
     return EXIT_OK
 
 

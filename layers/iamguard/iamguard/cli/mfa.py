@@ -43,12 +43,18 @@ def register(subparsers: Any) -> None:
     scripted = enroll.add_argument_group(
         "without a terminal (scripts)",
         "Step 1: --secret-file FILE creates the device and writes its secret to FILE (mode 600). "
-        "Step 2: --serial SERIAL --secret-file FILE --code1 CODE --code2 CODE checks the codes and enables it.",
+        "Step 2: --serial SERIAL --secret-file FILE --code1 CODE --code2 CODE checks the codes, enables it "
+        "and deletes FILE (copy the secret first if something else must generate codes).",
     )
     scripted.add_argument("--secret-file", type=Path, metavar="FILE", help="where the device's secret is kept")
     scripted.add_argument("--serial", metavar="SERIAL", help="the device created in step 1")
     scripted.add_argument("--code1", metavar="CODE", help="a code computed from the secret")
     scripted.add_argument("--code2", metavar="CODE", help="the next code after --code1")
+    scripted.add_argument(
+        "--keep-secret-file",
+        action="store_true",
+        help="step 2: leave FILE in place once the device is enabled (it is then yours to keep safe)",
+    )
     enroll.add_argument(
         "--attempts", type=int, default=DEFAULT_ATTEMPTS, help=f"tries to type the codes (default {DEFAULT_ATTEMPTS})"
     )
@@ -171,7 +177,28 @@ def run_enroll(args: argparse.Namespace) -> int:
         except EnrollmentError as exc:
             raise CliError(str(exc)) from exc
     sys.stdout.write(f"MFA device {serial} is enabled for {owner}.\n")
+    if scripted:
+        _dispose_of_secret(args.secret_file, keep=args.keep_secret_file)
     return EXIT_OK
+
+
+def _dispose_of_secret(path: Path, *, keep: bool) -> None:
+    """The seed of an enabled device is a second factor: it does not stay on disk unless asked to."""
+    if keep:
+        sys.stderr.write(
+            f"warning: {path} still holds the MFA secret of an enabled device (--keep-secret-file): anyone who "
+            "reads it can generate this user's codes. Keep it safe or delete it.\n"
+        )
+        return
+    try:
+        path.unlink()
+    except OSError as exc:
+        sys.stderr.write(
+            f"warning: could not delete {path} ({exc.strerror}): it holds the MFA secret of an enabled device; "
+            "delete it yourself.\n"
+        )
+        return
+    sys.stdout.write(f"Deleted {path}: the secret now lives only where you put it (an authenticator app).\n")
 
 
 def _read_secret(path: Path) -> str:
@@ -199,7 +226,8 @@ def _create_for_script(enrollment: Enrollment, user: str | None, args: argparse.
     target = user or "--root"
     sys.stdout.write(
         f"Created MFA device {device.serial_number}; its secret is in {path} (readable by you only).\n"
-        "Compute two consecutive codes from it (any TOTP tool), then enable the device:\n"
+        "Compute two consecutive codes from it (any TOTP tool), then enable the device (this deletes the file;\n"
+        "copy the secret first if something else must generate codes, or add --keep-secret-file):\n"
         f"  iamguard mfa enroll {target} --serial {device.serial_number} --secret-file {path} "
         "--code1 CODE --code2 NEXT_CODE\n"
     )

@@ -30,8 +30,9 @@ USER_CHECKS: tuple[str, ...] = tuple(check.id for check in checks_by_scope("user
 # Root checks that need no credential report (the event path reads root from the account summary).
 ROOT_CHECKS: tuple[str, ...] = ("root_mfa_enabled", "root_hardware_mfa", "root_no_access_keys")
 ROOT_MFA_DEVICE = "root-account-mfa-device"
-# IAM user and group names: letters, digits and +=,.@_- (1-64 / 1-128 characters).
-_IAM_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
+# IAM user and group names: ASCII letters, digits and +=,.@_- (users 1-64 characters, groups 1-128).
+_USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
+_GROUP_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -152,8 +153,8 @@ class SubjectError(ValueError):
     """The event names its subject in a way no IAM name can have (a corrupt or hostile event)."""
 
 
-def _iam_name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not _IAM_NAME.match(value):
+def _iam_name(value: Any, what: str, pattern: re.Pattern[str] = _USER_NAME) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         shown = value[:80] + "…" if isinstance(value, str) and len(value) > 80 else value
         raise SubjectError(f"{what} {shown!r} is not a valid IAM name")
     return value
@@ -168,7 +169,7 @@ def locate_subject(event: CloudTrailEvent, rule: EventRule) -> Subject | None:
         if locator == "request:userName" and detail.request("userName") is not None:
             return Subject("user", _iam_name(detail.request("userName"), "requestParameters.userName"))
         if locator == "request:groupName" and detail.request("groupName") is not None:
-            return Subject("group", _iam_name(detail.request("groupName"), "requestParameters.groupName"))
+            return Subject("group", _iam_name(detail.request("groupName"), "requestParameters.groupName", _GROUP_NAME))
         if locator == "request:serialNumber" and detail.request("serialNumber") is not None:
             serial = detail.request("serialNumber")
             if not isinstance(serial, str):

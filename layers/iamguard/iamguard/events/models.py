@@ -10,12 +10,13 @@ CloudTrail's record, whose fields keep their CloudTrail (camelCase) names as ali
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 API_CALL = "AWS API Call via CloudTrail"
@@ -36,6 +37,89 @@ _IDENTITY_CENTER_ROLE = "AWSReservedSSO_"
 _ID = 256
 _NAME = 256
 _TEXT = 4096
+# A whole event: EventBridge's size limit (256 KB), far deeper and wider than any CloudTrail record,
+# numbers that fit 64 bits, and times between IAM's launch and a day of clock skew ahead of now.
+MAX_EVENT_CHARS = 256 * 1024
+MAX_EVENT_VALUES = 20_000
+MAX_EVENT_DEPTH = 32
+MAX_INTEGER = 2**63
+EARLIEST_EVENT_TIME = datetime(2010, 1, 1, tzinfo=UTC)
+CLOCK_SKEW = timedelta(days=1)
+
+
+class EventBoundsError(ValueError):
+    """The raw event is larger, deeper or stranger than any CloudTrail record (the message says where)."""
+
+
+def printable(text: str, limit: int = 80) -> str:
+    """`text` shortened and safe to print or encode (a lone surrogate becomes "?")."""
+    short = text if len(text) <= limit else text[:limit] + "…"
+    return short.encode("utf-8", "replace").decode("utf-8") if not short.isascii() else short
+
+
+def _valid_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: JSON can carry it ("\ud800"), UTF-8 cannot
+        return False
+    return True
+
+
+# Where a value sits: (parent, key or index), built without formatting; shown only in a rejection.
+_Where = tuple[Any, str | int] | None
+
+
+def _shown(where: _Where) -> str:
+    parts: list[str] = []
+    while where is not None:
+        where, key = where
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key[:40]}")
+    path = "".join(reversed(parts)).lstrip(".")
+    return printable(path, 120) if path else "the event"
+
+
+def check_bounds(raw: Any) -> None:
+    """Raise EventBoundsError unless `raw` is a JSON value of a size and shape a CloudTrail event can have.
+
+    Iterative, and it stops at the first excess: the check itself costs at most the bounds.
+    """
+    chars = 0
+    values = 1
+    stack: list[tuple[Any, int, _Where]] = [(raw, 1, None)]
+    while stack:
+        value, depth, where = stack.pop()
+        if depth > MAX_EVENT_DEPTH:
+            raise EventBoundsError(f"{_shown(where)} is nested more than {MAX_EVENT_DEPTH} levels deep")
+        if isinstance(value, dict | list):
+            values += len(value)
+            if values > MAX_EVENT_VALUES:
+                raise EventBoundsError(f"the event holds more than {MAX_EVENT_VALUES} values")
+            if isinstance(value, list):
+                stack.extend((child, depth + 1, (where, index)) for index, child in enumerate(value))
+                continue
+            for key, child in value.items():
+                if not isinstance(key, str) or not _valid_unicode(key):
+                    raise EventBoundsError(f"{_shown(where)} has a key that is not valid Unicode text")
+                chars += len(key)
+                stack.append((child, depth + 1, (where, key)))
+        elif isinstance(value, str):
+            chars += len(value)
+            if not _valid_unicode(value):
+                raise EventBoundsError(f"{_shown(where)} is not valid Unicode text (a lone surrogate)")
+        elif isinstance(value, bool) or value is None:
+            pass
+        elif isinstance(value, int):
+            if not -MAX_INTEGER <= value < MAX_INTEGER:
+                raise EventBoundsError(f"{_shown(where)} is a number beyond 64 bits")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise EventBoundsError(f"{_shown(where)} is not a finite number")
+        else:
+            raise EventBoundsError(f"{_shown(where)} is a {type(value).__name__}, not a JSON value")
+        if chars > MAX_EVENT_CHARS:
+            raise EventBoundsError(f"the event is larger than {MAX_EVENT_CHARS // 1024} KB of text")
 
 
 class _CloudTrailModel(BaseModel):
@@ -103,6 +187,19 @@ class CloudTrailDetail(_CloudTrailModel):
     event_type: str | None = Field(default=None, max_length=_NAME)
     management_event: bool | None = None
     recipient_account_id: str | None = Field(default=None, max_length=_ID)
+
+    @field_validator("event_time")
+    @classmethod
+    def _sane_event_time(cls, value: datetime) -> datetime:
+        """Aware, in UTC, and within [EARLIEST_EVENT_TIME, now + CLOCK_SKEW]: later arithmetic cannot overflow."""
+        if value.utcoffset() is None:
+            raise ValueError("eventTime has no timezone (CloudTrail writes UTC: 2026-06-01T10:00:00Z)")
+        latest = datetime.now(UTC) + CLOCK_SKEW
+        if not EARLIEST_EVENT_TIME <= value <= latest:
+            raise ValueError(
+                f"eventTime {value.isoformat()} is not between {EARLIEST_EVENT_TIME:%Y-%m-%d} and a day from now"
+            )
+        return value.astimezone(UTC)
 
     def request(self, name: str) -> Any:
         """A request parameter, or None."""
@@ -178,7 +275,12 @@ class CloudTrailEvent(EventBridgeModel):
 
 
 def parse_event(raw: Any) -> CloudTrailEvent:
-    """Validate a raw EventBridge event with Powertools' parser (raises pydantic's ValidationError)."""
+    """Validate a raw EventBridge event with Powertools' parser.
+
+    Raises EventBoundsError (too large, too deep, not JSON-representable), TypeError (not an
+    object) or pydantic's ValidationError (not a CloudTrail event via EventBridge).
+    """
     if not isinstance(raw, dict):
         raise TypeError(f"an EventBridge event is a JSON object, not {type(raw).__name__}")
+    check_bounds(raw)
     return parse(event=raw, model=CloudTrailEvent)

@@ -317,10 +317,17 @@ class Dispatcher:
             thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5.0) -> None:
+        """Take no more events; give handlers that are running up to `grace` seconds to finish.
+
+        Idle pollers are not waited for: they are daemon threads in a receive of at most a
+        second, and return at its end (or when the endpoint goes away).
+        """
         self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
+        deadline = time.monotonic() + grace
+        with self._busy_lock:
+            while self._busy and (left := deadline - time.monotonic()) > 0:
+                self._busy_lock.wait(left)
         self._threads.clear()
 
     # -- running handlers ---------------------------------------------------------
@@ -332,6 +339,9 @@ class Dispatcher:
             result = function.invoke(event)
             invocation = Invocation(function.spec.name, _trigger_of(event), _ms(started), result=result)
         except Exception as exc:  # a failing handler is reported and retried, never fatal to the runtime
+            if self._stop.is_set():  # cut off by the runtime stopping (its endpoint went away): nothing to report
+                log.info("%s interrupted by the runtime stopping: %s", function.spec.name, exc)
+                return Invocation(function.spec.name, _trigger_of(event), _ms(started), error="interrupted")
             log.exception("%s failed", function.spec.name)
             invocation = Invocation(
                 function.spec.name, _trigger_of(event), _ms(started), error=f"{type(exc).__name__}: {exc}"
@@ -354,6 +364,8 @@ class Dispatcher:
                     return
                 continue
             for message in response.get("Messages", []):
+                if self._stop.is_set():
+                    return  # the message stays queued, as an undelivered event would
                 invocation = self.invoke(queue.function, json.loads(message["Body"]))
                 if invocation.error is None:
                     self._sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])

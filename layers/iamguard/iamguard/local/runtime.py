@@ -60,6 +60,9 @@ ROOT_SECRET_KEY = "testing"
 # medium and below for the digest).
 LOCAL_SEVERITY_ROUTING = "critical=slack+email,high=slack+email,medium=slack,low=slack,informational=slack"
 AUDIT_FUNCTION = "audit_account"
+# `iamguard local` stops within two seconds of Ctrl-C or SIGTERM: a running handler gets one of them.
+STOP_SECONDS = 2.0
+STOP_HANDLER_GRACE = 1.0
 
 
 def default_template() -> Path:
@@ -260,14 +263,16 @@ class LocalRuntime:
         self.dispatcher.start()
 
     def stop(self) -> None:
+        """Stop within STOP_SECONDS: a running handler gets STOP_HANDLER_GRACE, the servers stop together."""
         if self.dispatcher is not None:
-            self.dispatcher.stop()
-        if self.api is not None:
-            self.api.stop()
-        if self._slack is not None:
-            self._slack.stop()
-        if self.server is not None:
-            self.server.stop()
+            self.dispatcher.stop(grace=STOP_HANDLER_GRACE)
+        # Each HTTP server notices a shutdown at its next poll (half a second): stop them side by side.
+        servers = [server for server in (self.api, self._slack, self.server) if server is not None]
+        stoppers = [threading.Thread(target=server.stop, name="stop-server", daemon=True) for server in servers]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join(timeout=5)
         self.dispatcher, self.api, self._slack, self.server = None, None, None, None
 
     def __enter__(self) -> LocalRuntime:

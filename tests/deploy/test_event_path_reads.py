@@ -1,0 +1,30 @@
+"""The event functions read the findings table by key only: no code path of theirs scans it, no grant lets them.
+
+A Scan reads (and bills) the whole table; the event path needs one resource's findings
+(FindingsStore.record_resources). The whole-table reads stay with the audit (resolving
+deleted users) and the status API.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.derive_permissions import derive
+from tests.support.template import REPO, deployed, function_role
+
+PACKAGE_ROOT = REPO / "layers" / "iamguard"
+EVENT_FUNCTIONS = {"OnIamEventFunction": "on_iam_event", "OnSigninEventFunction": "on_signin_event"}
+
+
+@pytest.mark.parametrize(("logical_id", "name"), EVENT_FUNCTIONS.items())
+def test_the_event_functions_never_scan_the_findings_table(logical_id: str, name: str) -> None:
+    derived = derive(REPO / "functions" / name / "app.py", PACKAGE_ROOT)
+    assert "dynamodb:Scan" not in derived.actions, derived.where("dynamodb:Scan")
+    assert "dynamodb:Query" in derived.actions  # they do read, by key
+    granted = {g.action for g in function_role(deployed(), logical_id).grants if g.effect == "Allow"}
+    assert "dynamodb:Scan" not in granted
+
+
+def test_the_audit_still_scans_to_resolve_deleted_users() -> None:
+    derived = derive(REPO / "functions" / "audit_account" / "app.py", PACKAGE_ROOT)
+    assert any("FindingsStore.scan_findings" in where for where in derived.where("dynamodb:Scan"))
