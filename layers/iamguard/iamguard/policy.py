@@ -44,7 +44,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from iamguard.models import Group, PolicyDocument, User
@@ -77,10 +77,13 @@ def _as_list(value: Any) -> list[str]:
 # Actions compare case-insensitively, resources (ARNs) case-sensitively.
 
 
-@lru_cache(maxsize=4096)
+def _body(pattern: str) -> str:
+    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+
+
+@lru_cache(maxsize=1024)
 def _regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+    return re.compile(_body(pattern), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def _matches(pattern: str, text: str, *, ignore_case: bool = False) -> bool:
@@ -142,6 +145,63 @@ def covers(pattern: str, target: str, *, ignore_case: bool = False) -> bool:
     return any(k < len(pattern) and _everything(pattern[k:]) for k in states)
 
 
+# ARNs compare segment by segment (the parts between the first five colons): a wildcard stays inside
+# its segment, except a `*` that ends the pattern early, which stands for the rest of the ARN
+# (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html).
+def _segments(pattern: str) -> list[str] | None:
+    """The six segments of an ARN pattern ([] when it can match no ARN); None when it is not an ARN."""
+    if _everything(pattern):
+        return ["*"] * 6
+    if not pattern.startswith("arn:"):
+        return None
+    parts = pattern.split(":", 5)
+    if len(parts) < 6:
+        if not parts[-1].endswith("*"):
+            return []  # too short to be an ARN
+        parts += ["*"] * (6 - len(parts))
+    return parts
+
+
+def arn_intersects(pattern: str, target: str) -> bool:
+    """`intersects` for ARNs: some resource matches both."""
+    a, b = _segments(pattern), _segments(target)
+    if a is None or b is None:
+        return intersects(pattern, target)
+    return bool(a and b) and all(intersects(x, y) for x, y in zip(a, b, strict=True))
+
+
+def arn_covers(pattern: str, target: str) -> bool:
+    """`covers` for ARNs: the pattern matches every resource the target matches."""
+    a, b = _segments(pattern), _segments(target)
+    if a is None or b is None:
+        return covers(pattern, target)
+    return not b or (bool(a) and all(covers(x, y) for x, y in zip(a, b, strict=True)))
+
+
+def arn_only(pattern: str, target: str, arn: str) -> bool:
+    """Whether the only resource of the target that the pattern matches is `arn` (a literal ARN)."""
+    a, b, want = _segments(pattern), _segments(target), _segments(arn)
+    if not a or not b or not want:
+        return pattern == arn
+    for x, y, w in zip(a, b, want, strict=True):
+        literal = x if not _wild(x) else y if not _wild(y) else None
+        if literal is None or literal != w or not intersects(x, y):
+            return False  # wildcards on both sides (more than one resource), or another resource
+    return True
+
+
+def _wild(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern
+
+
+def _all_arns(pattern: str) -> bool:
+    """Every resource: `*`, or an ARN pattern whose partition is AWS's and every other segment a `*`."""
+    parts = _segments(pattern)
+    if not parts:
+        return pattern == "*:*"
+    return (_everything(parts[1]) or parts[1].startswith("aws")) and all(_everything(p) for p in parts[2:])
+
+
 def _closure(pattern: str, states: set[int]) -> set[int]:
     result, pending = set(states), list(states)
     while pending:
@@ -172,8 +232,25 @@ class _Statement:
     not_resource: bool
     conditional: bool
 
+    @cached_property
+    def _action_matcher(self) -> tuple[frozenset[str], tuple[str, ...], re.Pattern[str] | None]:
+        # ReadOnlyAccess lists over a thousand patterns, nearly all "service:Prefix*": those are compared
+        # as prefixes, plain names by lookup, and only the rest through one regular expression.
+        exact, prefixes, other = set(), [], []
+        for pattern in self.actions:
+            if not _wild(pattern):
+                exact.add(pattern)
+            elif pattern.endswith("*") and not _wild(pattern[:-1]):
+                prefixes.append(pattern[:-1])
+            else:
+                other.append(pattern)
+        regex = re.compile("|".join(f"(?:{_body(p)})" for p in other), re.DOTALL) if other else None
+        return frozenset(exact), tuple(prefixes), regex
+
     def applies_to(self, action: str) -> bool:
-        hit = any(_matches(p, action) for p in self.actions)
+        action = action.lower()
+        exact, prefixes, regex = self._action_matcher
+        hit = action in exact or action.startswith(prefixes) or (regex is not None and bool(regex.fullmatch(action)))
         return not hit if self.not_action else hit
 
     @property
@@ -187,7 +264,7 @@ class _Statement:
     def all_resources(self) -> bool:
         if self.not_resource:
             return not any(_everything(p) for p in self.resources)
-        return any(_everything(p) or p in {"*:*", "arn:*"} or covers(p, "arn:*") for p in self.resources)
+        return any(_all_arns(p) for p in self.resources)
 
 
 def _compile(statement: Statement) -> _Statement | None:
@@ -215,6 +292,42 @@ class _Document:
         compiled = (_compile(s) for s in statements(document))
         self.statements: tuple[_Statement, ...] = tuple(s for s in compiled if s is not None)
         self._by_action: dict[str, tuple[_Statement, ...]] = {}
+
+    # Facts about the document alone, the same for every user who holds it.
+    @cached_property
+    def grants_everything(self) -> _Statement | None:
+        """The statement that allows every action on every resource (an `Action: *` one first), or None."""
+        granting = [s for s in self.statements if s.effect == "Allow" and s.all_actions and s.all_resources]
+        return min(granting, key=lambda s: s.not_action) if granting else None
+
+    @cached_property
+    def denies_everything(self) -> bool:
+        return any(
+            s.effect == "Deny" and not s.conditional and s.all_actions and s.all_resources for s in self.statements
+        )
+
+    @cached_property
+    def allows_all_iam(self) -> bool:
+        def all_iam(s: _Statement) -> bool:
+            if s.not_action:
+                return not any(intersects(p, "iam:*") for p in s.actions)
+            return any(covers(p, "iam:*") for p in s.actions)
+
+        return any(s.effect == "Allow" and s.all_resources and all_iam(s) for s in self.statements)
+
+    @cached_property
+    def denies_some_iam(self) -> bool:
+        def some_iam(s: _Statement) -> bool:
+            if s.not_action:
+                return not any(covers(p, "iam:*") for p in s.actions)
+            return any(intersects(p, "iam:*") for p in s.actions)
+
+        return any(s.effect == "Deny" and not s.conditional and some_iam(s) for s in self.statements)
+
+    @cached_property
+    def escalation_actions(self) -> frozenset[str]:
+        """The escalation actions (lower-cased) some Allow statement of this document names."""
+        return frozenset(a for a in ESCALATION_ACTIONS if any(s.effect == "Allow" for s in self.for_action(a)))
 
     def for_action(self, action: str) -> tuple[_Statement, ...]:
         action = action.lower()
@@ -329,6 +442,10 @@ class EscalationPath:
     # The gain stays inside the user's own permissions boundary (the user changes only itself).
     capped: bool = False
 
+    @cached_property
+    def actions(self) -> frozenset[str]:
+        return frozenset(step.action.lower() for step in self.steps)
+
     def describe(self) -> str:
         return " + ".join(step.action + (f" on {_ON[step.on]}" if step.on != "any" else "") for step in self.steps)
 
@@ -395,6 +512,7 @@ _REMOVE_BOUNDARY = (
     EscalationPath((Step("iam:PutUserPermissionsBoundary", "self"),), "replace its own permissions boundary"),
 )
 FULL_IAM = "iam:* on *"
+ESCALATION_ACTIONS = frozenset(step.action.lower() for p in ESCALATION_PATHS + _REMOVE_BOUNDARY for step in p.steps)
 
 
 @dataclass(frozen=True)
@@ -447,53 +565,22 @@ class Permissions:
         return AdminVerdict(grants, tuple(dict.fromkeys(denied)), capped)
 
     def _grant(self, source: Source) -> AdminGrant | None:
-        """How the source allows everything (an `Action: *` statement first), or None."""
-        granting = [
-            s
-            for s in self.cache.compiled(source.document).statements
-            if s.effect == "Allow" and s.all_actions and s.all_resources
-        ]
-        if not granting:
+        granting = self.cache.compiled(source.document).grants_everything
+        if granting is None:
             return None
-        best = min(granting, key=lambda s: s.not_action)
-        return AdminGrant(source, best.written if best.not_action else ())
+        return AdminGrant(source, granting.written if granting.not_action else ())
 
     def _denies_everything(self, source: Source) -> bool:
-        return any(
-            s.effect == "Deny" and not s.conditional and s.all_actions and s.all_resources
-            for s in self.cache.compiled(source.document).statements
-        )
+        return self.cache.compiled(source.document).denies_everything
 
     def full_iam(self) -> tuple[str, ...]:
         """The policies that allow every IAM action on every resource (none: not full IAM access)."""
-        granting = tuple(s.label for s in self.identity if self._all_of_iam(s))
-        if not granting or any(self._denies_some_iam(s) for s in self._all_sources()):
+        granting = tuple(s.label for s in self.identity if self.cache.compiled(s.document).allows_all_iam)
+        if not granting or any(self.cache.compiled(s.document).denies_some_iam for s in self._all_sources()):
             return ()
-        if self.boundary is not None and not self._all_of_iam(self.boundary):
+        if self.boundary is not None and not self.cache.compiled(self.boundary.document).allows_all_iam:
             return ()
         return granting
-
-    def _all_of_iam(self, source: Source) -> bool:
-        def all_iam(s: _Statement) -> bool:
-            if s.not_action:
-                return not any(intersects(p, "iam:*", ignore_case=True) for p in s.actions)
-            return any(covers(p, "iam:*", ignore_case=True) for p in s.actions)
-
-        return any(
-            s.effect == "Allow" and s.all_resources and all_iam(s)
-            for s in self.cache.compiled(source.document).statements
-        )
-
-    def _denies_some_iam(self, source: Source) -> bool:
-        def some_iam(s: _Statement) -> bool:
-            if s.not_action:
-                return not any(covers(p, "iam:*", ignore_case=True) for p in s.actions)
-            return any(intersects(p, "iam:*", ignore_case=True) for p in s.actions)
-
-        return any(
-            s.effect == "Deny" and not s.conditional and some_iam(s)
-            for s in self.cache.compiled(source.document).statements
-        )
 
     # -- one action ----------------------------------------------------------------------------
     def allowed(self, action: str, target: Target) -> tuple[str, ...]:
@@ -544,12 +631,12 @@ class Permissions:
         """An Allow statement's resources include some resource of the target."""
         if statement.not_resource:
             excluded = (self._resolve(p, unknown=None) for p in statement.resources)
-            return not any(p is not None and covers(p, target.pattern) for p in excluded)
+            return not any(p is not None and arn_covers(p, target.pattern) for p in excluded)
         for raw in statement.resources:
             pattern = self._resolve(raw, unknown="*")
-            if pattern is None or (target.exclude is not None and pattern == target.exclude):
+            if pattern is None or not arn_intersects(pattern, target.pattern):
                 continue
-            if intersects(pattern, target.pattern):
+            if target.exclude is None or not arn_only(pattern, target.pattern, target.exclude):
                 return True
         return False
 
@@ -557,9 +644,9 @@ class Permissions:
         """A Deny statement's resources include every resource of the target."""
         if statement.not_resource:
             kept = (self._resolve(p, unknown="*") for p in statement.resources)
-            return not any(p is not None and intersects(p, target.pattern) for p in kept)
+            return not any(p is not None and arn_intersects(p, target.pattern) for p in kept)
         resolved = (self._resolve(p, unknown=None) for p in statement.resources)
-        return any(p is not None and covers(p, target.pattern) for p in resolved)
+        return any(p is not None and arn_covers(p, target.pattern) for p in resolved)
 
     # -- privilege escalation --------------------------------------------------------------------
     def targets(self, on: str) -> list[Target]:
@@ -579,8 +666,15 @@ class Permissions:
             return [Target(f"{iam}:policy/*", "customer managed policies")]
         return [Target("*", "any resource")]
 
+    @cached_property
+    def _named_escalation_actions(self) -> frozenset[str]:
+        """Escalation actions the user's policies name at all: most users have none, and are done quickly."""
+        return frozenset().union(*(self.cache.compiled(s.document).escalation_actions for s in self.identity))
+
     def _take(self, path: EscalationPath) -> tuple[str, ...] | None:
         """The policies that allow every step of the path, or None when a step is not allowed."""
+        if not path.actions <= self._named_escalation_actions:
+            return None
         labels: list[str] = []
         for step in path.steps:
             granted = next((g for t in self.targets(step.on) if (g := self.allowed(step.action, t))), ())
@@ -595,6 +689,8 @@ class Permissions:
         full = self.full_iam()
         if full:
             found.append(Escalation(None, full))
+        if not self._named_escalation_actions:
+            return found
         capped = self.boundary is not None and self.admin().capped_by is not None
         for path in ESCALATION_PATHS:
             if path.capped and capped:
