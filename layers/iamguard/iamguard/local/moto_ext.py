@@ -36,7 +36,8 @@ AWS has them: CreateUser's PermissionsBoundary, PutUserPermissionsBoundary and
 DeleteUserPermissionsBoundary (the policy must exist), the boundary in GetUser
 and GetAccountAuthorizationDetails, and ListEntitiesForPolicy listing the users
 whose boundary the policy is (with no PolicyUsageFilter, or PermissionsBoundary;
-moto ignores that filter and lists only attachments).
+moto ignores that filter and lists only attachments) and failing with
+NoSuchEntity for a policy that does not exist (moto lists nobody).
 
 The state lives in the moto process (in-process mock or a server started from
 Python); it mirrors what AWS itself would hold for the root user.
@@ -234,10 +235,11 @@ def _install_user_boundaries(models: Any, response_class: Any) -> None:
     def list_entities_for_policy(self: Any) -> Any:
         usage = self._get_param("PolicyUsageFilter")
         entity = self._get_param("EntityFilter")
+        arn = self._get_param("PolicyArn")
+        self.backend.get_policy(arn)  # NoSuchEntity for a policy that does not exist (moto lists nobody)
         result = original_list_entities(self)
         if entity not in {None, "", "User"}:
             return result
-        arn = self._get_param("PolicyArn")
         bounded = [user for user in self.backend.users.values() if getattr(user, "iamguard_boundary_arn", None) == arn]
         if usage == "PermissionsBoundary":
             result.result.update(PolicyUsers=bounded, PolicyGroups=[], PolicyRoles=[])
