@@ -135,3 +135,14 @@ def test_a_policy_version_counts_only_when_it_becomes_the_default(
     parsed = event("create_policy_version_admin", requestParameters=request_parameters)
     result = screen(parsed, RULES["CreatePolicyVersion"], SETTINGS, ACCOUNT_ID)
     assert result is None if reason is None else reason in (result or "")
+
+
+def test_alert_text_takes_only_sane_values_from_the_event() -> None:
+    hostile = event(
+        "set_default_policy_version",
+        requestParameters={"policyArn": TOOLS.arn + "x" * 5000, "versionId": "v1; rm -rf /" + "y" * 5000},
+    )
+    member = user("pat", attached_policies=(ManagedPolicyRef(TOOLS.arn + "x" * 5000, "deploy-tools"),))
+    [alert] = admin_access_granted(hostile, seen(member, {TOOLS.arn + "x" * 5000: STAR}), SETTINGS)
+    assert "made another version of policy deploy-tools" in alert.summary
+    assert len(alert.summary) < 500

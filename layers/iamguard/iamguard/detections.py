@@ -7,6 +7,7 @@ and returns the alerts it raises. Nothing here calls AWS.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -204,21 +205,28 @@ def _event_grants_admin(event: CloudTrailEvent, view: UserView, verdict: policy.
     return False
 
 
+def _policy_name(value: object, otherwise: str) -> str:
+    """The name of a policy ARN from the request, for alert text (bounded: the event is not trusted)."""
+    if not isinstance(value, str) or not value:
+        return otherwise
+    return value.rsplit("/", 1)[-1][:128]
+
+
 def _how_granted(event: CloudTrailEvent, user: str) -> str:
     detail = event.detail
     name, who = detail.event_name, _who(event)
-    arn = detail.request("policyArn")
-    policy_name = arn.rsplit("/", 1)[-1] if isinstance(arn, str) else "a policy"
+    policy_name = _policy_name(detail.request("policyArn"), "a policy")
     if name == "CreatePolicyVersion":
         return f"{who} made a new version of policy {policy_name} its default, which gives {user}"
     if name == "SetDefaultPolicyVersion":
         version = detail.request("versionId")
-        return f"{who} made version {version} of policy {policy_name} its default, which gives {user}"
+        valid = isinstance(version, str) and re.fullmatch(r"v\d{1,6}", version)
+        which = f"version {version}" if valid else "another version"
+        return f"{who} made {which} of policy {policy_name} its default, which gives {user}"
     if name == "DeleteUserPermissionsBoundary":
         return f"{who} removed the permissions boundary of {user}, which gives it"
     if name == "PutUserPermissionsBoundary":
-        boundary = detail.request("permissionsBoundary")
-        shown = boundary.rsplit("/", 1)[-1] if isinstance(boundary, str) else "another policy"
+        shown = _policy_name(detail.request("permissionsBoundary"), "another policy")
         return f"{who} set {shown} as the permissions boundary of {user}, which gives it"
     return f"{who} gave {user}"
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Any, Literal
 
 from iamguard.models import Group, PolicyDocument, User
@@ -77,17 +77,22 @@ def _as_list(value: Any) -> list[str]:
 # Actions compare case-insensitively, resources (ARNs) case-sensitively.
 
 
-def _body(pattern: str) -> str:
-    return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+def _matches(pattern: str, text: str) -> bool:
+    """Whether the wildcard pattern matches the text, in linear time.
+
+    A set of pattern positions is carried along the text (no backtracking: a policy
+    with many `*` cannot make a regular expression engine take exponential time).
+    """
+    states = _closure(pattern, {0})
+    for char in text:
+        states = _closure(pattern, _step(pattern, states, char))
+        if not states:
+            return False
+    return len(pattern) in states
 
 
-@lru_cache(maxsize=1024)
-def _regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    return re.compile(_body(pattern), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
-
-
-def _matches(pattern: str, text: str, *, ignore_case: bool = False) -> bool:
-    return _regex(pattern, ignore_case).fullmatch(text) is not None
+def _step(pattern: str, states: set[int], char: str) -> set[int]:
+    return {k if pattern[k] == "*" else k + 1 for k in states if k < len(pattern) and pattern[k] in (char, "?", "*")}
 
 
 def _everything(pattern: str) -> bool:
@@ -138,10 +143,7 @@ def covers(pattern: str, target: str, *, ignore_case: bool = False) -> bool:
     # Run the pattern over the prefix; it covers prefix* when a state is left whose rest is only stars.
     states = _closure(pattern, {0})
     for char in prefix:
-        states = _closure(
-            pattern,
-            {k if pattern[k] == "*" else k + 1 for k in states if k < len(pattern) and pattern[k] in (char, "?", "*")},
-        )
+        states = _closure(pattern, _step(pattern, states, char))
     return any(k < len(pattern) and _everything(pattern[k:]) for k in states)
 
 
@@ -233,10 +235,12 @@ class _Statement:
     conditional: bool
 
     @cached_property
-    def _action_matcher(self) -> tuple[frozenset[str], tuple[str, ...], re.Pattern[str] | None]:
+    def _action_matcher(self) -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]:
         # ReadOnlyAccess lists over a thousand patterns, nearly all "service:Prefix*": those are compared
-        # as prefixes, plain names by lookup, and only the rest through one regular expression.
-        exact, prefixes, other = set(), [], []
+        # as prefixes, plain names by lookup, and only the rest wildcard by wildcard.
+        exact: set[str] = set()
+        prefixes: list[str] = []
+        other: list[str] = []
         for pattern in self.actions:
             if not _wild(pattern):
                 exact.add(pattern)
@@ -244,13 +248,12 @@ class _Statement:
                 prefixes.append(pattern[:-1])
             else:
                 other.append(pattern)
-        regex = re.compile("|".join(f"(?:{_body(p)})" for p in other), re.DOTALL) if other else None
-        return frozenset(exact), tuple(prefixes), regex
+        return frozenset(exact), tuple(prefixes), tuple(other)
 
     def applies_to(self, action: str) -> bool:
         action = action.lower()
-        exact, prefixes, regex = self._action_matcher
-        hit = action in exact or action.startswith(prefixes) or (regex is not None and bool(regex.fullmatch(action)))
+        exact, prefixes, other = self._action_matcher
+        hit = action in exact or action.startswith(prefixes) or any(_matches(p, action) for p in other)
         return not hit if self.not_action else hit
 
     @property

@@ -430,15 +430,18 @@ class EventProcessor:
             if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
                 raise
             return [], [f"policy {name} no longer exists"]
+        # Enough users to fill the bound, or as many groups read as the bound allows: the rest waits for the audit.
+        expanded = 0
         for group in groups:
-            if len(users) > MAX_GROUP_MEMBERS:
-                break  # enough to fill the bound: the other groups' members wait for the audit
+            if len(users) > MAX_GROUP_MEMBERS or expanded == MAX_GROUP_MEMBERS:
+                break
             users.update(dict.fromkeys(self._group_members(group) or []))
+            expanded += 1
         names = list(users)
-        if len(names) > MAX_GROUP_MEMBERS:
+        if len(names) > MAX_GROUP_MEMBERS or expanded < len(groups):
             return names[:MAX_GROUP_MEMBERS], [
-                f"policy {name} is held by more than {MAX_GROUP_MEMBERS} users: the first {MAX_GROUP_MEMBERS} were "
-                "re-evaluated, the next audit covers the rest"
+                f"policy {name} is held by more than {MAX_GROUP_MEMBERS} users or groups: the first "
+                f"{min(len(names), MAX_GROUP_MEMBERS)} users were re-evaluated, the next audit covers the rest"
             ]
         return names, [] if names else [f"policy {name} is held by no user"]
 

@@ -208,9 +208,33 @@ def test_holders_beyond_the_bound_wait_for_the_audit(aws: AwsContext, make_bot: 
     assert len(admin_verdicts(result)) == MAX_GROUP_MEMBERS
     assert "direct" in admin_verdicts(result)  # direct holders come first
     assert (
-        f"policy team-tools is held by more than {MAX_GROUP_MEMBERS} users: the first {MAX_GROUP_MEMBERS} were "
-        "re-evaluated, the next audit covers the rest"
+        f"policy team-tools is held by more than {MAX_GROUP_MEMBERS} users or groups: the first "
+        f"{MAX_GROUP_MEMBERS} users were re-evaluated, the next audit covers the rest"
     ) in result["reason"]
+
+
+def test_groups_beyond_the_bound_are_not_read(aws: AwsContext, store: FindingsStore, team: str) -> None:
+    # Given team-tools attached to many (empty) groups besides team
+    iam = aws.iam()
+    for i in range(MAX_GROUP_MEMBERS + 5):
+        iam.create_group(GroupName=f"empty{i:02d}")
+        iam.attach_group_policy(GroupName=f"empty{i:02d}", PolicyArn=team)
+    processor = EventProcessor(aws, Settings(), account_id=ACCOUNT_ID, store=store, iam_client=aws.iam())
+    reads: list[str] = []
+    processor.iam.meta.events.register(
+        "provide-client-params.iam.GetGroup", lambda params, **_: reads.append(params["GroupName"])
+    )
+
+    # When its holders are looked up
+    names, notes = processor._policy_holders(team)
+
+    # Then at most the bound of groups was read, and the rest is left to the audit
+    assert len(reads) == MAX_GROUP_MEMBERS
+    assert names == ["direct", "m1", "m2"]
+    assert notes == [
+        f"policy team-tools is held by more than {MAX_GROUP_MEMBERS} users or groups: the first 3 users were "
+        "re-evaluated, the next audit covers the rest"
+    ]
 
 
 def test_a_policy_deleted_before_iamguard_looked_is_ignored(aws: AwsContext, make_bot: BotFactory) -> None:
