@@ -149,6 +149,8 @@ def expected(users: list[PlannedUser], unused_days: int = 45) -> dict[str, dict[
         "user_console_mfa": lambda u: u.console and not u.mfa,
         "user_mfa": lambda u: not u.mfa,
         "user_admin_access": lambda u: u.admin,
+        # No planned policy allows an escalation action; administrators pass it ("already an administrator").
+        "user_privilege_escalation": lambda u: False,
         "user_admin_without_mfa": lambda u: u.admin and not u.mfa,
         "user_no_direct_policies": lambda u: bool(u.direct_policies or u.inline_policies),
         "user_required_policies": lambda u: False,

@@ -43,7 +43,8 @@ def run(*users, settings: Settings = SETTINGS, **fields) -> list[Finding]:
 def test_catalog_has_every_check_of_the_design_with_metadata() -> None:
     expected = {
         "root_mfa_enabled", "root_hardware_mfa", "root_no_access_keys", "root_not_used_recently", "password_policy",
-        "account_alias_set", "user_console_mfa", "user_mfa", "user_admin_access", "user_admin_without_mfa",
+        "account_alias_set", "user_console_mfa", "user_mfa", "user_admin_access", "user_privilege_escalation",
+        "user_admin_without_mfa",
         "user_no_direct_policies", "user_required_policies", "user_password_reset_possible",
         "user_pending_first_sign_in", "user_access_keys_rotated", "user_unused_credentials", "user_single_active_key",
     }  # fmt: skip
@@ -282,7 +283,7 @@ def test_a_clean_account_has_no_failures() -> None:
     )
     findings = run(clean, groups={"devs": group("devs", READ_ONLY)})
     assert [f for f in findings if f.status is not Status.PASS] == []
-    assert len(findings) == 6 + 11  # 6 root/account checks + 11 user checks
+    assert len(findings) == 6 + 12  # 6 root/account checks + 12 user checks
 
 
 def test_the_guardrail_iamguard_attaches_is_not_a_direct_policy_finding() -> None:

@@ -7,8 +7,9 @@ and returns the alerts it raises. Nothing here calls AWS.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from iamguard import policy
@@ -18,10 +19,7 @@ from iamguard.config import Settings
 from iamguard.events.models import HIDDEN_USER_NAME, CloudTrailEvent
 from iamguard.findings import Finding, Severity, Status
 from iamguard.models import (
-    ADMINISTRATOR_ACCESS_ARN,
     Group,
-    InlinePolicy,
-    ManagedPolicyRef,
     PasswordPolicy,
     PolicyDocument,
     RootState,
@@ -168,42 +166,78 @@ def console_access_granted(event: CloudTrailEvent, seen: Observed, settings: Set
     return alerts
 
 
-def _admin_grant(
-    event: CloudTrailEvent,
-    attached: tuple[ManagedPolicyRef, ...],
-    inline: tuple[InlinePolicy, ...],
-    documents: Mapping[str, PolicyDocument],
-) -> bool:
-    """The policy the event attached (policyArn) or put (policyName) is still there and allows * on *."""
-    arn, name = event.detail.request("policyArn"), event.detail.request("policyName")
-    return any(
-        ref.arn == arn and (arn == ADMINISTRATOR_ACCESS_ARN or policy.grants_full_admin(documents.get(arn) or {}))
-        for ref in attached
-    ) or any(p.name == name and policy.grants_full_admin(p.document) for p in inline)
+# Events that change a managed policy's default version (what IAM enforces) or a user's boundary: they
+# re-evaluate users who may have been admins already, so only a user who was not one before is "granted".
+POLICY_VERSION_EVENTS = frozenset({"CreatePolicyVersion", "SetDefaultPolicyVersion"})
+BOUNDARY_EVENTS = frozenset({"PutUserPermissionsBoundary", "DeleteUserPermissionsBoundary"})
 
 
-def _event_grants_admin(event: CloudTrailEvent, view: UserView) -> bool:
-    """Whether what this event attached, put or joined (still in place) gives full admin."""
-    user, name = view.user, event.detail.event_name
-    if name in {"AttachUserPolicy", "PutUserPolicy"}:
-        return _admin_grant(event, user.attached_policies, user.inline_policies, view.documents)
-    group_name = event.detail.request("groupName")
-    group = view.groups.get(group_name) if isinstance(group_name, str) else None
-    if group is None or group.name not in user.group_names:
+def _was_admin(view: UserView) -> bool:
+    """The stored user_admin_access verdict before this event said admin (nothing stored: unknown, so no)."""
+    previous = view.previous("user_admin_access")
+    return previous is not None and previous.status in {Status.FAIL, Status.EXEMPT}
+
+
+def _event_grants_admin(event: CloudTrailEvent, view: UserView, verdict: policy.AdminVerdict) -> bool:
+    """Whether what this event attached, put, joined, rewrote or unbounded (still in place) gives full admin."""
+    if not verdict.is_admin:
         return False
+    detail = event.detail
+    name, arn = detail.event_name, detail.request("policyArn")
+    policy_name, group_name = detail.request("policyName"), detail.request("groupName")
+    sources = verdict.sources
+    if name == "AttachUserPolicy":
+        return any(s.group is None and s.policy_arn == arn for s in sources)
+    if name == "PutUserPolicy":
+        return any(s.group is None and s.inline_name == policy_name for s in sources)
     if name == "AddUserToGroup":  # joining: any admin policy of that group counts
-        only_that_group = replace(user, attached_policies=(), inline_policies=(), group_names=(group.name,))
-        return bool(policy.admin_sources(only_that_group, view.groups, view.documents))
-    return _admin_grant(event, group.attached_policies, group.inline_policies, view.documents)
+        return any(s.group == group_name for s in sources)
+    if name == "AttachGroupPolicy":
+        return any(s.group == group_name and s.policy_arn == arn for s in sources)
+    if name == "PutGroupPolicy":
+        return any(s.group == group_name and s.inline_name == policy_name for s in sources)
+    if name in POLICY_VERSION_EVENTS:
+        boundary = view.user.permissions_boundary
+        touched = any(s.policy_arn == arn for s in sources) or (boundary is not None and boundary.arn == arn)
+        return touched and not _was_admin(view)
+    if name in BOUNDARY_EVENTS:
+        return not _was_admin(view)
+    return False
+
+
+def _policy_name(value: object, otherwise: str) -> str:
+    """The name of a policy ARN from the request, for alert text (bounded: the event is not trusted)."""
+    if not isinstance(value, str) or not value:
+        return otherwise
+    return value.rsplit("/", 1)[-1][:128]
+
+
+def _how_granted(event: CloudTrailEvent, user: str) -> str:
+    detail = event.detail
+    name, who = detail.event_name, _who(event)
+    policy_name = _policy_name(detail.request("policyArn"), "a policy")
+    if name == "CreatePolicyVersion":
+        return f"{who} made a new version of policy {policy_name} its default, which gives {user}"
+    if name == "SetDefaultPolicyVersion":
+        version = detail.request("versionId")
+        valid = isinstance(version, str) and re.fullmatch(r"v\d{1,6}", version)
+        which = f"version {version}" if valid else "another version"
+        return f"{who} made {which} of policy {policy_name} its default, which gives {user}"
+    if name == "DeleteUserPermissionsBoundary":
+        return f"{who} removed the permissions boundary of {user}, which gives it"
+    if name == "PutUserPermissionsBoundary":
+        shown = _policy_name(detail.request("permissionsBoundary"), "another policy")
+        return f"{who} set {shown} as the permissions boundary of {user}, which gives it"
+    return f"{who} gave {user}"
 
 
 def admin_access_granted(event: CloudTrailEvent, seen: Observed, settings: Settings) -> list[Alert]:
-    """The event's grant (policy, inline policy or group) gives a user full administrator access."""
+    """The event's grant (policy, inline policy, group, policy version or boundary) makes a user a full admin."""
     alerts = []
     for view in seen.users:
-        if not _event_grants_admin(event, view):
+        verdict = policy.admin_verdict(view.user, view.groups, view.documents)
+        if not _event_grants_admin(event, view, verdict):
             continue
-        sources = ", ".join(policy.admin_sources(view.user, view.groups, view.documents))
         no_mfa = "" if view.user.has_mfa else "; the user has no MFA device"
         alerts.append(
             _alert(
@@ -211,7 +245,8 @@ def admin_access_granted(event: CloudTrailEvent, seen: Observed, settings: Setti
                 Detection.ADMIN_ACCESS_GRANTED,
                 Severity.HIGH,
                 view.user.name,
-                f"{_who(event)} gave {view.user.name} full administrator access ({sources}){no_mfa}.",
+                f"{_how_granted(event, view.user.name)} full administrator access ({'; '.join(verdict.labels)})"
+                f"{no_mfa}.",
                 resource_arn=view.user.arn,
                 related=("user_admin_access", "user_admin_without_mfa"),
             )

@@ -299,6 +299,7 @@ class Inventory:
     ) -> None:
         """AWS managed policies are not in the details response; fetch each distinct one once."""
         wanted = {ref.arn for user in users for ref in user.attached_policies}
+        wanted.update(user.permissions_boundary.arn for user in users if user.permissions_boundary is not None)
         wanted.update(ref.arn for group in groups for ref in group.attached_policies)
         for arn in sorted(wanted - documents.keys()):
             documents[arn] = self.managed_policy_document(arn)
@@ -327,13 +328,15 @@ class Inventory:
         flag), made in parallel.
         """
 
+        cache = policy.PolicyCache()
+
         def at_risk(user: User) -> bool:
             creds = user.credentials
             return (
                 creds is not None
                 and creds.password_enabled
                 and creds.password_last_used is None
-                and not policy.can_change_own_password(user, groups, documents)
+                and not policy.can_change_own_password(user, groups, documents, cache)
             )
 
         wanted = [user.name for user in users if at_risk(user)]
@@ -420,6 +423,7 @@ class Inventory:
             attached_policies=attached,
             inline_policies=inline,
             group_names=tuple(groups),
+            permissions_boundary=_boundary(raw),
             mfa_devices=devices,
             credentials=credentials,
             password_reset_required=bool(profile.get("PasswordResetRequired")) if profile else None,
@@ -460,6 +464,12 @@ def _error_text(exc: ClientError) -> str:
     return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".strip()
 
 
+def _boundary(raw: Mapping[str, Any]) -> ManagedPolicyRef | None:
+    """GetUser's / GetAccountAuthorizationDetails' PermissionsBoundary (absent or empty: none)."""
+    arn = (raw.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+    return ManagedPolicyRef(arn=arn, name=arn.rsplit("/", 1)[-1]) if isinstance(arn, str) and arn else None
+
+
 def _group_from_details(raw: Mapping[str, Any]) -> Group:
     return Group(
         name=raw["GroupName"],
@@ -498,6 +508,7 @@ def _user_from_details(
             InlinePolicy(p["PolicyName"], _document(p["PolicyDocument"])) for p in raw.get("UserPolicyList", [])
         ),
         group_names=tuple(raw.get("GroupList", [])),
+        permissions_boundary=_boundary(raw),
         mfa_devices=devices,
         credentials=report.get(raw["UserName"]) if report is not None else None,
     )

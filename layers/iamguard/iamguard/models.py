@@ -79,6 +79,8 @@ class User:
     attached_policies: tuple[ManagedPolicyRef, ...] = ()
     inline_policies: tuple[InlinePolicy, ...] = ()
     group_names: tuple[str, ...] = ()
+    # The managed policy that caps the user's permissions (PermissionsBoundaryArn), if any.
+    permissions_boundary: ManagedPolicyRef | None = None
     mfa_devices: tuple[MfaDevice, ...] = ()
     # None when the credential report could not be read: checks that need it report an error.
     credentials: Credentials | None = None

@@ -191,6 +191,8 @@ def screen(event: CloudTrailEvent, rule: EventRule | None, settings: Settings, a
     sign_in = rule.source == "signin.amazonaws.com"
     if detail.error_code and not sign_in:
         return f"the call failed ({detail.error_code}): nothing changed"
+    if rule.only_if and detail.request(rule.only_if) not in (True, "true"):
+        return f"{name} without {rule.only_if}: what IAM enforces did not change"
     role = own_role(detail.user_identity, settings.iamguard_role_arns)
     if role is not None:
         return f"caused by iamguard's own role {role}: its actions are not re-evaluated (no loops)"
@@ -385,7 +387,7 @@ class EventProcessor:
         actions: list[Action] = []
         if rule.source == "signin.amazonaws.com" and detail.console_login_result == "Failure":
             seen, findings, changes, notes = self._failed_sign_in(event)
-        elif subject.kind in {"user", "group"}:
+        elif subject.kind in {"user", "group", "policy"}:
             seen, findings, changes, actions, notes = self._evaluate_users(event, rule, subject, now)
         else:
             seen, findings, changes = self._evaluate_account(subject, rule, now)
@@ -445,13 +447,10 @@ class EventProcessor:
     def _user_names(self, subject: Subject) -> tuple[list[str], list[str]]:
         if subject.kind == "user":
             return [subject.name], []
-        names: list[str] = []
-        try:
-            for page in self.iam.get_paginator("get_group").paginate(GroupName=subject.name):
-                names.extend(user["UserName"] for user in page["Users"])
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
-                raise
+        if subject.kind == "policy":
+            return self._policy_holders(subject.name)
+        names = self._group_members(subject.name)
+        if names is None:
             return [], [f"group {subject.name} no longer exists"]
         if len(names) > MAX_GROUP_MEMBERS:
             return names[:MAX_GROUP_MEMBERS], [
@@ -459,6 +458,49 @@ class EventProcessor:
                 "the next audit covers the rest"
             ]
         return names, [] if names else [f"group {subject.name} has no members"]
+
+    def _group_members(self, group: str) -> list[str] | None:
+        """Every member of a group (None when the group no longer exists)."""
+        names: list[str] = []
+        try:
+            for page in self.iam.get_paginator("get_group").paginate(GroupName=group):
+                names.extend(user["UserName"] for user in page["Users"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                raise
+            return None
+        return names
+
+    def _policy_holders(self, arn: str) -> tuple[list[str], list[str]]:
+        """Users who hold a managed policy: attached, through a group, or as their permissions boundary.
+
+        Bounded like a group event: at most MAX_GROUP_MEMBERS users now, the rest at the next audit.
+        """
+        name = arn.rsplit("/", 1)[-1]
+        users: dict[str, None] = {}
+        groups: list[str] = []
+        try:
+            for page in self.iam.get_paginator("list_entities_for_policy").paginate(PolicyArn=arn):
+                users.update(dict.fromkeys(user["UserName"] for user in page.get("PolicyUsers", [])))
+                groups.extend(group["GroupName"] for group in page.get("PolicyGroups", []))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                raise
+            return [], [f"policy {name} no longer exists"]
+        # Enough users to fill the bound, or as many groups read as the bound allows: the rest waits for the audit.
+        expanded = 0
+        for group in groups:
+            if len(users) > MAX_GROUP_MEMBERS or expanded == MAX_GROUP_MEMBERS:
+                break
+            users.update(dict.fromkeys(self._group_members(group) or []))
+            expanded += 1
+        names = list(users)
+        if len(names) > MAX_GROUP_MEMBERS or expanded < len(groups):
+            return names[:MAX_GROUP_MEMBERS], [
+                f"policy {name} is held by more than {MAX_GROUP_MEMBERS} users or groups: the first "
+                f"{min(len(names), MAX_GROUP_MEMBERS)} users were re-evaluated, the next audit covers the rest"
+            ]
+        return names, [] if names else [f"policy {name} is held by no user"]
 
     def _evaluate_user(
         self,
@@ -555,6 +597,7 @@ def _describe(subject: Subject) -> str:
     return {
         "user": f"user {subject.name}",
         "group": f"the members of group {subject.name}",
+        "policy": f"the users who hold policy {subject.name.rsplit('/', 1)[-1]}",
         "root": "the root user",
         "account": f"account {subject.name}",
     }[subject.kind]

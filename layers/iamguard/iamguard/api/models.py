@@ -21,6 +21,7 @@ CheckId = Literal[
     "user_console_mfa",
     "user_mfa",
     "user_admin_access",
+    "user_privilege_escalation",
     "user_admin_without_mfa",
     "user_no_direct_policies",
     "user_required_policies",

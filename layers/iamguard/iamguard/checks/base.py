@@ -10,6 +10,7 @@ from typing import Literal
 from iamguard.config import EXEMPT_TAG_KEY, Settings
 from iamguard.findings import Finding, Severity, Status
 from iamguard.models import AccountState, Group, InventoryPart, PasswordPolicy, PolicyDocument, User
+from iamguard.policy import Permissions, PolicyCache
 
 Scope = Literal["root", "account", "user"]
 
@@ -56,6 +57,12 @@ class UserContext:
     groups: Mapping[str, Group]
     policy_documents: Mapping[str, PolicyDocument]
     password_policy: PasswordPolicy | None
+    # Documents compiled once for all users of one run (see iamguard.policy).
+    policy_cache: PolicyCache = field(default_factory=PolicyCache, compare=False, repr=False)
+
+    def permissions(self, user: User) -> Permissions:
+        """The user's effective identity-based permissions."""
+        return Permissions(user, self.groups, self.policy_documents, self.policy_cache)
 
 
 AccountEvaluator = Callable[[AccountState, Settings, datetime], Outcome]

@@ -28,10 +28,6 @@ def _days(delta: timedelta) -> int:
     return max(0, delta.days)
 
 
-def is_admin(user: User, ctx: UserContext) -> bool:
-    return bool(policy.admin_sources(user, ctx.groups, ctx.policy_documents))
-
-
 @user_check(
     id="user_console_mfa",
     severity=Severity.HIGH,
@@ -78,11 +74,12 @@ def user_mfa(user: User, ctx: UserContext) -> Outcome:
     id="user_admin_access",
     severity=Severity.HIGH,
     title="IAM users do not hold full administrator access",
-    risk="Full admin (AdministratorAccess or an Allow of * on *) on a long-lived IAM user means one stolen "
-    "credential controls everything; admin work belongs to roles assumed with MFA.",
+    risk="Full admin (AdministratorAccess, or an Allow of * or of a NotAction on *) on a long-lived IAM user "
+    "means one stolen credential controls everything; admin work belongs to roles assumed with MFA.",
     remediation=Remediation(
         console=(
-            "Open IAM > Users > {user} > Permissions and remove AdministratorAccess (and any policy allowing * on *).",
+            "Open IAM > Users > {user} > Permissions and remove AdministratorAccess (and any policy allowing * "
+            "or a NotAction on *).",
             "Grant only the permissions the user needs, through a group; give admin work to a role that requires MFA.",
         ),
         cli="aws iam detach-user-policy --user-name <user> --policy-arn arn:aws:iam::aws:policy/AdministratorAccess "
@@ -92,10 +89,57 @@ def user_mfa(user: User, ctx: UserContext) -> Outcome:
     permissions=DETAILS + ("iam:GetPolicy", "iam:GetPolicyVersion"),
 )
 def user_admin_access(user: User, ctx: UserContext) -> Outcome:
-    sources = policy.admin_sources(user, ctx.groups, ctx.policy_documents)
-    if sources:
-        return Outcome(False, f"User {user.name} has full administrator access: {', '.join(sources)}.")
+    verdict = ctx.permissions(user).admin()
+    granted = "; ".join(verdict.labels)
+    if verdict.is_admin:
+        return Outcome(False, f"User {user.name} has full administrator access: {granted}.")
+    if verdict.grants and verdict.denied_by:
+        return Outcome(
+            True,
+            f"User {user.name} is not an administrator: {granted} would allow everything, but "
+            f"{', '.join(verdict.denied_by)} denies every action without a condition.",
+        )
+    if verdict.grants and verdict.capped_by:
+        return Outcome(
+            True,
+            f"User {user.name} is not an administrator: {granted} would allow everything, but its "
+            f"permissions boundary {verdict.capped_by} does not.",
+        )
     return Outcome(True, f"User {user.name} does not have full administrator access.")
+
+
+@user_check(
+    id="user_privilege_escalation",
+    severity=Severity.HIGH,
+    title="IAM users cannot make themselves administrators",
+    risk="A user allowed to rewrite or attach policies, to create credentials for other users, to change a "
+    "role's trust or to pass a role to code it runs can turn itself into an administrator in one or two calls: "
+    "its credentials are worth as much as an administrator's.",
+    remediation=Remediation(
+        console=(
+            "Open IAM > Users > {user} > Permissions and open the policy the finding names.",
+            "Remove the escalation action, or scope its Resource to what the user must manage: never its own user "
+            "or groups, other users' credentials, roles or managed policies; for iam:PassRole name only the roles "
+            "it must pass and add an iam:PassedToService condition.",
+            "Or set a permissions boundary on {user} that does not allow these actions.",
+        ),
+        cli="aws iam put-user-permissions-boundary --user-name <user> --permissions-boundary <boundary-policy-arn> "
+        "(or scope the granting policy: aws iam create-policy-version --policy-arn <arn> "
+        "--policy-document file://scoped.json --set-as-default)",
+    ),
+    standards=Standards(prowler="iam_policy_allows_privilege_escalation"),
+    permissions=DETAILS + ("iam:GetPolicy", "iam:GetPolicyVersion"),
+)
+def user_privilege_escalation(user: User, ctx: UserContext) -> Outcome:
+    permissions = ctx.permissions(user)
+    if permissions.admin().is_admin:
+        return Outcome(True, f"User {user.name} already has full administrator access (user_admin_access reports it).")
+    found = permissions.escalations()
+    if not found:
+        return Outcome(True, f"User {user.name} has no known way to make itself an administrator.")
+    shown = "; ".join(f"{e.describe()}, allowed by {', '.join(e.granted_by)}" for e in found[:3])
+    more = f"; and {len(found) - 3} more" if len(found) > 3 else ""
+    return Outcome(False, f"User {user.name} can make itself an administrator: {shown}{more}.")
 
 
 @user_check(
@@ -110,11 +154,16 @@ def user_admin_access(user: User, ctx: UserContext) -> Outcome:
     needs=("credential_report",),
 )
 def user_admin_without_mfa(user: User, ctx: UserContext) -> Outcome:
-    if not is_admin(user, ctx):
+    permissions = ctx.permissions(user)
+    if permissions.admin().is_admin:
+        what = "full administrator access"
+    elif permissions.full_iam():
+        what = "full IAM access (iam:* on *, admin-equivalent)"
+    else:
         return Outcome(True, f"User {user.name} is not an administrator.")
     if user.has_mfa:
         return Outcome(True, f"Administrator {user.name} has an MFA device.")
-    return Outcome(False, f"User {user.name} has full administrator access but no MFA device.")
+    return Outcome(False, f"User {user.name} has {what} but no MFA device.")
 
 
 @user_check(
@@ -198,7 +247,7 @@ def user_password_reset_possible(user: User, ctx: UserContext) -> Outcome:
         return Outcome(True, f"User {user.name} does not have to reset a password.")
     if ctx.password_policy is not None and ctx.password_policy.allow_users_to_change_password:
         return Outcome(True, f"User {user.name} must reset the password and the account lets users do so.")
-    if policy.can_change_own_password(user, ctx.groups, ctx.policy_documents):
+    if ctx.permissions(user).can_change_own_password():
         return Outcome(True, f"User {user.name} must reset the password and is allowed iam:ChangePassword.")
     return Outcome(
         False,

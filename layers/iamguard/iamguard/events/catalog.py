@@ -22,9 +22,12 @@ EventSource = Literal["iam.amazonaws.com", "signin.amazonaws.com"]
 #   request:userName       requestParameters.userName → that IAM user
 #   request:groupName      requestParameters.groupName → every member of the group
 #   request:serialNumber   requestParameters.serialNumber → root's device, or the user the device is named after
+#   request:policyArn      requestParameters.policyArn → every user who holds that managed policy
 #   caller                 userIdentity → root, or the calling IAM user (roles and federated sessions: nobody)
 #   account                the account itself (password policy, alias)
-Locator = Literal["request:userName", "request:groupName", "request:serialNumber", "caller", "account"]
+Locator = Literal[
+    "request:userName", "request:groupName", "request:serialNumber", "request:policyArn", "caller", "account"
+]
 
 USER_CHECKS: tuple[str, ...] = tuple(check.id for check in checks_by_scope("user"))
 # Root checks that need no credential report (the event path reads root from the account summary).
@@ -33,6 +36,8 @@ ROOT_MFA_DEVICE = "root-account-mfa-device"
 # IAM user and group names: ASCII letters, digits and +=,.@_- (users 1-64 characters, groups 1-128).
 _USER_NAME = re.compile(r"[\w+=,.@-]{1,64}", re.ASCII)
 _GROUP_NAME = re.compile(r"[\w+=,.@-]{1,128}", re.ASCII)
+# A managed policy: the account's own or AWS's, with an optional path (printable ASCII).
+_POLICY_ARN = re.compile(r"arn:aws[a-z-]*:iam::(?:\d{12}|aws):policy/[!-~]{1,1500}")
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class EventRule:
     locate: tuple[Locator, ...]
     checks: tuple[str, ...]  # user checks run for a user subject, root/account checks for root or the account
     detections: tuple[Detection, ...] = ()
+    # A boolean request parameter without which the call changed nothing iamguard judges (setAsDefault).
+    only_if: str | None = None
 
     @property
     def handler(self) -> str:
@@ -51,14 +58,21 @@ class EventRule:
         return "on_signin_event" if self.source == "signin.amazonaws.com" else "on_iam_event"
 
 
-def _iam(name: str, locate: tuple[Locator, ...], checks: tuple[str, ...], *detections: Detection) -> EventRule:
-    return EventRule(name, "iam.amazonaws.com", locate, checks, detections)
+def _iam(
+    name: str,
+    locate: tuple[Locator, ...],
+    checks: tuple[str, ...],
+    *detections: Detection,
+    only_if: str | None = None,
+) -> EventRule:
+    return EventRule(name, "iam.amazonaws.com", locate, checks, detections, only_if)
 
 
 _USER: tuple[Locator, ...] = ("request:userName",)
 _USER_OR_CALLER: tuple[Locator, ...] = ("request:userName", "caller")
 _GROUP: tuple[Locator, ...] = ("request:groupName",)
 _MFA_OWNER: tuple[Locator, ...] = ("request:userName", "request:serialNumber", "caller")
+_POLICY: tuple[Locator, ...] = ("request:policyArn",)
 
 RULES: dict[str, EventRule] = {
     rule.event_name: rule
@@ -77,6 +91,11 @@ RULES: dict[str, EventRule] = {
         _iam("RemoveUserFromGroup", _USER, USER_CHECKS, Detection.REQUIRED_POLICY_REMOVED),
         _iam("DetachGroupPolicy", _GROUP, USER_CHECKS, Detection.REQUIRED_POLICY_REMOVED),
         _iam("DeleteGroupPolicy", _GROUP, USER_CHECKS),
+        # A managed policy's default version is what IAM enforces: a new default re-evaluates its holders.
+        _iam("CreatePolicyVersion", _POLICY, USER_CHECKS, Detection.ADMIN_ACCESS_GRANTED, only_if="setAsDefault"),
+        _iam("SetDefaultPolicyVersion", _POLICY, USER_CHECKS, Detection.ADMIN_ACCESS_GRANTED),
+        _iam("PutUserPermissionsBoundary", _USER, USER_CHECKS, Detection.ADMIN_ACCESS_GRANTED),
+        _iam("DeleteUserPermissionsBoundary", _USER, USER_CHECKS, Detection.ADMIN_ACCESS_GRANTED),
         _iam("EnableMFADevice", _MFA_OWNER, USER_CHECKS + ROOT_CHECKS),
         _iam("ResyncMFADevice", _MFA_OWNER, USER_CHECKS + ROOT_CHECKS),
         _iam("DeactivateMFADevice", _MFA_OWNER, USER_CHECKS + ROOT_CHECKS, Detection.MFA_REMOVED),
@@ -145,8 +164,8 @@ def event_patterns() -> dict[str, dict[str, Any]]:
 class Subject:
     """The principal an event is about."""
 
-    kind: Literal["user", "group", "root", "account"]
-    name: str
+    kind: Literal["user", "group", "policy", "root", "account"]
+    name: str  # a user or group name, root, the account id, or a managed policy's ARN
 
 
 class SubjectError(ValueError):
@@ -160,6 +179,13 @@ def _iam_name(value: Any, what: str, pattern: re.Pattern[str] = _USER_NAME) -> s
     return value
 
 
+def _policy_arn(value: Any) -> str:
+    if not isinstance(value, str) or not _POLICY_ARN.fullmatch(value):
+        shown = value[:80] + "…" if isinstance(value, str) and len(value) > 80 else value
+        raise SubjectError(f"requestParameters.policyArn {shown!r} is not a managed policy ARN")
+    return value
+
+
 def locate_subject(event: CloudTrailEvent, rule: EventRule) -> Subject | None:
     """Follow the row's locators; None when the event names nobody iamguard evaluates."""
     detail = event.detail
@@ -170,6 +196,8 @@ def locate_subject(event: CloudTrailEvent, rule: EventRule) -> Subject | None:
             return Subject("user", _iam_name(detail.request("userName"), "requestParameters.userName"))
         if locator == "request:groupName" and detail.request("groupName") is not None:
             return Subject("group", _iam_name(detail.request("groupName"), "requestParameters.groupName", _GROUP_NAME))
+        if locator == "request:policyArn" and detail.request("policyArn") is not None:
+            return Subject("policy", _policy_arn(detail.request("policyArn")))
         if locator == "request:serialNumber" and detail.request("serialNumber") is not None:
             serial = detail.request("serialNumber")
             if not isinstance(serial, str):

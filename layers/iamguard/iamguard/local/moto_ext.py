@@ -31,6 +31,14 @@ so a handler parsing the envelope sees what EventBridge sends.
 moto has no ResyncMFADevice either; it is added here (the device must belong to
 the user; the local trail checks the codes, as for EnableMFADevice).
 
+moto has permissions boundaries for roles only. For users they are added here as
+AWS has them: CreateUser's PermissionsBoundary, PutUserPermissionsBoundary and
+DeleteUserPermissionsBoundary (the policy must exist), the boundary in GetUser
+and GetAccountAuthorizationDetails, and ListEntitiesForPolicy listing the users
+whose boundary the policy is (with no PolicyUsageFilter, or PermissionsBoundary;
+moto ignores that filter and lists only attachments) and failing with
+NoSuchEntity for a policy that does not exist (moto lists nobody).
+
 The state lives in the moto process (in-process mock or a server started from
 Python); it mirrors what AWS itself would hold for the root user.
 """
@@ -179,11 +187,71 @@ def install() -> None:
         return responses.IamResponse.get_login_profile(self)
 
     _install_root_calls(responses.IamResponse)
+    _install_user_boundaries(models, responses.IamResponse)
     _complete_event_envelope()
     models.IAMBackend.get_credential_report = get_credential_report  # type: ignore[method-assign]
     models.AccountSummary.summary_map = property(summary_map)  # type: ignore[assignment,method-assign]
     models.IAMBackend.list_virtual_mfa_devices = list_virtual_mfa_devices  # type: ignore[method-assign]
     responses.IamResponse.create_login_profile = create_login_profile  # type: ignore[method-assign]
+
+
+def _install_user_boundaries(models: Any, response_class: Any) -> None:
+    """Permissions boundaries of IAM users (moto models them for roles only)."""
+    from moto.core.responses import EmptyResult
+
+    def boundary(user: Any) -> dict[str, str] | None:
+        arn = getattr(user, "iamguard_boundary_arn", None)
+        return {"PermissionsBoundaryType": "PermissionsBoundaryPolicy", "PermissionsBoundaryArn": arn} if arn else None
+
+    # moto serializes a user's attributes by the API's member names: this one appears in
+    # GetUser, CreateUser and GetAccountAuthorizationDetails once it exists.
+    models.User.permissions_boundary = property(boundary)
+
+    def set_boundary(self: Any, user_name: str, arn: str | None) -> None:
+        if arn:
+            self.backend.get_policy(arn)  # NoSuchEntity for a policy that does not exist, as in AWS
+        self.backend.get_user(user_name).iamguard_boundary_arn = arn or None
+
+    original_create_user = response_class.create_user
+    original_list_entities = response_class.list_entities_for_policy
+
+    def create_user(self: Any) -> Any:
+        arn = self._get_param("PermissionsBoundary")
+        if arn:
+            self.backend.get_policy(arn)
+        result = original_create_user(self)
+        if arn:
+            set_boundary(self, self._get_param("UserName"), arn)
+        return result
+
+    def put_user_permissions_boundary(self: Any) -> Any:
+        set_boundary(self, self._get_param("UserName"), self._get_param("PermissionsBoundary"))
+        return EmptyResult()
+
+    def delete_user_permissions_boundary(self: Any) -> Any:
+        set_boundary(self, self._get_param("UserName"), None)
+        return EmptyResult()
+
+    def list_entities_for_policy(self: Any) -> Any:
+        usage = self._get_param("PolicyUsageFilter")
+        entity = self._get_param("EntityFilter")
+        arn = self._get_param("PolicyArn")
+        self.backend.get_policy(arn)  # NoSuchEntity for a policy that does not exist (moto lists nobody)
+        result = original_list_entities(self)
+        if entity not in {None, "", "User"}:
+            return result
+        bounded = [user for user in self.backend.users.values() if getattr(user, "iamguard_boundary_arn", None) == arn]
+        if usage == "PermissionsBoundary":
+            result.result.update(PolicyUsers=bounded, PolicyGroups=[], PolicyRoles=[])
+        elif usage != "PermissionsPolicy":
+            listed = result.result["PolicyUsers"]
+            listed.extend(user for user in bounded if user not in listed)
+        return result
+
+    response_class.create_user = create_user
+    response_class.put_user_permissions_boundary = put_user_permissions_boundary
+    response_class.delete_user_permissions_boundary = delete_user_permissions_boundary
+    response_class.list_entities_for_policy = list_entities_for_policy
 
 
 def _complete_event_envelope() -> None:
