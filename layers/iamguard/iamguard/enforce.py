@@ -416,13 +416,14 @@ def _apply_manual(record: GuardrailRecord | None, user: User, manual: ManualChan
         return replace(
             _own(record, user), detached_by=None, detached_at=None, detach_event_id=None, decided_at=manual.at
         )
+    known = record is not None and record.detached_by  # the audit noticed it first: people were told then
     return replace(
         _own(record, user),
         detached_by=manual.by,
         detached_at=manual.at,
         detach_event_id=manual.event_id,
         decided_at=manual.at,
-        told=None,  # tell people about this decision once
+        told=record.told if known and record else None,  # tell people about this decision once
     )
 
 

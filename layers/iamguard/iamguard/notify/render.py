@@ -338,7 +338,8 @@ class MessageBuilder:
             )
         reference = action.event_id or action.at.isoformat()
         return Message(
-            key=f"action:{reference}:{action.action}:{action.user_name}:{action.policy_arn}:{result}",
+            key=f"action:{reference}:{action.action}:{action.user_name}:{action.policy_arn}:{result}"
+            + (f":{action.withheld}" if action.withheld else ""),
             kind=MessageKind.ACTION,
             severity=severity,
             language=self.language,
