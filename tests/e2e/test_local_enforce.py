@@ -89,10 +89,12 @@ def test_a_console_user_with_an_active_key_never_gets_the_guardrail(runtime: Loc
 
 
 def test_a_console_only_user_gets_the_guardrail_and_loses_it_when_mfa_is_enabled(runtime: LocalRuntime) -> None:
-    # Given root creates a console user without MFA (and without keys)
+    # Given root creates a console user without MFA (and without keys), as the walkthrough does: a password
+    # to reset at first sign-in, and IAMUserChangePassword to allow it
     iam = client("iam", runtime.endpoint_url)
     iam.create_user(UserName="console_only")
     iam.create_login_profile(UserName="console_only", Password=PASSWORD, PasswordResetRequired=True)
+    iam.attach_user_policy(UserName="console_only", PolicyArn="arn:aws:iam::aws:policy/IAMUserChangePassword")
     assert runtime.wait_idle()
 
     # Then the event function attached the guardrail

@@ -6,7 +6,9 @@ What iamguard may do, and nothing else:
   `BoolIfExists aws:MultiFactorAuthPresent` deny would cut the key off, even after the user
   enrols MFA), never again once someone other than iamguard detached it, and with
   `GuardrailGraceHours` only when the grace period is over (the scheduled audit attaches it then);
-- detach that same guardrail — its ARN and no other — once the user has an MFA device;
+- detach that same guardrail — its ARN and no other — once the user has an MFA device (and, if the
+  user must still reset the password at first sign-in, once the guardrail is no longer the user's
+  only iam:ChangePassword: taking it off then would lock the user out);
 - attach missing required policies (only ARNs from settings; the event path only).
 Nothing is ever deleted; root and exempt users are never touched. Every decision becomes an
 `Action`: performed, failed, withheld (the reason says what to do instead) or, in monitor mode,
@@ -28,7 +30,16 @@ from iamguard import policy
 from iamguard.alerts import Action, Withheld
 from iamguard.checks.base import exemption_reason
 from iamguard.config import Settings
-from iamguard.models import AccessKey, AccountState, Group, ManagedPolicyRef, MfaDevice, User
+from iamguard.models import (
+    AccessKey,
+    AccountState,
+    Group,
+    ManagedPolicyRef,
+    MfaDevice,
+    PasswordPolicy,
+    PolicyDocument,
+    User,
+)
 from iamguard.policies import GUARDRAIL_DESCRIPTION, GUARDRAIL_POLICY_NAME, guardrail_document
 from iamguard.store import FindingsStore, GuardrailRecord
 
@@ -91,19 +102,43 @@ def _console(user: User) -> bool:
     return user.credentials is not None and user.credentials.password_enabled
 
 
+def guardrail_needed_to_reset(
+    user: User,
+    groups: Mapping[str, Group],
+    settings: Settings,
+    documents: Mapping[str, PolicyDocument],
+    password_policy: PasswordPolicy | None,
+) -> bool:
+    """The user must reset the password at first sign-in, and only the guardrail allows iam:ChangePassword."""
+    if not _console(user) or not user.password_reset_required:
+        return False
+    if password_policy is not None and password_policy.allow_users_to_change_password:
+        return False
+    without = replace(
+        user, attached_policies=tuple(r for r in user.attached_policies if r.arn != settings.guardrail_policy_arn)
+    )
+    return not policy.can_change_own_password(without, groups, documents)
+
+
 def guardrail_step(
     user: User,
     groups: Mapping[str, Group],
     settings: Settings,
     record: GuardrailRecord | None = None,
     now: datetime | None = None,
+    *,
+    keep_for_reset: bool = False,
 ) -> PlannedAction | None:
-    """What to do with the guardrail for this (non-exempt) user now; None when nothing."""
+    """What to do with the guardrail for this (non-exempt) user now; None when nothing.
+
+    `keep_for_reset`: the user must still change the password at first sign-in and the guardrail is
+    what allows it (see `guardrail_needed_to_reset`), so it stays on even though the user has MFA.
+    """
     guardrail = settings.guardrail_policy_arn
     if not guardrail:
         return None
     direct = any(ref.arn == guardrail for ref in user.attached_policies)
-    if direct and user.has_mfa:
+    if direct and user.has_mfa and not keep_for_reset:
         return PlannedAction(
             DETACH_GUARDRAIL, guardrail, f"{user.name} has an MFA device now: the guardrail has done its job."
         )
@@ -175,12 +210,13 @@ def plan(
     *,
     record: GuardrailRecord | None = None,
     now: datetime | None = None,
+    keep_for_reset: bool = False,
 ) -> list[PlannedAction]:
     """What enforcement would do for this user now (empty for exempt users)."""
     if exemption_reason(user, settings) is not None:
         return []
     planned = []
-    step = guardrail_step(user, groups, settings, record, now)
+    step = guardrail_step(user, groups, settings, record, now, keep_for_reset=keep_for_reset)
     if step is not None:
         planned.append(step)
     in_effect = policy.policy_arns_in_effect(user, groups)
@@ -208,15 +244,27 @@ class Enforcer:
 
     # -- the event path: one user, just read live ----------------------------------------
     def enforce(
-        self, user: User, groups: Mapping[str, Group], event_id: str, *, manual: ManualChange | None = None
+        self,
+        user: User,
+        groups: Mapping[str, Group],
+        event_id: str,
+        *,
+        manual: ManualChange | None = None,
+        documents: Mapping[str, PolicyDocument] | None = None,
+        password_policy: Callable[[], PasswordPolicy | None] | None = None,
     ) -> list[Action]:
-        """Act on the plan for one user; every attempt becomes an `Action` tied to the causing event."""
+        """Act on the plan for one user; every attempt becomes an `Action` tied to the causing event.
+
+        `documents` and `password_policy` (read only if needed) tell whether the guardrail is still
+        what lets the user change the password at first sign-in.
+        """
         if exemption_reason(user, self.settings) is not None:
             return []
         now = self._clock()
         stored = self._record(user, self.memory.guardrail_record(user.name) if self.memory else None)
         record = _apply_manual(stored, user, manual)
-        steps = plan(user, groups, self.settings, record=record, now=now)
+        keep = self._keep_for_reset(user, groups, documents or {}, password_policy or (lambda: None))
+        steps = plan(user, groups, self.settings, record=record, now=now, keep_for_reset=keep)
         actions, record = self._carry_out(steps, user, record, now, event_id, retry_later=True)
         self._save(stored, record)
         return actions
@@ -247,7 +295,8 @@ class Enforcer:
             step = guardrail_step(user, state.groups, self.settings, record, now)
             if step is not None and step.withheld is None:
                 user = self._live(user)  # act on what IAM says now, not on the report
-                step = guardrail_step(user, state.groups, self.settings, record, now)
+                keep = self._keep_for_reset(user, state.groups, state.policy_documents, lambda: state.password_policy)
+                step = guardrail_step(user, state.groups, self.settings, record, now, keep_for_reset=keep)
             done, record = self._carry_out([step] if step else [], user, record, now, None, retry_later=False)
             actions.extend(done)
             self._save(stored, record)
@@ -266,9 +315,31 @@ class Enforcer:
             and not user.has_mfa
         )
 
+    def _keep_for_reset(
+        self,
+        user: User,
+        groups: Mapping[str, Group],
+        documents: Mapping[str, PolicyDocument],
+        password_policy: Callable[[], PasswordPolicy | None],
+    ) -> bool:
+        guardrail = self.settings.guardrail_policy_arn
+        if (
+            not user.has_mfa
+            or not user.password_reset_required
+            or guardrail not in policy.policy_arns_in_effect(user, groups)
+        ):
+            return False  # only a guardrail about to come off matters here
+        return guardrail_needed_to_reset(user, groups, self.settings, documents, password_policy())
+
     def _live(self, user: User) -> User:
-        """The user with its MFA devices, access keys and attached policies as IAM has them now (3 calls)."""
+        """The user's console password, MFA devices, access keys and attached policies as IAM has them now."""
         name = user.name
+        try:
+            profile = self.iam.get_login_profile(UserName=name)["LoginProfile"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                raise
+            profile = None
         devices = tuple(
             MfaDevice(serial_number=d["SerialNumber"], virtual=":mfa/" in d["SerialNumber"])
             for page in self.iam.get_paginator("list_mfa_devices").paginate(UserName=name)
@@ -285,8 +356,16 @@ class Enforcer:
         )
         credentials = user.credentials
         if credentials is not None:
-            credentials = replace(credentials, mfa_active=bool(devices), access_keys=keys)
-        return replace(user, mfa_devices=devices, credentials=credentials, attached_policies=attached)
+            credentials = replace(
+                credentials, password_enabled=profile is not None, mfa_active=bool(devices), access_keys=keys
+            )
+        return replace(
+            user,
+            mfa_devices=devices,
+            credentials=credentials,
+            attached_policies=attached,
+            password_reset_required=bool(profile.get("PasswordResetRequired")) if profile else None,
+        )
 
     # -- carrying out ---------------------------------------------------------------------
     def _carry_out(

@@ -417,7 +417,9 @@ class EventProcessor:
         except UnknownUser:
             self.logger.info("user no longer exists", extra={"user": name, "event_id": event_id})
             return None, []
-        actions = self.enforcer.enforce(user, groups, event_id, manual=manual)
+        actions = self.enforcer.enforce(
+            user, groups, event_id, manual=manual, documents=documents, password_policy=password_policy
+        )
         if any(action.performed for action in actions):
             user, groups, documents = inventory.read_user(name)  # judge the state enforcement left behind
         context = UserContext(self.settings, now, groups, documents, password_policy())

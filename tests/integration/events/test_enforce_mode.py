@@ -332,6 +332,35 @@ def test_a_console_only_user_gets_the_guardrail_and_loses_it_when_mfa_is_enabled
     assert bot.store.guardrail_record("wonjun_admin") is None
 
 
+def test_the_guardrail_stays_while_it_is_all_that_lets_the_user_set_a_first_password(
+    account: AwsContext, make_bot: BotFactory
+) -> None:
+    # Given dave_new: must reset the password at first sign-in, and only the guardrail allows iam:ChangePassword
+    bot = make_bot(MODE="enforce")
+    iam = account.iam()
+    bot(sign_in("dave_new"))
+    assert GUARDRAIL in bot.attached("dave_new")
+
+    # When an administrator enrols an MFA device for dave_new before the first sign-in
+    result = bot(enable_mfa_event("dave_new", enable_mfa(iam, "dave_new")))
+    audit = bot.audit()
+
+    # Then the guardrail stays (taking it off would lock dave_new out at first sign-in), event and audit alike
+    assert result["actions"] == [] and of(audit, "dave_new") == []
+    assert GUARDRAIL in bot.attached("dave_new")
+    assert {f["check_id"]: f["status"] for f in result["findings"]}["user_password_reset_possible"] == "PASS"
+
+    # When dave_new has set a new password and signs in with MFA
+    iam.update_login_profile(UserName="dave_new", PasswordResetRequired=False)
+    with_mfa = sample("console_login_user_mfa", new_id=True)
+    with_mfa["detail"]["userIdentity"].update(userName="dave_new", arn=f"arn:aws:iam::{ACCOUNT_ID}:user/dave_new")
+    done = bot(with_mfa)
+
+    # Then the guardrail has done its job and comes off
+    assert outcomes(done["actions"]) == [("detach_guardrail_policy", "dave_new", True, None)]
+    assert GUARDRAIL not in bot.attached("dave_new")
+
+
 def test_the_audit_takes_the_guardrail_off_users_who_now_have_mfa(account: AwsContext, make_bot: BotFactory) -> None:
     # Given the guardrail on wonjun_admin, who then enabled MFA - but the EnableMFADevice event never arrived
     bot = make_bot(MODE="enforce")
