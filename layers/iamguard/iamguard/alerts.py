@@ -67,6 +67,7 @@ class Action(BaseModel):
     action: str  # "attach_guardrail_policy", "detach_guardrail_policy", "attach_required_policy"
     user_name: str
     policy_arn: str
+    account_id: str | None = None  # the user's account
     performed: bool  # False in monitor mode, when the action failed, or when it was withheld
     reason: str
     event_id: str | None = None  # None when the scheduled audit acted

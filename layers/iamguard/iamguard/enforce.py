@@ -469,6 +469,7 @@ class Enforcer:
             action=step.action,
             user_name=user.name,
             policy_arn=step.policy_arn,
+            account_id=user.arn.split(":")[4] if user.arn.count(":") >= 5 else None,
             performed=performed,
             reason=f"{step.reason} ({note})" if note else step.reason,
             event_id=event_id,

@@ -413,6 +413,8 @@ def test_an_administrators_detach_is_respected_on_that_event_and_later(
         datetime(2026, 6, 1, 10, 2, tzinfo=UTC),
         event["detail"]["eventID"],
     )
+    # (announced alone - no alert, no finding change - it still names its account)
+    assert bot.announcer.calls[-1].alerts == [] and bot.announcer.actions[-1].account_id == ACCOUNT_ID
     message = MessageBuilder("en").action_message(bot.announcer.actions[-1], ACCOUNT_ID)
     assert message.summary == (
         "IAM user alice detached the MFA guardrail policy from user wonjun_admin (2026-06-01 10:02 UTC). "

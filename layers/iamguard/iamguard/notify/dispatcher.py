@@ -153,7 +153,7 @@ class Dispatcher:
         account = next((a.account_id for a in alerts), None) or next((c.finding.account_id for c in changes), "")
         messages = [self.builder.alert_message(alert) for alert in alerts]
         messages += self.builder.finding_messages(changes)
-        messages += [self.builder.action_message(action, account) for action in actions]
+        messages += [self.builder.action_message(action, action.account_id or account) for action in actions]
         if Channel.SECURITY_HUB in self.notifiers:
             messages += self.builder.sync_messages(changes)
         return self.deliver(messages)
