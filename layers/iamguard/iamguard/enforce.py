@@ -138,7 +138,8 @@ def guardrail_step(
     if not guardrail:
         return None
     direct = any(ref.arn == guardrail for ref in user.attached_policies)
-    if direct and user.has_mfa and not keep_for_reset:
+    kept = record is not None and record.attached_by is not None  # an administrator put it on an MFA user
+    if direct and user.has_mfa and not keep_for_reset and not kept:
         return PlannedAction(
             DETACH_GUARDRAIL, guardrail, f"{user.name} has an MFA device now: the guardrail has done its job."
         )
@@ -405,7 +406,7 @@ class Enforcer:
                 actions.append(self._action(step, user, event_id, now, record, note=failed, error=error))
                 continue
             if step.action == ATTACH_GUARDRAIL:
-                record = replace(_own(record, user), attached_at=now, since=None, told=None)
+                record = replace(_own(record, user), attached_at=now, attached_by=None, since=None, told=None)
             elif step.action == DETACH_GUARDRAIL:
                 record = replace(_own(record, user), attached_at=None, since=None, told=None)
             actions.append(self._action(step, user, event_id, now, record, performed=True))
@@ -494,11 +495,19 @@ def _apply_manual(record: GuardrailRecord | None, user: User, manual: ManualChan
         return record
     if manual.attached:  # attaching it by hand lets iamguard enforce again
         return replace(
-            _own(record, user), detached_by=None, detached_at=None, detach_event_id=None, decided_at=manual.at
+            _own(record, user),
+            detached_by=None,
+            detached_at=None,
+            detach_event_id=None,
+            decided_at=manual.at,
+            # on a user who already has MFA it is there for its own sake (it denies calls made with
+            # long-term keys): iamguard leaves it on rather than take it off as "done"
+            attached_by=manual.by if user.has_mfa else None,
         )
     known = record is not None and record.detached_by  # the audit noticed it first: people were told then
     return replace(
         _own(record, user),
+        attached_by=None,
         detached_by=manual.by,
         detached_at=manual.at,
         detach_event_id=manual.event_id,

@@ -6,8 +6,9 @@ Item layout (one table, see template.yaml):
   audit run   pk=AUDIT                   sk=LATEST | RUN#<iso time>
   activity    pk=ACTIVITY#<yyyy-mm-dd>   sk=<iso time>#<kind>#<id>   (detections and enforcement actions, TTL)
   guardrail   pk=USER#<name>             sk=GUARDRAIL          gsi1pk=GUARDRAIL        gsi1sk=<name>
-              (what enforcement remembers about one user's MFA guardrail: who detached it by hand and
-              when, when iamguard attached it, the grace period's start, what people were told)
+              (what enforcement remembers about one user's MFA guardrail: who detached - or attached -
+              it by hand and when, when iamguard attached it, the grace period's start, what people
+              were told)
 Other writers share the table: notifications (iamguard.outbox, pk=NOTIFY#...) and failed
 sign-in bursts (iamguard.bursts, pk=SIGNIN_FAILURES#...); their layouts are documented there.
 
@@ -57,12 +58,15 @@ class GuardrailRecord:
     detach_event_id: str | None = None  # None when the audit noticed the detach, not its event
     decided_at: datetime | None = None  # event time of the latest manual attach/detach applied
     attached_at: datetime | None = None  # iamguard attached it (and has not taken it off since)
+    attached_by: str | None = None  # someone attached it by hand to a user who had MFA: left on
     since: datetime | None = None  # the current need for it began (the grace period's start)
     told: str | None = None  # the withholding people were told of in the current need
 
     @property
     def empty(self) -> bool:
-        return not (self.detached_by or self.decided_at or self.attached_at or self.since or self.told)
+        return not (
+            self.detached_by or self.attached_by or self.decided_at or self.attached_at or self.since or self.told
+        )
 
 
 _GUARDRAIL_SK = "GUARDRAIL"
@@ -80,6 +84,7 @@ def _guardrail_item(record: GuardrailRecord) -> dict[str, Any]:
         "user_id": record.user_id,
         "detached_by": record.detached_by,
         "detach_event_id": record.detach_event_id,
+        "attached_by": record.attached_by,
         "told": record.told,
     }
     for name in _GUARDRAIL_TIMES:
@@ -94,6 +99,7 @@ def _guardrail_record(item: Mapping[str, Any]) -> GuardrailRecord:
         user_id=str(item["user_id"]),
         detached_by=item.get("detached_by"),
         detach_event_id=item.get("detach_event_id"),
+        attached_by=item.get("attached_by"),
         told=item.get("told"),
         **{name: _time(item.get(name)) for name in _GUARDRAIL_TIMES},
     )

@@ -494,6 +494,28 @@ def test_attaching_the_guardrail_by_hand_lets_iamguard_enforce_again(account: Aw
     assert GUARDRAIL not in bot.attached("wonjun_admin")
 
 
+def test_a_guardrail_an_administrator_puts_on_a_user_with_mfa_is_left_on(
+    account: AwsContext, make_bot: BotFactory
+) -> None:
+    # Given enforce mode, root attaches the guardrail by hand to alice, who has MFA
+    # (to stop her long-term keys working without an MFA session, say)
+    bot = make_bot(MODE="enforce")
+    account.iam().attach_user_policy(UserName="alice", PolicyArn=GUARDRAIL)
+    attach = sample(
+        "attach_user_policy_admin", new_id=True, requestParameters={"userName": "alice", "policyArn": GUARDRAIL}
+    )
+
+    # When that event arrives, and the audit runs
+    result = bot(attach)
+    audit = bot.audit()
+
+    # Then iamguard leaves it on: it is there for its own sake, not as iamguard's MFA enforcement
+    assert result["actions"] == [] and of(audit, "alice") == []
+    assert GUARDRAIL in bot.attached("alice")
+    record = bot.store.guardrail_record("alice")
+    assert record is not None and record.attached_by == "root"
+
+
 def test_a_guardrail_reattached_before_the_detach_event_arrived_is_taken_off_again(
     account: AwsContext, make_bot: BotFactory
 ) -> None:
