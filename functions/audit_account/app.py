@@ -64,6 +64,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             ],
             "api_calls": result.api_calls,
             "actions": [f"{a.action}:{a.user_name}:{a.outcome}" for a in result.actions],
+            "actions_left_for_next_audit": enforcer.deferred,
             "duration_seconds": round(result.duration_seconds, 3),
             "notifications": asdict(delivery),
         },

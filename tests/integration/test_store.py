@@ -136,12 +136,13 @@ def test_guardrail_records_live_beside_the_findings_and_go_when_empty(store: Fin
         "bob", "AIDABOB", detached_by="IAM user alice", detached_at=NOW, detach_event_id="e-1", decided_at=NOW
     )
     deferred = GuardrailRecord("carol", "AIDACAROL", since=NOW - timedelta(hours=2), told="grace_period")
-    store.save_guardrail_record(declined)
-    store.save_guardrail_record(deferred)
+    kept = GuardrailRecord("dan", "AIDADAN", attached_by="root", decided_at=NOW)
+    for record in (declined, deferred, kept):
+        store.save_guardrail_record(record)
 
     # Then each reads back exactly, one by one and all at once (one index query), and none is a finding
     assert store.guardrail_record("bob") == declined
-    assert store.guardrail_records() == {"bob": declined, "carol": deferred}
+    assert store.guardrail_records() == {"bob": declined, "carol": deferred, "dan": kept}
     assert [(f.check_id, f.resource_name) for f in store.findings()] == [("user_console_mfa", "bob")]
     assert [f.check_id for f in store.findings_for_resource("user", "bob", "123456789012")] == ["user_console_mfa"]
     item = store.client.get_item(TableName=store.table, Key={"pk": {"S": "USER#bob"}, "sk": {"S": "GUARDRAIL"}})
@@ -150,4 +151,4 @@ def test_guardrail_records_live_beside_the_findings_and_go_when_empty(store: Fin
     # When there is nothing left to remember about carol, her record is removed
     store.save_guardrail_record(GuardrailRecord("carol", "AIDACAROL"))
     assert store.guardrail_record("carol") is None
-    assert set(store.guardrail_records()) == {"bob"}
+    assert set(store.guardrail_records()) == {"bob", "dan"}

@@ -57,6 +57,8 @@ RETRYABLE = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceede
 # this long before the audit's read (IAM is eventually consistent; events race the audit).
 SETTLED = timedelta(minutes=5)
 UNSEEN_DETACHER = "someone outside iamguard (the DetachUserPolicy event never reached iamguard)"
+# Users one audit run may act on or tell about (each costs a handful of IAM calls and a message).
+AUDIT_USER_BUDGET = 50
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,7 @@ class Enforcer:
         self.settings = settings
         self.memory = memory
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.deferred = 0  # users the last audit run left for the next one (AUDIT_USER_BUDGET)
 
     # -- the event path: one user, just read live ----------------------------------------
     def enforce(
@@ -275,25 +278,40 @@ class Enforcer:
         """The guardrail for every user (attach when due, detach when done, tell what is withheld).
 
         The bulk read can be hours old (the credential report): before the audit attaches or
-        detaches, it reads the user's MFA devices, access keys and attached policies live.
+        detaches, it reads the user's login profile, MFA devices, access keys and attached
+        policies live. At most `AUDIT_USER_BUDGET` users are acted on or told about per run (the
+        first enforcing audit of a large account would otherwise outrun the function's timeout
+        and flood the channels); the next run goes on where this one stopped.
         """
+        self.deferred = 0
         if self.settings.mode != "enforce" or not self.settings.guardrail_policy_arn:
             return []
         records = self.memory.guardrail_records() if self.memory else {}
         now = self._clock()
         actions: list[Action] = []
+        budget = AUDIT_USER_BUDGET
         for user in state.users:
             if exemption_reason(user, self.settings) is not None or user.credentials is None:
                 continue  # exempt, or console access unknown (no credential report): nothing to decide on
             stored = self._record(user, records.get(user.name))
             record = stored
-            if self._looks_detached_outside(user, record, state.read_at):
+            suspect = self._looks_detached_outside(user, record, state.read_at)
+            step = guardrail_step(user, state.groups, self.settings, record, now)
+            costly = suspect or (
+                step is not None and (step.withheld is None or record is None or record.told != step.withheld)
+            )
+            if costly and budget <= 0:
+                self.deferred += 1
+                continue
+            if costly:
+                budget -= 1
+            if suspect:
                 user = self._live(user)
                 if self._looks_detached_outside(user, record, state.read_at):
                     record = replace(
                         _own(record, user), detached_by=UNSEEN_DETACHER, detached_at=now, detach_event_id=None
                     )
-            step = guardrail_step(user, state.groups, self.settings, record, now)
+                step = guardrail_step(user, state.groups, self.settings, record, now)
             if step is not None and step.withheld is None:
                 user = self._live(user)  # act on what IAM says now, not on the report
                 keep = self._keep_for_reset(user, state.groups, state.policy_documents, lambda: state.password_policy)

@@ -651,6 +651,25 @@ def test_the_audit_checks_live_before_it_attaches(account: AwsContext, store: Fi
     }
 
 
+def test_one_audit_acts_on_a_bounded_number_of_users_and_the_next_goes_on(
+    account: AwsContext, store: FindingsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given three console users without MFA or keys (wonjun_admin, dave_new, mina_dev) and a budget of two
+    monkeypatch.setattr("iamguard.enforce.AUDIT_USER_BUDGET", 2)
+    settings = Settings(mode="enforce", guardrail_policy_arn=ensure_guardrail_policy(account.iam(), ACCOUNT_ID))
+    enforcer = Enforcer(account.iam(), settings, memory=store)
+
+    # When the audit runs twice
+    first = enforcer.enforce_account(Inventory(account).read_account())
+    left = enforcer.deferred
+    second = enforcer.enforce_account(Inventory(account).read_account())
+
+    # Then the first run attached two guardrails and left one; the second attached the last
+    assert ([a.performed for a in first], left) == ([True, True], 1)
+    assert ([a.performed for a in second], enforcer.deferred) == ([True], 0)
+    assert {a.user_name for a in first + second} == {"wonjun_admin", "dave_new", "mina_dev"}
+
+
 def test_detach_refuses_every_policy_but_the_stacks_guardrail() -> None:
     # Given an enforcer whose IAM client would fail any call (nothing is queued on the stubber)
     iam = boto3.client("iam", region_name="us-east-1")
