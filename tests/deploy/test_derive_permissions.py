@@ -277,3 +277,39 @@ def test_powertools_parameter_providers_need_their_read_actions(tmp_path: Path) 
             return from_ssm("/x"), from_secrets_manager("y")
     """
     assert actions(tmp_path, package, handler) == {"ssm:GetParameter", "secretsmanager:GetSecretValue"}
+
+
+def test_methods_chosen_at_run_time_count(tmp_path: Path) -> None:
+    # Given an enforcer that picks attach or detach as a bound method, then calls it (iamguard.enforce does)
+    package = {
+        "iamguard/enforce.py": """
+            from typing import TYPE_CHECKING
+            if TYPE_CHECKING:
+                from mypy_boto3_iam import IAMClient
+
+            class Enforcer:
+                def __init__(self, iam: "IAMClient") -> None:
+                    self.iam = iam
+
+                def act(self, detach: bool) -> None:
+                    call = self.detach_guardrail if detach else self._attach
+                    call("bob", "arn:aws:iam::123456789012:policy/guardrail")
+
+                def _attach(self, user, arn):
+                    self.iam.attach_user_policy(UserName=user, PolicyArn=arn)
+
+                def detach_guardrail(self, user, arn):
+                    self.iam.detach_user_policy(UserName=user, PolicyArn=arn)
+
+                def purge(self, user):  # nothing calls purge()
+                    self.iam.delete_user(UserName=user)
+        """,
+    }
+    handler = """
+        from iamguard.enforce import Enforcer
+
+        def lambda_handler(event, context):
+            Enforcer(None).act(event["detach"])
+    """
+    # Then both writes are derived (so the role must grant both), and nothing unreached is
+    assert actions(tmp_path, package, handler) == {"iam:AttachUserPolicy", "iam:DetachUserPolicy"}

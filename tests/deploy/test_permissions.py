@@ -27,9 +27,11 @@ from tests.support.template import (
     SAM_MANAGED_POLICIES,
     FunctionSource,
     Grant,
+    Resolver,
     Role,
     deployed,
     evaluate_condition,
+    function_environment,
     function_role,
     functions,
     is_delivery_grant,
@@ -202,6 +204,49 @@ def test_enforcement_is_granted_where_the_code_enforces() -> None:
     assert enforcers, "no function's code calls iam:AttachUserPolicy"
     for fid in enforcers:
         assert any(g.action == "iam:AttachUserPolicy" for g in code_grants(role(fid)))
+
+
+def _policy_arn_condition(grant: Grant, parameters: dict[str, str]) -> tuple[set[tuple[str, str]], set[str]]:
+    """(operator, key) pairs of a grant's iam:PolicyARN condition, and the ARNs it allows as deployed."""
+    resolved = Resolver(sam_template(), parameters).resolve(grant.condition or {})
+    keys, arns = set(), set()
+    for operator, entries in resolved.items():
+        for key, values in entries.items():
+            if key.lower() == "iam:policyarn":
+                keys.add((operator, key))
+                arns.update(values if isinstance(values, list) else [values])
+    return keys, arns
+
+
+def test_the_stacks_guardrail_is_the_only_policy_iamguard_may_detach() -> None:
+    # Given an enforcing deployment that also requires a policy
+    parameters = {"Mode": "enforce", "RequiredPolicyArns": "arn:aws:iam::aws:policy/IAMUserChangePassword"}
+    guardrail = Resolver(sam_template(), parameters).ref("GuardrailPolicy")
+    detachers = sorted(fid for fid in IDS if "iam:DetachUserPolicy" in derivation(fid).actions)
+    assert detachers == ["AuditAccountFunction", "OnIamEventFunction", "OnSigninEventFunction"]
+    for fid in detachers:
+        grants = code_grants(role(fid))
+        detach = [g for g in grants if g.action == "iam:DetachUserPolicy"]
+        attach = [g for g in grants if g.action == "iam:AttachUserPolicy"]
+        assert detach and attach, fid
+        attach_keys = set().union(*(_policy_arn_condition(g, parameters)[0] for g in attach))
+        for grant in detach:
+            keys, arns = _policy_arn_condition(grant, parameters)
+            # Then each detach grant carries the attach grant's iam:PolicyARN condition, naming the guardrail only
+            assert keys == attach_keys == {("ArnEquals", "iam:PolicyARN")}, fid
+            assert arns == {guardrail}, f"{fid} may detach {arns}"
+        assert all(guardrail in _policy_arn_condition(g, parameters)[1] for g in attach), fid
+
+
+def test_the_event_functions_ignore_the_events_of_every_role_that_enforces() -> None:
+    # iamguard's own attach and detach come back through CloudTrail; none of them may look like an
+    # administrator's decision (a detach by hand is remembered and respected).
+    enforcers = {fid for fid in IDS if {"iam:AttachUserPolicy", "iam:DetachUserPolicy"} & derivation(fid).actions}
+    assert "AuditAccountFunction" in enforcers
+    resolver = Resolver(sam_template(), {"Mode": "enforce"})
+    for fid in ("OnIamEventFunction", "OnSigninEventFunction"):
+        ignored = set(function_environment(fid, Mode="enforce")["IAMGUARD_ROLE_ARNS"].split(","))
+        assert {resolver.arn(f"{enforcer}Role") for enforcer in enforcers} <= ignored, fid
 
 
 def test_required_policy_arns_cannot_carry_wildcards() -> None:

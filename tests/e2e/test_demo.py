@@ -34,19 +34,18 @@ def test_enforce_mode_attaches_the_guardrail_and_the_account_ends_where_the_walk
     runtime, result, _ = enforced
     iam = client("iam", runtime.endpoint_url)
     attached = {p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=ADMIN)["AttachedPolicies"]}
-    assert attached == {
-        "arn:aws:iam::aws:policy/AdministratorAccess",
-        "arn:aws:iam::aws:policy/IAMUserChangePassword",
-        GUARDRAIL,
-    }
-    # the guardrail was attached by the event function's role, and the trail shows it
-    attach = [
-        e["detail"]
+    # the guardrail did its job: wonjun_admin has MFA now, so iamguard took it off again
+    assert attached == {"arn:aws:iam::aws:policy/AdministratorAccess", "arn:aws:iam::aws:policy/IAMUserChangePassword"}
+    # the guardrail was attached, then detached, by the event function's role, and the trail shows both
+    calls = [
+        (e["detail"]["eventName"], e["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["userName"])
         for e in runtime.trail.recent
-        if e["detail"]["eventName"] == "AttachUserPolicy" and e["detail"]["requestParameters"]["policyArn"] == GUARDRAIL
+        if e["detail"]["eventName"] in {"AttachUserPolicy", "DetachUserPolicy"}
+        and e["detail"]["requestParameters"]["policyArn"] == GUARDRAIL
     ]
-    assert [a["userIdentity"]["sessionContext"]["sessionIssuer"]["userName"] for a in attach] == [
-        "iamguard-OnIamEventFunctionRole"
+    assert calls == [
+        ("AttachUserPolicy", "iamguard-OnIamEventFunctionRole"),
+        ("DetachUserPolicy", "iamguard-OnIamEventFunctionRole"),
     ]
     assert iam.list_account_aliases()["AccountAliases"] == [ALIAS]
     assert len(iam.list_mfa_devices(UserName=ADMIN)["MFADevices"]) == 1
@@ -75,6 +74,8 @@ def test_every_step_is_told(enforced: tuple[LocalRuntime, DemoResult, str]) -> N
     assert "ConsoleLogin as wonjun_admin (MFAUsed=No)" in text
     assert "ConsoleLogin as wonjun_admin (MFAUsed=Yes)" in text
     assert "iamguard attached iamguard-mfa-guardrail to wonjun_admin" in text
+    assert "iamguard took iamguard-mfa-guardrail off wonjun_admin again (the user has MFA now)" in text
+    assert "enforcement actions: 2" in text
     assert "Demo-Walkthrough-Password-1!" not in text
 
 

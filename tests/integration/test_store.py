@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from iamguard.findings import Finding, Severity, Status, Transition
-from iamguard.store import Change, FindingsStore
+from iamguard.store import Change, FindingsStore, GuardrailRecord
 
 from tests.factories import NOW
 
@@ -191,3 +191,28 @@ def test_an_evaluation_error_keeps_the_last_known_verdict(store: FindingsStore) 
     assert stored.status is Status.FAIL
     assert only(store.record([finding(at=NOW + timedelta(hours=2))])) is Transition.UNCHANGED  # not re-opened
     assert only(store.record([finding(Status.PASS, at=NOW + timedelta(hours=3))])) is Transition.RESOLVED
+
+
+def test_guardrail_records_live_beside_the_findings_and_go_when_empty(store: FindingsStore) -> None:
+    # Given a finding and two users' guardrail records
+    store.record([finding()])
+    declined = GuardrailRecord(
+        "bob", "AIDABOB", detached_by="IAM user alice", detached_at=NOW, detach_event_id="e-1", decided_at=NOW
+    )
+    deferred = GuardrailRecord("carol", "AIDACAROL", since=NOW - timedelta(hours=2), told="grace_period")
+    kept = GuardrailRecord("dan", "AIDADAN", attached_by="root", decided_at=NOW)
+    for record in (declined, deferred, kept):
+        store.save_guardrail_record(record)
+
+    # Then each reads back exactly, one by one and all at once (one index query), and none is a finding
+    assert store.guardrail_record("bob") == declined
+    assert store.guardrail_records() == {"bob": declined, "carol": deferred, "dan": kept}
+    assert [(f.check_id, f.resource_name) for f in store.findings()] == [("user_console_mfa", "bob")]
+    assert [f.check_id for f in store.findings_for_resource("user", "bob", "123456789012")] == ["user_console_mfa"]
+    item = store.client.get_item(TableName=store.table, Key={"pk": {"S": "USER#bob"}, "sk": {"S": "GUARDRAIL"}})
+    assert item["Item"]["kind"] == {"S": "guardrail"} and item["Item"]["detached_at"]["S"].startswith("2026-06-01T")
+
+    # When there is nothing left to remember about carol, her record is removed
+    store.save_guardrail_record(GuardrailRecord("carol", "AIDACAROL"))
+    assert store.guardrail_record("carol") is None
+    assert set(store.guardrail_records()) == {"bob", "dan"}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import string
+from typing import get_args
 
 import pytest
-from iamguard.alerts import Detection
+from iamguard.alerts import Detection, Withheld
 from iamguard.checks import CATALOG
 from iamguard.findings import Severity
 from iamguard.notify.catalog import fill, load_catalog
@@ -98,3 +99,23 @@ def test_routing_parses_channels_and_sends_unlisted_severities_to_the_digest() -
 def test_routing_rejects_what_it_does_not_know(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_routing(bad)
+
+
+def test_enforcement_texts_match_in_both_languages() -> None:
+    en, ko = load_catalog("en"), load_catalog("ko")
+    assert set(en.actions) == set(ko.actions)
+    assert {"attach_guardrail_policy", "detach_guardrail_policy"} <= set(en.actions)
+    # every reason iamguard can hold the guardrail back for is explained, in both languages
+    assert set(en.actions["attach_guardrail_policy"].withheld) == set(get_args(Withheld))
+    for name, english in en.actions.items():
+        korean = ko.actions[name]
+        for part in ("title", "performed", "monitor", "failed", "undo_cli"):
+            assert placeholders(getattr(english, part)) == placeholders(getattr(korean, part)), (name, part)
+            assert part == "undo_cli" or HANGUL.search(getattr(korean, part)), (name, part)
+        assert set(english.withheld) == set(korean.withheld), name
+        for reason, held in english.withheld.items():
+            other = korean.withheld[reason]
+            assert placeholders(held.summary) == placeholders(other.summary), (name, reason)
+            assert placeholders(held.cli) == placeholders(other.cli), (name, reason)
+            assert len(held.steps) == len(other.steps), (name, reason)
+            assert all(HANGUL.search(step) for step in (other.summary, *other.steps)), (name, reason)

@@ -256,3 +256,41 @@ def test_the_email_has_a_short_subject_a_readable_body_and_machine_attributes() 
     assert len(request["MessageAttributes"]) <= 10
     korean = publish_arguments("arn:aws:sns:us-east-1:123456789012:alerts", KO.finding_messages([opened(f)])[0])
     assert korean["Subject"].startswith("[iamguard] [심각] 새 보안 문제")
+
+
+def test_a_withheld_enforcement_says_why_and_what_to_do_instead() -> None:
+    policy = f"arn:aws:iam::{ACCOUNT}:policy/iamguard-mfa-guardrail"
+    deferred = Action(
+        action="attach_guardrail_policy",
+        user_name="bob",
+        policy_arn=policy,
+        performed=False,
+        reason="grace period",
+        event_id="e-2",
+        at=NOW,
+        withheld="grace_period",
+        due_at=NOW + timedelta(hours=24),
+    )
+    due = f"{NOW + timedelta(hours=24):%Y-%m-%d %H:%M} UTC"
+    english = EN.action_message(deferred, ACCOUNT)
+    assert english.headline == "✋ Not enforced: MFA guardrail policy on bob"
+    assert english.summary == (
+        f"User bob has a console password but no MFA device. iamguard attaches the MFA guardrail policy at {due} "
+        "unless the user enables MFA before then."
+    )
+    body = payload(english)
+    assert "Ask bob to enable MFA" in sections(body)["How to fix (console)"]
+    assert f"--serial-number arn:aws:iam::{ACCOUNT}:mfa/bob" in sections(body)["CLI"]
+    korean = KO.action_message(deferred, ACCOUNT)
+    assert korean.headline == "✋ 조치 보류: 사용자 bob에게 MFA 가드레일 정책 적용"
+    assert due in korean.summary and "MFA 가드레일 정책을 연결합니다" in korean.summary
+    # An administrator's detach names who and when; the message differs from the deferral's
+    detached = deferred.model_copy(
+        update={"withheld": "admin_detached", "due_at": None, "detached_by": "IAM user alice", "detached_at": NOW}
+    )
+    message = EN.action_message(detached, ACCOUNT)
+    assert message.summary.startswith(
+        f"IAM user alice detached the MFA guardrail policy from user bob ({NOW:%Y-%m-%d %H:%M} UTC)"
+    )
+    assert f"aws iam attach-user-policy --user-name bob --policy-arn {policy}" in sections(payload(message))["CLI"]
+    assert message.key != english.key

@@ -23,12 +23,13 @@ from iamguard.detections import (
     root_console_sign_in,
     user_created,
 )
-from iamguard.enforce import ATTACH_GUARDRAIL, ATTACH_REQUIRED, Enforcer, plan
+from iamguard.enforce import ATTACH_GUARDRAIL, ATTACH_REQUIRED, DETACH_GUARDRAIL, Enforcer, guardrail_step, plan
 from iamguard.events import RULES, parse_event
 from iamguard.events.models import CloudTrailEvent
 from iamguard.findings import Finding, Severity, Status
-from iamguard.models import InlinePolicy, PasswordPolicy
+from iamguard.models import AccessKey, InlinePolicy, ManagedPolicyRef, PasswordPolicy
 from iamguard.realtime import EventResult, own_role, screen
+from iamguard.store import GuardrailRecord
 
 from tests.conftest import ACCOUNT_ID, load_event
 from tests.factories import ADMIN, CHANGE_PASSWORD, DOCUMENTS, NOW, STAR, creds, group, user, with_mfa
@@ -227,6 +228,57 @@ def test_plan_attaches_only_missing_required_policies() -> None:
     assert [(s.action, s.policy_arn) for s in steps] == [(ATTACH_REQUIRED, ADMIN.arn)]
 
 
+ACTIVE_KEY = AccessKey(slot=1, active=True, last_rotated=NOW - timedelta(days=3), last_used=None)
+GUARDRAIL_REF = ManagedPolicyRef(GUARDRAIL, "iamguard-mfa-guardrail")
+
+
+def test_no_guardrail_for_a_console_user_with_an_active_access_key() -> None:
+    with_key = replace(CONSOLE_NO_MFA, credentials=creds(password=True, keys=(ACTIVE_KEY,)))
+    step = guardrail_step(with_key, {}, SETTINGS)
+    assert step is not None and (step.action, step.withheld) == (ATTACH_GUARDRAIL, "access_key")
+    assert "aws sts get-session-token --serial-number" in step.reason
+    # an inactive key signs nothing: the guardrail is attached
+    inactive = replace(ACTIVE_KEY, active=False)
+    step = guardrail_step(replace(CONSOLE_NO_MFA, credentials=creds(password=True, keys=(inactive,))), {}, SETTINGS)
+    assert step is not None and step.withheld is None
+
+
+def test_the_guardrail_comes_off_once_the_user_has_mfa_and_nothing_else_does() -> None:
+    # AdministratorAccess and the guardrail attached directly; the user has MFA now
+    guarded = with_mfa(replace(CONSOLE_NO_MFA, attached_policies=(ADMIN, GUARDRAIL_REF)))
+    required = SETTINGS.model_copy(update={"required_policy_arns": (ADMIN.arn,)})
+    assert [(s.action, s.policy_arn) for s in plan(guarded, {}, required)] == [(DETACH_GUARDRAIL, GUARDRAIL)]
+    # a guardrail attached through a group (by someone else) is not iamguard's to detach
+    in_group = with_mfa(replace(CONSOLE_NO_MFA, group_names=("g",)))
+    assert plan(in_group, {"g": group("g", GUARDRAIL_REF)}, SETTINGS) == []
+
+
+def test_an_administrators_detach_holds_the_guardrail_back() -> None:
+    record = GuardrailRecord("bob", CONSOLE_NO_MFA.user_id, detached_by="root", detached_at=NOW)
+    step = guardrail_step(CONSOLE_NO_MFA, {}, SETTINGS, record)
+    assert step is not None and step.withheld == "admin_detached"
+    assert step.reason.startswith("root detached the MFA guardrail from bob at 2026-06-01 12:00 UTC")
+
+
+def test_the_grace_period_defers_then_attaches() -> None:
+    grace = SETTINGS.model_copy(update={"guardrail_grace_hours": 24})
+    step = guardrail_step(CONSOLE_NO_MFA, {}, grace, None, NOW)
+    assert step is not None and (step.withheld, step.due_at) == ("grace_period", NOW + timedelta(hours=24))
+    started = GuardrailRecord("bob", CONSOLE_NO_MFA.user_id, since=NOW - timedelta(hours=23))
+    step = guardrail_step(CONSOLE_NO_MFA, {}, grace, started, NOW)
+    assert step is not None and step.due_at == NOW + timedelta(hours=1)
+    over = replace(started, since=NOW - timedelta(hours=24))
+    step = guardrail_step(CONSOLE_NO_MFA, {}, grace, over, NOW)
+    assert step is not None and (step.action, step.withheld) == (ATTACH_GUARDRAIL, None)
+
+
+def test_settings_read_the_grace_period() -> None:
+    assert Settings.from_env({"GUARDRAIL_GRACE_HOURS": "48"}).guardrail_grace_hours == 48
+    assert Settings.from_env({}).guardrail_grace_hours == 0
+    with pytest.raises(ValueError, match="guardrail_grace_hours"):
+        Settings.from_env({"GUARDRAIL_GRACE_HOURS": "-1"})
+
+
 def stubbed_enforcer(mode: str) -> tuple[Enforcer, Stubber]:
     iam = boto3.client("iam", region_name="us-east-1")
     clock = datetime(2026, 6, 1, tzinfo=UTC)
@@ -247,6 +299,16 @@ def test_enforcer_in_monitor_mode_calls_nothing() -> None:
     with stub:  # any call would fail: no response is queued
         [action] = enforcer.enforce(CONSOLE_NO_MFA, {}, "event-1")
     assert action.performed is False and "monitor mode" in action.reason
+
+
+def test_enforcer_detaches_exactly_the_guardrail() -> None:
+    enforcer, stub = stubbed_enforcer("enforce")
+    guarded = with_mfa(replace(CONSOLE_NO_MFA, attached_policies=(GUARDRAIL_REF,)))
+    stub.add_response("detach_user_policy", {}, {"UserName": "bob", "PolicyArn": GUARDRAIL})
+    with stub:
+        [action] = enforcer.enforce(guarded, {}, "event-1")
+    stub.assert_no_pending_responses()
+    assert (action.action, action.performed, action.announce) == (DETACH_GUARDRAIL, True, True)
 
 
 def test_enforcer_records_a_refused_attach_and_raises_on_throttling() -> None:

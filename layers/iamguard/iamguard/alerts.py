@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,19 +54,38 @@ class Alert(BaseModel):
         return f"{self.event_id}#{self.detection.value}#{self.resource_name}"
 
 
+# Why iamguard held an action back (iamguard.enforce): the user has an active access key, the
+# grace period is running, or an administrator detached the guardrail by hand.
+Withheld = Literal["access_key", "grace_period", "admin_detached"]
+
+
 class Action(BaseModel):
-    """An enforcement action iamguard took (or, in monitor mode, would have taken)."""
+    """An enforcement action iamguard took, held back, or (in monitor mode) would have taken."""
 
     model_config = ConfigDict(frozen=True)
 
-    action: str  # e.g. "attach_guardrail_policy", "attach_required_policy"
+    action: str  # "attach_guardrail_policy", "detach_guardrail_policy", "attach_required_policy"
     user_name: str
     policy_arn: str
-    performed: bool  # False in monitor mode or when the action failed
+    account_id: str | None = None  # the user's account
+    performed: bool  # False in monitor mode, when the action failed, or when it was withheld
     reason: str
-    event_id: str | None = None
+    event_id: str | None = None  # None when the scheduled audit acted
     at: datetime
     error: str | None = None
+    withheld: Withheld | None = None  # why iamguard did not act; the reason says what to do instead
+    due_at: datetime | None = None  # grace_period: when the attach becomes due
+    detached_by: str | None = None  # admin_detached: who took the guardrail off, and when
+    detached_at: datetime | None = None
+    announce: bool = True  # False: reported only (monitor mode, or people were already told)
+
+    @property
+    def outcome(self) -> Literal["performed", "failed", "withheld", "monitor"]:
+        if self.performed:
+            return "performed"
+        if self.error:
+            return "failed"
+        return "withheld" if self.withheld else "monitor"
 
 
 class Announcer(Protocol):

@@ -1,4 +1,4 @@
-"""The account audit: one bulk inventory read, every check in memory, optionally stored."""
+"""The account audit: one bulk inventory read, every check in memory, optionally stored and enforced."""
 
 from __future__ import annotations
 
@@ -6,13 +6,17 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from iamguard.alerts import Action
 from iamguard.checks import CATALOG, run_checks
 from iamguard.config import Settings
 from iamguard.findings import Finding, Severity, Status
 from iamguard.inventory import Inventory
 from iamguard.store import Change, FindingsStore
+
+if TYPE_CHECKING:
+    from iamguard.enforce import Enforcer
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,12 @@ class AuditResult:
     api_calls: int
     api_calls_by_operation: dict[str, int] = field(default_factory=dict)
     duration_seconds: float = 0.0
+    actions: list[Action] = field(default_factory=list)  # enforcement (MODE=enforce): the MFA guardrail
+
+    @property
+    def announced_actions(self) -> list[Action]:
+        """The actions to tell people about (performed, failed, or withheld for the first time)."""
+        return [action for action in self.actions if action.announce]
 
     @property
     def failed(self) -> list[Finding]:
@@ -71,11 +81,14 @@ def remediation_for(finding: Finding) -> dict[str, Any]:
     }
 
 
-def run_audit(inventory: Inventory, settings: Settings, now: datetime | None = None) -> AuditResult:
-    """Read the whole account and run every check."""
+def run_audit(
+    inventory: Inventory, settings: Settings, now: datetime | None = None, *, enforcer: Enforcer | None = None
+) -> AuditResult:
+    """Read the whole account and run every check; with an enforcer, also put the MFA guardrail right."""
     started = time.perf_counter()
     state = inventory.read_account()
     findings = run_checks(state, settings, now or state.read_at)
+    actions = enforcer.enforce_account(state) if enforcer is not None else []
     return AuditResult(
         account_id=state.account_id,
         generated_at=now or state.read_at,
@@ -84,12 +97,17 @@ def run_audit(inventory: Inventory, settings: Settings, now: datetime | None = N
         api_calls=inventory.counter.total,
         api_calls_by_operation=dict(inventory.counter.calls),
         duration_seconds=time.perf_counter() - started,
+        actions=actions,
     )
 
 
 def store_audit(result: AuditResult, store: FindingsStore) -> list[Change]:
-    """Record the audit's findings and the run itself; return the notable changes."""
+    """Record the audit's findings, its enforcement actions and the run itself; return the notable changes."""
     changes = store.record(result.findings, full_audit_account=result.account_id)
+    for action in result.announced_actions:
+        store.record_activity(
+            "action", action.at, f"audit#{action.action}#{action.user_name}", action.model_dump(mode="json")
+        )
     store.record_audit_run(
         started_at=result.generated_at,
         finished_at=datetime.now(UTC),

@@ -59,6 +59,9 @@ class Settings(BaseModel):
     # iamguard itself runs as (their CloudTrail events are ignored: no loops), the
     # idempotency table, and what counts as a burst of failed console sign-ins.
     guardrail_policy_arn: str | None = None
+    # Enforcement: hours a console user without MFA is given before the guardrail is attached
+    # (0 = at once); the scheduled audit attaches it when the grace period is over.
+    guardrail_grace_hours: int = Field(default=0, ge=0, le=720)
     iamguard_role_arns: tuple[str, ...] = ()
     idempotency_table: str | None = None
     signin_failure_threshold: int = Field(default=5, ge=1, le=1000)
@@ -116,6 +119,7 @@ class Settings(BaseModel):
                 pending_first_sign_in_days="PENDING_FIRST_SIGN_IN_DAYS",
                 signin_failure_threshold="SIGNIN_FAILURE_THRESHOLD",
                 signin_failure_window_minutes="SIGNIN_FAILURE_WINDOW_MINUTES",
+                guardrail_grace_hours="GUARDRAIL_GRACE_HOURS",
             ),
             "password_baseline": baseline,
             "required_policy_arns": _split(env.get("REQUIRED_POLICY_ARNS", "")),

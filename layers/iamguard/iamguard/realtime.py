@@ -43,7 +43,7 @@ from iamguard.checks import CATALOG, run_checks, run_user_checks
 from iamguard.checks.base import UserContext
 from iamguard.config import Settings
 from iamguard.detections import DETECTORS, Observed, UserView
-from iamguard.enforce import Enforcer
+from iamguard.enforce import DETACH_GUARDRAIL, Enforcer, ManualChange, manual_guardrail_change
 from iamguard.events.catalog import EventRule, Subject, SubjectError, locate_subject, rule_for
 from iamguard.events.models import (
     HIDDEN_USER_NAME,
@@ -249,7 +249,7 @@ class EventProcessor:
         self._sleep = sleep
         # One inventory for the processor's life: its call counter hooks the client once, not once per event.
         self.inventory = Inventory(aws, iam_client=self.iam)
-        self.enforcer = Enforcer(self.iam, settings, clock=self.clock)
+        self.enforcer = Enforcer(self.iam, settings, memory=store, clock=self.clock)
         self.failures = SignInFailures(
             store.client,
             store.table,
@@ -368,10 +368,7 @@ class EventProcessor:
             "reason": result.reason,
             "duplicate": result.duplicate,
             "alerts": [a.detection.value for a in result.alerts],
-            "actions": [
-                f"{a.action}:{a.user_name}:{'performed' if a.performed else 'failed' if a.error else 'planned'}"
-                for a in result.actions
-            ],
+            "actions": [f"{a.action}:{a.user_name}:{a.outcome}" for a in result.actions],
             "api_calls": result.api_calls,
         }
         if result.outcome == "rejected":
@@ -429,8 +426,9 @@ class EventProcessor:
         views: list[UserView] = []
         actions: list[Action] = []
         password_policy = cache(self.inventory.password_policy)  # read once per event, only if a user exists
+        manual = manual_guardrail_change(event, self.settings)  # an administrator attached/detached the guardrail
         for name in names:
-            view, done = self._evaluate_user(name, rule, event.detail.event_id, now, password_policy)
+            view, done = self._evaluate_user(name, rule, event.detail.event_id, now, password_policy, manual)
             if view is None:
                 notes.append(
                     f"user {name} no longer exists (deleted before iamguard looked); "
@@ -509,6 +507,7 @@ class EventProcessor:
         event_id: str,
         now: datetime,
         password_policy: Callable[[], PasswordPolicy | None],
+        manual: ManualChange | None = None,
     ) -> tuple[UserView | None, list[Action]]:
         """Read one user live, enforce (if configured), run its checks and store the findings."""
         inventory = self.inventory
@@ -517,14 +516,16 @@ class EventProcessor:
         except UnknownUser:
             self.logger.info("user no longer exists", extra={"user": name, "event_id": event_id})
             return None, []
-        actions = self.enforcer.enforce(user, groups, event_id)
+        actions = self.enforcer.enforce(
+            user, groups, event_id, manual=manual, documents=documents, password_policy=password_policy
+        )
         if any(action.performed for action in actions):
             user, groups, documents = inventory.read_user(name)  # judge the state enforcement left behind
         context = UserContext(self.settings, now, groups, documents, password_policy())
         only = [check for check in rule.checks if CATALOG[check].scope == "user"]
         findings = run_user_checks(user, context, self.account_id, only=only)
         changes = self.store.record_resources(findings)
-        restored = tuple(action.policy_arn for action in actions if action.performed)
+        restored = tuple(a.policy_arn for a in actions if a.performed and a.action != DETACH_GUARDRAIL)
         return UserView(user, groups, documents, tuple(findings), tuple(changes), restored), actions
 
     def _removed_policies(self, event: CloudTrailEvent, rule: EventRule) -> tuple[str, ...]:
@@ -579,8 +580,8 @@ class EventProcessor:
     def _record_and_announce(self, alerts: list[Alert], changes: list[Change], actions: list[Action]) -> None:
         for alert in alerts:
             self.store.record_activity("alert", alert.event_time, alert.dedup_key, alert.model_dump(mode="json"))
-        # Monitor mode's would-be actions are reported in the result, not announced: the finding is.
-        taken = [action for action in actions if action.performed or action.error]
+        # Monitor mode's would-be actions, and what people were already told, are reported in the result only.
+        taken = [action for action in actions if action.announce]
         for action in taken:
             self.store.record_activity(
                 "action",

@@ -6,6 +6,10 @@ Item layout (one table, see template.yaml):
   transition  pk=HISTORY#<yyyy-mm-dd>    sk=<iso time>#<check_id>#<resource key>   (TTL expires_at)
   audit run   pk=AUDIT                   sk=LATEST | RUN#<iso time>
   activity    pk=ACTIVITY#<yyyy-mm-dd>   sk=<iso time>#<kind>#<id>   (detections and enforcement actions, TTL)
+  guardrail   pk=USER#<name>             sk=GUARDRAIL          gsi1pk=GUARDRAIL        gsi1sk=<name>
+              (what enforcement remembers about one user's MFA guardrail: who detached - or attached -
+              it by hand and when, when iamguard attached it, the grace period's start, what people
+              were told)
 Other writers share the table: notifications (iamguard.outbox, pk=NOTIFY#...) and failed
 sign-in bursts (iamguard.bursts, pk=SIGNIN_FAILURES#...); their layouts are documented there.
 
@@ -51,6 +55,64 @@ _deserializer = TypeDeserializer()
 
 class StoreError(RuntimeError):
     """The findings table could not be read or written."""
+
+
+@dataclass(frozen=True)
+class GuardrailRecord:
+    """What enforcement (iamguard.enforce) remembers about one user's MFA guardrail."""
+
+    user_name: str
+    user_id: str  # the IAM user this belongs to: a user re-created under the same name starts afresh
+    detached_by: str | None = None  # someone other than iamguard took it off: never attached again
+    detached_at: datetime | None = None
+    detach_event_id: str | None = None  # None when the audit noticed the detach, not its event
+    decided_at: datetime | None = None  # event time of the latest manual attach/detach applied
+    attached_at: datetime | None = None  # iamguard attached it (and has not taken it off since)
+    attached_by: str | None = None  # someone attached it by hand to a user who had MFA: left on
+    since: datetime | None = None  # the current need for it began (the grace period's start)
+    told: str | None = None  # the withholding people were told of in the current need
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.detached_by or self.attached_by or self.decided_at or self.attached_at or self.since or self.told
+        )
+
+
+_GUARDRAIL_SK = "GUARDRAIL"
+_GUARDRAIL_TIMES = ("detached_at", "decided_at", "attached_at", "since")
+
+
+def _guardrail_item(record: GuardrailRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": resource_key("user", record.user_name, ""),
+        "sk": _GUARDRAIL_SK,
+        "gsi1pk": _GUARDRAIL_SK,
+        "gsi1sk": record.user_name,
+        "kind": "guardrail",
+        "user_name": record.user_name,
+        "user_id": record.user_id,
+        "detached_by": record.detached_by,
+        "detach_event_id": record.detach_event_id,
+        "attached_by": record.attached_by,
+        "told": record.told,
+    }
+    for name in _GUARDRAIL_TIMES:
+        value = getattr(record, name)
+        item[name] = _iso(value) if value else None
+    return item
+
+
+def _guardrail_record(item: Mapping[str, Any]) -> GuardrailRecord:
+    return GuardrailRecord(
+        user_name=str(item["user_name"]),
+        user_id=str(item["user_id"]),
+        detached_by=item.get("detached_by"),
+        detach_event_id=item.get("detach_event_id"),
+        attached_by=item.get("attached_by"),
+        told=item.get("told"),
+        **{name: _time(item.get(name)) for name in _GUARDRAIL_TIMES},
+    )
 
 
 @dataclass(frozen=True)
@@ -617,6 +679,36 @@ class FindingsStore:
 
     def latest_audit(self) -> dict[str, Any] | None:
         return self._get("AUDIT", "LATEST")
+
+    # -- enforcement memory (the MFA guardrail, see iamguard.enforce) ---------------
+    def guardrail_record(self, user_name: str) -> GuardrailRecord | None:
+        item = self._get(resource_key("user", user_name, ""), _GUARDRAIL_SK)
+        return _guardrail_record(item) if item else None
+
+    def guardrail_records(self) -> dict[str, GuardrailRecord]:
+        """Every user's guardrail record (one index query for the whole account, paginated)."""
+        records: dict[str, GuardrailRecord] = {}
+        paginator = self.client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            IndexName="gsi1",
+            KeyConditionExpression="gsi1pk = :guardrail",
+            ExpressionAttributeValues={":guardrail": {"S": _GUARDRAIL_SK}},
+        ):
+            for raw in page.get("Items", []):
+                record = _guardrail_record(_from_ddb(raw))
+                records[record.user_name] = record
+        return records
+
+    def save_guardrail_record(self, record: GuardrailRecord) -> None:
+        """Keep the record; an empty one (nothing left to remember) is removed."""
+        if record.empty:
+            self.client.delete_item(
+                TableName=self.table,
+                Key={"pk": {"S": resource_key("user", record.user_name, "")}, "sk": {"S": _GUARDRAIL_SK}},
+            )
+            return
+        self.client.put_item(TableName=self.table, Item=_to_ddb(_guardrail_item(record)))
 
     def history(self, day: datetime) -> list[dict[str, Any]]:
         response = self.client.query(

@@ -1,8 +1,9 @@
 """Helpers for the event-path tests: both handlers loaded as Lambda loads them, on in-process moto.
 
 `Bot` routes an event to on_iam_event or on_signin_event by its source (as the
-EventBridge rules do), records every announcement, and exposes what the tests
-look at: the stored findings, the activity records, the idempotency table.
+EventBridge rules do), runs the scheduled audit function deployed with the same
+settings, records every announcement, and exposes what the tests look at: the
+stored findings, the activity records, the idempotency table.
 """
 
 from __future__ import annotations
@@ -74,6 +75,16 @@ class Bot:
     store: FindingsStore
     aws: AwsContext
     context: FakeLambdaContext = field(default_factory=FakeLambdaContext)
+    auditor: ModuleType | None = None
+
+    def audit(self) -> dict[str, Any]:
+        """One scheduled run of the audit function (deployed with the same settings; its announcements recorded)."""
+        if self.auditor is None:
+            self.auditor = load_audit(self.announcer)
+        result: dict[str, Any] = self.auditor.lambda_handler(
+            {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}, self.context
+        )
+        return result
 
     def __call__(self, event: Any) -> dict[str, Any]:
         source = event.get("source") if isinstance(event, dict) else None
@@ -103,6 +114,20 @@ def load_both(announcer: RecordingAnnouncer) -> dict[str, ModuleType]:
         # One retry instead of Lambda's eight: throttling tests stay fast.
         module.HANDLER.aws = AwsContext(region="us-east-1", retry_mode="standard", max_attempts=2)
     return handlers
+
+
+def load_audit(announcer: RecordingAnnouncer) -> ModuleType:
+    """The audit function; what it announces goes to its real dispatcher and to `announcer`."""
+    module = load_handler("audit_account")
+    dispatcher = module.NOTIFY
+    deliver = dispatcher.announce
+
+    def announce(*, alerts: list[Alert], changes: list[Change], actions: list[Action]) -> Any:
+        announcer.announce(alerts=alerts, changes=changes, actions=actions)
+        return deliver(alerts=alerts, changes=changes, actions=actions)
+
+    dispatcher.announce = announce
+    return module
 
 
 BotFactory = Callable[..., Bot]

@@ -168,13 +168,16 @@ def _printable_line(result: EventResult, output_format: str) -> str:
     return _text(result).encode(encoding, "backslashreplace").decode(encoding)
 
 
+_ACTION_WORDS = {"performed": "done", "failed": "failed", "withheld": "withheld", "monitor": "would"}
+
+
 def _text(result: EventResult) -> str:
     head = f"{result.outcome:<9} {result.event_name or '-'} {result.event_id or '-'}: {result.reason}"
     lines = [head]
     lines += [f"  ALERT  {a.severity.value:<13} {a.detection.value}: {a.summary}" for a in result.alerts]
     lines += [
-        f"  ACTION {'done' if a.performed else 'failed' if a.error else 'would'}: {a.action} {a.user_name} "
-        f"{a.policy_arn}" + (f" ({a.error})" if a.error else "")
+        f"  ACTION {_ACTION_WORDS[a.outcome]}: {a.action} {a.user_name} "
+        f"{a.policy_arn}" + (f" ({a.error})" if a.error else f" ({a.withheld})" if a.withheld else "")
         for a in result.actions
     ]
     return "\n".join(lines)

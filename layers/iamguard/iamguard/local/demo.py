@@ -99,6 +99,7 @@ class Demo:
         self.iam = self.aws.iam()
         self.steps: dict[str, StepOutcome] = {}
         self._seeds: dict[str, str] = {}  # what the authenticator app holds; never printed
+        self._guardrail: dict[str, bool] = {}  # enforce mode: attached after create_admin, removed after MFA
         self._seen = 0
         self._number = 0
 
@@ -202,6 +203,7 @@ class Demo:
         self.runtime.wait_idle()
         guardrail = self.guardrail_attached()
         if self.runtime.options.mode == "enforce":
+            self._guardrail["attached"] = guardrail is not None
             if guardrail:
                 self.did("create_admin.guardrail", policy=guardrail.rsplit("/", 1)[-1])
         else:
@@ -219,6 +221,12 @@ class Demo:
     def admin_enrolls_mfa(self) -> None:
         serial = self._enroll(ADMIN)
         self.did("admin_mfa.did", serial=serial)
+        if self.runtime.options.mode == "enforce" and self._guardrail.get("attached"):
+            self.runtime.wait_idle()
+            self._guardrail["removed"] = self.guardrail_attached() is None
+            if self._guardrail["removed"]:
+                policy = str(self.runtime.provisioned.refs.get("GuardrailPolicy", "")).rsplit("/", 1)[-1]
+                self.did("admin_mfa.guardrail_removed", policy=policy)
 
     def admin_signs_in_with_mfa(self) -> None:
         _, current = authenticator_codes(self._seeds[ADMIN])
@@ -277,7 +285,9 @@ class Demo:
             ),
         ]
         if self.runtime.options.mode == "enforce":
-            checks.append(("expect.guardrail", self.guardrail_attached() is not None))
+            checks.append(
+                ("expect.guardrail", self._guardrail.get("attached", False) and self._guardrail.get("removed", False))
+            )
         checks += [
             ("expect.admin_signin", Detection.CONSOLE_SIGN_IN_WITHOUT_MFA.value in ids["admin_signin"]),
             (
@@ -299,7 +309,7 @@ class Demo:
         messages = list(self.runtime.slack.messages)
         detections = {d.value for d in Detection}
         alerts = sum(1 for m in messages if message_ids(m) & detections)
-        actions = 1 if self.runtime.options.mode == "enforce" and self.guardrail_attached() else 0
+        actions = sum(self._guardrail.values())  # the guardrail attached, then taken off again
         self.say("summary.messages", count=len(messages), alerts=alerts, actions=actions)
         for key, met in result.expectations:
             self.say("summary.expect", mark="✓" if met else "✗", text=self.text[key])

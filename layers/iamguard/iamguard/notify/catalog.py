@@ -39,6 +39,14 @@ class DetectionText(_Frozen):
     cli: str
 
 
+class WithheldText(_Frozen):
+    """Why iamguard held an action back, and what people should do instead."""
+
+    summary: str  # {user}, {policy_name}; {due} (grace period), {by} and {at} (detached by hand)
+    steps: tuple[str, ...]  # {user}
+    cli: str  # <user>, {policy}, {account}
+
+
 class ActionText(_Frozen):
     title: str  # {user}, {policy_name}, {action}
     performed: str
@@ -46,6 +54,7 @@ class ActionText(_Frozen):
     failed: str
     undo: tuple[str, ...]
     undo_cli: str  # <user>, {policy}
+    withheld: dict[str, WithheldText] = {}  # by reason: access_key, grace_period, admin_detached
 
 
 class _Placeholders(dict[str, str]):

@@ -177,7 +177,7 @@ class Dispatcher:
             synced = self._claim_all(self.builder.sync_messages(changes), {}, report)
         messages = [self.builder.alert_message(alert) for alert in alerts]
         messages += self.builder.finding_messages(changes)
-        messages += [self.builder.action_message(action, account) for action in actions]
+        messages += [self.builder.action_message(action, action.account_id or account) for action in actions]
         claimed = self._claim_all(messages, {c.finding.key: c for c in changes if c.notable}, report)
         for message, targets, created_at in claimed + synced:
             self._deliver(message, targets, frozenset(), 0, created_at, {}, report=report)

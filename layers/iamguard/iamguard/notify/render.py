@@ -292,16 +292,24 @@ class MessageBuilder:
 
     def action_message(self, action: Action, account_id: str = "") -> Message:
         text = self.catalog.action(action.action)
-        result = "performed" if action.performed else ("failed" if action.error else "monitor")
+        result = action.outcome
         policy_name = action.policy_arn.rsplit("/", 1)[-1]
         params = {
             "user": action.user_name,
             "policy": action.policy_arn,
             "policy_name": policy_name,
             "action": action.action,
+            "account": account_id or "<account-id>",
+            "due": when(action.due_at) if action.due_at else "",
+            "by": scrub(action.detached_by or self.catalog.text("value.unknown")),
+            "at": when(action.detached_at) if action.detached_at else self.catalog.text("value.unknown"),
         }
         severity = Severity.MEDIUM if result == "monitor" else Severity.HIGH
-        summary = fill(getattr(text, result), **params)
+        held = text.withheld.get(action.withheld) if action.withheld else None
+        if result == "withheld":
+            summary = fill(held.summary, **params) if held else scrub(action.reason)
+        else:
+            summary = fill(getattr(text, result), **params)
         fields = [
             self._severity_field(severity),
             self._field("resource", action.user_name, code=True),
@@ -311,7 +319,18 @@ class MessageBuilder:
             *([self._field("error", scrub(action.error))] if action.error else []),
         ]
         sections: tuple[Section, ...] = ()
-        if action.performed:
+        if held is not None and result == "withheld":
+            sections = (
+                Section(
+                    title=self.catalog.text("section.fix"),
+                    lines=tuple(for_user(fill(step, **params), action.user_name) for step in held.steps),
+                    numbered=True,
+                ),
+                Section(
+                    title=self.catalog.text("section.cli"), code=for_user(fill(held.cli, **params), action.user_name)
+                ),
+            )
+        elif action.performed:
             undo = tuple(for_user(fill(step, **params), action.user_name) for step in text.undo)
             sections = (
                 Section(title=self.catalog.text("section.undo"), lines=undo, numbered=True),
@@ -322,7 +341,8 @@ class MessageBuilder:
             )
         reference = action.event_id or action.at.isoformat()
         return Message(
-            key=f"action:{reference}:{action.action}:{action.user_name}:{action.policy_arn}:{result}",
+            key=f"action:{reference}:{action.action}:{action.user_name}:{action.policy_arn}:{result}"
+            + (f":{action.withheld}" if action.withheld else ""),
             kind=MessageKind.ACTION,
             severity=severity,
             language=self.language,

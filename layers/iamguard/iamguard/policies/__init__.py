@@ -9,8 +9,10 @@ from typing import Any
 
 GUARDRAIL_POLICY_NAME = "iamguard-mfa-guardrail"
 GUARDRAIL_DESCRIPTION = (
-    "iamguard: denies everything except managing your own password and MFA device unless signed in with MFA "
-    "(IAM User Guide example). Harmless once the user signs in with MFA."
+    "iamguard: denies everything except setting up MFA and changing the password to any request without MFA "
+    "context - console sessions signed in without MFA and every call made with a long-term access key, MFA "
+    "enrolled or not (IAM User Guide example). Attached only to console users without MFA and without active "
+    "access keys; detached once they have MFA."
 )
 
 
