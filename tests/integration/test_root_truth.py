@@ -242,3 +242,20 @@ def test_users_the_report_does_not_describe_yet_are_read_live(aws: AwsContext) -
     reborn = findings[("user_console_mfa", "reborn")]
     assert reborn.status is Status.PASS  # the live read: no password (the old row said there was one)
     assert result.api_calls_by_operation["GetUser"] == 2
+
+
+def test_a_deleted_users_findings_resolve_even_when_the_report_is_older(store: FindingsStore) -> None:
+    from tests.factories import NOW
+    from tests.integration.test_store import finding
+
+    # Given bob's findings stored by the last audit, an hour ago
+    store.record([finding(user="bob", at=NOW - timedelta(hours=1))], full_audit_account=ACCOUNT_ID)
+    # When this audit reads the account at NOW with a report generated three hours ago, and bob is gone
+    alice = [
+        finding(Status.PASS, user="alice", at=NOW - timedelta(hours=3)),  # from the report
+        finding(Status.PASS, user="alice", check="user_admin_access", at=NOW),  # read live
+    ]
+    changes = store.record(alice, full_audit_account=ACCOUNT_ID)
+    # Then bob's finding resolves now: the audit read the account after it was stored
+    gone = [c for c in changes if c.finding.resource_name == "bob"]
+    assert [(c.transition, c.finding.observed_at) for c in gone] == [(Transition.RESOLVED, NOW)]

@@ -191,7 +191,9 @@ class FindingsStore:
         changes = self._write_all([(finding, current.get(self._finding_key(finding))) for finding in observed])
         if full_audit_account is not None and observed:
             seen = {self._finding_key(f) for f in observed}
-            cutoff = min(f.observed_at for f in observed)
+            # When the audit read the account: its newest observation (report-based verdicts carry the
+            # report's older GeneratedTime). Findings stored after that are newer than the audit.
+            cutoff = max(f.observed_at for f in observed)
             for key, item in current.items():
                 # Every finding of a gone resource says so (passing ones too), once.
                 if key in seen or str(item["detail"]).endswith(GONE_DETAIL):
