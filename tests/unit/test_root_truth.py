@@ -147,3 +147,31 @@ def test_verdicts_from_the_report_are_as_old_as_the_report() -> None:
     ahead = parse_credential_report(REPORT, NOW + timedelta(minutes=2))
     later = run_checks(state(user("alice", credentials=ahead["alice"])), SETTINGS, NOW)
     assert verdict(later, "user_console_mfa", "alice").observed_at == NOW
+
+
+# -- sts:AssumeRoot ---------------------------------------------------------------------------
+def _assume_root(**request: object) -> list[object]:
+    from iamguard.detections import Observed, root_session_assumed
+    from iamguard.events import parse_event
+
+    from tests.conftest import load_event
+
+    raw = load_event("assume_root.json")
+    raw["detail"]["requestParameters"] = {**raw["detail"]["requestParameters"], **request}
+    return root_session_assumed(parse_event(raw), Observed(), SETTINGS)  # type: ignore[return-value]
+
+
+def test_assume_root_names_the_member_account_the_task_and_never_the_session_token() -> None:
+    (alert,) = _assume_root()
+    assert alert.resource_arn == "arn:aws:iam::111122223333:root"  # type: ignore[attr-defined]
+    assert alert.extra == {  # type: ignore[attr-defined]
+        "target_account": "111122223333",
+        "task_policy_arn": "arn:aws:iam::aws:policy/root-task/IAMDeleteRootUserCredentials",
+    }
+    assert "EXAMPLE-SESSION-TOKEN" not in alert.model_dump_json()  # type: ignore[attr-defined]
+
+
+def test_a_hostile_assume_root_costs_no_more_than_a_bounded_alert() -> None:
+    (alert,) = _assume_root(taskPolicyArn={"arn": "arn:aws:iam::aws:policy/root-task/" + "A" * 100_000})
+    assert len(alert.summary) < 400  # type: ignore[attr-defined]
+    assert _assume_root(targetPrincipal="not-an-account") == []

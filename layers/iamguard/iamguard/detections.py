@@ -436,7 +436,7 @@ def root_session_assumed(event: CloudTrailEvent, seen: Observed, settings: Setti
         return []
     policy_ref = detail.request("taskPolicyArn")
     task_arn = policy_ref.get("arn") if isinstance(policy_ref, dict) else None
-    task = task_arn.rsplit("/", 1)[-1] if isinstance(task_arn, str) else "unknown"
+    task = task_arn.rsplit("/", 1)[-1][:128] if isinstance(task_arn, str) else "unknown"
     duration = detail.request("durationSeconds")
     lasting = f" for up to {duration} seconds" if isinstance(duration, int) else ""
     return [
@@ -450,7 +450,7 @@ def root_session_assumed(event: CloudTrailEvent, seen: Observed, settings: Setti
             resource_arn=f"arn:aws:iam::{account}:root",
             related=("root_mfa_enabled", "root_no_access_keys") if task.startswith("IAM") else (),
             target_account=account,
-            task_policy_arn=task_arn if isinstance(task_arn, str) else None,
+            task_policy_arn=task_arn[:2048] if isinstance(task_arn, str) else None,
         )
     ]
 
