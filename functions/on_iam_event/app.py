@@ -1,4 +1,4 @@
-"""IAM changes in near real time: CloudTrail "AWS API Call via CloudTrail" events from EventBridge.
+"""IAM changes (and sts:AssumeRoot sessions) in near real time: "AWS API Call via CloudTrail" events.
 
 The event map (iamguard.events) decides which calls arrive here; the logic is
 iamguard.realtime. Settings are validated at cold start.
@@ -22,7 +22,7 @@ metrics = Metrics(namespace="iamguard")
 
 AWS = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
 HANDLER = EventHandler(
-    sources={"aws.iam"},
+    sources={"aws.iam", "aws.sts"},
     settings=Settings.from_env(),  # invalid settings fail the cold start, loudly
     logger=logger,
     metrics=metrics,

@@ -1,4 +1,4 @@
-"""The sign-in forwarder (forwarder/signin-forwarder.yaml): what it forwards, where, and with what rights."""
+"""The forwarder (forwarder/signin-forwarder.yaml): sign-ins and root sessions, where, and with what rights."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
-from iamguard.events import CONSOLE_SIGN_IN_TYPES
+from iamguard.events import CONSOLE_SIGN_IN_TYPES, event_patterns
+from iamguard.events import RULES as EVENT_MAP
 
 from tests.support.template import REPO, branches, evaluate_condition, sam_template
 
@@ -28,6 +29,15 @@ def forwarder() -> dict[str, Any]:
 
 def resources(kind: str) -> list[dict[str, Any]]:
     return [r for r in forwarder()["Resources"].values() if r["Type"] == kind]
+
+
+def rule(name: str = "SignInForwardRule") -> dict[str, Any]:
+    found: dict[str, Any] = forwarder()["Resources"][name]
+    assert found["Type"] == "AWS::Events::Rule"
+    return found
+
+
+RULES = ("SignInForwardRule", "RootSessionForwardRule")
 
 
 def signin_patterns_of_main_template() -> list[dict[str, Any]]:
@@ -48,29 +58,40 @@ def test_it_is_plain_cloudformation_for_stacksets() -> None:
 
 
 def test_it_forwards_console_sign_ins() -> None:
-    (rule,) = resources("AWS::Events::Rule")
-    pattern = rule["Properties"]["EventPattern"]
+    assert {name for name, r in forwarder()["Resources"].items() if r["Type"] == "AWS::Events::Rule"} == set(RULES)
+    pattern = rule()["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.signin"]
     # Both spellings of the sign-in detail-type that AWS documents.
     assert pattern["detail-type"] == list(CONSOLE_SIGN_IN_TYPES)
     assert pattern["detail"]["eventName"] == ["ConsoleLogin"]
-    assert rule["Properties"]["State"] == "ENABLED"
+    assert rule()["Properties"]["State"] == "ENABLED"
 
 
 def test_it_forwards_what_iamguards_sign_in_rule_receives() -> None:
     # Given iamguard's own sign-in rule(s) in template.yaml
     main = signin_patterns_of_main_template()
     assert main, "template.yaml has no EventBridge rule for aws.signin events"
-    (rule,) = resources("AWS::Events::Rule")
     # Then the forwarder selects exactly what they select (no more, so nothing is sent for nothing)
     for pattern in main:
-        assert rule["Properties"]["EventPattern"] == pattern
+        assert rule()["Properties"]["EventPattern"] == pattern
 
 
+def test_it_forwards_the_root_sessions_iamguards_iam_rule_receives() -> None:
+    # sts:AssumeRoot is regional (the global STS endpoint refuses it): recorded where it was called
+    main = event_patterns()["on_iam_event"]
+    sts_names = sorted(name for name, row in EVENT_MAP.items() if row.source == "sts.amazonaws.com")
+    assert sts_names == ["AssumeRoot"] and "aws.sts" in main["source"]
+    assert rule("RootSessionForwardRule")["Properties"]["EventPattern"] == {
+        "source": ["aws.sts"],
+        "detail-type": main["detail-type"],
+        "detail": {"eventSource": ["sts.amazonaws.com"], "eventName": sts_names, "errorCode": [{"exists": False}]},
+    }
+
+
+@pytest.mark.parametrize("name", RULES)
 @pytest.mark.parametrize("use_default_bus", [True, False])
-def test_target_is_the_main_bus_through_a_role_with_a_dead_letter_queue(use_default_bus: bool) -> None:
-    (rule,) = resources("AWS::Events::Rule")
-    (target,) = rule["Properties"]["Targets"]
+def test_target_is_the_main_bus_through_a_role_with_a_dead_letter_queue(use_default_bus: bool, name: str) -> None:
+    (target,) = rule(name)["Properties"]["Targets"]
     arns = dict((guard[-1][1], arn) for arn, guard in branches(target["Arn"]))
     assert arns[True] == {"Fn::Sub": "arn:${AWS::Partition}:events:${MainRegion}:${AWS::AccountId}:event-bus/default"}
     assert arns[False] == {"Ref": "TargetEventBusArn"}
@@ -87,8 +108,8 @@ def test_role_may_only_put_events_on_that_bus() -> None:
     assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     assert [(s["Effect"], s["Action"]) for s in statements] == [("Allow", "events:PutEvents")]
-    (rule,) = resources("AWS::Events::Rule")
-    assert statements[0]["Resource"] == rule["Properties"]["Targets"][0]["Arn"]
+    for name in RULES:
+        assert statements[0]["Resource"] == rule(name)["Properties"]["Targets"][0]["Arn"]
     assert "ManagedPolicyArns" not in role
 
 
@@ -96,7 +117,7 @@ def test_dead_letter_queue_accepts_only_this_rule() -> None:
     (policy,) = resources("AWS::SQS::QueuePolicy")
     allow = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
     assert [s["Condition"]["ArnEquals"]["aws:SourceArn"] for s in allow] == [
-        {"Fn::GetAtt": ["SignInForwardRule", "Arn"]}
+        [{"Fn::GetAtt": [name, "Arn"]} for name in RULES]
     ]
 
 

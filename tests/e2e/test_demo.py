@@ -62,6 +62,7 @@ def test_enforce_mode_attaches_the_guardrail_and_the_account_ends_where_the_walk
     assert result.status["verdict"] in {"compliant", "non_compliant"}
     root_checks = {c["check_id"]: c["status"] for c in result.status["root"]}
     assert root_checks["root_mfa_enabled"] == "PASS"
+    assert root_checks["root_not_used_recently"] == "FAIL"  # root signed in minutes ago
     assert {c["check_id"]: c["status"] for c in result.status["account"]}["account_alias_set"] == "PASS"
     assert result.status["users"]["total"] == 1
     assert result.seconds < 60
@@ -84,6 +85,7 @@ def test_slack_heard_each_step(enforced: tuple[LocalRuntime, DemoResult, str]) -
     said = {key: step.ids for key, step in result.steps.items()}
     assert "root_mfa_enabled" in said["audit"]
     assert "root_console_sign_in" in said["root_signin"]
+    assert "root_not_used_recently" in said["root_signin"]  # root was used: the event says so, at once
     assert "root_mfa_enabled" in said["root_mfa"]  # resolved
     assert {"user_console_mfa", "user_admin_without_mfa", "user_no_direct_policies"} <= said["create_admin"]
     assert "console_sign_in_without_mfa" in said["admin_signin"]

@@ -119,6 +119,47 @@ def test_root_signs_in_and_the_credential_report_shows_it(runtime: LocalRuntime)
     assert result.event["detail"]["userIdentity"]["type"] == "Root"
     assert moto_ext.root(ACCOUNT).password_last_used is not None
     assert "root_console_sign_in" in set().union(*(message_ids(m) for m in runtime.slack.messages))
+    # The event itself says root was used: root_not_used_recently fails at once...
+    assert _findings(runtime, "root")["root_not_used_recently"] == "FAIL"
+    # ...the credential report says so too, with the time it was generated...
+    iam = client("iam", runtime.endpoint_url)
+    iam.generate_credential_report()
+    report = iam.get_credential_report()
+    root_row = report["Content"].decode().splitlines()[1].split(",")
+    assert root_row[0] == "<root_account>" and root_row[4].startswith(f"{result.event['detail']['eventTime'][:10]}")
+    assert abs(time.time() - report["GeneratedTime"].timestamp()) < 60
+    # ...and the scheduled audit agrees (no resolve, no reopen)
+    runtime.run_audit()
+    assert runtime.wait_idle()
+    assert _findings(runtime, "root")["root_not_used_recently"] == "FAIL"
+
+
+def test_root_removing_its_custom_named_device_is_a_critical_alert_for_root(runtime: LocalRuntime) -> None:
+    # Given root enrols a virtual device it names "my-phone" (codes checked, as the console does)
+    iam = client("iam", runtime.endpoint_url)
+    enrollment = Enrollment(iam, ACCOUNT)
+    device = enrollment.create(None, device_name="my-phone")
+    enrollment.enable(device, *authenticator_codes(device.seed))
+    assert runtime.wait_idle()
+    before = len(runtime.slack.messages)
+
+    # When root deactivates and deletes it, as the console's "Remove" does
+    iam.deactivate_mfa_device(UserName=moto_ext.ROOT_USER_NAME, SerialNumber=device.serial_number)
+    iam.delete_virtual_mfa_device(SerialNumber=device.serial_number)
+    assert runtime.wait_idle()
+
+    # Then Slack hears a critical mfa_removed for root (not for a user called my-phone), once
+    said = runtime.slack.messages[before:]
+    removed = [m for m in said if "mfa_removed" in message_ids(m)]
+    assert len(removed) == 1
+    text = json.dumps(removed[0])
+    assert "Critical" in text and "root" in text and "my-phone" in text
+    assert _findings(runtime, "root")["root_mfa_enabled"] == "FAIL"
+    assert "my-phone" not in {f.resource_name for f in _stored(runtime)}
+
+
+def _stored(runtime: LocalRuntime) -> list[Any]:
+    return FindingsStore(client("dynamodb", runtime.endpoint_url), runtime.findings_table).findings()
 
 
 def test_the_templates_patterns_decide_what_reaches_the_handlers(runtime: LocalRuntime) -> None:

@@ -75,8 +75,12 @@ def test_authorization_details_pages_are_all_read() -> None:
 
     stubber.add_response("get_account_summary", {"SummaryMap": {"AccountMFAEnabled": 1}})
     stubber.add_response("generate_credential_report", {"State": "COMPLETE"})
-    stubber.add_response("get_credential_report", {"Content": b"user,arn\n", "ReportFormat": "text/csv"})
     pages = [["u1", "u2"], ["u3"], ["u4", "u5"]]
+    rows = "".join(
+        f"{n},arn:aws:iam::123456789012:user/{n},2026-01-01T00:00:00+00:00\n" for page in pages for n in page
+    )
+    report = ("user,arn,user_creation_time\n" + rows).encode()
+    stubber.add_response("get_credential_report", {"Content": report, "ReportFormat": "text/csv"})
     for index, names in enumerate(pages):
         response: dict[str, Any] = {"UserDetailList": [user(n) for n in names], "GroupDetailList": [], "Policies": []}
         expected: dict[str, Any] = {"Filter": ["User", "Group", "LocalManagedPolicy"], "MaxItems": 1000}

@@ -11,7 +11,7 @@ from iamguard.alerts import Detection
 from iamguard.checks import CATALOG
 from iamguard.config import ConfigError, Settings
 from iamguard.events import RULES, Subject, SubjectError, event_patterns, locate_subject, parse_event, rule_for
-from iamguard.events.catalog import ROOT_CHECKS, USER_CHECKS
+from iamguard.events.catalog import ROOT_CHECKS, USER_CHECKS, subject_of_arn
 from pydantic import ValidationError
 
 from tests.conftest import ACCOUNT_ID, EVENTS_DIR, load_event
@@ -19,7 +19,7 @@ from tests.conftest import ACCOUNT_ID, EVENTS_DIR, load_event
 SAMPLES = sorted(
     path.name
     for path in EVENTS_DIR.glob("*.json")
-    if json.loads(path.read_text()).get("source") in {"aws.iam", "aws.signin"}
+    if json.loads(path.read_text()).get("source") in {"aws.iam", "aws.signin", "aws.sts"}
 )
 
 
@@ -168,8 +168,10 @@ def test_a_saml_provider_is_read_only_when_it_is_a_string() -> None:
 # ---------------------------------------------------------------- the event map
 def test_every_rule_names_real_checks_and_detections() -> None:
     for rule in RULES.values():
-        assert rule.checks, rule.event_name
+        assert rule.checks or rule.detections, rule.event_name
         assert set(rule.checks) <= set(CATALOG), rule.event_name
+    # The one alert-only row: a root session opened on a member account names nothing here to re-read
+    assert [rule.event_name for rule in RULES.values() if not rule.checks] == ["AssumeRoot"]
     raised = {detection for rule in RULES.values() for detection in rule.detections}
     assert raised == set(Detection)  # every row of the detection table has an event that raises it
 
@@ -186,7 +188,8 @@ def test_patterns_cover_exactly_the_mapped_events() -> None:
     assert set(patterns) == {"on_iam_event", "on_signin_event"}
     names = [name for pattern in patterns.values() for name in pattern["detail"]["eventName"]]
     assert sorted(names) == sorted(RULES)
-    assert patterns["on_iam_event"]["source"] == ["aws.iam"]
+    assert patterns["on_iam_event"]["source"] == ["aws.iam", "aws.sts"]
+    assert patterns["on_iam_event"]["detail"]["eventSource"] == ["iam.amazonaws.com", "sts.amazonaws.com"]
     assert patterns["on_iam_event"]["detail"]["errorCode"] == [{"exists": False}]
     assert patterns["on_signin_event"] == {
         "source": ["aws.signin"],
@@ -220,24 +223,97 @@ def test_subjects_of_the_samples() -> None:
     assert subject("console_login_root_no_mfa.json") == Subject("root", "root")
 
 
-def test_mfa_subjects_from_the_serial_number() -> None:
-    delete = {"eventName": "DeleteVirtualMFADevice"}
-    root_device = f"arn:aws:iam::{ACCOUNT_ID}:mfa/root-account-mfa-device"
-    assert subject("deactivate_mfa_device.json", **delete, requestParameters={"serialNumber": root_device}) == Subject(
+def device_subject(name: str, owners: dict[str, Subject], **detail: Any) -> Subject | None:
+    parsed = parse_event(event(name, **detail))
+    return locate_subject(parsed, RULES[parsed.detail.event_name], device_owner=owners.get)
+
+
+def test_root_acting_without_a_user_name_is_roots_own_device_whatever_its_name() -> None:
+    # Given root's virtual device named "my-phone", and root's FIDO key (u2f serial)
+    for serial in (f"arn:aws:iam::{ACCOUNT_ID}:mfa/my-phone", f"arn:aws:iam::{ACCOUNT_ID}:u2f/root/key-ABC123"):
+        for name in ("DeactivateMFADevice", "DeleteVirtualMFADevice", "EnableMFADevice", "ResyncMFADevice"):
+            # Then the subject is root, never a user named after the device
+            found = subject(
+                "deactivate_mfa_device_root.json", eventName=name, requestParameters={"serialNumber": serial}
+            )
+            assert found == Subject("root", "root"), (name, serial)
+    # And the name the local trail and some tools give root where a user name is required means root too
+    named = {"userName": "<root_account>", "serialNumber": f"arn:aws:iam::{ACCOUNT_ID}:mfa/x"}
+    assert subject("deactivate_mfa_device_root.json", requestParameters=named) == Subject("root", "root")
+    assert subject("deactivate_mfa_device_root_custom_name.json") == Subject("root", "root")
+
+
+def test_a_device_named_after_a_user_is_not_that_users_device() -> None:
+    # Given an administrator (a role session) deleting a device named "mina_dev" that IAM says is nobody's
+    role = load_event("attach_user_policy_by_iamguard.json")["detail"]["userIdentity"] | {
+        "arn": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/Admin/ops",
+        "sessionContext": {"sessionIssuer": {"type": "Role", "arn": f"arn:aws:iam::{ACCOUNT_ID}:role/Admin"}},
+    }
+    serial = f"arn:aws:iam::{ACCOUNT_ID}:mfa/mina_dev"
+    delete = {
+        "eventName": "DeleteVirtualMFADevice",
+        "userIdentity": role,
+        "requestParameters": {"serialNumber": serial},
+    }
+    # Then nobody is guessed from the name
+    assert device_subject("deactivate_mfa_device.json", {}, **delete) is None
+    # And when IAM says the device is assigned (to root, here), that owner is the subject
+    assert device_subject("deactivate_mfa_device.json", {serial: Subject("root", "root")}, **delete) == Subject(
         "root", "root"
     )
-    user_device = f"arn:aws:iam::{ACCOUNT_ID}:mfa/mina_dev"
-    assert subject("deactivate_mfa_device.json", **delete, requestParameters={"serialNumber": user_device}) == Subject(
-        "user", "mina_dev"
-    )
-    # A hardware/U2F serial names no device owner: nobody
-    assert subject("deactivate_mfa_device.json", **delete, requestParameters={"serialNumber": "GAKT000ABC"}) is None
+
+
+def test_an_iam_user_deleting_a_device_is_not_its_owner() -> None:
+    # DeleteVirtualMFADevice needs the device deactivated first: the caller may be any administrator
+    serial = f"arn:aws:iam::{ACCOUNT_ID}:mfa/old-phone"
+    delete = {"eventName": "DeleteVirtualMFADevice", "requestParameters": {"serialNumber": serial}}
+    assert device_subject("deactivate_mfa_device.json", {}, **delete) is None
+    owners = {serial: Subject("user", "bob_ci")}
+    assert device_subject("deactivate_mfa_device.json", owners, **delete) == Subject("user", "bob_ci")
 
 
 def test_a_deactivation_without_user_name_is_the_callers_own_device() -> None:
+    # IAM takes the user from the caller's credentials when the request names none
     assert subject("deactivate_mfa_device.json", requestParameters={"serialNumber": "GAKT000ABC"}) == Subject(
         "user", "alice"
     )
+    fido = f"arn:aws:iam::{ACCOUNT_ID}:u2f/user/alice/yubikey-EXAMPLE"
+    assert subject("deactivate_mfa_device.json", requestParameters={"serialNumber": fido}) == Subject("user", "alice")
+
+
+@pytest.mark.parametrize(
+    ("arn", "expected"),
+    [
+        (f"arn:aws:iam::{ACCOUNT_ID}:root", Subject("root", "root")),
+        (f"arn:aws:iam::{ACCOUNT_ID}:user/mina_dev", Subject("user", "mina_dev")),
+        (f"arn:aws:iam::{ACCOUNT_ID}:user/division/team/mina_dev", Subject("user", "mina_dev")),
+        (f"arn:aws:iam::{ACCOUNT_ID}:role/Admin", None),
+        ("", None),
+    ],
+)
+def test_device_owners_are_read_from_their_arn(arn: str, expected: Subject | None) -> None:
+    assert subject_of_arn(arn) == expected
+
+
+@pytest.mark.parametrize("serial", [{"a": 1}, "short", "x" * 300])
+def test_serial_numbers_no_device_can_have_are_refused(serial: Any) -> None:
+    with pytest.raises(SubjectError, match="serialNumber"):
+        device_subject(
+            "deactivate_mfa_device.json",
+            {},
+            eventName="DeleteVirtualMFADevice",
+            userIdentity={"type": "AssumedRole", "arn": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/A/s"},
+            requestParameters={"serialNumber": serial},
+        )
+
+
+def test_assume_root_names_the_member_account() -> None:
+    assert subject("assume_root.json") == Subject("account", "111122223333")
+    arn = {"targetPrincipal": "arn:aws:iam::444455556666:root", "taskPolicyArn": {"arn": "x"}}
+    assert subject("assume_root.json", requestParameters=arn) == Subject("account", "444455556666")
+    for target in ("../etc", "12345", None, {"a": 1}):
+        with pytest.raises(SubjectError, match="targetPrincipal"):
+            subject("assume_root.json", requestParameters={"targetPrincipal": target})
 
 
 def test_group_events_name_the_group() -> None:

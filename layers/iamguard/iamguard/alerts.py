@@ -27,6 +27,7 @@ class Detection(StrEnum):
     ROOT_CONSOLE_SIGN_IN = "root_console_sign_in"
     CONSOLE_SIGN_IN_WITHOUT_MFA = "console_sign_in_without_mfa"
     CONSOLE_SIGN_IN_FAILURES = "console_sign_in_failures"
+    ROOT_SESSION_ASSUMED = "root_session_assumed"
 
 
 class Alert(BaseModel):

@@ -16,6 +16,7 @@ from iamguard import policy
 from iamguard.alerts import Alert, Detection
 from iamguard.checks.account import unmet_password_rules
 from iamguard.config import Settings
+from iamguard.events.catalog import SubjectError, account_of_principal
 from iamguard.events.models import HIDDEN_USER_NAME, CloudTrailEvent
 from iamguard.findings import Finding, Severity, Status
 from iamguard.models import (
@@ -315,17 +316,23 @@ def mfa_removed(event: CloudTrailEvent, seen: Observed, settings: Settings) -> l
                 related=("user_mfa", "user_console_mfa") + (("user_admin_without_mfa",) if admin else ()),
             )
         )
-    if seen.root is not None and not seen.root.mfa_enabled:
+    # Root may keep up to 8 devices: only losing the last one is losing MFA. A root without any
+    # credential left (centralized root access deleted them all) has nothing to sign in with.
+    root = seen.root
+    if root is not None and not root.mfa_enabled and not root.has_no_credentials:
         previous = next((c.previous for c in seen.root_changes if c.finding.check_id == "root_mfa_enabled"), None)
         if _lost(previous, name):
+            serial = event.detail.request("serialNumber")
+            device = f" ({serial})" if isinstance(serial, str) else ""
             alerts.append(
                 _alert(
                     event,
                     Detection.MFA_REMOVED,
                     Severity.CRITICAL,
                     "root",
-                    f"{_who(event)} removed the root user's MFA device; root now signs in with a password alone.",
-                    resource_arn=seen.root.arn,
+                    f"{_who(event)} removed the root user's last MFA device{device}; "
+                    "root now signs in with a password alone.",
+                    resource_arn=root.arn,
                     related=("root_mfa_enabled",),
                 )
             )
@@ -455,6 +462,34 @@ def console_sign_in_failures(event: CloudTrailEvent, seen: Observed, settings: S
     ]
 
 
+def root_session_assumed(event: CloudTrailEvent, seen: Observed, settings: Settings) -> list[Alert]:
+    """sts:AssumeRoot: a short privileged session as a member account's root user (centralized root access)."""
+    detail = event.detail
+    try:
+        account = account_of_principal(detail.request("targetPrincipal"))
+    except SubjectError:
+        return []
+    policy_ref = detail.request("taskPolicyArn")
+    task_arn = policy_ref.get("arn") if isinstance(policy_ref, dict) else None
+    task = task_arn.rsplit("/", 1)[-1][:128] if isinstance(task_arn, str) else "unknown"
+    duration = detail.request("durationSeconds")
+    lasting = f" for up to {duration} seconds" if isinstance(duration, int) else ""
+    return [
+        _alert(
+            event,
+            Detection.ROOT_SESSION_ASSUMED,
+            Severity.HIGH,
+            account,
+            f"{_who(event)} opened a root session on account {account}{lasting}, scoped to the task policy "
+            f"{task}: it acts as that account's root user.",
+            resource_arn=f"arn:aws:iam::{account}:root",
+            related=("root_mfa_enabled", "root_no_access_keys") if task.startswith("IAM") else (),
+            target_account=account,
+            task_policy_arn=task_arn[:2048] if isinstance(task_arn, str) else None,
+        )
+    ]
+
+
 Detector = Callable[[CloudTrailEvent, Observed, Settings], list[Alert]]
 
 DETECTORS: dict[Detection, Detector] = {
@@ -468,4 +503,5 @@ DETECTORS: dict[Detection, Detector] = {
     Detection.ROOT_CONSOLE_SIGN_IN: root_console_sign_in,
     Detection.CONSOLE_SIGN_IN_WITHOUT_MFA: console_sign_in_without_mfa,
     Detection.CONSOLE_SIGN_IN_FAILURES: console_sign_in_failures,
+    Detection.ROOT_SESSION_ASSUMED: root_session_assumed,
 }

@@ -38,12 +38,19 @@ from iamguard.models import (
     PolicyDocument,
     RootState,
     User,
+    is_virtual_mfa_serial,
 )
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
 
 ROOT_REPORT_NAME = "<root_account>"
+# Users the credential report does not describe yet (created after it was generated, or a
+# deleted user's name reused) are read live, a handful of calls each; beyond this many the
+# rest wait for the next report (their report-based checks say ERROR meanwhile).
+MAX_LIVE_CREDENTIAL_READS = 100
+# A live read of what the report says about a user: credentials, MFA devices, PasswordResetRequired.
+LiveCredentials = tuple[Credentials, tuple[MfaDevice, ...], bool | None]
 # AdministratorAccess is the one AWS managed policy the checks must know without a call.
 KNOWN_POLICY_DOCUMENTS: dict[str, PolicyDocument] = {
     ADMINISTRATOR_ACCESS_ARN: {
@@ -111,8 +118,12 @@ def _document(raw: Any) -> PolicyDocument:
     return loaded if isinstance(loaded, dict) else {}
 
 
-def parse_credential_report(content: bytes | str) -> dict[str, Credentials]:
-    """Credential report CSV → credentials by user name (root is `<root_account>`)."""
+def parse_credential_report(content: bytes | str, generated_at: datetime | None = None) -> dict[str, Credentials]:
+    """Credential report CSV → credentials by user name (root is `<root_account>`).
+
+    Every fact is stamped with the report's GeneratedTime: the report is regenerated at most
+    every 4 hours, so its facts can be that much older than the read.
+    """
     text = content.decode("utf-8") if isinstance(content, bytes) else content
     result: dict[str, Credentials] = {}
     for row in csv.DictReader(io.StringIO(text)):
@@ -135,6 +146,8 @@ def parse_credential_report(content: bytes | str) -> dict[str, Credentials]:
             password_last_changed=parse_time(row.get("password_last_changed")),
             mfa_active=row.get("mfa_active") == "true",
             access_keys=keys,
+            observed_at=generated_at,
+            principal_created=parse_time(row.get("user_creation_time")),
         )
     return result
 
@@ -186,6 +199,8 @@ class Inventory:
             devices_by_user.setdefault(device["User"]["Arn"], []).append(device)
         groups = {raw["GroupName"]: _group_from_details(raw) for raw in groups_raw}
         users = [_user_from_details(raw, report, devices_by_user.get(raw["Arn"], [])) for raw in users_raw]
+        if report is not None:
+            users = self._with_live_credentials(users)
         self._fetch_unknown_documents(users, groups.values(), documents)
         password_policy = self.password_policy()
         if password_policy is None or not password_policy.allow_users_to_change_password:
@@ -194,14 +209,7 @@ class Inventory:
         if account_id is None:
             account_id = users[0].arn.split(":")[4] if users else self._account_id()
         root_credentials = report.get(ROOT_REPORT_NAME) if report is not None else None
-        root_arn = f"arn:aws:iam::{account_id}:root"
-        root = RootState(
-            arn=root_arn,
-            mfa_enabled=bool(summary.get("AccountMFAEnabled")),
-            has_virtual_mfa=any(device.get("User", {}).get("Arn") == root_arn for device in virtual_devices),
-            access_keys_present=bool(summary.get("AccountAccessKeysPresent")),
-            credentials=root_credentials,
-        )
+        root = _root_state(account_id, summary, virtual_devices, root_credentials)
         return AccountState(
             account_id=account_id,
             read_at=read_at,
@@ -232,7 +240,9 @@ class Inventory:
                 last_problem = _error_text(exc)
             if state == "COMPLETE":
                 try:
-                    return parse_credential_report(self.iam.get_credential_report()["Content"])
+                    response = self.iam.get_credential_report()
+                    generated = response.get("GeneratedTime")
+                    return parse_credential_report(response["Content"], _as_utc(generated) if generated else None)
                 except ClientError as exc:
                     code = exc.response.get("Error", {}).get("Code", "")
                     if code not in {"ReportInProgress", "ReportNotPresent", "ReportExpired"}:
@@ -334,6 +344,7 @@ class Inventory:
             creds = user.credentials
             return (
                 creds is not None
+                and user.password_reset_required is None  # not already read live
                 and creds.password_enabled
                 and creds.password_last_used is None
                 and not policy.can_change_own_password(user, groups, documents, cache)
@@ -380,10 +391,89 @@ class Inventory:
         for page in iam.get_paginator("list_groups_for_user").paginate(UserName=user_name):
             for group in page["Groups"]:
                 groups[group["GroupName"]] = self._read_group(group["GroupName"], group["Arn"])
+        credentials, devices, password_reset_required = self._live_credentials(user_name, raw.get("PasswordLastUsed"))
+        user = User(
+            name=raw["UserName"],
+            arn=raw["Arn"],
+            user_id=raw["UserId"],
+            created=_as_utc(raw["CreateDate"]),
+            path=raw.get("Path", "/"),
+            tags={tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])},
+            attached_policies=attached,
+            inline_policies=inline,
+            group_names=tuple(groups),
+            permissions_boundary=_boundary(raw),
+            mfa_devices=devices,
+            credentials=credentials,
+            password_reset_required=password_reset_required,
+        )
+        documents: dict[str, PolicyDocument] = dict(KNOWN_POLICY_DOCUMENTS)
+        self._fetch_unknown_documents([user], groups.values(), documents)
+        return user, groups, documents
+
+    def _read_group(self, name: str, arn: str) -> Group:
+        iam = self.iam
+        attached = tuple(
+            ManagedPolicyRef(arn=p["PolicyArn"], name=p["PolicyName"])
+            for page in iam.get_paginator("list_attached_group_policies").paginate(GroupName=name)
+            for p in page["AttachedPolicies"]
+        )
+        inline = tuple(
+            InlinePolicy(n, _document(iam.get_group_policy(GroupName=name, PolicyName=n)["PolicyDocument"]))
+            for page in iam.get_paginator("list_group_policies").paginate(GroupName=name)
+            for n in page["PolicyNames"]
+        )
+        return Group(name=name, arn=arn, attached_policies=attached, inline_policies=inline)
+
+    def read_root(self, account_id: str) -> RootState:
+        """Root state without the credential report (event path: password, keys and MFA from the summary)."""
+        summary = self.iam.get_account_summary()["SummaryMap"]
+        return _root_state(account_id, summary, self._virtual_mfa_devices(), None)
+
+    def mfa_device_owner(self, serial_number: str) -> str | None:
+        """The ARN of the user (or root) a virtual MFA device is assigned to now; None when unassigned or gone."""
+        for device in self._virtual_mfa_devices():
+            if device["SerialNumber"] == serial_number:
+                return device["User"]["Arn"] or None
+        return None
+
+    def _with_live_credentials(self, users: list[User]) -> list[User]:
+        """Read live the credentials of users the report does not describe (see MAX_LIVE_CREDENTIAL_READS).
+
+        A user missing from the report was created after it was generated; a row whose
+        creation time is not the user's belongs to a deleted user of the same name.
+        """
+        stale = [user.name for user in users if _report_row_is_stale(user)][:MAX_LIVE_CREDENTIAL_READS]
+        if not stale:
+            return users
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="live-credentials") as pool:
+            live = dict(zip(stale, pool.map(self._live_credentials_or_none, stale), strict=True))
+        result = []
+        for user in users:
+            read = live.get(user.name)
+            if user.name in live:
+                credentials, devices, reset = read if read is not None else (None, user.mfa_devices, None)
+                user = replace(user, credentials=credentials, mfa_devices=devices, password_reset_required=reset)
+            result.append(user)
+        return result
+
+    def _live_credentials_or_none(self, user_name: str) -> LiveCredentials | None:
+        try:
+            password_last_used = self.iam.get_user(UserName=user_name)["User"].get("PasswordLastUsed")
+            return self._live_credentials(user_name, password_last_used)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+                return None  # deleted during the read: the next audit resolves it
+            raise
+
+    def _live_credentials(self, user_name: str, password_last_used: Any) -> LiveCredentials:
+        """What the credential report would say about one user, read now (and its MFA devices of every kind)."""
+        iam = self.iam
+        read_at = datetime.now(UTC)
         devices = tuple(
             MfaDevice(
                 serial_number=d["SerialNumber"],
-                virtual=":mfa/" in d["SerialNumber"],
+                virtual=is_virtual_mfa_serial(d["SerialNumber"]),
                 enabled_at=_as_utc(d["EnableDate"]) if d.get("EnableDate") else None,
             )
             for page in iam.get_paginator("list_mfa_devices").paginate(UserName=user_name)
@@ -408,55 +498,14 @@ class Inventory:
             )
         credentials = Credentials(
             password_enabled=profile is not None,
-            password_last_used=_as_utc(raw["PasswordLastUsed"]) if raw.get("PasswordLastUsed") else None,
+            password_last_used=_as_utc(password_last_used) if password_last_used else None,
             password_last_changed=_as_utc(profile["CreateDate"]) if profile else None,
             mfa_active=bool(devices),
             access_keys=tuple(keys),
+            observed_at=read_at,
         )
-        user = User(
-            name=raw["UserName"],
-            arn=raw["Arn"],
-            user_id=raw["UserId"],
-            created=_as_utc(raw["CreateDate"]),
-            path=raw.get("Path", "/"),
-            tags={tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])},
-            attached_policies=attached,
-            inline_policies=inline,
-            group_names=tuple(groups),
-            permissions_boundary=_boundary(raw),
-            mfa_devices=devices,
-            credentials=credentials,
-            password_reset_required=bool(profile.get("PasswordResetRequired")) if profile else None,
-        )
-        documents: dict[str, PolicyDocument] = dict(KNOWN_POLICY_DOCUMENTS)
-        self._fetch_unknown_documents([user], groups.values(), documents)
-        return user, groups, documents
-
-    def _read_group(self, name: str, arn: str) -> Group:
-        iam = self.iam
-        attached = tuple(
-            ManagedPolicyRef(arn=p["PolicyArn"], name=p["PolicyName"])
-            for page in iam.get_paginator("list_attached_group_policies").paginate(GroupName=name)
-            for p in page["AttachedPolicies"]
-        )
-        inline = tuple(
-            InlinePolicy(n, _document(iam.get_group_policy(GroupName=name, PolicyName=n)["PolicyDocument"]))
-            for page in iam.get_paginator("list_group_policies").paginate(GroupName=name)
-            for n in page["PolicyNames"]
-        )
-        return Group(name=name, arn=arn, attached_policies=attached, inline_policies=inline)
-
-    def read_root(self, account_id: str) -> RootState:
-        """Root state without the credential report (event path: keys and MFA from the summary)."""
-        summary = self.iam.get_account_summary()["SummaryMap"]
-        root_arn = f"arn:aws:iam::{account_id}:root"
-        return RootState(
-            arn=root_arn,
-            mfa_enabled=bool(summary.get("AccountMFAEnabled")),
-            has_virtual_mfa=any(d["User"]["Arn"] == root_arn for d in self._virtual_mfa_devices()),
-            access_keys_present=bool(summary.get("AccountAccessKeysPresent")),
-            credentials=None,
-        )
+        reset = bool(profile.get("PasswordResetRequired")) if profile else None
+        return credentials, devices, reset
 
 
 def _error_text(exc: ClientError) -> str:
@@ -468,6 +517,33 @@ def _boundary(raw: Mapping[str, Any]) -> ManagedPolicyRef | None:
     """GetUser's / GetAccountAuthorizationDetails' PermissionsBoundary (absent or empty: none)."""
     arn = (raw.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
     return ManagedPolicyRef(arn=arn, name=arn.rsplit("/", 1)[-1]) if isinstance(arn, str) and arn else None
+
+
+def _root_state(
+    account_id: str, summary: Mapping[Any, int], virtual_devices: list[dict[str, Any]], credentials: Credentials | None
+) -> RootState:
+    """Root from GetAccountSummary (live) and its assigned virtual devices; `credentials` is its report row."""
+    arn = f"arn:aws:iam::{account_id}:root"
+    password = summary.get("AccountPasswordPresent")
+    virtual = sum(1 for device in virtual_devices if device.get("User", {}).get("Arn") == arn)
+    return RootState(
+        arn=arn,
+        mfa_enabled=bool(summary.get("AccountMFAEnabled")),
+        has_virtual_mfa=virtual > 0,
+        access_keys_present=bool(summary.get("AccountAccessKeysPresent")),
+        credentials=credentials,
+        password_present=None if password is None else bool(password),
+        signing_certificates_present=bool(summary.get("AccountSigningCertificatesPresent")),
+        virtual_mfa_devices=virtual,
+    )
+
+
+def _report_row_is_stale(user: User) -> bool:
+    credentials = user.credentials
+    if credentials is None:
+        return True
+    created = credentials.principal_created
+    return created is not None and abs((created - user.created).total_seconds()) >= 1
 
 
 def _group_from_details(raw: Mapping[str, Any]) -> Group:

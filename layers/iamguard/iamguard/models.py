@@ -53,6 +53,11 @@ class MfaDevice:
     enabled_at: datetime | None = None
 
 
+def is_virtual_mfa_serial(serial_number: str) -> bool:
+    """Virtual devices are `arn:…:mfa/<name>`; FIDO keys and passkeys `arn:…:u2f/…`; hardware TOTP a bare serial."""
+    return serial_number.startswith("arn:") and ":mfa/" in serial_number
+
+
 @dataclass(frozen=True)
 class Credentials:
     """Credential-report facts about one principal (an IAM user or root)."""
@@ -62,6 +67,11 @@ class Credentials:
     password_last_changed: datetime | None
     mfa_active: bool
     access_keys: tuple[AccessKey, ...] = ()
+    # When these facts were true: the credential report's GeneratedTime (it can be hours old),
+    # or the time of a live read. None: unknown (the time of the read that produced them).
+    observed_at: datetime | None = None
+    # The report row's user_creation_time: a row of a deleted user whose name was reused differs.
+    principal_created: datetime | None = None
 
     @property
     def active_keys(self) -> tuple[AccessKey, ...]:
@@ -93,12 +103,39 @@ class User:
 
 
 @dataclass(frozen=True)
+class RootUse:
+    """Root was used at a known time, as an event says (newer than any credential report)."""
+
+    at: datetime
+    how: str  # "signed in to the console", "called iam:CreateAccessKey"
+
+
+@dataclass(frozen=True)
 class RootState:
+    """The root user, live from GetAccountSummary (and ListVirtualMFADevices), plus its report row."""
+
     arn: str
-    mfa_enabled: bool
+    mfa_enabled: bool  # AccountMFAEnabled: any device (virtual, hardware TOTP, FIDO key, passkey)
     has_virtual_mfa: bool
     access_keys_present: bool
     credentials: Credentials | None
+    # AccountPasswordPresent (None: the summary does not say; then root is assumed to have one).
+    # The report cannot tell: its root row's password_enabled is always "not_supported".
+    password_present: bool | None = None
+    signing_certificates_present: bool = False
+    virtual_mfa_devices: int = 0  # root may have up to 8 MFA devices; these are the virtual ones
+    used: RootUse | None = None  # set on the event path from the event itself
+
+    @property
+    def has_no_credentials(self) -> bool:
+        """No password, access key, signing certificate or MFA: a member account whose root credentials
+        were deleted through centralized root access (AWS Organizations), the recommended state."""
+        return (
+            self.password_present is False
+            and not self.access_keys_present
+            and not self.signing_certificates_present
+            and not self.mfa_enabled
+        )
 
 
 @dataclass(frozen=True)

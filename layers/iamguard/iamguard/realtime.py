@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,7 +45,7 @@ from iamguard.checks.base import UserContext
 from iamguard.config import Settings
 from iamguard.detections import DETECTORS, Observed, UserView
 from iamguard.enforce import DETACH_GUARDRAIL, Enforcer, ManualChange, manual_guardrail_change
-from iamguard.events.catalog import EventRule, Subject, SubjectError, locate_subject, rule_for
+from iamguard.events.catalog import EventRule, Subject, SubjectError, locate_subject, rule_for, subject_of_arn
 from iamguard.events.models import (
     HIDDEN_USER_NAME,
     CloudTrailDetail,
@@ -55,7 +56,7 @@ from iamguard.events.models import (
 )
 from iamguard.findings import Finding, Status
 from iamguard.inventory import Inventory, UnknownUser
-from iamguard.models import AccountState, PasswordPolicy, RootState
+from iamguard.models import AccountState, PasswordPolicy, RootState, RootUse
 from iamguard.store import Change, FindingsStore
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ MAX_GROUP_MEMBERS = 25
 # (never past the invocation's last CONCURRENT_MARGIN seconds), then reports a duplicate.
 CONCURRENT_WAIT = 5.0
 CONCURRENT_MARGIN = 5.0
+ROOT_USAGE_CHECK = "root_not_used_recently"
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class FindingView(BaseModel):
@@ -180,7 +183,9 @@ def screen(event: CloudTrailEvent, rule: EventRule | None, settings: Settings, a
     """Why the event is ignored, or None when it must be evaluated."""
     detail = event.detail
     name = detail.event_name
-    if detail.read_only or (rule is None and name.startswith(READ_ONLY_PREFIXES)):
+    # CloudTrail may file an STS session as read-only; a root session is a signal all the same.
+    read_only = detail.read_only and not (rule is not None and rule.source == "sts.amazonaws.com")
+    if read_only or (rule is None and name.startswith(READ_ONLY_PREFIXES)):
         return f"{name} is a read-only call: it changes nothing"
     if rule is None and detail.event_source == "signin.amazonaws.com" and name in SIGN_IN_STEPS:
         return f"{name} is {SIGN_IN_STEPS[name]}"
@@ -296,7 +301,7 @@ class EventProcessor:
         reason = screen(event, rule, self.settings, self.account_id)
         if reason is None and rule is not None:
             try:
-                subject = locate_subject(event, rule)
+                subject = locate_subject(event, rule, device_owner=self._device_owner)
             except SubjectError as exc:
                 return self._rejected(raw, str(exc))
             if subject is not None:
@@ -382,13 +387,19 @@ class EventProcessor:
         calls_before = self.inventory.counter.total
         now = self.clock()
         actions: list[Action] = []
+        used = root_use(event, now, self.settings)
         if rule.source == "signin.amazonaws.com" and detail.console_login_result == "Failure":
             seen, findings, changes, notes = self._failed_sign_in(event)
+        elif not rule.checks:  # alert-only rows (sts:AssumeRoot): nothing of this account to re-read
+            seen, findings, changes, notes = Observed(), [], [], []
         elif subject.kind in {"user", "group", "policy"}:
             seen, findings, changes, actions, notes = self._evaluate_users(event, rule, subject, now)
         else:
-            seen, findings, changes = self._evaluate_account(subject, rule, now)
+            seen, findings, changes = self._evaluate_account(subject, rule, now, used)
             notes = []
+        if used is not None and subject.kind != "root":
+            usage = self._record_root_use(used, now)
+            findings, changes = findings + usage, changes + self.store.record_resources(usage)
 
         alerts = [alert for detection in rule.detections for alert in DETECTORS[detection](event, seen, self.settings)]
         self._record_and_announce(alerts, changes, actions)
@@ -549,14 +560,29 @@ class EventProcessor:
                     raise
         return ()
 
+    def _device_owner(self, serial_number: str) -> Subject | None:
+        """Who an MFA device is assigned to now, as IAM says (never guessed from the device's name)."""
+        owner = self.inventory.mfa_device_owner(serial_number)
+        return subject_of_arn(owner) if owner else None
+
+    def _record_root_use(self, used: RootUse, now: datetime) -> list[Finding]:
+        """Root made this call: root_not_used_recently fails on the event's own fact (no AWS call)."""
+        root = replace(_unread_root(self.account_id), used=used)
+        state = AccountState(self.account_id, now, root, None, (), (), {}, {})
+        return run_checks(state, self.settings, now, only=[ROOT_USAGE_CHECK])
+
     def _evaluate_account(
-        self, subject: Subject, rule: EventRule, now: datetime
+        self, subject: Subject, rule: EventRule, now: datetime, used: RootUse | None = None
     ) -> tuple[Observed, list[Finding], list[Change]]:
         """Root or account checks on a partial AccountState holding only what they read."""
         inventory = self.inventory
         scope = "root" if subject.kind == "root" else "account"
         only = [check for check in rule.checks if CATALOG[check].scope == scope]
+        if scope == "root" and used is not None:
+            only.append(ROOT_USAGE_CHECK)  # the event says root was used: no credential report needed
         root = inventory.read_root(self.account_id) if scope == "root" else None
+        if root is not None and used is not None:
+            root = replace(root, used=used)
         password_policy = inventory.password_policy() if "password_policy" in only else None
         state = AccountState(
             account_id=self.account_id,
@@ -592,6 +618,30 @@ class EventProcessor:
         notable = [change for change in changes if change.notable]
         if alerts or notable or taken:
             self.announcer.announce(alerts=alerts, changes=notable, actions=taken)
+
+
+def root_use(event: CloudTrailEvent, now: datetime, settings: Settings) -> RootUse | None:
+    """Root's own credentials were used by this event's caller, recently enough to matter.
+
+    A successful root console sign-in, or a call root made itself; not an sts:AssumeRoot
+    session (a privileged session from the organization, not root's credentials).
+    """
+    detail = event.detail
+    identity = detail.user_identity
+    context = identity.session_context
+    if identity.type != "Root" or (context is not None and context.assumed_root == "true"):
+        return None
+    if detail.event_source == "signin.amazonaws.com":
+        if detail.event_name != "ConsoleLogin" or detail.console_login_result != "Success":
+            return None
+        how = "signed in to the console"
+    else:
+        how = f"called {detail.event_source.split('.', 1)[0]}:{detail.event_name}"
+    at = detail.event_time.astimezone(UTC)
+    # An old replayed event says nothing about the last days; one from the future is not believed.
+    if now - at >= timedelta(days=settings.root_usage_days) or at - now > CLOCK_SKEW:
+        return None
+    return RootUse(at, how)
 
 
 def _describe(subject: Subject) -> str:

@@ -316,7 +316,9 @@ class FindingsStore:
     ) -> list[Change]:
         changes = self._write_all([(finding, current.get(self._finding_key(finding))) for finding in observed])
         seen = {self._finding_key(f) for f in observed}
-        cutoff = min((f.observed_at for f in observed), default=None)
+        # When the audit read the account: its newest observation (report-based verdicts carry the
+        # report's older GeneratedTime). Findings stored after that are newer than the audit.
+        cutoff = max((f.observed_at for f in observed), default=None)
         for key, item in current.items():
             if key in seen:
                 continue  # _write handed back its pending announcement, if any

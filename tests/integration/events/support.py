@@ -167,6 +167,10 @@ def wipe_account(aws: AwsContext) -> None:
             iam.delete_group_policy(GroupName=name, PolicyName=policy_name)
         iam.delete_group(GroupName=name)
     for device in iam.list_virtual_mfa_devices()["VirtualMFADevices"]:
+        owner = device.get("User")
+        if owner is not None and owner["Arn"].endswith(":root"):
+            # root's own call: as in AWS, a device is deactivated before it can be deleted
+            iam.deactivate_mfa_device(SerialNumber=device["SerialNumber"])
         _ignore_missing(lambda serial=device["SerialNumber"]: iam.delete_virtual_mfa_device(SerialNumber=serial))
     for policy in iam.list_policies(Scope="Local")["Policies"]:
         iam.delete_policy(PolicyArn=policy["Arn"])

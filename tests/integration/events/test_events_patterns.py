@@ -29,6 +29,8 @@ ROUTES: dict[str, str | None] = {
     "create_user": "on_iam_event",
     "deactivate_mfa_device": "on_iam_event",
     "deactivate_mfa_device_root": "on_iam_event",
+    "deactivate_mfa_device_root_custom_name": "on_iam_event",
+    "assume_root": "on_iam_event",  # sts, regional: the us-east-1 rule (other regions: a forwarder)
     "delete_account_password_policy": "on_iam_event",
     "delete_user_permissions_boundary": "on_iam_event",
     "detach_user_policy_required": "on_iam_event",
@@ -82,7 +84,7 @@ def test_every_sample_is_routed_in_this_table() -> None:
     mine = {
         path.stem
         for path in EVENTS_DIR.glob("*.json")
-        if json.loads(path.read_text()).get("source") in {"aws.iam", "aws.signin"}
+        if json.loads(path.read_text()).get("source") in {"aws.iam", "aws.signin", "aws.sts"}
     }
     assert mine == set(ROUTES)
 
@@ -90,6 +92,16 @@ def test_every_sample_is_routed_in_this_table() -> None:
 @pytest.mark.parametrize("handler", sorted(event_patterns()))
 def test_template_patterns_are_the_event_maps(handler: str) -> None:
     assert template_pattern(handler) == event_patterns()[handler]
+
+
+@pytest.mark.parametrize("handler", sorted(event_patterns()))
+def test_each_handler_accepts_exactly_the_sources_its_rule_delivers(
+    handler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.test_audit_handler import load_handler
+
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", "iamguard-idempotency-test")
+    assert load_handler(handler).HANDLER.sources == frozenset(event_patterns()[handler]["source"])
 
 
 def test_the_template_guardrail_is_the_shipped_document() -> None:
@@ -136,6 +148,21 @@ def test_the_deployed_pattern_delivers_every_mapped_event_and_nothing_else(aws: 
             "source": "aws.iam",
             "detail-type": "AWS API Call via CloudTrail",
             "detail": {"eventSource": "iam.amazonaws.com", "eventName": "CreateRole", "eventID": "iam-1"},
+        },
+        "sts-assume-role": {
+            "source": "aws.sts",
+            "detail-type": "AWS API Call via CloudTrail",
+            "detail": {"eventSource": "sts.amazonaws.com", "eventName": "AssumeRole", "eventID": "sts-1"},
+        },
+        "failed-assume-root": {
+            "source": "aws.sts",
+            "detail-type": "AWS API Call via CloudTrail",
+            "detail": {
+                "eventSource": "sts.amazonaws.com",
+                "eventName": "AssumeRoot",
+                "errorCode": "AccessDenied",
+                "eventID": "sts-2",
+            },
         },
     }
     delivered = deliver(aws, template_pattern(handler), {**samples, **unrelated})

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from iamguard.alerts import Detection
 from iamguard.events.samples import IAMGUARD_SAMPLE_ROLE_ARN
 from iamguard.local.server import MotoServer
 
@@ -20,6 +21,7 @@ from tests.integration.events.support import CHANGE_PASSWORD, GUARDRAIL
 # sample account (`iamguard events seed`), with IAMUserChangePassword required and a burst threshold of 1.
 EXPECTED: dict[str, tuple[str, set[str]]] = {
     "add_user_to_group_admin": ("evaluated", {"admin_access_granted"}),
+    "assume_root": ("evaluated", {"root_session_assumed"}),
     "attach_user_policy_admin": ("evaluated", {"admin_access_granted"}),
     "attach_user_policy_by_iamguard": ("ignored", set()),
     "check_mfa": ("ignored", set()),
@@ -49,6 +51,7 @@ EXPECTED: dict[str, tuple[str, set[str]]] = {
     "create_user_access_denied": ("ignored", set()),
     "deactivate_mfa_device": ("evaluated", {"mfa_removed"}),
     "deactivate_mfa_device_root": ("evaluated", {"mfa_removed"}),
+    "deactivate_mfa_device_root_custom_name": ("evaluated", {"mfa_removed"}),
     "delete_account_password_policy": ("evaluated", {"password_policy_weakened"}),
     "delete_user_permissions_boundary": ("evaluated", {"admin_access_granted"}),
     "detach_user_policy_required": ("evaluated", {"required_policy_removed"}),
@@ -109,7 +112,7 @@ def test_replaying_the_samples_produces_what_the_detection_table_promises(seeded
             assert set(alert) == {"detection", "severity", "resource_name", "summary"}
     # Every row of the detection table is covered by a sample
     raised = {detection for _, detections in EXPECTED.values() for detection in detections}
-    assert len(raised) == 10
+    assert raised == {detection.value for detection in Detection}
 
 
 def test_a_bad_file_or_event_is_rejected_and_the_replay_goes_on(seeded: str, tmp_path: Path) -> None:

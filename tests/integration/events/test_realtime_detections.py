@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from iamguard.aws import AwsContext
@@ -220,12 +221,10 @@ def test_removing_one_of_several_devices_is_not_losing_mfa(account: AwsContext, 
     assert result["alerts"] == []
 
 
-def test_deleting_a_virtual_device_alerts_only_when_mfa_was_known_to_be_there(
-    account: AwsContext, make_bot: BotFactory
-) -> None:
+def test_a_deleted_device_is_judged_by_its_owner_never_by_its_name(account: AwsContext, make_bot: BotFactory) -> None:
     bot = make_bot()
     iam = account.iam()
-    # Given alice evaluated with MFA (stored PASS), then her device deactivated and deleted in IAM
+    # Given alice evaluated with MFA, then her device deactivated and deleted in IAM (AWS allows no other order)
     assert bot(sample("enable_mfa_device"))["alerts"] == []
     serial = f"arn:aws:iam::{ACCOUNT_ID}:mfa/alice"
     iam.deactivate_mfa_device(UserName="alice", SerialNumber=serial)
@@ -237,18 +236,57 @@ def test_deleting_a_virtual_device_alerts_only_when_mfa_was_known_to_be_there(
         requestParameters={"serialNumber": serial},
     )
 
-    # When the deletion arrives (the deactivation event was lost), MFA loss is announced
-    assert detections(bot(delete)) == [("mfa_removed", "high", "alice")]
+    # When only the deletion arrives: the device is nobody's any more, and its name proves nothing
+    result = bot(delete)
 
-    # And deleting an unassigned device of a user never seen with MFA says nothing
-    other = sample(
-        "deactivate_mfa_device",
-        new_id=True,
-        eventName="DeleteVirtualMFADevice",
-        requestParameters={"serialNumber": f"arn:aws:iam::{ACCOUNT_ID}:mfa/bob_ci"},
+    # Then no user is guessed from the name (the deactivation, or the next audit, tells alice's loss)
+    assert result["outcome"] == "ignored" and result["alerts"] == []
+    assert "names no IAM user, group or root" in result["reason"]
+    assert not [f for f in bot.store.findings() if f.resource_name == "alice" and f.status.value == "FAIL"]
+
+
+def test_root_removing_its_custom_named_device_is_critical(account: AwsContext, make_bot: BotFactory) -> None:
+    # Given root's one MFA device, a virtual device root named "my-phone", and iamguard's stored PASS
+    iam = account.iam()
+    serial = iam.create_virtual_mfa_device(VirtualMFADeviceName="my-phone")["VirtualMFADevice"]["SerialNumber"]
+    moto_ext.enable_root_mfa(_iam_backend(), serial)
+    bot = make_bot()
+    assert detections(bot(sample("console_login_root_mfa", new_id=True))) == [("root_console_sign_in", "high", "root")]
+    # When root deactivates it (no userName: root's own call) and deletes it
+    moto_ext.deactivate_root_mfa(_iam_backend(), serial)
+    deactivated = bot(sample("deactivate_mfa_device_root_custom_name"))
+    iam.delete_virtual_mfa_device(SerialNumber=serial)
+    deleted = bot(
+        sample(
+            "deactivate_mfa_device_root_custom_name",
+            new_id=True,
+            eventName="DeleteVirtualMFADevice",
+        )
     )
-    result = bot(other)
-    assert result["outcome"] == "evaluated" and result["alerts"] == []
+    # Then root (not a user called my-phone) lost MFA: critical, once
+    assert detections(deactivated) == [("mfa_removed", "critical", "root")]
+    assert "arn:aws:iam::123456789012:mfa/my-phone" in deactivated["alerts"][0]["summary"]
+    assert deleted["outcome"] == "evaluated" and deleted["alerts"] == []
+
+
+def test_root_keeping_another_device_has_not_lost_mfa(account: AwsContext, make_bot: BotFactory) -> None:
+    # Root has a FIDO security key and a virtual device; removing the virtual one leaves the key
+    state = moto_ext.root(ACCOUNT_ID)
+    state.add_mfa_device("u2f")
+    state.add_mfa_device("virtual", f"arn:aws:iam::{ACCOUNT_ID}:mfa/my-phone")
+    bot = make_bot()
+    bot(sample("console_login_root_mfa", new_id=True))
+    state.mfa_devices = state.mfa_devices[:1]
+    result = bot(sample("deactivate_mfa_device_root_custom_name", new_id=True))
+    assert result["alerts"] == []
+    statuses = {f["check_id"]: f["status"] for f in result["findings"]}
+    assert statuses["root_mfa_enabled"] == "PASS" and statuses["root_hardware_mfa"] == "PASS"
+
+
+def _iam_backend() -> Any:
+    from moto.iam.models import iam_backends
+
+    return iam_backends[ACCOUNT_ID]["aws"]
 
 
 # ---------------------------------------------------------------- root_access_key_created
@@ -318,6 +356,36 @@ def test_a_failed_root_sign_in_is_not_a_root_sign_in(account: AwsContext, make_b
     event = sample("console_login_root_no_mfa", new_id=True, responseElements={"ConsoleLogin": "Failure"})
     result = make_bot()(event)
     assert "root_console_sign_in" not in {a["detection"] for a in result["alerts"]}
+
+
+def test_a_root_sign_in_fails_root_usage_at_once(account: AwsContext, make_bot: BotFactory) -> None:
+    # Given root signing in now (the credential report, hours old, would still say "not used")
+    now = datetime.now(UTC)
+    event = sample("console_login_root_no_mfa", new_id=True, eventTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    result = make_bot()(event)
+    # Then root_not_used_recently fails on the event's own fact, without reading the report
+    usage = [f for f in result["findings"] if f["check_id"] == "root_not_used_recently"]
+    assert [(f["status"], f["transition"]) for f in usage] == [("FAIL", "opened")]
+    assert usage[0]["detail"].startswith(f"The root user signed in to the console at {now:%Y-%m-%d %H:%M} UTC")
+    assert result["api_calls"] == 2  # GetAccountSummary, ListVirtualMFADevices: no credential report
+
+
+# ---------------------------------------------------------------- root_session_assumed
+def test_assume_root_raises_root_session_assumed(account: AwsContext, make_bot: BotFactory) -> None:
+    bot = make_bot()
+    result = bot(sample("assume_root"))
+    assert detections(result) == [("root_session_assumed", "high", "111122223333")]
+    summary = result["alerts"][0]["summary"]
+    assert "IAMDeleteRootUserCredentials" in summary and "Role OrgRootAccessAdmin" in summary
+    assert result["findings"] == [] and result["api_calls"] == 0  # nothing of this account to re-read
+    assert "EXAMPLE-SESSION-TOKEN" not in str(bot.announcer.calls)
+    assert [a["data"]["detection"] for a in bot.activity("alert")] == ["root_session_assumed"]
+    # CloudTrail may file an STS session as read-only: it is still a root session
+    read_only = bot(sample("assume_root", new_id=True, readOnly=True))
+    assert detections(read_only) == [("root_session_assumed", "high", "111122223333")]
+    # A failed AssumeRoot opened no session
+    failed = bot(sample("assume_root", new_id=True, errorCode="AccessDenied"))
+    assert failed["outcome"] == "ignored" and failed["alerts"] == []
 
 
 # ---------------------------------------------------------------- console_sign_in_without_mfa

@@ -102,7 +102,7 @@ def test_an_event_for_the_other_function_is_rejected(bot: Bot) -> None:
     handler = bot.handlers["on_iam_event"]
     result = handler.lambda_handler(sample("console_login_user_no_mfa"), bot.context)
     assert result["outcome"] == "rejected"
-    assert "source aws.signin is not handled here (this function takes aws.iam)" in result["reason"]
+    assert "source aws.signin is not handled here (this function takes aws.iam, aws.sts)" in result["reason"]
 
 
 # ---------------------------------------------------------------- idempotency

@@ -9,7 +9,7 @@ from typing import Literal
 
 from iamguard.config import EXEMPT_TAG_KEY, Settings
 from iamguard.findings import Finding, Severity, Status
-from iamguard.models import AccountState, Group, InventoryPart, PasswordPolicy, PolicyDocument, User
+from iamguard.models import AccountState, Credentials, Group, InventoryPart, PasswordPolicy, PolicyDocument, User
 from iamguard.policy import Permissions, PolicyCache
 
 Scope = Literal["root", "account", "user"]
@@ -26,6 +26,7 @@ class Outcome:
     passed: bool
     detail: str
     severity: Severity | None = None  # overrides the check's severity (escalation)
+    unknown: bool = False  # the facts needed are missing: reported as ERROR, never as FAIL
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,26 @@ def _error_outcome(check: Check, errors: Mapping[InventoryPart, str]) -> Outcome
     return Outcome(False, "Could not be evaluated — " + "; ".join(missing) + ".")
 
 
+def observed_at(check: Check, credentials: Credentials | None, now: datetime) -> datetime:
+    """When the facts behind a verdict were true.
+
+    A check that reads the credential report is as old as the report (up to 4 hours), so
+    a newer observation of the same finding (the event path reads live) outranks it in the
+    store; never later than `now`, whatever the clocks say.
+    """
+    if "credential_report" in check.needs and credentials is not None and credentials.observed_at is not None:
+        return min(credentials.observed_at, now)
+    return now
+
+
+def _status(outcome: Outcome, exempt: str | None) -> Status:
+    if outcome.unknown:
+        return Status.ERROR
+    if outcome.passed:
+        return Status.PASS
+    return Status.EXEMPT if exempt else Status.FAIL
+
+
 def account_resource(state: AccountState, scope: Literal["root", "account"]) -> tuple[str, str]:
     if scope == "root":
         return state.root.arn, "root"
@@ -206,7 +227,7 @@ def run_user_checks(
             status = Status.ERROR
         else:
             outcome = check.evaluate_user(user, ctx)
-            status = Status.PASS if outcome.passed else (Status.EXEMPT if exempt else Status.FAIL)
+            status = _status(outcome, exempt)
         detail = f"{outcome.detail} (exempt: {exempt})" if status is Status.EXEMPT else None
         findings.append(
             _finding(
@@ -217,7 +238,7 @@ def run_user_checks(
                 name=user.name,
                 rtype="user",
                 account_id=account_id,
-                now=ctx.now,
+                now=observed_at(check, user.credentials, ctx.now),
                 detail=detail,
             )
         )
@@ -238,9 +259,10 @@ def run_checks(
         arn, name = account_resource(state, scope)
         error = _error_outcome(check, state.errors)
         outcome = error or check.evaluate_account(state, settings, now)
-        status = Status.ERROR if error else (Status.PASS if outcome.passed else Status.FAIL)
+        status = Status.ERROR if error else _status(outcome, None)
+        at = observed_at(check, state.root.credentials, now) if scope == "root" else now
         findings.append(
-            _finding(check, outcome, status, arn=arn, name=name, rtype=scope, account_id=state.account_id, now=now)
+            _finding(check, outcome, status, arn=arn, name=name, rtype=scope, account_id=state.account_id, now=at)
         )
     ctx = UserContext(settings, now, state.groups, state.policy_documents, state.password_policy)
     for user in state.users:

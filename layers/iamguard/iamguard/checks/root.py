@@ -1,4 +1,12 @@
-"""Checks on the root user."""
+"""Checks on the root user.
+
+Root's MFA, keys and password come from GetAccountSummary, read live; only root's
+usage needs the credential report (whose root row cannot say whether root has a
+password: its password_enabled is always "not_supported"). A member account whose
+root credentials were deleted through centralized root access (AWS Organizations)
+has no password, no keys and no MFA: that is the recommended state, so the MFA
+checks pass for it.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +21,14 @@ SUMMARY = ("iam:GetAccountSummary",)
 REPORT = ("iam:GenerateCredentialReport", "iam:GetCredentialReport")
 
 
-def _root_has_mfa(state: AccountState) -> bool:
-    creds = state.root.credentials
-    return state.root.mfa_enabled or bool(creds and creds.mfa_active)
+NO_CREDENTIALS = (
+    "The root user has no credentials (no password, access key or MFA device): root access is managed "
+    "centrally (AWS Organizations), the recommended state for a member account."
+)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
 
 
 @account_check(
@@ -40,11 +53,13 @@ def _root_has_mfa(state: AccountState) -> bool:
     standards=Standards(
         cis="1.5", security_hub="IAM.9", config_rule="root-account-mfa-enabled", prowler="iam_root_mfa_enabled"
     ),
-    permissions=SUMMARY + REPORT,
+    permissions=SUMMARY,
 )
 def root_mfa_enabled(state: AccountState, settings: Settings, now: datetime) -> Outcome:
-    if _root_has_mfa(state):
+    if state.root.mfa_enabled:
         return Outcome(True, "The root user has an MFA device.")
+    if state.root.has_no_credentials:
+        return Outcome(True, NO_CREDENTIALS)
     return Outcome(False, "The root user has no MFA device.")
 
 
@@ -67,11 +82,18 @@ def root_mfa_enabled(state: AccountState, settings: Settings, now: datetime) -> 
     permissions=SUMMARY + ("iam:ListVirtualMFADevices",),
 )
 def root_hardware_mfa(state: AccountState, settings: Settings, now: datetime) -> Outcome:
-    if not _root_has_mfa(state):
+    root = state.root
+    if not root.mfa_enabled:
+        if root.has_no_credentials:
+            return Outcome(True, NO_CREDENTIALS)
         return Outcome(False, "The root user has no MFA device, hardware or virtual.")
-    if state.root.has_virtual_mfa:
-        return Outcome(False, "The root user's MFA is a virtual device, not a hardware device.")
-    return Outcome(True, "The root user's MFA is a hardware device.")
+    if root.has_virtual_mfa:
+        virtual = max(root.virtual_mfa_devices, 1)
+        # Any virtual device can sign root in (AWS Config's root-account-hardware-mfa-enabled fails too).
+        return Outcome(
+            False, f"The root user can sign in with {_plural(virtual, 'virtual MFA device')}, not only hardware."
+        )
+    return Outcome(True, "The root user's MFA is a hardware device (a FIDO security key, passkey or TOTP token).")
 
 
 @account_check(
@@ -95,11 +117,12 @@ def root_hardware_mfa(state: AccountState, settings: Settings, now: datetime) ->
     permissions=SUMMARY + REPORT,
 )
 def root_no_access_keys(state: AccountState, settings: Settings, now: datetime) -> Outcome:
-    creds = state.root.credentials
-    active = len(creds.active_keys) if creds else 0
-    if state.root.access_keys_present or active:
-        count = f"{active} active access key{'s' if active != 1 else ''}" if active else "an access key"
-        return Outcome(False, f"The root user has {count}.")
+    # The live summary decides; the (older) report only says how many of the keys are active.
+    if state.root.access_keys_present:
+        creds = state.root.credentials
+        active = len(creds.active_keys) if creds else 0
+        keys = _plural(active, "active access key") if active else "an access key"
+        return Outcome(False, f"The root user has {keys}.")
     return Outcome(True, "The root user has no access keys.")
 
 
@@ -124,19 +147,20 @@ def root_no_access_keys(state: AccountState, settings: Settings, now: datetime) 
     needs=("credential_report",),
 )
 def root_not_used_recently(state: AccountState, settings: Settings, now: datetime) -> Outcome:
+    window = timedelta(days=settings.root_usage_days)
+    within = f"within the last {_plural(settings.root_usage_days, 'day')}"
+    used = state.root.used
+    if used is not None and now - used.at < window:
+        # An event's fact: whatever an older credential report says, root was used then.
+        return Outcome(False, f"The root user {used.how} at {used.at:%Y-%m-%d %H:%M} UTC, {within}.")
     creds = state.root.credentials
     if creds is None:
-        return Outcome(False, "The credential report has no root row, so root usage is unknown.")
-    window = timedelta(days=settings.root_usage_days)
+        return Outcome(False, "The credential report has no root row, so root usage is unknown.", unknown=True)
     uses = [("password", creds.password_last_used)] + [
         (f"access key {key.slot}", key.last_used) for key in creds.access_keys
     ]
     recent = [(what, when) for what, when in uses if when is not None and now - when < window]
     if recent:
         what, when = max(recent, key=lambda item: item[1])
-        return Outcome(
-            False,
-            f"The root user's {what} was used at {when:%Y-%m-%d %H:%M} UTC, within the last "
-            f"{settings.root_usage_days} day{'s' if settings.root_usage_days != 1 else ''}.",
-        )
+        return Outcome(False, f"The root user's {what} was used at {when:%Y-%m-%d %H:%M} UTC, {within}.")
     return Outcome(True, f"The root user has not been used in the last {settings.root_usage_days} day(s).")

@@ -136,6 +136,7 @@ class SessionContext(_CloudTrailModel):
     session_issuer: SessionIssuer | None = None
     web_id_federation_data: dict[str, Any] | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
+    assumed_root: str | None = Field(default=None, max_length=_NAME)  # "true": an sts:AssumeRoot session
 
 
 class UserIdentity(_CloudTrailModel):

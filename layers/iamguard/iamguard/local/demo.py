@@ -274,7 +274,11 @@ class Demo:
         ids = {key: outcome.ids for key, outcome in self.steps.items()}
         checks = [
             ("expect.root_mfa_flagged", "root_mfa_enabled" in ids["audit"]),
-            ("expect.root_signin", Detection.ROOT_CONSOLE_SIGN_IN.value in ids["root_signin"]),
+            (
+                "expect.root_signin",
+                {Detection.ROOT_CONSOLE_SIGN_IN.value, "root_not_used_recently"} <= ids["root_signin"]
+                and self._finding("root_not_used_recently") == "FAIL",
+            ),
             (
                 "expect.root_mfa_resolved",
                 "root_mfa_enabled" in ids["root_mfa"] and self._finding("root_mfa_enabled") == "PASS",

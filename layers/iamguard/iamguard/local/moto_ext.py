@@ -2,13 +2,27 @@
 
 moto has no root user: its credential report has no `<root_account>` row and
 GetAccountSummary reports AccountMFAEnabled / AccountAccessKeysPresent as a
-constant 0. It also ignores PasswordResetRequired on CreateLoginProfile. This
-module patches those spots (idempotently) so that iamguard's root checks and
-the first-sign-in lockout check can be exercised locally and in tests:
+constant 0 (and has no AccountPasswordPresent). It also ignores
+PasswordResetRequired on CreateLoginProfile. This module patches those spots
+(idempotently) so that iamguard's root checks and the first-sign-in lockout
+check can be exercised locally and in tests:
 
     from iamguard.local import moto_ext
     moto_ext.install()
-    moto_ext.root(account_id).mfa = "virtual"
+    moto_ext.root(account_id).mfa = "virtual"            # one device of that kind
+    moto_ext.root(account_id).add_mfa_device("u2f")      # root may have up to 8 devices
+    moto_ext.root(account_id).password = False           # centralized root access deleted it
+
+Root's MFA devices are virtual (made with CreateVirtualMFADevice, listed by
+ListVirtualMFADevices with root's ARN as their user, under any name), hardware
+TOTP tokens (a bare serial) or FIDO security keys / passkeys (`arn:…:u2f/root/…`);
+AccountMFAEnabled counts them all.
+
+Where moto differs from AWS for everyone, not only root:
+- GetCredentialReport answers a fixed GeneratedTime of 2015; moto builds the report
+  afresh on every call, so its true generation time is now, and that is what it says;
+- DeleteVirtualMFADevice deletes a device that is still assigned; AWS refuses
+  (DeleteConflict: a device is deactivated first), and so does this module.
 
 Calls made with root's credentials act on root, as in AWS. moto treats every
 request as coming from an IAM user and fails when a call names no user; here a
@@ -51,6 +65,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 ROOT_MFA_SERIAL = "arn:aws:iam::{account_id}:mfa/root-account-mfa-device"
+ROOT_U2F_SERIAL = "arn:aws:iam::{account_id}:u2f/root/security-key-EXAMPLE{n}"
+ROOT_HARDWARE_SERIAL = "GAHT0000000{n}"
+MAX_MFA_DEVICES = 8  # per user, and for root
+MfaKind = Literal["virtual", "hardware", "u2f"]
 ROOT_USER_NAME = "<root_account>"  # stands for root where an API insists on a UserName
 _DATE = "%Y-%m-%dT%H:%M:%S+00:00"
 
@@ -67,16 +85,63 @@ class RootKey:
 
 
 @dataclass
+class RootMfaDevice:
+    serial_number: str
+    kind: MfaKind
+    enabled_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass
 class RootAccount:
     """What AWS knows about an account's root user."""
 
     account_id: str
     created: datetime = field(default_factory=lambda: datetime(2024, 1, 1, tzinfo=UTC))
-    mfa: Literal["none", "virtual", "hardware"] = "none"
-    mfa_serial: str | None = None  # the virtual device root enabled (None: none, or set directly in a test)
-    mfa_enabled_at: datetime | None = None
+    password: bool = True  # False: deleted through centralized root access (AWS Organizations)
     password_last_used: datetime | None = None
     access_keys: list[RootKey] = field(default_factory=list)
+    mfa_devices: list[RootMfaDevice] = field(default_factory=list)
+
+    def add_mfa_device(self, kind: MfaKind, serial_number: str | None = None) -> RootMfaDevice:
+        """Assign root one more device (AWS allows 8); virtual ones without a moto device are listed anyway."""
+        if len(self.mfa_devices) >= MAX_MFA_DEVICES:
+            raise ValueError(f"root already has {MAX_MFA_DEVICES} MFA devices")
+        n = len(self.mfa_devices) + 1
+        default = {"virtual": ROOT_MFA_SERIAL, "u2f": ROOT_U2F_SERIAL, "hardware": ROOT_HARDWARE_SERIAL}[kind]
+        device = RootMfaDevice(serial_number or default.format(account_id=self.account_id, n=n), kind)
+        self.mfa_devices.append(device)
+        return device
+
+    # -- shortcuts for one device ------------------------------------------------------
+    @property
+    def mfa(self) -> Literal["none", "virtual", "hardware"]:
+        """'virtual' when any device is virtual, 'hardware' when all are hardware or FIDO, else 'none'."""
+        if not self.mfa_devices:
+            return "none"
+        return "virtual" if any(d.kind == "virtual" for d in self.mfa_devices) else "hardware"
+
+    @mfa.setter
+    def mfa(self, kind: Literal["none", "virtual", "hardware"]) -> None:
+        self.mfa_devices = []
+        if kind != "none":
+            self.add_mfa_device(kind)
+
+    @property
+    def mfa_serial(self) -> str | None:
+        """The first virtual device's serial number."""
+        return next((d.serial_number for d in self.mfa_devices if d.kind == "virtual"), None)
+
+    @property
+    def mfa_enabled_at(self) -> datetime | None:
+        return min((d.enabled_at for d in self.mfa_devices), default=None)
+
+    @mfa_enabled_at.setter
+    def mfa_enabled_at(self, value: datetime) -> None:
+        for device in self.mfa_devices:
+            device.enabled_at = value
+
+    def device(self, serial_number: str) -> RootMfaDevice | None:
+        return next((d for d in self.mfa_devices if d.serial_number == serial_number), None)
 
     def report_row(self) -> str:
         def when(value: datetime | None) -> str:
@@ -87,11 +152,11 @@ class RootAccount:
             "<root_account>",
             f"arn:aws:iam::{self.account_id}:root",
             self.created.strftime(_DATE),
-            "not_supported",
+            "not_supported",  # AWS never says whether root has a password here (GetAccountSummary does)
             when(self.password_last_used) if self.password_last_used else "no_information",
             "not_supported",
             "not_supported",
-            "true" if self.mfa != "none" else "false",
+            "true" if self.mfa_devices else "false",
         ]
         for key in keys:
             cells += [
@@ -139,12 +204,15 @@ def install() -> None:
         if _installed:
             return
         _installed = True
+    from moto.core.responses import ActionResult
     from moto.iam import models, responses
 
     original_report = models.IAMBackend.get_credential_report
     original_summary = models.AccountSummary.summary_map
     original_list_devices = models.IAMBackend.list_virtual_mfa_devices
+    original_delete_device = models.IAMBackend.delete_virtual_mfa_device
     original_create_login_profile = responses.IamResponse.create_login_profile
+    original_report_response = responses.IamResponse.get_credential_report
 
     def get_credential_report(self: Any) -> str:
         report: str = original_report(self)
@@ -154,26 +222,39 @@ def install() -> None:
     def summary_map(self: Any) -> dict[str, Any]:
         summary: dict[str, Any] = dict(original_summary.fget(self))  # type: ignore[attr-defined]
         state = root(self._iam_backend.account_id)
-        summary["AccountMFAEnabled"] = 1 if state.mfa != "none" else 0
+        summary["AccountMFAEnabled"] = 1 if state.mfa_devices else 0
         summary["AccountAccessKeysPresent"] = 1 if state.access_keys else 0
+        summary["AccountPasswordPresent"] = 1 if state.password else 0
         return summary
 
     def list_virtual_mfa_devices(self: Any, assignment_status: str, marker: str | None, max_items: int) -> Any:
         devices, next_marker = original_list_devices(self, assignment_status, marker, max_items)
         state = root(self.account_id)
-        # A device root enabled through EnableMFADevice is listed by moto itself; one set in a test is not.
-        real_device = state.mfa_serial is not None and state.mfa_serial in self.virtual_mfa_devices
-        if (
-            state.mfa == "virtual"
-            and not real_device
-            and assignment_status in {"Assigned", "Any"}
-            and next_marker is None
-        ):
-            device = models.VirtualMfaDevice(self.account_id, self.region_name, "/root-account-mfa-device")
-            device.enable_date = state.mfa_enabled_at or datetime.now(UTC)
-            device.user = _RootUserView(self.account_id)  # type: ignore[assignment]
-            devices = [*devices, device]
+        if assignment_status in {"Assigned", "Any"} and next_marker is None:
+            # A device root enabled through EnableMFADevice is listed by moto itself; one set in a test is not.
+            for held in state.mfa_devices:
+                if held.kind != "virtual" or held.serial_number in self.virtual_mfa_devices:
+                    continue
+                name = held.serial_number.partition(":mfa")[2] or "/root-account-mfa-device"
+                device = models.VirtualMfaDevice(self.account_id, self.region_name, name)
+                device.enable_date = held.enabled_at
+                device.user = _RootUserView(self.account_id)  # type: ignore[assignment]
+                devices = [*devices, device]
         return devices, next_marker
+
+    def delete_virtual_mfa_device(self: Any, serial_number: str) -> None:
+        from moto.iam.exceptions import DeleteConflictException
+
+        device = self.virtual_mfa_devices.get(serial_number)
+        if device is not None and device.enable_date is not None:
+            raise DeleteConflictException("MFA device is still in use: deactivate it first")
+        original_delete_device(self, serial_number)
+
+    def get_credential_report_response(self: Any) -> Any:
+        # moto builds the report on each call: it was generated now (moto itself says 2015).
+        result = original_report_response(self)
+        body: dict[str, Any] = dict(result.result)  # type: ignore[call-overload]
+        return ActionResult({**body, "GeneratedTime": datetime.now(UTC)})
 
     def create_login_profile(self: Any) -> Any:
         result = original_create_login_profile(self)
@@ -192,7 +273,9 @@ def install() -> None:
     models.IAMBackend.get_credential_report = get_credential_report  # type: ignore[method-assign]
     models.AccountSummary.summary_map = property(summary_map)  # type: ignore[assignment,method-assign]
     models.IAMBackend.list_virtual_mfa_devices = list_virtual_mfa_devices  # type: ignore[method-assign]
+    models.IAMBackend.delete_virtual_mfa_device = delete_virtual_mfa_device  # type: ignore[method-assign]
     responses.IamResponse.create_login_profile = create_login_profile  # type: ignore[method-assign]
+    responses.IamResponse.get_credential_report = get_credential_report_response  # type: ignore[method-assign]
 
 
 def _install_user_boundaries(models: Any, response_class: Any) -> None:
@@ -277,40 +360,38 @@ def caller_is_root(response: Any) -> bool:
 
 
 def enable_root_mfa(backend: Any, serial_number: str) -> None:
-    """Assign a virtual MFA device (made with CreateVirtualMFADevice) to root."""
+    """Assign a virtual MFA device (made with CreateVirtualMFADevice, under any name) to root."""
     from moto.core.utils import utcnow
-    from moto.iam.exceptions import EntityAlreadyExists, NotFoundException
+    from moto.iam.exceptions import EntityAlreadyExists, LimitExceededException, NotFoundException
 
     state = root(backend.account_id)
     device = backend.virtual_mfa_devices.get(serial_number)
     if device is None:
         raise NotFoundException(f"VirtualMFADevice with serial number {serial_number} doesn't exist.")
-    if device.enable_date is not None or state.mfa_serial == serial_number:
+    if device.enable_date is not None or state.device(serial_number) is not None:
         raise EntityAlreadyExists(f"Device {serial_number} is already in use.")
+    if len(state.mfa_devices) >= MAX_MFA_DEVICES:
+        raise LimitExceededException(f"Cannot exceed quota for MFADevicesPerUser: {MAX_MFA_DEVICES}")
     device.enable_date = utcnow()
     device.user = _RootUserView(backend.account_id)
     with _lock:
-        state.mfa = "virtual"
-        state.mfa_serial = serial_number
-        state.mfa_enabled_at = datetime.now(UTC)
+        state.add_mfa_device("virtual", serial_number)
 
 
 def deactivate_root_mfa(backend: Any, serial_number: str) -> None:
-    """Remove root's MFA device (the virtual device stays, unassigned, as in AWS)."""
+    """Remove one of root's MFA devices (a virtual device stays, unassigned, as in AWS)."""
     from moto.iam.exceptions import NotFoundException
 
     state = root(backend.account_id)
-    known = {state.mfa_serial, ROOT_MFA_SERIAL.format(account_id=backend.account_id)}
-    if state.mfa == "none" or serial_number not in known:
+    held = state.device(serial_number)
+    if held is None:
         raise NotFoundException(f"Device {serial_number} not found")
     device = backend.virtual_mfa_devices.get(serial_number)
     if device is not None:
         device.enable_date = None
         device.user = None
     with _lock:
-        state.mfa = "none"
-        state.mfa_serial = None
-        state.mfa_enabled_at = None
+        state.mfa_devices.remove(held)
 
 
 def create_root_access_key(backend: Any) -> tuple[RootKey, str]:
@@ -376,16 +457,10 @@ def _install_root_calls(response_class: Any) -> None:
         if not for_root(self):
             return originals["list_mfa_devices"](self)
         state = root(self.backend.account_id)
-        devices = []
-        if state.mfa != "none":
-            serial = state.mfa_serial or ROOT_MFA_SERIAL.format(account_id=self.backend.account_id)
-            devices.append(
-                {
-                    "UserName": self.backend.account_id,
-                    "SerialNumber": serial,
-                    "EnableDate": state.mfa_enabled_at or datetime.now(UTC),
-                }
-            )
+        devices = [
+            {"UserName": self.backend.account_id, "SerialNumber": d.serial_number, "EnableDate": d.enabled_at}
+            for d in state.mfa_devices
+        ]
         return ActionResult({"MFADevices": devices, "IsTruncated": False})
 
     def create_access_key(self: Any) -> Any:
@@ -424,7 +499,7 @@ def _install_root_calls(response_class: Any) -> None:
 
         serial = self._get_param("SerialNumber")
         if for_root(self):
-            if root(self.backend.account_id).mfa_serial != serial:
+            if root(self.backend.account_id).device(serial) is None:
                 raise NotFoundException(f"Device {serial} not found")
         elif serial not in self.backend.get_user(self._get_param("UserName")).mfa_devices:
             raise NotFoundException(f"Device {serial} not found")

@@ -9,8 +9,11 @@ page would for that user's current state:
   local account since CreateVirtualMFADevice). `MFAUsed` is "Yes" only then;
 - a wrong code, or `--fail` (a wrong password), is a failed sign-in, and a
   failed sign-in of a name that does not exist carries CloudTrail's hidden name;
-- a successful sign-in records the password as used (credential report,
-  GetUser's PasswordLastUsed; root's row for root).
+- a successful sign-in records the password as used, as AWS does: the user's
+  PasswordLastUsed (GetUser, and the credential report moto builds from it),
+  root's `password_last_used` in the report's root row (see moto_ext). The next
+  credential report therefore says so, and the ConsoleLogin event itself makes
+  `root_not_used_recently` fail at once.
 
 Nothing secret is kept in the event or printed: no password, no code, no seed.
 """
@@ -90,9 +93,12 @@ def console_sign_in(
             "accountId": account_id,
             "accessKeyId": "",
         }
-        serials = [state.mfa_serial] if state.mfa_serial else []
-        has_mfa = state.mfa != "none"
+        # Codes are checked against root's virtual devices; a hardware key has no seed here.
+        serials = [device.serial_number for device in state.mfa_devices if device.kind == "virtual"]
+        has_mfa = bool(state.mfa_devices)
         iam_user = None
+        if not state.password and not fail:
+            raise SignInError("root has no password (its credentials were deleted through centralized root access)")
     else:
         try:
             iam_user = _iam_backend(account_id).get_user(user)
