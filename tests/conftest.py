@@ -96,7 +96,7 @@ class FakeLambdaContext:
     aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+        return 300_000  # a generous deadline: a loaded machine must not expire in-progress records
 
 
 @pytest.fixture

@@ -52,13 +52,13 @@ class Gate:
         from botocore.awsrequest import AWSResponse
 
         self.entered.set()
-        assert self.release.wait(timeout=30), "the test never released the first delivery"
+        assert self.release.wait(timeout=120), "the test never released the first delivery"
         return AWSResponse(request.url, 400, {}, _Body(THROTTLED)) if self.then_fail else None
 
 
 def start_held(bot: Bot, pool: ThreadPoolExecutor, event: dict[str, Any], gate: Gate) -> Future[dict[str, Any]]:
     first = pool.submit(bot, event)
-    assert gate.entered.wait(timeout=30), "the first delivery never reached IAM"
+    assert gate.entered.wait(timeout=120), "the first delivery never reached IAM"
     return first
 
 
