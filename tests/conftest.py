@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools import Metrics
 
 # Set before anything imports boto3 or moto: no real AWS, ever.
 os.environ.update(
@@ -46,6 +47,12 @@ def load_event(name: str) -> dict[str, Any]:
     """A sample event from events/ (the same files `sam local invoke -e` uses)."""
     loaded: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
     return loaded
+
+
+@pytest.fixture(autouse=True)
+def _fresh_powertools_metrics() -> None:
+    """Powertools keeps metrics in process-wide state: a test sees only the metrics of its own handler runs."""
+    Metrics(namespace="iamguard").clear_metrics()
 
 
 @pytest.fixture
