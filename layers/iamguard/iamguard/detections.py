@@ -29,6 +29,12 @@ from iamguard.models import (
 from iamguard.store import Change
 
 
+def stored_before(change: Change) -> Finding | None:
+    """What the store held for a finding before this event: a change an earlier run recorded and never
+    announced (`recovered`) is already stored, so it is not this event's transition."""
+    return change.finding if change.recovered else change.previous
+
+
 @dataclass(frozen=True)
 class UserView:
     """One user as it is now, with the findings just stored for it."""
@@ -45,7 +51,7 @@ class UserView:
 
     def previous(self, check_id: str) -> Finding | None:
         """What was stored for the check before this event."""
-        return next((c.previous for c in self.changes if c.finding.check_id == check_id), None)
+        return next((stored_before(c) for c in self.changes if c.finding.check_id == check_id), None)
 
     @property
     def is_admin(self) -> bool:
@@ -320,7 +326,7 @@ def mfa_removed(event: CloudTrailEvent, seen: Observed, settings: Settings) -> l
     # credential left (centralized root access deleted them all) has nothing to sign in with.
     root = seen.root
     if root is not None and not root.mfa_enabled and not root.has_no_credentials:
-        previous = next((c.previous for c in seen.root_changes if c.finding.check_id == "root_mfa_enabled"), None)
+        previous = next((stored_before(c) for c in seen.root_changes if c.finding.check_id == "root_mfa_enabled"), None)
         if _lost(previous, name):
             serial = event.detail.request("serialNumber")
             device = f" ({serial})" if isinstance(serial, str) else ""

@@ -130,7 +130,7 @@ def test_a_bad_file_or_event_is_rejected_and_the_replay_goes_on(seeded: str, tmp
     assert done.returncode == 0, done.stderr
     results = lines(done.stdout)
     assert [r["outcome"] for r in results] == ["rejected", "rejected", "rejected", "evaluated"]
-    assert "broken.json is not JSON" in results[0]["reason"]
+    assert "broken.json is not usable JSON" in results[0]["reason"]
     assert "cannot read" in results[1]["reason"] and "missing.json" in results[1]["reason"]
     assert "not a CloudTrail event via EventBridge — version: Field required" in results[2]["reason"]
     assert results[3]["event_name"] == "CreateUser"
