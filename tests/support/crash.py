@@ -23,7 +23,7 @@ POINTS: dict[str, tuple[str, str, Callable[..., bool]]] = {
     # the audit's findings, with their pending announcements, are written; nothing is claimed
     "store": ("iamguard.cli.audit", "store_audit", lambda *a, **k: True),
     # the event path's findings are written (iamguard events replay); nothing is claimed
-    "record": ("iamguard.store", "FindingsStore.record", lambda *a, **k: True),
+    "record": ("iamguard.store", "FindingsStore.record_resources", lambda *a, **k: True),
     # the messages are in the outbox (the announcements left the findings); nothing is sent
     "claim": ("iamguard.notify.dispatcher", "Dispatcher._claim_all", lambda *a, **k: True),
     # Slack answered 200 to the first post; its delivery is not recorded yet
