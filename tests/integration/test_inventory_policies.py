@@ -112,7 +112,12 @@ def test_the_real_authorization_details_shape_is_read() -> None:
     stubber = Stubber(client)
     stubber.add_response("get_account_summary", {"SummaryMap": {}})
     stubber.add_response("generate_credential_report", {"State": "COMPLETE"})
-    stubber.add_response("get_credential_report", {"Content": b"user,arn\n", "ReportFormat": "text/csv"})
+    # the report describes u (created before it was generated), so the audit reads no credentials live
+    report = (
+        "user,arn,user_creation_time,password_enabled,mfa_active\n"
+        f"u,arn:aws:iam::{ACCOUNT}:user/u,2026-01-01T00:00:00+00:00,false,false\n"
+    ).encode()
+    stubber.add_response("get_credential_report", {"Content": report, "ReportFormat": "text/csv"})
     stubber.add_response(
         "get_account_authorization_details",
         {
