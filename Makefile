@@ -38,7 +38,7 @@ LAMBDA_PYTHON := python3.12
 LAMBDA_PYTHON_VERSION := $(patsubst python%,%,$(LAMBDA_PYTHON))
 
 # Directories ruff looks at (those that exist: git does not keep empty ones).
-CODE_DIRS := $(wildcard layers functions tests bench)
+CODE_DIRS := $(wildcard layers cli functions tests bench)
 
 # SAM CLI: no telemetry, a region, never the EC2 metadata service. validate --lint
 # and build need no AWS credentials and make no AWS calls (checked offline).
@@ -125,7 +125,7 @@ format: $(VENV_STAMP)
 # run: explicit_package_bases names them functions.<name>.app, so the app.py files
 # do not clash.
 typecheck: $(VENV_STAMP)
-	$(BIN)/mypy layers/iamguard/iamguard $(wildcard functions/*/app.py)
+	$(BIN)/mypy layers/iamguard/iamguard cli/iamguard_cli $(wildcard functions/*/app.py)
 
 cfn-lint: $(VENV_STAMP)
 	$(BIN)/cfn-lint $(TEMPLATES)

@@ -39,12 +39,12 @@ def _peak_rss_mb() -> float:
 
 def rss_pass(url: str) -> dict[str, float]:
     """The audit without tracemalloc: the process's peak RSS after each phase (it only grows)."""
-    from iamguard.audit import AuditResult
+    from iamguard.audit.report import render_json
+    from iamguard.audit.run import AuditResult
     from iamguard.aws import AwsContext
     from iamguard.checks import run_checks
-    from iamguard.config import Settings
-    from iamguard.inventory import Inventory
-    from iamguard.report import render_json
+    from iamguard.iam.inventory import Inventory
+    from iamguard.settings import Settings
 
     rss = {"before (interpreter, seeding, imports)": _peak_rss_mb()}
     inventory = Inventory(AwsContext(region=benchlib.REGION, endpoint_url=url))
@@ -69,12 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in benchlib.local_aws_env().items():
         if key.startswith("AWS_"):
             os.environ[key] = value
-    from iamguard.audit import AuditResult
+    from iamguard.audit.report import render_json
+    from iamguard.audit.run import AuditResult
     from iamguard.aws import AwsContext
     from iamguard.checks import run_checks
-    from iamguard.config import Settings
-    from iamguard.inventory import Inventory
-    from iamguard.report import render_json
+    from iamguard.iam.inventory import Inventory
+    from iamguard.settings import Settings
 
     result: dict[str, Any] = {
         "benchmark": "audit_memory",

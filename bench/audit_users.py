@@ -135,10 +135,10 @@ def run_audit_only(url: str) -> int:
     Run as a subprocess (`audit_users.py --run-audit-only URL`) so that its wall time and
     peak RSS are those of a fresh process doing only that.
     """
-    from iamguard.audit import run_audit
+    from iamguard.audit.run import run_audit
     from iamguard.aws import AwsContext
-    from iamguard.config import Settings
-    from iamguard.inventory import Inventory
+    from iamguard.iam.inventory import Inventory
+    from iamguard.settings import Settings
 
     started = time.perf_counter()
     result = run_audit(Inventory(AwsContext(region=benchlib.REGION, endpoint_url=url)), Settings.from_env({}))
@@ -172,12 +172,12 @@ def iamguard_run_audit(srv: benchlib.MotoProcess, work: Path, run: int) -> dict[
 
 def iamguard_in_process(url: str, profile_to: Path | None) -> dict[str, Any]:
     """The audit as run_audit does it, timed phase by phase, with Inventory.counter."""
-    from iamguard.audit import AuditResult
+    from iamguard.audit.report import render_json
+    from iamguard.audit.run import AuditResult
     from iamguard.aws import AwsContext
     from iamguard.checks import run_checks
-    from iamguard.config import Settings
-    from iamguard.inventory import Inventory
-    from iamguard.report import render_json
+    from iamguard.iam.inventory import Inventory
+    from iamguard.settings import Settings
 
     env = benchlib.local_aws_env()
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):

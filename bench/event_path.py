@@ -34,7 +34,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,19 +46,6 @@ CHANGE_PASSWORD = "arn:aws:iam::aws:policy/IAMUserChangePassword"
 HANDLER = benchlib.REPO / "functions" / "on_iam_event" / "app.py"
 FINDINGS_TABLE = "iamguard-findings"
 IDEMPOTENCY_TABLE = "iamguard-idempotency"
-
-
-@dataclass
-class LambdaContext:
-    """The parts of the Lambda context object the handler reads."""
-
-    function_name: str = "iamguard-on-iam-event"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:{benchlib.ACCOUNT_ID}:function:iamguard-on-iam-event"
-    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 def create_event_user(iam: Any, name: str) -> None:
@@ -112,7 +98,9 @@ def handler_child(url: str, events: int, out: Path) -> int:
     spec.loader.exec_module(module)
     import_ms = (time.perf_counter() - started) * 1000
     iam = seeding.iam_client(url)
-    context = LambdaContext()
+    from iamguard_cli.local.lambda_context import LambdaContext
+
+    context = LambdaContext.for_function("iamguard-on-iam-event", benchlib.ACCOUNT_ID)
     runs = []
     for i in range(events):
         name = f"event_user_{i:03d}"
@@ -177,9 +165,9 @@ def package_event(ctx: Any, store_client: Any, name: str) -> dict[str, Any]:
     """One event's work split into its package calls, timed part by part."""
     from iamguard.checks import run_user_checks
     from iamguard.checks.base import UserContext
-    from iamguard.config import Settings
-    from iamguard.inventory import CallCounter, Inventory
-    from iamguard.store import FindingsStore
+    from iamguard.iam.inventory import CallCounter, Inventory
+    from iamguard.persistence.findings import FindingsStore
+    from iamguard.settings import Settings
 
     settings = Settings.from_env({})
     dynamodb_calls = CallCounter()
@@ -270,11 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         seeding.seed_account(srv.url, seeding.plan(args.background_users))
         os.environ.update({k: v for k, v in benchlib.local_aws_env().items() if k.startswith("AWS_")})
         from iamguard.aws import AwsContext
-        from iamguard.realtime import ensure_idempotency_table
-        from iamguard.store import FindingsStore
+        from iamguard.persistence.findings import FindingsStore
+        from iamguard_cli.local.bootstrap import ensure_findings_table, ensure_idempotency_table
 
         dynamodb = AwsContext(region=benchlib.REGION, endpoint_url=srv.url).dynamodb()
-        FindingsStore(dynamodb, FINDINGS_TABLE).ensure_table()
+        ensure_findings_table(FindingsStore(dynamodb, FINDINGS_TABLE))
         ensure_idempotency_table(dynamodb, IDEMPOTENCY_TABLE)
         if HANDLER.exists():
             result["handler"] = handler_benchmark(srv, args.repeat + 1, work)

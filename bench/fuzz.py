@@ -46,11 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         handlers = run_handlers(corpus(args.seed, direct, now=now), deliver)
     print(f"handlers: {handlers.events} events in {handlers.seconds:.0f} s, {len(handlers.crashes)} uncaught")
 
-    from iamguard.local.server import MotoServer
+    from iamguard_cli.local.server import MotoServer
 
     with MotoServer() as server, tempfile.TemporaryDirectory() as scratch:
         seeded = subprocess.run(
-            [sys.executable, "-m", "iamguard.cli", "events", "seed", "--endpoint-url", server.url],
+            [sys.executable, "-m", "iamguard_cli", "events", "seed", "--endpoint-url", server.url],
             env=benchlib.local_aws_env(),
             capture_output=True,
             text=True,

@@ -25,12 +25,12 @@ import seeding
 
 
 def audit_phases(url: str) -> dict[str, float]:
-    from iamguard.audit import AuditResult
+    from iamguard.audit.report import render_json
+    from iamguard.audit.run import AuditResult
     from iamguard.aws import AwsContext
     from iamguard.checks import run_checks
-    from iamguard.config import Settings
-    from iamguard.inventory import Inventory
-    from iamguard.report import render_json
+    from iamguard.iam.inventory import Inventory
+    from iamguard.settings import Settings
 
     marks = [time.process_time()]
     inventory = Inventory(AwsContext(region=benchlib.REGION, endpoint_url=url))

@@ -1,6 +1,6 @@
 """A moto server for the benchmarks, in a process of its own (its CPU does not share the GIL of the tool measured).
 
-It is iamguard's own `iamguard.local.server.MotoServer` (AWS managed policies loaded, the
+It is iamguard's own `iamguard_cli.local.server.MotoServer` (AWS managed policies loaded, the
 root-user extension installed) wrapped in a small WSGI middleware that
 
 * counts every request by service and operation, whoever sends it (iamguard, Prowler,
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
-    from iamguard.local.server import MotoServer
+    from iamguard_cli.local.server import MotoServer
 
     server = MotoServer(args.port, wrap=CallCounting).start()
     print(f"moto server listening on {server.url} (pid {os.getpid()})", flush=True)

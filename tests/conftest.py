@@ -6,7 +6,6 @@ import json
 import os
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,11 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 
 from iamguard.aws import AwsContext
-from iamguard.local import moto_ext
-from iamguard.local.server import MotoServer
-from iamguard.store import FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard_cli.local import moto_ext
+from iamguard_cli.local.bootstrap import ensure_findings_table
+from iamguard_cli.local.lambda_context import LambdaContext
+from iamguard_cli.local.server import MotoServer
 from moto import mock_aws
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,21 +92,15 @@ def server_aws(moto_server: MotoServer) -> AwsContext:
 @pytest.fixture
 def store(aws: AwsContext) -> FindingsStore:
     findings_store = FindingsStore(aws.dynamodb(), os.environ["FINDINGS_TABLE"])
-    findings_store.ensure_table()
+    ensure_findings_table(findings_store)
     return findings_store
 
 
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "iamguard-test"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:iamguard-test"
-    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000  # a generous deadline: a loaded machine must not expire in-progress records
+def fake_lambda_context() -> LambdaContext:
+    """The context a test hands a handler: the test function, a generous deadline for a loaded machine."""
+    return LambdaContext.for_function("iamguard-test", ACCOUNT_ID, timeout_seconds=300)
 
 
 @pytest.fixture
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()
+def lambda_context() -> LambdaContext:
+    return fake_lambda_context()

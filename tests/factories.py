@@ -6,7 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from iamguard.models import (
+from iamguard.domain.account import (
     ADMINISTRATOR_ACCESS_ARN,
     AccessKey,
     AccountState,

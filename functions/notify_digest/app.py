@@ -10,9 +10,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from iamguard.aws import AwsContext
-from iamguard.config import Settings
 from iamguard.notify.factory import build_dispatcher
-from iamguard.store import FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard.settings import Settings
 
 logger = Logger()
 tracer = Tracer()
@@ -20,7 +20,7 @@ metrics = Metrics(namespace="iamguard")
 
 SETTINGS = Settings.from_env()
 AWS = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
-STORE = FindingsStore(AWS.dynamodb(), SETTINGS.findings_table) if SETTINGS.findings_table else None
+STORE = FindingsStore(AWS.dynamodb(), SETTINGS.findings_table)
 NOTIFY = build_dispatcher(SETTINGS, AWS, store=STORE, metrics=metrics, logger=logger)
 
 
@@ -28,8 +28,6 @@ NOTIFY = build_dispatcher(SETTINGS, AWS, store=STORE, metrics=metrics, logger=lo
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if STORE is None:
-        raise RuntimeError("FINDINGS_TABLE is not set")
     # Announcements an earlier run recorded and never claimed, then what the outbox still holds.
     delivery = NOTIFY.announce(alerts=[], changes=STORE.pending_changes(), actions=[])
     # A retried invocation of the same schedule carries the same time: the digest is sent once.

@@ -12,9 +12,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from iamguard.aws import AwsContext
-from iamguard.config import Settings
-from iamguard.event_handler import EventHandler
 from iamguard.notify.factory import announcer_factory
+from iamguard.realtime.handler import EventHandler
+from iamguard.settings import Settings
 
 logger = Logger()
 tracer = Tracer()

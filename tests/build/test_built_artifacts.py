@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 from iamguard.aws import AwsContext
-from iamguard.local import moto_ext
-from iamguard.local.seed import seed_walkthrough
-from iamguard.local.server import MotoServer
-from iamguard.store import FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard_cli.local import moto_ext
+from iamguard_cli.local.seed import seed_walkthrough
+from iamguard_cli.local.server import MotoServer
 
 from tests.support.template import (
     REPO,
@@ -38,7 +38,9 @@ from tests.support.template import (
     require,
     sam_template,
 )
+from tests.unit.test_architecture import LOCAL_ONLY_LIBRARIES, imports_of, module_name
 
+LOCAL_ONLY = LOCAL_ONLY_LIBRARIES | {"iamguard_cli"}
 BUILD = REPO / ".aws-sam" / "build"
 LAYER = BUILD / "IamguardLayer" / "python"
 LAMBDA_ENV = REPO / ".venv-lambda"
@@ -176,7 +178,7 @@ def test_handler_imports_from_the_built_artifacts_alone(
     roots = allowed_roots(lambda_python)
     outside = {name: path for name, path in modules.items() if not any(path.startswith(r) for r in roots)}
     assert not outside, f"{source.logical_id} loaded modules from outside Lambda's path: {outside}"
-    assert not [n for n in modules if n.startswith(("iamguard.local", "moto", "iamguard.cli"))]
+    assert not [n for n in modules if n.startswith(("iamguard_cli", "moto", "pyotp"))]
     if Path(lambda_python).name == "python3.12":
         assert outcome["python"].startswith("3.12")
 
@@ -290,3 +292,18 @@ def test_runner_refuses_the_editable_package(lambda_python: str, tmp_path: Path)
     outcome = json.loads((tmp_path / "out.json").read_text())
     assert not outcome["ok"]
     assert "No module named 'iamguard'" in outcome["error"]
+
+
+def test_the_built_layer_holds_the_core_only(lambda_python: str) -> None:
+    """The layer is `iamguard` and its pure-Python dependencies: no CLI, no local runtime, no emulator."""
+    top = {path.name for path in LAYER.iterdir()}
+    assert "iamguard" in top
+    assert not {name for name in top if name.split("-")[0].split(".")[0] in LOCAL_ONLY}, sorted(top)
+    # and nothing in the built core imports them (read from the built files, not the sources)
+    leaks = sorted(
+        f"{path.relative_to(LAYER)}: {target}"
+        for path in (LAYER / "iamguard").rglob("*.py")
+        for target in imports_of(path, module_name(path, LAYER / "iamguard", "iamguard"))
+        if target.split(".")[0] in LOCAL_ONLY
+    )
+    assert leaks == []

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
-from iamguard.events import CONSOLE_SIGN_IN_TYPES, event_patterns
-from iamguard.events import RULES as EVENT_MAP
+from iamguard.realtime.cloudtrail import CONSOLE_SIGN_IN_TYPES
+from iamguard.realtime.event_map import RULES as EVENT_MAP
+from iamguard.realtime.event_map import event_patterns
 
 from tests.support.template import REPO, branches, evaluate_condition, sam_template
 

@@ -164,7 +164,7 @@ def test_mode_parameter_defaults_to_monitor() -> None:
 
 
 def audit_functions() -> list[str]:
-    return [fid for fid in IDS if derivation(fid).reaches("iamguard.audit", "run_audit")]
+    return [fid for fid in IDS if derivation(fid).reaches("iamguard.audit.run", "run_audit")]
 
 
 def test_audit_function_is_granted_every_permission_the_checks_declare() -> None:

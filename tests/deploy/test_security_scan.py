@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
+from iamguard_cli.local.routing import expand_for_each
 
 from tests.support.template import REPO, require
 
@@ -39,7 +40,7 @@ def global_skips() -> list[tuple[str, str]]:
 
 
 def resource_skips(path: Path) -> list[tuple[str, str, Any]]:
-    template: dict[str, Any] = cfn_yaml.load(str(path))
+    template: dict[str, Any] = expand_for_each(cfn_yaml.load(str(path)))
     found = []
     for logical_id, resource in template.get("Resources", {}).items():
         for skip in (resource.get("Metadata") or {}).get("checkov", {}).get("skip", []):

@@ -104,9 +104,11 @@ def test_stale_audit_alarm_watches_a_metric_the_audit_emits() -> None:
     assert stale["ComparisonOperator"] == "LessThanThreshold"
     assert stale["EvaluationPeriods"] == {"Ref": "StaleAuditAlarmHours"}
     assert stale["Namespace"] == "iamguard"
-    # and the audit handler emits that metric, in that namespace, once per completed audit
+    # and the audit handler's core emits that metric, in that namespace, once per completed audit
     handler = (REPO / "functions" / "audit_account" / "app.py").read_text()
-    assert f'name="{stale["MetricName"]}"' in handler
+    core = (REPO / "layers" / "iamguard" / "iamguard" / "audit" / "run.py").read_text()
+    assert "report_audit(" in handler
+    assert f'name="{stale["MetricName"]}"' in core
     assert 'Metrics(namespace="iamguard")' in handler
 
 

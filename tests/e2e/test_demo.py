@@ -9,9 +9,9 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from iamguard.local.demo import ADMIN, ALIAS, Demo, DemoResult, message_ids
-from iamguard.local.runtime import LocalOptions, LocalRuntime
-from iamguard.store import FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard_cli.local.demo import ADMIN, ALIAS, Demo, DemoResult, message_ids
+from iamguard_cli.local.runtime import LocalOptions, LocalRuntime
 
 from tests.integration.local_support import client
 
@@ -97,7 +97,7 @@ def test_slack_heard_each_step(enforced: tuple[LocalRuntime, DemoResult, str]) -
 
 def test_make_demo_in_korean_exits_0() -> None:
     demo = subprocess.run(
-        [sys.executable, "-m", "iamguard.cli", "demo", "--language", "ko"],
+        [sys.executable, "-m", "iamguard_cli", "demo", "--language", "ko"],
         capture_output=True,
         text=True,
         timeout=180,

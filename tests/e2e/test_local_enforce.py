@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from iamguard.local.runtime import LocalOptions, LocalRuntime
-from iamguard.mfa import Enrollment, authenticator_codes
+from iamguard_cli.local.runtime import LocalOptions, LocalRuntime
+from iamguard_cli.mfa import Enrollment, authenticator_codes
 
 from tests.integration.local_support import client
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from iamguard.local.demo import message_ids
-from iamguard.local.runtime import LocalOptions, LocalRuntime
-from iamguard.store import FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard_cli.local.demo import message_ids
+from iamguard_cli.local.runtime import LocalOptions, LocalRuntime
 
 from tests.integration.local_support import client
 

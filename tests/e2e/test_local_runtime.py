@@ -15,12 +15,12 @@ from typing import Any
 
 import pyotp
 import pytest
-from iamguard.local import moto_ext
-from iamguard.local.demo import message_ids
-from iamguard.local.runtime import LocalOptions, LocalRuntime, control_request
-from iamguard.local.trail import API_CALL
-from iamguard.mfa import Enrollment, authenticator_codes
-from iamguard.store import FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard_cli.local import moto_ext
+from iamguard_cli.local.demo import message_ids
+from iamguard_cli.local.runtime import LocalOptions, LocalRuntime, control_request
+from iamguard_cli.local.trail import API_CALL
+from iamguard_cli.mfa import Enrollment, authenticator_codes
 
 from tests.conftest import load_event
 from tests.integration.local_support import client
@@ -46,7 +46,7 @@ def _messages_about(runtime: LocalRuntime, name: str) -> list[dict[str, Any]]:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "iamguard.cli", *args], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "iamguard_cli", *args], capture_output=True, text=True, timeout=120, check=False
     )
 
 
@@ -229,7 +229,7 @@ def test_audits_run_on_demand_from_the_api_and_the_cli(runtime: LocalRuntime) ->
 def test_the_iamguard_local_command_prints_its_banner_and_what_happens() -> None:
     # Given `iamguard local` running in its own process, as a person would start it
     process = subprocess.Popen(
-        [sys.executable, "-m", "iamguard.cli", "local", "--port", "0", "--api-port", "0", "--no-schedules"],
+        [sys.executable, "-m", "iamguard_cli", "local", "--port", "0", "--api-port", "0", "--no-schedules"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from iamguard.local.runtime import STOP_SECONDS
+from iamguard_cli.local.runtime import STOP_SECONDS
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +60,7 @@ def start() -> Iterator[Callable[..., Running]]:
 
     def run(*, preexec: Callable[[], None] | None = None) -> Running:
         process = subprocess.Popen(
-            [sys.executable, "-m", "iamguard.cli", "local", "--port", "0", "--api-port", "0", "--no-schedules"],
+            [sys.executable, "-m", "iamguard_cli", "local", "--port", "0", "--api-port", "0", "--no-schedules"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

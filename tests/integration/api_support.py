@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from iamguard.aws import AwsContext
-from iamguard.local import moto_ext
-from iamguard.local.seed import seed_designed_account, seed_walkthrough
-from iamguard.local.server import MotoServer
+from iamguard_cli.local import moto_ext
+from iamguard_cli.local.seed import seed_designed_account, seed_walkthrough
+from iamguard_cli.local.server import MotoServer
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def audit(endpoint_url: str, table: str) -> dict[str, Any]:
         [
             sys.executable,
             "-m",
-            "iamguard.cli",
+            "iamguard_cli",
             "audit",
             "--store",
             "--endpoint-url",

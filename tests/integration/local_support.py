@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import boto3
-from iamguard.local import moto_ext
-from iamguard.local.server import MotoServer
-from iamguard.local.trail import CloudTrailMiddleware, Trail
+from iamguard_cli.local import moto_ext
+from iamguard_cli.local.server import MotoServer
+from iamguard_cli.local.trail import CloudTrailMiddleware, Trail
 
 
 def reset_moto(url: str) -> None:

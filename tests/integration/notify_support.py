@@ -9,17 +9,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from iamguard.alerts import Alert, Detection
 from iamguard.aws import AwsContext
-from iamguard.findings import Finding, Severity, Status, Transition
-from iamguard.local.slack_receiver import SlackReceiver
+from iamguard.domain.alerts import Alert, Detection
+from iamguard.domain.findings import Change, Finding, Severity, Status, Transition
 from iamguard.notify.base import Notifier
 from iamguard.notify.dispatcher import DeadLetterQueue, Dispatcher
 from iamguard.notify.retry import SlackRetryPolicy
-from iamguard.notify.settings import NotifySettings
 from iamguard.notify.slack import SlackNotifier
-from iamguard.outbox import Outbox
-from iamguard.store import Change, FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.outbox import Outbox
+from iamguard.settings.notify import NotifySettings
+from iamguard_cli.local.slack_receiver import SlackReceiver
 
 ACCOUNT = "123456789012"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

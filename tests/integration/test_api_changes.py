@@ -8,14 +8,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from iamguard.alerts import Action, Alert, Detection
-from iamguard.api.server import ApiServer, serve_in_thread
 from iamguard.api.service import StatusService
-from iamguard.api.settings import ApiSettings
 from iamguard.aws import AwsContext
-from iamguard.findings import Severity
-from iamguard.local.server import MotoServer
-from iamguard.store import FindingsStore
+from iamguard.domain.alerts import Action, Alert, Detection
+from iamguard.domain.findings import Severity
+from iamguard.persistence.findings import FindingsStore
+from iamguard.settings.api import ApiSettings
+from iamguard_cli.local.api_server import ApiServer, serve_in_thread
+from iamguard_cli.local.server import MotoServer
 
 from tests.integration.api_support import audit, call, seed_account
 

@@ -12,9 +12,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from iamguard.api import openapi_document, openapi_json
-from iamguard.api.server import serve_in_thread
 from iamguard.aws import AwsContext
-from iamguard.local.server import MotoServer
+from iamguard_cli.local.api_server import serve_in_thread
+from iamguard_cli.local.server import MotoServer
 from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
 from tests.conftest import REPO
@@ -28,7 +28,7 @@ schema = schemathesis.openapi.from_dict(openapi_document())
 def test_committed_openapi_is_what_the_resolver_generates() -> None:
     assert COMMITTED.read_text() == openapi_json(), "regenerate: iamguard api openapi > docs/openapi.json"
     printed = subprocess.run(
-        [sys.executable, "-m", "iamguard.cli", "api", "openapi"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "iamguard_cli", "api", "openapi"], capture_output=True, text=True, check=True
     )
     assert printed.stdout == COMMITTED.read_text()
     document = json.loads(printed.stdout)

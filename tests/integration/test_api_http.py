@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from iamguard.api.server import ApiServer, serve_in_thread
 from iamguard.aws import AwsContext
-from iamguard.local.server import MotoServer
+from iamguard_cli.local.api_server import ApiServer, serve_in_thread
+from iamguard_cli.local.server import MotoServer
 
 from tests.integration.api_support import HIGHEST_SEVERITY, USER_STATUS, audit, call, reset_moto, seed_account
 
@@ -209,7 +209,7 @@ def test_iamguard_serve_command(api: ApiServer, _moto_server: MotoServer) -> Non
         [
             sys.executable,
             "-m",
-            "iamguard.cli",
+            "iamguard_cli",
             "serve",
             "--port",
             "0",

@@ -7,9 +7,9 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from iamguard.api.server import MAX_BODY_BYTES, ApiServer, serve_in_thread
 from iamguard.aws import AwsContext
-from iamguard.local.server import MotoServer
+from iamguard_cli.local.api_server import MAX_BODY_BYTES, ApiServer, serve_in_thread
+from iamguard_cli.local.server import MotoServer
 
 
 @pytest.fixture(scope="module")

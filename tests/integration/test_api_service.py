@@ -9,18 +9,18 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
-from iamguard.api.errors import AuditUnavailable, BadRequest, UnknownUser
+from iamguard.api.errors import AuditUnavailable, BadRequest, UserNotFound
 from iamguard.api.launch import LambdaAuditLauncher
 from iamguard.api.models import UserStatus, Verdict
 from iamguard.api.service import StatusService
-from iamguard.api.settings import ApiSettings
-from iamguard.audit import run_audit, store_audit
+from iamguard.audit.run import run_audit, store_audit
 from iamguard.aws import AwsContext
-from iamguard.config import Settings
-from iamguard.findings import Finding, Severity, Status
-from iamguard.inventory import Inventory
-from iamguard.local.seed import seed_walkthrough
-from iamguard.store import FindingsStore
+from iamguard.domain.findings import Finding, Severity, Status
+from iamguard.iam.inventory import Inventory
+from iamguard.persistence.findings import FindingsStore
+from iamguard.settings import Settings
+from iamguard.settings.api import ApiSettings
+from iamguard_cli.local.seed import seed_walkthrough
 
 from tests.conftest import load_event
 from tests.factories import NOW
@@ -110,7 +110,7 @@ def test_deleted_users_disappear_from_counts_lists_and_details(store: FindingsSt
     svc = service(store, now=later)
     assert [u.name for u in svc.users().users] == ["stays"]
     assert svc.status().users.total == 1
-    with pytest.raises(UnknownUser):
+    with pytest.raises(UserNotFound):
         svc.user("gone")
 
 

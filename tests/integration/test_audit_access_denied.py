@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 from iamguard.aws import AwsContext
-from iamguard.inventory import Inventory
-from iamguard.local.seed import seed_designed_account
-from iamguard.local.server import MotoServer
+from iamguard.iam.inventory import Inventory
+from iamguard_cli.local.seed import seed_designed_account
+from iamguard_cli.local.server import MotoServer
 
 from tests.integration.test_cli_audit import iamguard
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from iamguard.aws import AwsContext
-from iamguard.inventory import CredentialReportUnavailable, Inventory
-from iamguard.local.seed import seed_walkthrough
-from iamguard.store import FindingsStore
+from iamguard.iam.inventory import CredentialReportUnavailable, Inventory
+from iamguard.persistence.findings import FindingsStore
+from iamguard_cli.local.seed import seed_walkthrough
 
 from tests.integration.test_audit_handler import load_handler
 from tests.support.template import sam_template

@@ -8,8 +8,8 @@ from types import ModuleType
 from typing import Any
 
 from iamguard.aws import AwsContext
-from iamguard.local.seed import seed_walkthrough
-from iamguard.store import FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard_cli.local.seed import seed_walkthrough
 
 from tests.conftest import REPO
 

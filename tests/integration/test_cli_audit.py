@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from iamguard.aws import AwsContext
-from iamguard.local.seed import seed_designed_account
-from iamguard.local.server import MotoServer
+from iamguard_cli.local.seed import seed_designed_account
+from iamguard_cli.local.server import MotoServer
 
 # The designed account (iamguard.local.seed.seed_designed_account) and exactly what must fail in it.
 EXPECTED_FAILURES = {
@@ -35,7 +35,7 @@ EXPECTED_EXEMPT = {("user_console_mfa", "erin_contractor"), ("user_mfa", "erin_c
 
 def iamguard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "iamguard.cli", *args],
+        [sys.executable, "-m", "iamguard_cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -97,7 +97,7 @@ def test_fail_on_threshold(server_aws: AwsContext, moto_server: MotoServer, fail
 
 
 def test_fail_on_high_passes_when_only_lower_severities_fail(server_aws: AwsContext, moto_server: MotoServer) -> None:
-    from iamguard.local import moto_ext
+    from iamguard_cli.local import moto_ext
 
     iam = server_aws.iam()
     iam.create_account_alias(AccountAlias="tidy")
@@ -115,7 +115,7 @@ def test_store_records_findings_and_a_second_run_changes_nothing(
     seed_designed_account(server_aws.iam())
     table = ["--store", "--table", "cli-findings"]
     assert iamguard("audit", "--endpoint-url", moto_server.url, *table).returncode == 3
-    from iamguard.store import FindingsStore
+    from iamguard.persistence.findings import FindingsStore
 
     store = FindingsStore(server_aws.dynamodb(), "cli-findings")
     stored = store.findings()

@@ -18,20 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from iamguard.audit import run_audit, store_audit
+from iamguard.audit.run import run_audit, store_audit
 from iamguard.aws import AwsContext
-from iamguard.config import Settings
-from iamguard.findings import Severity, Transition
-from iamguard.inventory import Inventory
-from iamguard.local.seed import seed_walkthrough
-from iamguard.local.server import MotoServer
-from iamguard.local.slack_receiver import SlackReceiver
+from iamguard.domain.findings import Change, Severity, Transition
+from iamguard.domain.messages import Channel
+from iamguard.iam.inventory import Inventory
 from iamguard.notify.base import DeliveryError
 from iamguard.notify.dispatcher import UNDELIVERED_METRIC, DeadLetterQueue, DeliveryReport
 from iamguard.notify.retry import SlackRetryPolicy
-from iamguard.notify.settings import Channel
-from iamguard.outbox import OutboxState
-from iamguard.store import Change, FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.outbox import OutboxState
+from iamguard.settings import Settings
+from iamguard_cli.local.seed import seed_walkthrough
+from iamguard_cli.local.server import MotoServer
+from iamguard_cli.local.slack_receiver import SlackReceiver
 
 from tests.conftest import REPO
 from tests.integration.notify_support import (

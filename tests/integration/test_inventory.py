@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
-from iamguard.audit import run_audit
+from iamguard.audit.run import run_audit
 from iamguard.aws import AwsContext
-from iamguard.config import Settings
-from iamguard.findings import Status
-from iamguard.inventory import CredentialReportUnavailable, Inventory, UnknownUser
-from iamguard.local import moto_ext
-from iamguard.local.seed import seed_designed_account, seed_walkthrough
+from iamguard.domain.findings import Status
+from iamguard.iam.inventory import CredentialReportUnavailable, Inventory, UnknownUser
+from iamguard.settings import Settings
+from iamguard_cli.local import moto_ext
+from iamguard_cli.local.seed import seed_designed_account, seed_walkthrough
 
 NO_WAIT: dict[str, Any] = {"sleep": lambda _s: None}
 

@@ -7,13 +7,13 @@ import json
 from typing import Any
 
 from botocore.stub import Stubber
-from iamguard.audit import run_audit
+from iamguard.audit.run import run_audit
 from iamguard.aws import AwsContext
-from iamguard.config import Settings
-from iamguard.findings import Status
-from iamguard.inventory import Inventory
-from iamguard.models import ManagedPolicyRef
-from iamguard.policy import admin_verdict
+from iamguard.domain.account import ManagedPolicyRef
+from iamguard.domain.findings import Status
+from iamguard.iam.evaluation import admin_verdict
+from iamguard.iam.inventory import Inventory
+from iamguard.settings import Settings
 
 NO_WAIT: dict[str, Any] = {"sleep": lambda _s: None}
 ACCOUNT = "123456789012"

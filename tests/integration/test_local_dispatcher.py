@@ -12,9 +12,9 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from iamguard.local.dispatcher import Dispatcher, LocalFunction
-from iamguard.local.routing import Schedule, ScheduleRoute
-from iamguard.local.runtime import LocalOptions, LocalRuntime
+from iamguard_cli.local.dispatcher import FunctionRunner, LocalFunction
+from iamguard_cli.local.routing import Schedule, ScheduleRoute
+from iamguard_cli.local.runtime import LocalOptions, LocalRuntime
 
 from tests.integration.local_support import client, queue_events
 
@@ -71,7 +71,7 @@ import os
 
 import boto3
 import helper  # a module next to app.py: the function's directory is on the import path
-from iamguard.findings import Severity  # the layer's package
+from iamguard.domain.findings import Severity  # the layer's package
 
 COLD_START_GREETING = os.environ["GREETING"]
 LOG = logging.getLogger("echo.handler")
@@ -179,7 +179,7 @@ def test_schedules_fire_on_their_own_clock(runtime: LocalRuntime) -> None:
     echo = runtime.function("echo")
     every_second = ScheduleRoute("Fast", Schedule("rate(1 second)", interval=timedelta(seconds=1)), "rate(1 second)")
     spec = replace(echo.spec, routes=(), schedules=(every_second,))
-    dispatcher = Dispatcher(
+    dispatcher = FunctionRunner(
         [LocalFunction(spec, echo.environment, echo.function_name, echo.arn)],
         runtime.root_aws(),
         account_id="123456789012",

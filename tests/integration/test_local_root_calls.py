@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 from iamguard.aws import AwsContext
-from iamguard.config import Settings
-from iamguard.inventory import Inventory
-from iamguard.local import moto_ext
-from iamguard.local.server import MotoServer
-from iamguard.local.trail import Trail
+from iamguard.iam.inventory import Inventory
+from iamguard.settings import Settings
+from iamguard_cli.local import moto_ext
+from iamguard_cli.local.server import MotoServer
+from iamguard_cli.local.trail import Trail
 
 from tests.integration.local_support import client, trail_server
 
@@ -25,7 +25,7 @@ def local() -> Iterator[tuple[MotoServer, Trail]]:
 
 
 def _root_checks(url: str) -> dict[str, str]:
-    from iamguard.audit import run_audit
+    from iamguard.audit.run import run_audit
 
     ctx = AwsContext(region="us-east-1", endpoint_url=url, retry_mode="standard", max_attempts=2)
     result = run_audit(Inventory(ctx), Settings())
@@ -57,7 +57,7 @@ def test_root_creates_uses_and_removes_its_own_access_key(local: tuple[MotoServe
 
 
 def test_root_mfa_through_the_api(local: tuple[MotoServer, Trail]) -> None:
-    from iamguard.mfa import authenticator_codes
+    from iamguard_cli.mfa import authenticator_codes
 
     server, _ = local
     iam = client("iam", server.url)

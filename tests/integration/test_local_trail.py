@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from iamguard.local.server import MotoServer
-from iamguard.local.trail import API_CALL, Trail
-from iamguard.mfa import authenticator_codes
+from iamguard_cli.local.server import MotoServer
+from iamguard_cli.local.trail import API_CALL, Trail
+from iamguard_cli.mfa import authenticator_codes
 
 from tests.integration.local_support import client, queue_events, trail_server
 

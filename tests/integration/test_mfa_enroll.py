@@ -12,11 +12,11 @@ from typing import Any
 import pyotp
 import pytest
 from iamguard.aws import AwsContext
-from iamguard.cli import main
-from iamguard.local import moto_ext
-from iamguard.local.server import MotoServer
-from iamguard.local.trail import Trail
-from iamguard.mfa import Enrollment, MfaCodeError, authenticator_codes
+from iamguard_cli.local import moto_ext
+from iamguard_cli.local.server import MotoServer
+from iamguard_cli.local.trail import Trail
+from iamguard_cli.main import main
+from iamguard_cli.mfa import Enrollment, MfaCodeError, authenticator_codes
 
 from tests.integration.local_support import client, trail_server
 

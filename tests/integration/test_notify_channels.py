@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from botocore.stub import ANY, Stubber
 from iamguard.aws import AwsContext
-from iamguard.findings import Severity, Status, Transition
-from iamguard.local.slack_receiver import SlackReceiver
+from iamguard.domain.findings import Change, Severity, Status, Transition
 from iamguard.notify.base import DeliveryError
 from iamguard.notify.render import MessageBuilder
 from iamguard.notify.secrets import SlackSecret, is_ssm_reference, parse_slack_secret
 from iamguard.notify.securityhub import SecurityHubNotifier, asff, finding_id, product_arn
 from iamguard.notify.slack import SlackNotifier
 from iamguard.notify.sns import SnsNotifier
-from iamguard.store import Change, FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard_cli.local.slack_receiver import SlackReceiver
 
 from tests.integration.notify_support import (
     ACCOUNT,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from iamguard.aws import AwsContext
-from iamguard.local.seed import seed_walkthrough
-from iamguard.local.server import MotoServer
-from iamguard.local.slack_receiver import SlackReceiver
+from iamguard_cli.local.seed import seed_walkthrough
+from iamguard_cli.local.server import MotoServer
+from iamguard_cli.local.slack_receiver import SlackReceiver
 
 from tests.conftest import REPO
 from tests.integration.notify_support import headers, slack_fixture  # noqa: F401 - the `slack` fixture

@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from iamguard.audit import run_audit, store_audit
+from iamguard.audit.run import run_audit, store_audit
 from iamguard.aws import AwsContext
-from iamguard.config import Settings
-from iamguard.findings import Severity
-from iamguard.inventory import Inventory
-from iamguard.local.seed import seed_walkthrough
-from iamguard.local.slack_receiver import SlackReceiver
+from iamguard.domain.findings import Change, Severity
+from iamguard.domain.messages import Channel
+from iamguard.iam.inventory import Inventory
 from iamguard.notify.dispatcher import UNDELIVERED_METRIC, DeadLetterQueue
-from iamguard.notify.settings import Channel
 from iamguard.notify.sns import SnsNotifier
-from iamguard.outbox import OutboxState
-from iamguard.store import Change, FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.outbox import OutboxState
+from iamguard.settings import Settings
+from iamguard_cli.local.seed import seed_walkthrough
+from iamguard_cli.local.slack_receiver import SlackReceiver
 
 from tests.integration.notify_support import (
     Clock,

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from iamguard.aws import AwsContext
-from iamguard.local.seed import seed_walkthrough
-from iamguard.local.slack_receiver import SlackReceiver
-from iamguard.store import FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard_cli.local.seed import seed_walkthrough
+from iamguard_cli.local.slack_receiver import SlackReceiver
 
 from tests.integration.notify_support import drain, headers, slack_fixture, topic_with_queue  # noqa: F401
 from tests.integration.test_audit_handler import load_handler

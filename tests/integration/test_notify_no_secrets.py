@@ -8,15 +8,15 @@ from typing import Any
 
 import iamguard.notify.slack_transport  # noqa: F401 - configure slack_sdk's logger first; the test then opens it
 import pytest
-from iamguard.alerts import Action, Detection
 from iamguard.aws import AwsContext
-from iamguard.findings import Severity
-from iamguard.local.slack_receiver import SlackReceiver
+from iamguard.domain.alerts import Action, Detection
+from iamguard.domain.findings import Severity
 from iamguard.notify.dispatcher import DeadLetterQueue
 from iamguard.notify.secrets import SlackSecret
 from iamguard.notify.slack import SlackCredentials, SlackNotifier
 from iamguard.notify.sns import SnsNotifier
-from iamguard.store import FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard_cli.local.slack_receiver import SlackReceiver
 
 from tests.integration.notify_support import (
     ACCOUNT,

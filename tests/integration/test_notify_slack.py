@@ -6,10 +6,10 @@ import threading
 import time
 
 import pytest
-from iamguard.local.slack_receiver import SlackReceiver, render
 from iamguard.notify.base import DeliveryError
 from iamguard.notify.render import MessageBuilder
 from iamguard.notify.slack import SlackCredentials, SlackNotifier, check_webhook_url
+from iamguard_cli.local.slack_receiver import SlackReceiver, render
 
 from tests.integration.notify_support import (  # noqa: F401 - the `slack` fixture
     NOW,

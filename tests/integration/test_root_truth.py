@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from iamguard.audit import run_audit, store_audit
+from iamguard.audit.run import run_audit, store_audit
 from iamguard.aws import AwsContext
-from iamguard.config import Settings
-from iamguard.findings import Status, Transition
-from iamguard.inventory import Inventory
-from iamguard.local import moto_ext
-from iamguard.local.seed import DEMO_PASSWORD
-from iamguard.models import Credentials
-from iamguard.realtime import EventProcessor
-from iamguard.store import FindingsStore
+from iamguard.domain.account import Credentials
+from iamguard.domain.findings import Status, Transition
+from iamguard.iam.inventory import Inventory
+from iamguard.persistence.findings import FindingsStore
+from iamguard.realtime.processor import EventProcessor
+from iamguard.settings import Settings
+from iamguard_cli.local import moto_ext
+from iamguard_cli.local.seed import DEMO_PASSWORD
 
 from tests.conftest import ACCOUNT_ID, load_event
 
@@ -107,7 +107,7 @@ def test_security_keys_and_several_devices_of_root(aws: AwsContext) -> None:
 
     # A virtual device under any name, next to the key: listed with root as its user, and not hardware-only
     device = iam.create_virtual_mfa_device(VirtualMFADeviceName="my-phone")["VirtualMFADevice"]
-    from iamguard.mfa import authenticator_codes
+    from iamguard_cli.mfa import authenticator_codes
 
     seed = device["Base32StringSeed"].decode()
     iam.enable_mfa_device(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from iamguard.findings import Finding, Severity, Status, Transition
-from iamguard.store import Change, FindingsStore, GuardrailRecord
+from iamguard.domain.findings import Change, Finding, Severity, Status, Transition
+from iamguard.persistence.findings import FindingsStore, GuardrailRecord
 
 from tests.factories import NOW
 

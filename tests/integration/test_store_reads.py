@@ -6,8 +6,8 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from iamguard.findings import Status
-from iamguard.store import FindingsStore
+from iamguard.domain.findings import Status
+from iamguard.persistence.findings import FindingsStore
 
 from tests.factories import NOW
 from tests.integration.test_store import finding

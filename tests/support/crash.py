@@ -21,16 +21,16 @@ KILLED = 86
 # point -> (module, attribute path, predicate on the call's arguments and result: kill when true)
 POINTS: dict[str, tuple[str, str, Callable[..., bool]]] = {
     # the audit's findings, with their pending announcements, are written; nothing is claimed
-    "store": ("iamguard.cli.audit", "store_audit", lambda *a, **k: True),
+    "store": ("iamguard_cli.commands.audit", "store_audit", lambda *a, **k: True),
     # the event path's findings are written (iamguard events replay); nothing is claimed
-    "record": ("iamguard.store", "FindingsStore.record_resources", lambda *a, **k: True),
+    "record": ("iamguard.persistence.findings", "FindingsStore.record_resources", lambda *a, **k: True),
     # the messages are in the outbox (the announcements left the findings); nothing is sent
     "claim": ("iamguard.notify.dispatcher", "Dispatcher._claim_all", lambda *a, **k: True),
     # Slack answered 200 to the first post; its delivery is not recorded yet
     "post": ("iamguard.notify.slack", "SlackNotifier.send", lambda *a, **k: True),
     # the first message is posted and recorded as delivered; the others are not sent yet
     "first-post": (
-        "iamguard.outbox",
+        "iamguard.persistence.outbox",
         "Outbox.settle",
         lambda _outbox, _key, state, *a, **k: str(state) == "sent",
     ),
@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"usage: python -m tests.support.crash {{{','.join(POINTS)}}} -- IAMGUARD-ARGS...\n")
         return 2
     arm(point)
-    from iamguard.cli import main as iamguard
+    from iamguard_cli.main import main as iamguard
 
     return iamguard(cli)
 

@@ -619,7 +619,7 @@ def run_replay(
         if not pending:
             return
         done = subprocess.run(
-            [sys.executable, "-m", "iamguard.cli", "events", "replay", *(str(p) for _, p, _ in pending)]
+            [sys.executable, "-m", "iamguard_cli", "events", "replay", *(str(p) for _, p, _ in pending)]
             + ["--endpoint-url", endpoint_url],
             capture_output=True,
             text=True,
@@ -674,17 +674,6 @@ def _load_handler(name: str) -> ModuleType:
     return module
 
 
-@dataclass(frozen=True)
-class LambdaContext:
-    function_name: str = "iamguard-fuzz"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:iamguard-fuzz"
-    aws_request_id: str = "00000000-0000-4000-8000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
 @contextlib.contextmanager
 def lambda_handlers(*, quiet: bool = True) -> Iterator[Callable[[Any], Any]]:
     """Both event handlers on in-process moto with the sample account; yields `deliver(event)`.
@@ -693,11 +682,10 @@ def lambda_handlers(*, quiet: bool = True) -> Iterator[Callable[[Any], Any]]:
     IAM function, which must reject it). The handlers' logs and metrics go nowhere when `quiet`.
     """
     from iamguard.aws import AwsContext
-    from iamguard.enforce import ensure_guardrail_policy
-    from iamguard.events.samples import IAMGUARD_SAMPLE_ROLE_ARN, seed_sample_account
-    from iamguard.local import moto_ext
-    from iamguard.realtime import ensure_idempotency_table
-    from iamguard.store import FindingsStore
+    from iamguard.persistence.findings import FindingsStore
+    from iamguard_cli.local import moto_ext
+    from iamguard_cli.local.bootstrap import ensure_findings_table, ensure_guardrail_policy, ensure_idempotency_table
+    from iamguard_cli.local.samples import IAMGUARD_SAMPLE_ROLE_ARN, seed_sample_account
     from moto import mock_aws
 
     env = {
@@ -725,11 +713,13 @@ def lambda_handlers(*, quiet: bool = True) -> Iterator[Callable[[Any], Any]]:
             moto_ext.reset()
             aws = AwsContext(region="us-east-1", retry_mode="standard", max_attempts=2)
             seed_sample_account(aws.iam())
-            FindingsStore(aws.dynamodb(), env["FINDINGS_TABLE"]).ensure_table()
+            ensure_findings_table(FindingsStore(aws.dynamodb(), env["FINDINGS_TABLE"]))
             ensure_idempotency_table(aws.dynamodb(), env["IDEMPOTENCY_TABLE"])
             os.environ["GUARDRAIL_POLICY_ARN"] = ensure_guardrail_policy(aws.iam(), ACCOUNT_ID)
             handlers = {name: _load_handler(name) for name in ("on_iam_event", "on_signin_event")}
-            context = LambdaContext()
+            from iamguard_cli.local.lambda_context import LambdaContext
+
+            context = LambdaContext.for_function("iamguard-fuzz", ACCOUNT_ID)
             # The handlers' Powertools logger is the process's "iamguard" logger: quiet it for the run only.
             service_logger = logging.getLogger("iamguard")
             level = service_logger.level

@@ -38,14 +38,20 @@ def main(argv: list[str]) -> int:
         def load(self) -> dict[str, str]:
             return {}
 
+    # The one Fn::ForEach expander (the local runtime's), importable without installing the CLI.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cli"))
+    from iamguard_cli.local.routing import expand_for_each
+
     template: dict[str, Any] = yaml_parse(Path(argv[1]).read_text(encoding="utf-8"))
-    _placeholder_local_uris(template)
     overrides = dict(arg.split("=", 1) for arg in argv[2:])
     parameters = {
         name: overrides.get(name, spec.get("Default"))
         for name, spec in template.get("Parameters", {}).items()
         if name in overrides or "Default" in spec
     }
+    # Fn::ForEach (AWS::LanguageExtensions) expanded first, as CloudFormation runs that transform first.
+    template = expand_for_each(template)
+    _placeholder_local_uris(template)
     translated = transform(template, parameters, OfflineLoader())
     json.dump(translated, sys.stdout, indent=1, sort_keys=True, default=str)
     return 0

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
+from iamguard_cli.local.routing import expand_for_each
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
@@ -50,8 +51,8 @@ def require(condition: bool, reason: str) -> None:
 
 @cache
 def sam_template() -> dict[str, Any]:
-    loaded: dict[str, Any] = cfn_yaml.load(str(TEMPLATE))
-    return loaded
+    """template.yaml with its Fn::ForEach loops expanded, as the local runtime reads it."""
+    return expand_for_each(cfn_yaml.load(str(TEMPLATE)))
 
 
 @cache

@@ -6,14 +6,13 @@ import copy
 from typing import Any
 
 import pytest
-from iamguard.config import Settings
-from iamguard.detections import Observed, UserView, admin_access_granted
-from iamguard.events import RULES, parse_event
-from iamguard.events.models import CloudTrailEvent
-from iamguard.findings import Finding, Severity, Status, Transition
-from iamguard.models import ManagedPolicyRef
-from iamguard.realtime import screen
-from iamguard.store import Change
+from iamguard.domain.account import ManagedPolicyRef
+from iamguard.domain.findings import Change, Finding, Severity, Status, Transition
+from iamguard.realtime.cloudtrail import CloudTrailEvent, parse_event
+from iamguard.realtime.detections import Observed, UserView, admin_access_granted
+from iamguard.realtime.event_map import RULES
+from iamguard.realtime.processor import screen
+from iamguard.settings import Settings
 
 from tests.conftest import ACCOUNT_ID, load_event
 from tests.factories import ADMIN, DOCUMENTS, NOW, READ_ONLY, STAR, group, user

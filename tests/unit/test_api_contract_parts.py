@@ -12,9 +12,9 @@ from iamguard.api.app import ROUTES
 from iamguard.api.errors import BadRequest
 from iamguard.api.models import CheckId
 from iamguard.api.pagination import decode_token, encode_token
-from iamguard.api.settings import ApiSettings, schedule_interval
 from iamguard.checks import CATALOG
-from iamguard.config import ConfigError
+from iamguard.settings import ConfigError, Settings
+from iamguard.settings.api import ApiSettings, schedule_interval
 
 from tests.conftest import REPO
 
@@ -73,15 +73,21 @@ def test_schedule_interval(expression: str, interval: timedelta) -> None:
 
 
 def test_settings_from_env() -> None:
-    settings = ApiSettings.from_env(
-        {"FINDINGS_TABLE": "t", "AUDIT_SCHEDULE": "rate(6 hours)", "AUDIT_FUNCTION_NAME": "f"}
-    )
-    assert settings.findings_table == "t" and settings.audit_function_name == "f"
-    assert settings.stale_after == timedelta(hours=12)
-    assert ApiSettings.from_env({"AUDIT_INTERVAL_MINUTES": "15"}).stale_after == timedelta(minutes=30)
-    for bad in ({"AUDIT_SCHEDULE": "every hour"}, {"AUDIT_SCHEDULE": "rate(0 hours)"}, {"AUDIT_INTERVAL_MINUTES": "x"}):
-        with pytest.raises(ConfigError):
-            ApiSettings.from_env(bad)
+    settings = Settings.from_env({"FINDINGS_TABLE": "t", "AUDIT_SCHEDULE": "rate(6 hours)", "AUDIT_FUNCTION_NAME": "f"})
+    assert settings.findings_table == "t" and settings.api.audit_function_name == "f"
+    assert settings.api.stale_after == timedelta(hours=12)
+    minutes = {"AUDIT_SCHEDULE": "rate(6 hours)", "AUDIT_INTERVAL_MINUTES": "15"}  # the minutes win
+    assert Settings.from_env(minutes).api.stale_after == timedelta(minutes=30)
+    assert Settings.from_env({}).api.stale_after == timedelta(hours=2)
+    assert ApiSettings(audit_interval=timedelta(hours=3)).stale_after == timedelta(hours=6)
+    for bad, variable in (
+        ({"AUDIT_SCHEDULE": "every hour"}, "AUDIT_SCHEDULE"),
+        ({"AUDIT_SCHEDULE": "rate(0 hours)"}, "AUDIT_SCHEDULE"),
+        ({"AUDIT_INTERVAL_MINUTES": "x"}, "AUDIT_INTERVAL_MINUTES"),
+        ({"AUDIT_INTERVAL_MINUTES": "0"}, "AUDIT_INTERVAL_MINUTES"),
+    ):
+        with pytest.raises(ConfigError, match=variable):
+            Settings.from_env(bad)
 
 
 def test_tokens_round_trip_and_are_bound_to_their_query() -> None:

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 from iamguard.checks import CATALOG, run_checks
-from iamguard.config import PasswordBaseline, Settings
-from iamguard.findings import Finding, Severity, Status
-from iamguard.models import ManagedPolicyRef, PasswordPolicy
+from iamguard.domain.account import ManagedPolicyRef, PasswordPolicy
+from iamguard.domain.findings import Finding, Severity, Status
+from iamguard.settings import PasswordBaseline, Settings
 
 from tests.factories import (
     ADMIN,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
-from iamguard import policy
-from iamguard.config import ConfigError, Settings
-from iamguard.inventory import parse_credential_report
+from iamguard.domain.findings import Severity
+from iamguard.iam import evaluation as policy
+from iamguard.iam.inventory import parse_credential_report
+from iamguard.settings import DEFAULT_FINDINGS_TABLE, ConfigError, Settings
 
 from tests.factories import ADMIN, CHANGE_PASSWORD, DOCUMENTS, group, user
 
@@ -76,7 +79,7 @@ def test_change_password_via_managed_policy_group_or_wildcards() -> None:
     assert policy.can_change_own_password(user("c", attached_policies=(ADMIN,)), {}, DOCUMENTS)
     assert not policy.can_change_own_password(user("d"), {}, DOCUMENTS)
     iam_star = {"Statement": {"Effect": "Allow", "Action": "iam:Change*", "Resource": "*"}}
-    from iamguard.models import InlinePolicy
+    from iamguard.domain.account import InlinePolicy
 
     assert policy.can_change_own_password(user("e", inline_policies=(InlinePolicy("x", iam_star),)), {}, {})
 
@@ -88,3 +91,51 @@ def test_full_admin_needs_star_action_and_star_resource() -> None:
     )
     assert not policy.grants_full_admin({"Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]})
     assert not policy.grants_full_admin({"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]})
+
+
+def test_settings_read_the_process_environment_and_keywords_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODE", "enforce")
+    monkeypatch.setenv("PASSWORD_MIN_LENGTH", " 20 ")
+    monkeypatch.setenv("NOTIFY_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("AUDIT_INTERVAL_MINUTES", "30")
+    monkeypatch.setenv("EXEMPT_USERS", "")  # blank: the default
+    settings = Settings()
+    assert settings == Settings.from_env()
+    assert settings.mode == "enforce" and settings.password_baseline.minimum_length == 20
+    assert settings.notify.max_attempts == 3 and settings.api.stale_after == timedelta(hours=1)
+    assert settings.exempt_users == frozenset()
+    assert Settings(mode="monitor", findings_table="t").mode == "monitor"
+    assert Settings.from_env({}).mode == "monitor"  # a given mapping is all that is read
+
+
+def test_each_variable_has_one_default() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.findings_table == DEFAULT_FINDINGS_TABLE == "iamguard-findings"
+    assert defaults.idempotency_table is None  # the event functions refuse to start without it
+    assert defaults.notify.digest_min_severity is Severity.HIGH and defaults.api.audit_function_name is None
+    assert Settings.from_env({"FINDINGS_TABLE": "  "}).findings_table == DEFAULT_FINDINGS_TABLE
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"NOTIFY_MAX_ATTEMPTS": "many"}, r"notify\.max_attempts \(NOTIFY_MAX_ATTEMPTS\)"),
+        ({"SEVERITY_ROUTING": "critical=pager"}, r"notify\.routing \(SEVERITY_ROUTING\): .*unknown channel 'pager'"),
+        ({"DIGEST_MIN_SEVERITY": "huge"}, r"DIGEST_MIN_SEVERITY"),
+        ({"PASSWORD_REQUIRE_SYMBOLS": "maybe"}, r"password_baseline\.require_symbols \(PASSWORD_REQUIRE_SYMBOLS\)"),
+        ({"IAMGUARD_ROLE_ARNS": "arn:aws:iam::1:policy/p"}, r"iamguard_role_arns\.0 \(IAMGUARD_ROLE_ARNS\).*role ARN"),
+        ({"GUARDRAIL_POLICY_ARN": "arn:aws:iam::1:role/r"}, r"GUARDRAIL_POLICY_ARN.*not an IAM policy ARN"),
+    ],
+)
+def test_errors_name_the_variable_to_fix(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+
+
+def test_severities_and_booleans_parse_as_before() -> None:
+    settings = Settings.from_env(
+        {"DIGEST_MIN_SEVERITY": " Critical ", "SECURITY_HUB_ENABLED": "TRUE", "PASSWORD_REQUIRE_NUMBERS": "yes"}
+    )
+    assert settings.notify.digest_min_severity is Severity.CRITICAL and settings.notify.security_hub
+    assert settings.password_baseline.require_numbers
+    assert Settings.from_env({"DIGEST_MIN_SEVERITY": "info"}).notify.digest_min_severity is Severity.INFORMATIONAL

@@ -7,15 +7,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from iamguard.events import RULES, Subject, SubjectError, locate_subject, parse_event
-from iamguard.events.models import (
+from iamguard.realtime.cloudtrail import (
     MAX_EVENT_CHARS,
     MAX_EVENT_DEPTH,
     MAX_EVENT_VALUES,
     EventBoundsError,
     check_bounds,
+    parse_event,
     printable,
 )
+from iamguard.realtime.event_map import RULES, Subject, SubjectError, locate_subject
 from pydantic import ValidationError
 
 from tests.conftest import load_event

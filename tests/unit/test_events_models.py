@@ -7,11 +7,21 @@ import json
 from typing import Any
 
 import pytest
-from iamguard.alerts import Detection
 from iamguard.checks import CATALOG
-from iamguard.config import ConfigError, Settings
-from iamguard.events import RULES, Subject, SubjectError, event_patterns, locate_subject, parse_event, rule_for
-from iamguard.events.catalog import ROOT_CHECKS, USER_CHECKS, subject_of_arn
+from iamguard.domain.alerts import Detection
+from iamguard.realtime.cloudtrail import parse_event
+from iamguard.realtime.event_map import (
+    ROOT_CHECKS,
+    RULES,
+    USER_CHECKS,
+    Subject,
+    SubjectError,
+    event_patterns,
+    locate_subject,
+    rule_for,
+    subject_of_arn,
+)
+from iamguard.settings import ConfigError, Settings
 from pydantic import ValidationError
 
 from tests.conftest import ACCOUNT_ID, EVENTS_DIR, load_event

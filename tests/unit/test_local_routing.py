@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from iamguard.local.routing import Schedule, Template, TemplateError, load_yaml
+from iamguard_cli.local.routing import Schedule, Template, TemplateError, expand_for_each, load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = """
@@ -170,3 +170,45 @@ def test_the_repository_template_routes_every_function_to_its_handler() -> None:
     assert [r.pattern for r in on_iam.routes] == [events["IamChanges"]["Properties"]["Pattern"]]
     assert [s.expression for s in functions["audit_account"].schedules] == ["rate(1 hour)"]
     assert on_iam.on_failure == "iamguard-EventsDeadLetterQueue.Arn"  # placeholder until the queue is created
+
+
+def test_for_each_expands_keys_strings_and_refs_as_language_extensions_does() -> None:
+    template = {
+        "Resources": {
+            "Fn::ForEach::Alarms": [
+                "Name",
+                ["Audit", "Api"],
+                {
+                    "${Name}ErrorsAlarm": {
+                        "Type": "AWS::CloudWatch::Alarm",
+                        "Properties": {
+                            "AlarmDescription": "the ${Name} function failed",
+                            "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": {"Fn::Sub": "${Name}Function"}}}],
+                            "Tag": {"Ref": "Name"},
+                            "Stack": {"Fn::Sub": "${AWS::StackName}-${Name}"},
+                        },
+                    }
+                },
+            ],
+            "Topic": {"Type": "AWS::SNS::Topic"},
+        },
+        "Outputs": {"Fn::ForEach::Out": ["Id", ["a-b"], {"Out&{Id}": {"Value": "${Id}"}}]},
+    }
+    expanded = expand_for_each(template)
+    assert list(expanded["Resources"]) == ["AuditErrorsAlarm", "ApiErrorsAlarm", "Topic"]
+    api = expanded["Resources"]["ApiErrorsAlarm"]["Properties"]
+    assert api["AlarmDescription"] == "the Api function failed"
+    assert api["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "ApiFunction"}}]  # a plain Ref again
+    assert api["Tag"] == "Api"
+    assert api["Stack"] == {"Fn::Sub": "${AWS::StackName}-Api"}  # other intrinsics are left to the resolver
+    assert expanded["Outputs"] == {"Outab": {"Value": "a-b"}}
+    assert "Fn::ForEach::Alarms" in template["Resources"]  # the input is not changed
+
+
+def test_for_each_refuses_what_it_cannot_expand() -> None:
+    twice = {"Resources": {"Fn::ForEach::L": ["N", ["A", "A"], {"${N}Queue": {"Type": "AWS::SQS::Queue"}}]}}
+    with pytest.raises(TemplateError, match="AQueue twice"):
+        expand_for_each(twice)
+    from_parameter = {"Resources": {"Fn::ForEach::L": ["N", {"Ref": "Names"}, {"${N}Queue": {}}]}}
+    with pytest.raises(TemplateError, match="literal collections"):
+        expand_for_each(from_parameter)

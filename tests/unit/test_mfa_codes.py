@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
-from iamguard.mfa import MfaCodeError, NewDevice, authenticator_codes, code_is_valid, verify_consecutive_codes
+from iamguard_cli.mfa import MfaCodeError, NewDevice, authenticator_codes, code_is_valid, verify_consecutive_codes
 
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 NOW = datetime(2025, 3, 1, 12, 0, 10, tzinfo=UTC)

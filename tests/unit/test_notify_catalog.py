@@ -7,11 +7,12 @@ import string
 from typing import get_args
 
 import pytest
-from iamguard.alerts import Detection, Withheld
 from iamguard.checks import CATALOG
-from iamguard.findings import Severity
+from iamguard.domain.alerts import Detection, Withheld
+from iamguard.domain.findings import Severity
+from iamguard.domain.messages import Channel
 from iamguard.notify.catalog import fill, load_catalog
-from iamguard.notify.settings import Channel, parse_routing
+from iamguard.settings.notify import parse_routing
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 LANGUAGES = ("en", "ko")

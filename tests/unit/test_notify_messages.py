@@ -6,13 +6,12 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from iamguard.alerts import Action, Detection
-from iamguard.findings import Severity, Status, Transition
-from iamguard.notify.message import MessageKind
+from iamguard.domain.alerts import Action, Detection
+from iamguard.domain.findings import Change, Severity, Status, Transition
+from iamguard.domain.messages import MessageKind
 from iamguard.notify.render import MessageBuilder
 from iamguard.notify.slack import BLOCK_LIMIT, HEADER_LIMIT, TEXT_LIMIT, payload
 from iamguard.notify.sns import publish_arguments
-from iamguard.store import Change
 
 from tests.integration.notify_support import ACCOUNT, NOW, alert, finding, opened
 

@@ -6,12 +6,12 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from iamguard import policy
 from iamguard.checks import run_checks
-from iamguard.config import Settings
-from iamguard.findings import Finding, Severity, Status
-from iamguard.models import InlinePolicy, ManagedPolicyRef, PasswordPolicy
-from iamguard.policy import ESCALATION_PATHS, Permissions, arn_intersects, arn_only, covers, intersects
+from iamguard.domain.account import InlinePolicy, ManagedPolicyRef, PasswordPolicy
+from iamguard.domain.findings import Finding, Severity, Status
+from iamguard.iam import evaluation as policy
+from iamguard.iam.evaluation import ESCALATION_PATHS, Permissions, arn_intersects, arn_only, covers, intersects
+from iamguard.settings import Settings
 
 from tests.factories import ADMIN, DOCUMENTS, NOW, READ_ONLY, STAR, creds, group, state, user, with_mfa
 

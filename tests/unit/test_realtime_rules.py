@@ -10,9 +10,20 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from iamguard.alerts import Detection
-from iamguard.config import Settings
-from iamguard.detections import (
+from iamguard.domain.account import AccessKey, InlinePolicy, ManagedPolicyRef, PasswordPolicy
+from iamguard.domain.alerts import Detection
+from iamguard.domain.findings import Finding, Severity, Status
+from iamguard.enforcement.enforcer import (
+    ATTACH_GUARDRAIL,
+    ATTACH_REQUIRED,
+    DETACH_GUARDRAIL,
+    Enforcer,
+    guardrail_step,
+    plan,
+)
+from iamguard.persistence.findings import GuardrailRecord
+from iamguard.realtime.cloudtrail import CloudTrailEvent, parse_event
+from iamguard.realtime.detections import (
     Burst,
     Observed,
     UserView,
@@ -23,13 +34,9 @@ from iamguard.detections import (
     root_console_sign_in,
     user_created,
 )
-from iamguard.enforce import ATTACH_GUARDRAIL, ATTACH_REQUIRED, DETACH_GUARDRAIL, Enforcer, guardrail_step, plan
-from iamguard.events import RULES, parse_event
-from iamguard.events.models import CloudTrailEvent
-from iamguard.findings import Finding, Severity, Status
-from iamguard.models import AccessKey, InlinePolicy, ManagedPolicyRef, PasswordPolicy
-from iamguard.realtime import EventResult, own_role, screen
-from iamguard.store import GuardrailRecord
+from iamguard.realtime.event_map import RULES
+from iamguard.realtime.processor import EventResult, own_role, screen
+from iamguard.settings import Settings
 
 from tests.conftest import ACCOUNT_ID, load_event
 from tests.factories import ADMIN, CHANGE_PASSWORD, DOCUMENTS, NOW, STAR, creds, group, user, with_mfa

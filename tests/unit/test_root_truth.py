@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 from iamguard.checks import run_checks
-from iamguard.config import Settings
-from iamguard.findings import Finding, Status
-from iamguard.inventory import parse_credential_report
-from iamguard.models import RootUse, is_virtual_mfa_serial
+from iamguard.domain.account import RootUse, is_virtual_mfa_serial
+from iamguard.domain.findings import Finding, Status
+from iamguard.iam.inventory import parse_credential_report
+from iamguard.settings import Settings
 
 from tests.factories import ACCOUNT, NOW, creds, days_ago, key, root, state, user
 
@@ -151,8 +151,8 @@ def test_verdicts_from_the_report_are_as_old_as_the_report() -> None:
 
 # -- sts:AssumeRoot ---------------------------------------------------------------------------
 def _assume_root(**request: object) -> list[object]:
-    from iamguard.detections import Observed, root_session_assumed
-    from iamguard.events import parse_event
+    from iamguard.realtime.cloudtrail import parse_event
+    from iamguard.realtime.detections import Observed, root_session_assumed
 
     from tests.conftest import load_event
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -66,3 +67,17 @@ class AwsContext:
     def dynamodb(self) -> DynamoDBClient:
         client: DynamoDBClient = self.client("dynamodb")
         return client
+
+
+def error_code(exc: ClientError) -> str:
+    """The service's error code ("" if the response has none): for code sets that span services or operations.
+
+    Where one client's modeled error is meant, catch `client.exceptions.<Name>Exception` instead.
+    """
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def error_text(exc: ClientError) -> str:
+    """`Code: Message`, as a finding or an API response reports an AWS error."""
+    error = exc.response.get("Error", {})
+    return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".strip()

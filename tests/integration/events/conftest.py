@@ -7,11 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 from iamguard.aws import AwsContext
-from iamguard.enforce import ensure_guardrail_policy
-from iamguard.events.samples import IAMGUARD_SAMPLE_ROLE_ARN, seed_sample_account
-from iamguard.local import moto_ext
-from iamguard.realtime import ensure_idempotency_table
-from iamguard.store import FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard_cli.local import moto_ext
+from iamguard_cli.local.bootstrap import ensure_findings_table, ensure_guardrail_policy, ensure_idempotency_table
+from iamguard_cli.local.samples import IAMGUARD_SAMPLE_ROLE_ARN, seed_sample_account
 from moto import mock_aws
 
 from tests.conftest import ACCOUNT_ID
@@ -43,7 +42,7 @@ def aws(_module_moto: AwsContext) -> AwsContext:
 @pytest.fixture
 def store(aws: AwsContext) -> FindingsStore:
     findings = FindingsStore(aws.dynamodb(), os.environ["FINDINGS_TABLE"])
-    findings.ensure_table()
+    ensure_findings_table(findings)
     return findings
 
 

@@ -16,12 +16,14 @@ from types import ModuleType
 from typing import Any
 
 from botocore.exceptions import ClientError
-from iamguard.alerts import Action, Alert
 from iamguard.aws import AwsContext
-from iamguard.local import moto_ext
-from iamguard.store import Change, FindingsStore
+from iamguard.domain.alerts import Action, Alert
+from iamguard.domain.findings import Change
+from iamguard.persistence.findings import FindingsStore
+from iamguard_cli.local import moto_ext
+from iamguard_cli.local.lambda_context import LambdaContext
 
-from tests.conftest import ACCOUNT_ID, FakeLambdaContext, load_event
+from tests.conftest import ACCOUNT_ID, fake_lambda_context, load_event
 from tests.integration.test_audit_handler import load_handler  # a fresh module each time, as a cold start
 
 IDEMPOTENCY_TABLE = "iamguard-idempotency-test"
@@ -74,7 +76,7 @@ class Bot:
     announcer: RecordingAnnouncer
     store: FindingsStore
     aws: AwsContext
-    context: FakeLambdaContext = field(default_factory=FakeLambdaContext)
+    context: LambdaContext = field(default_factory=fake_lambda_context)
     auditor: ModuleType | None = None
 
     def audit(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from iamguard.aws import AwsContext
-from iamguard.realtime import EventProcessor
+from iamguard.realtime.processor import EventProcessor
 
 from tests.conftest import ACCOUNT_ID
 from tests.integration.events.support import Bot, BotFactory, sample

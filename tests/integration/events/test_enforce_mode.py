@@ -15,12 +15,13 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from iamguard.aws import AwsContext
-from iamguard.config import Settings
-from iamguard.enforce import UNSEEN_DETACHER, Enforcer, ensure_guardrail_policy
-from iamguard.inventory import Inventory
-from iamguard.mfa import authenticator_codes
+from iamguard.enforcement.enforcer import UNSEEN_DETACHER, Enforcer
+from iamguard.iam.inventory import Inventory
 from iamguard.notify.render import MessageBuilder
-from iamguard.store import FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard.settings import Settings
+from iamguard_cli.local.bootstrap import ensure_guardrail_policy
+from iamguard_cli.mfa import authenticator_codes
 
 from tests.conftest import ACCOUNT_ID
 from tests.integration.events.support import (
@@ -655,7 +656,7 @@ def test_one_audit_acts_on_a_bounded_number_of_users_and_the_next_goes_on(
     account: AwsContext, store: FindingsStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given three console users without MFA or keys (wonjun_admin, dave_new, mina_dev) and a budget of two
-    monkeypatch.setattr("iamguard.enforce.AUDIT_USER_BUDGET", 2)
+    monkeypatch.setattr("iamguard.enforcement.enforcer.AUDIT_USER_BUDGET", 2)
     settings = Settings(mode="enforce", guardrail_policy_arn=ensure_guardrail_policy(account.iam(), ACCOUNT_ID))
     enforcer = Enforcer(account.iam(), settings, memory=store)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from iamguard.aws import AwsContext
-from iamguard.events import event_patterns
-from iamguard.policies import guardrail_document
+from iamguard.enforcement.guardrail import guardrail_document
+from iamguard.realtime.event_map import event_patterns
 
 from tests.conftest import EVENTS_DIR
 from tests.support.template import sam_template

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from iamguard.alerts import Detection
-from iamguard.events.samples import IAMGUARD_SAMPLE_ROLE_ARN
-from iamguard.local.server import MotoServer
+from iamguard.domain.alerts import Detection
+from iamguard_cli.local.samples import IAMGUARD_SAMPLE_ROLE_ARN
+from iamguard_cli.local.server import MotoServer
 
 from tests.conftest import EVENTS_DIR
 from tests.integration.events.support import CHANGE_PASSWORD, GUARDRAIL
@@ -68,7 +68,7 @@ FLAGS = ["--required-policy", CHANGE_PASSWORD, "--iamguard-role", IAMGUARD_SAMPL
 
 def iamguard(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "iamguard.cli", *args],
+        [sys.executable, "-m", "iamguard_cli", *args],
         capture_output=True,
         text=True,
         timeout=300,

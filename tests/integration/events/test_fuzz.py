@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from iamguard.local.server import MotoServer
+from iamguard_cli.local.server import MotoServer
 
 from tests.support.fuzz import (
     MUTATIONS,
@@ -71,7 +71,7 @@ def test_fuzzed_events_never_escape_the_handlers() -> None:
 def test_fuzzed_files_never_stop_the_replay(moto_server: MotoServer, tmp_path: Path) -> None:
     # Given a seeded local account
     seeded = subprocess.run(
-        [sys.executable, "-m", "iamguard.cli", "events", "seed", "--endpoint-url", moto_server.url],
+        [sys.executable, "-m", "iamguard_cli", "events", "seed", "--endpoint-url", moto_server.url],
         capture_output=True,
         text=True,
         timeout=120,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from iamguard.aws import AwsContext
-from iamguard.local import moto_ext
+from iamguard_cli.local import moto_ext
 
 from tests.conftest import ACCOUNT_ID
 from tests.integration.events.support import (

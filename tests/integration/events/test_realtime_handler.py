@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from iamguard.aws import AwsContext
-from iamguard.config import ConfigError
+from iamguard.settings import ConfigError
 
 from tests.conftest import ACCOUNT_ID, load_event
 from tests.integration.events.support import (

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 from iamguard.aws import AwsContext
-from iamguard.config import Settings
-from iamguard.realtime import MAX_GROUP_MEMBERS, EventProcessor
-from iamguard.store import FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard.realtime.processor import MAX_GROUP_MEMBERS, EventProcessor
+from iamguard.settings import Settings
 
 from tests.conftest import ACCOUNT_ID
 from tests.integration.events.support import ADMINISTRATOR, Bot, BotFactory, detections, sample

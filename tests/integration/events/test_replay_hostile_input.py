@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from iamguard.aws import AwsContext
-from iamguard.cli.events import DEFAULT_IDEMPOTENCY_TABLE
+from iamguard_cli.commands.events import DEFAULT_IDEMPOTENCY_TABLE
 
 from tests.conftest import EVENTS_DIR
 from tests.integration.events.test_events_replay_cli import FLAGS, iamguard, lines, seeded

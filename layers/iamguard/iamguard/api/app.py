@@ -39,7 +39,7 @@ from iamguard.api.models import (
     UserStatus,
 )
 from iamguard.api.service import StatusService
-from iamguard.findings import Severity, Status
+from iamguard.domain.findings import Severity, Status
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ class BadRequest(ApiError):
     """The query cannot be answered as asked (e.g. a next_token from another query)."""
 
 
-class UnknownUser(ApiError):
+class UserNotFound(ApiError):
     status = HTTPStatus.NOT_FOUND
     code = "not_found"
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from iamguard.findings import Severity, Status
+from iamguard.domain.findings import Severity, Status
 
 # The catalog's stable ids (iamguard.checks.CATALOG); a unit test keeps the two equal.
 CheckId = Literal[

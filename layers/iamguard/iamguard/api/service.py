@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from iamguard.api.errors import AuditUnavailable, BadRequest, UnknownUser
+from iamguard.api.errors import AuditUnavailable, BadRequest, UserNotFound
 from iamguard.api.launch import AuditLauncher, LambdaAuditLauncher
 from iamguard.api.models import (
     AuditStarted,
@@ -35,12 +35,13 @@ from iamguard.api.models import (
     Verdict,
 )
 from iamguard.api.pagination import BAD_TOKEN, decode_token, encode_token, query_fingerprint
-from iamguard.api.settings import ApiSettings
-from iamguard.audit import finding_dict
-from iamguard.aws import AwsContext
+from iamguard.audit.run import finding_dict
+from iamguard.aws import AwsContext, error_code
 from iamguard.checks import CATALOG
-from iamguard.findings import Finding, Severity, Status
-from iamguard.store import GONE_DETAIL, FindingsStore, item_to_finding
+from iamguard.domain.findings import Finding, Severity, Status
+from iamguard.persistence.findings import GONE_DETAIL, FindingsStore, item_to_finding
+from iamguard.settings import Settings
+from iamguard.settings.api import ApiSettings
 
 Item = dict[str, Any]
 Keyed = tuple[Item, dict[str, str]]
@@ -150,7 +151,7 @@ class StatusService:
         findings = self.store.findings_for_resource("user", name, "")
         summary = _user_summary(findings)
         if summary is None:
-            raise UnknownUser(name)
+            raise UserNotFound(name)
         ordered = sorted(findings, key=_worst_first)
         return UserDetail(
             name=summary.name,
@@ -193,7 +194,7 @@ class StatusService:
         try:
             yield from self.store.finding_items(start_key=start_key, **filters)
         except ClientError as exc:
-            if start_key and exc.response.get("Error", {}).get("Code") == "ValidationException":
+            if start_key and error_code(exc) == "ValidationException":
                 raise BadRequest(BAD_TOKEN) from exc
             raise
 
@@ -223,10 +224,11 @@ class StatusService:
 
 def service_from_env() -> StatusService:
     """The service as the Lambda function runs it: settings from the environment, audits via Lambda."""
-    settings = ApiSettings.from_env()
+    settings = Settings.from_env()
     aws = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
-    launcher = LambdaAuditLauncher(aws, settings.audit_function_name) if settings.audit_function_name else None
-    return StatusService(FindingsStore(aws.dynamodb(), settings.findings_table), settings, launcher)
+    function = settings.api.audit_function_name
+    launcher = LambdaAuditLauncher(aws, function) if function else None
+    return StatusService(FindingsStore(aws.dynamodb(), settings.findings_table), settings.api, launcher)
 
 
 def _by_user(findings: Iterable[Finding]) -> Iterator[list[Finding]]:

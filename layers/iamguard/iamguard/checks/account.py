@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from iamguard.checks.base import Outcome, Remediation, Standards, account_check
-from iamguard.config import PasswordBaseline, Settings
-from iamguard.findings import Severity
-from iamguard.models import AccountState, PasswordPolicy
+from iamguard.checks.base import Outcome, RemediationSteps, Standards, account_check
+from iamguard.domain.account import AccountState, PasswordPolicy
+from iamguard.domain.findings import Severity
+from iamguard.settings import PasswordBaseline, Settings
 
 
 def unmet_password_rules(policy: PasswordPolicy | None, baseline: PasswordBaseline) -> list[str]:
@@ -47,7 +47,7 @@ def unmet_password_rules(policy: PasswordPolicy | None, baseline: PasswordBaseli
     title="The account password policy meets the baseline",
     risk="Without a strong password policy, IAM users can choose short or reused passwords that are easy "
     "to guess or already leaked.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=(
             "Open IAM > Account settings > Password policy > Edit.",
             "Choose Custom: minimum length 14 or more, prevent reuse of the last 24 passwords, allow users "
@@ -81,7 +81,7 @@ def password_policy(state: AccountState, settings: Settings, now: datetime) -> O
     title="The account has a sign-in alias",
     risk="Without an alias, IAM users must sign in with the 12-digit account id, which invites mistakes and "
     "phishing look-alikes.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=("Open IAM > Dashboard > AWS Account > Account Alias > Create, enter a unique alias, Save.",),
         cli="aws iam create-account-alias --account-alias <alias>",
     ),

@@ -7,16 +7,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from iamguard.config import EXEMPT_TAG_KEY, Settings
-from iamguard.findings import Finding, Severity, Status
-from iamguard.models import AccountState, Credentials, Group, InventoryPart, PasswordPolicy, PolicyDocument, User
-from iamguard.policy import Permissions, PolicyCache
+from iamguard.domain.account import (
+    AccountState,
+    Credentials,
+    Group,
+    InventoryPart,
+    PasswordPolicy,
+    PolicyDocument,
+    User,
+)
+from iamguard.domain.findings import Finding, Severity, Status
+from iamguard.iam.evaluation import Permissions, PolicyCache
+from iamguard.settings import EXEMPT_TAG_KEY, Settings
 
 Scope = Literal["root", "account", "user"]
 
 
 @dataclass(frozen=True)
-class Remediation:
+class RemediationSteps:
     console: tuple[str, ...]
     cli: str
 
@@ -77,7 +85,7 @@ class Check:
     scope: Scope
     title: str
     risk: str
-    remediation: Remediation
+    remediation: RemediationSteps
     standards: Standards
     permissions: tuple[str, ...]
     needs: frozenset[InventoryPart] = field(default_factory=frozenset)
@@ -101,7 +109,7 @@ def account_check(
     scope: Literal["root", "account"],
     title: str,
     risk: str,
-    remediation: Remediation,
+    remediation: RemediationSteps,
     standards: Standards,
     permissions: tuple[str, ...],
     needs: Iterable[InventoryPart] = (),
@@ -121,7 +129,7 @@ def user_check(
     severity: Severity,
     title: str,
     risk: str,
-    remediation: Remediation,
+    remediation: RemediationSteps,
     standards: Standards,
     permissions: tuple[str, ...],
     needs: Iterable[InventoryPart] = (),

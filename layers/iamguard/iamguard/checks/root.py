@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from iamguard.checks.base import Outcome, Remediation, Standards, account_check
-from iamguard.config import Settings
-from iamguard.findings import Severity
-from iamguard.models import AccountState
+from iamguard.checks.base import Outcome, RemediationSteps, Standards, account_check
+from iamguard.domain.account import AccountState
+from iamguard.domain.findings import Severity
+from iamguard.settings import Settings
 
 SUMMARY = ("iam:GetAccountSummary",)
 REPORT = ("iam:GenerateCredentialReport", "iam:GetCredentialReport")
@@ -38,7 +38,7 @@ def _plural(count: int, word: str) -> str:
     title="The root user has MFA enabled",
     risk="Anyone with the root password controls the whole account, including billing and account closure; "
     "MFA is the only second factor root can have.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=(
             "Sign in as the root user and open IAM > Dashboard > Add MFA (or Security credentials > Multi-factor "
             "authentication > Assign MFA device).",
@@ -70,7 +70,7 @@ def root_mfa_enabled(state: AccountState, settings: Settings, now: datetime) -> 
     title="The root user has a hardware MFA device",
     risk="A virtual MFA device lives on a phone that can be lost, cloned or backed up; a hardware key "
     "protects root against phishing and device compromise.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=(
             "Sign in as root, open Security credentials > Multi-factor authentication > Assign MFA device.",
             "Choose Security key or Hardware TOTP token, register it, then remove the virtual device.",
@@ -103,7 +103,7 @@ def root_hardware_mfa(state: AccountState, settings: Settings, now: datetime) ->
     title="The root user has no access keys",
     risk="A root access key gives unrestricted, MFA-free programmatic control of the account and cannot be "
     "limited by any policy.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=(
             "Sign in as root and open Security credentials > Access keys.",
             "For each key: Actions > Deactivate, confirm nothing breaks, then Actions > Delete.",
@@ -133,7 +133,7 @@ def root_no_access_keys(state: AccountState, settings: Settings, now: datetime) 
     title="The root user has not been used recently",
     risk="Everyday use of root means its credentials are exposed far more often than the rare tasks that "
     "need them; IAM users or roles should do the work.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=(
             "Create an IAM user or IAM Identity Center user with the permissions needed (IAM > Users > "
             "Create user) and use it instead.",

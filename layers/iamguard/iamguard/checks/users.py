@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from iamguard import policy
-from iamguard.checks.base import Outcome, Remediation, Standards, UserContext, user_check
-from iamguard.findings import Severity
-from iamguard.models import User
+from iamguard.checks.base import Outcome, RemediationSteps, Standards, UserContext, user_check
+from iamguard.domain.account import User
+from iamguard.domain.findings import Severity
+from iamguard.iam import evaluation as policy
 
 DETAILS = ("iam:GetAccountAuthorizationDetails",)
 REPORT = ("iam:GenerateCredentialReport", "iam:GetCredentialReport")
@@ -34,7 +34,7 @@ def _days(delta: timedelta) -> int:
     title="Every user with a console password has MFA",
     risk="A console password alone can be phished, guessed or reused from another breach; MFA stops the "
     "sign-in even when the password is known.",
-    remediation=Remediation(console=ENABLE_MFA_CONSOLE, cli=ENABLE_MFA_CLI),
+    remediation=RemediationSteps(console=ENABLE_MFA_CONSOLE, cli=ENABLE_MFA_CLI),
     standards=Standards(
         cis="1.10",
         security_hub="IAM.5",
@@ -59,7 +59,7 @@ def user_console_mfa(user: User, ctx: UserContext) -> Outcome:
     title="Every IAM user has MFA",
     risk="Users without MFA (programmatic ones too) cannot satisfy MFA-conditioned policies and are one "
     "leaked credential away from compromise.",
-    remediation=Remediation(console=ENABLE_MFA_CONSOLE, cli=ENABLE_MFA_CLI),
+    remediation=RemediationSteps(console=ENABLE_MFA_CONSOLE, cli=ENABLE_MFA_CLI),
     standards=Standards(security_hub="IAM.19", config_rule="iam-user-mfa-enabled"),
     permissions=REPORT + MFA,
     needs=("credential_report",),
@@ -76,7 +76,7 @@ def user_mfa(user: User, ctx: UserContext) -> Outcome:
     title="IAM users do not hold full administrator access",
     risk="Full admin (AdministratorAccess, or an Allow of * or of a NotAction on *) on a long-lived IAM user "
     "means one stolen credential controls everything; admin work belongs to roles assumed with MFA.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=(
             "Open IAM > Users > {user} > Permissions and remove AdministratorAccess (and any policy allowing * "
             "or a NotAction on *).",
@@ -115,7 +115,7 @@ def user_admin_access(user: User, ctx: UserContext) -> Outcome:
     risk="A user allowed to rewrite or attach policies, to create credentials for other users, to change a "
     "role's trust or to pass a role to code it runs can turn itself into an administrator in one or two calls: "
     "its credentials are worth as much as an administrator's.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=(
             "Open IAM > Users > {user} > Permissions and open the policy the finding names.",
             "Remove the escalation action, or scope its Resource to what the user must manage: never its own user "
@@ -148,7 +148,7 @@ def user_privilege_escalation(user: User, ctx: UserContext) -> Outcome:
     title="No administrator works without MFA",
     risk="An administrator without MFA is the most valuable and least protected identity in the account: "
     "its password alone gives full control.",
-    remediation=Remediation(console=ENABLE_MFA_CONSOLE, cli=ENABLE_MFA_CLI),
+    remediation=RemediationSteps(console=ENABLE_MFA_CONSOLE, cli=ENABLE_MFA_CLI),
     standards=Standards(prowler="iam_administrator_access_with_mfa"),
     permissions=DETAILS + REPORT + MFA,
     needs=("credential_report",),
@@ -172,7 +172,7 @@ def user_admin_without_mfa(user: User, ctx: UserContext) -> Outcome:
     title="IAM users receive permissions only through groups",
     risk="Policies attached to individual users are hard to review and easy to forget when people change "
     "roles; groups keep permissions consistent.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=(
             "Open IAM > User groups > Create group, attach the policies the user needs, add the user.",
             "Open IAM > Users > {user} > Permissions and remove the directly attached and inline policies.",
@@ -200,7 +200,7 @@ def user_no_direct_policies(user: User, ctx: UserContext) -> Outcome:
     title="Every IAM user has the account's required policies",
     risk="A user missing a required policy (a guardrail or permissions baseline) escapes the controls the "
     "account relies on.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=(
             "Open IAM > Users > {user} > Permissions > Add permissions and attach the missing policy "
             "(or add the user to a group that has it).",
@@ -229,7 +229,7 @@ def user_required_policies(user: User, ctx: UserContext) -> Outcome:
     title="Users who must reset their password are allowed to",
     risk="A user created with 'must create a new password at next sign-in' but without iam:ChangePassword "
     "(IAMUserChangePassword, or the account setting) is locked out at first sign-in.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=(
             "Open IAM > Users > {user} > Permissions > Add permissions and attach IAMUserChangePassword,",
             "or open IAM > Account settings > Password policy > Edit and tick 'Allow users to change their own "
@@ -261,7 +261,7 @@ def user_password_reset_possible(user: User, ctx: UserContext) -> Outcome:
     title="Console passwords are used soon after they are set",
     risk="A password that was handed out and never used is sitting in an email or chat somewhere; the "
     "longer it waits, the more likely someone else uses it first.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=(
             "Ask the user to sign in now, or open IAM > Users > {user} > Security credentials > "
             "Manage console access > Disable.",
@@ -293,7 +293,7 @@ def user_pending_first_sign_in(user: User, ctx: UserContext) -> Outcome:
     severity=Severity.MEDIUM,
     title="Active access keys are rotated within the maximum age",
     risk="An old access key has had years to leak into scripts, laptops and repositories.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=(
             "Open IAM > Users > {user} > Security credentials > Create access key, switch the "
             "application to it, then Deactivate and Delete the old key.",
@@ -329,7 +329,7 @@ def user_access_keys_rotated(user: User, ctx: UserContext) -> Outcome:
     severity=Severity.MEDIUM,
     title="Credentials unused for the allowed period are disabled",
     risk="Passwords and keys nobody uses still work for whoever finds them; unused credentials are pure risk.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=(
             "Open IAM > Users > {user} > Security credentials: Manage console access > Disable, and "
             "Deactivate unused access keys.",
@@ -371,7 +371,7 @@ def user_unused_credentials(user: User, ctx: UserContext) -> Outcome:
     severity=Severity.LOW,
     title="Each IAM user has at most one active access key",
     risk="Two active keys usually mean an abandoned rotation: the old key still works and nobody watches it.",
-    remediation=Remediation(
+    remediation=RemediationSteps(
         console=(
             "Open IAM > Users > {user} > Security credentials > Access keys and deactivate the key that "
             "is no longer in use.",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from iamguard.notify.message import Message
-from iamguard.notify.settings import Channel
+from iamguard.domain.messages import Channel, Message
 
 
 class DeliveryError(Exception):

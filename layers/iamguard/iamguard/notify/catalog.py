@@ -13,9 +13,8 @@ from importlib import resources
 
 from pydantic import BaseModel, ConfigDict
 
-from iamguard.config import Language
-from iamguard.findings import Severity
-from iamguard.notify.settings import Channel
+from iamguard.domain.findings import Severity
+from iamguard.domain.messages import Channel, Language
 
 
 class _Frozen(BaseModel):

@@ -32,16 +32,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from iamguard.alerts import Action, Alert
-from iamguard.config import Language
-from iamguard.findings import Finding, Transition
+from iamguard.domain.alerts import Action, Alert
+from iamguard.domain.findings import Change, Finding, Transition
+from iamguard.domain.messages import PERSON_CHANNELS, Channel, Language, Message, MessageKind
 from iamguard.notify.base import DeliveryError, Notifier
-from iamguard.notify.message import Message, MessageKind
 from iamguard.notify.redact import scrub
 from iamguard.notify.render import MessageBuilder, when
-from iamguard.notify.settings import PERSON_CHANNELS, Channel, NotifySettings
-from iamguard.outbox import ClaimResult, Outbox, OutboxState
-from iamguard.store import Change, FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.outbox import ClaimResult, Outbox, OutboxState
+from iamguard.settings.notify import NotifySettings
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -138,7 +137,7 @@ class DeadLetterQueue:
 
 
 class Dispatcher:
-    """Implements `iamguard.alerts.Announcer` over any set of channels."""
+    """Implements `iamguard.domain.alerts.Announcer` over any set of channels."""
 
     def __init__(
         self,

@@ -6,11 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 from iamguard.aws import AwsContext
-from iamguard.config import Language, Settings
+from iamguard.domain.messages import Language
 from iamguard.notify.base import Notifier
 from iamguard.notify.dispatcher import DeadLetterQueue, Dispatcher, MetricsSink
-from iamguard.outbox import Outbox
-from iamguard.store import FindingsStore
+from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.outbox import Outbox
+from iamguard.settings import Settings
 
 
 def build_dispatcher(
@@ -62,11 +63,10 @@ def build_dispatcher(
 
 
 def announcer_factory(aws: AwsContext, metrics: MetricsSink | None = None) -> Callable[[Settings, Any], Dispatcher]:
-    """For `iamguard.event_handler.EventHandler(announcer_factory=...)`: a dispatcher on the findings table."""
+    """For `iamguard.realtime.handler.EventHandler(announcer_factory=...)`: a dispatcher on the findings table."""
 
     def make(settings: Settings, logger: Any) -> Dispatcher:
-        table = settings.findings_table
-        store = FindingsStore(aws.dynamodb(), table) if table else None
+        store = FindingsStore(aws.dynamodb(), settings.findings_table)
         return build_dispatcher(settings, aws, store=store, metrics=metrics, logger=logger)
 
     return make

@@ -13,14 +13,12 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import groupby
 
-from iamguard.alerts import Action, Alert
 from iamguard.checks import CATALOG
-from iamguard.config import Language
-from iamguard.findings import Finding, Severity, Status, Transition
+from iamguard.domain.alerts import Action, Alert
+from iamguard.domain.findings import Change, Finding, Severity, Status, Transition
+from iamguard.domain.messages import Field, Language, Message, MessageKind, Section
 from iamguard.notify.catalog import Catalog, fill, for_user, load_catalog
-from iamguard.notify.message import Field, Message, MessageKind, Section
 from iamguard.notify.redact import scrub
-from iamguard.store import Change
 
 ICONS = {
     Severity.CRITICAL: "🔴",
@@ -102,11 +100,6 @@ class MessageBuilder:
 
     def _footer(self, account_id: str, ref: str) -> str:
         return self.catalog.text("footer", account=account_id or "—", ref=ref)
-
-    def _resource_line(self, finding: Finding) -> str:
-        if self.language == "en":
-            return f"{finding.resource_name} — {scrub(finding.detail)}"
-        return finding.resource_name
 
     def _more(self, total: int, shown: int) -> tuple[str, ...]:
         return (self.catalog.text("note.more", count=total - shown),) if total > shown else ()

@@ -15,7 +15,7 @@ tells two kinds of failure apart:
   `DeliveryError(unknown=True)`.
 
 So one send makes at most one request that may have posted. The outbox counts
-every send before it starts (`iamguard.outbox.Outbox.lease`/`reserve`) and gives
+every send before it starts (`iamguard.persistence.outbox.Outbox.lease`/`reserve`) and gives
 the count back when the send certainly did not post; a message whose count has
 reached `max_posts` without a confirmation is not sent again but dead-lettered
 (`UndeliveredAlerts`). Hence the guarantee in docs/notifications.md: Slack gets

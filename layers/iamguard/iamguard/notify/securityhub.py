@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from iamguard.aws import error_code
 from iamguard.checks import CATALOG
-from iamguard.config import Language
-from iamguard.findings import Finding, Status
+from iamguard.domain.findings import Finding, Status
+from iamguard.domain.messages import Channel, Language, Message, MessageKind
 from iamguard.notify.base import DeliveryError
 from iamguard.notify.catalog import fill, load_catalog
-from iamguard.notify.message import Message, MessageKind
-from iamguard.notify.settings import Channel
 
 if TYPE_CHECKING:
     from mypy_boto3_securityhub import SecurityHubClient
@@ -164,7 +163,7 @@ class SecurityHubNotifier:
                         f"Security Hub did not update the workflow of {len(updated['UnprocessedFindings'])} finding(s)"
                     )
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Error")
+            code = error_code(exc) or "Error"
             permanent = code in {"InvalidAccessException", "AccessDeniedException"}
             raise DeliveryError(f"Security Hub call failed: {code}", permanent=permanent) from None
         except BotoCoreError as exc:

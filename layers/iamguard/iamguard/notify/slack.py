@@ -14,11 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from iamguard.domain.messages import Channel, Message, MessageKind
 from iamguard.notify.base import DeliveryError
-from iamguard.notify.message import Message, MessageKind
 from iamguard.notify.redact import scrub
 from iamguard.notify.retry import SlackRetryPolicy
-from iamguard.notify.settings import Channel
 
 if TYPE_CHECKING:
     from iamguard.notify.slack_transport import SlackTransport

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from iamguard.aws import error_code
+from iamguard.domain.messages import Channel, Message, MessageKind
 from iamguard.notify.base import DeliveryError
-from iamguard.notify.message import Message, MessageKind
-from iamguard.notify.settings import Channel
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -93,7 +93,7 @@ class SnsNotifier:
         try:
             self._client.publish(**publish_arguments(self._topic_arn, message))
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Error")
+            code = error_code(exc) or "Error"
             raise DeliveryError(f"SNS Publish failed: {code}", permanent=code in PERMANENT_CODES) from None
         except BotoCoreError as exc:
             raise DeliveryError(f"SNS unreachable: {type(exc).__name__}") from None

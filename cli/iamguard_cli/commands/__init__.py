@@ -1,0 +1,1 @@
+"""One module per `iamguard` subcommand, each with `register(subparsers)`; `common` has the shared AWS flags."""

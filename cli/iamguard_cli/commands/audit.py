@@ -1,0 +1,137 @@
+"""`iamguard audit`: the scheduled Lambda's audit, from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from iamguard.audit.report import render_csv, render_json, render_table
+from iamguard.audit.run import run_audit, store_audit
+from iamguard.domain.findings import Change, Severity, Status, at_or_above
+from iamguard.iam.inventory import Inventory
+from iamguard.persistence.findings import FindingsStore
+from iamguard.settings import DEFAULT_FINDINGS_TABLE, ConfigError, Settings
+
+from iamguard_cli.commands.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    CliError,
+    add_aws_arguments,
+    aws_context,
+    aws_errors,
+    is_local_endpoint,
+)
+from iamguard_cli.commands.notify_options import add_notify_arguments, announcer_from_args, report_delivery
+from iamguard_cli.local.bootstrap import ensure_findings_table
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "audit",
+        help="audit the whole account (root, password policy, every user) and report the findings",
+        description="Audit the whole account with the same code as the scheduled Lambda.",
+    )
+    add_aws_arguments(parser)
+    parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    parser.add_argument("--output", type=Path, help="write the report to FILE instead of stdout")
+    parser.add_argument("--only-failed", action="store_true", help="report only FAIL and ERROR findings")
+    parser.add_argument(
+        "--fail-on",
+        type=_severity_or_none,
+        default=Severity.INFORMATIONAL,
+        metavar="SEVERITY",
+        help="exit 3 when a finding at or above SEVERITY failed (critical|high|medium|low|informational|none; "
+        "default: any failure)",
+    )
+    parser.add_argument("--store", action="store_true", help="record the findings in the findings table")
+    parser.add_argument(
+        "--table", default=None, help=f"findings table (default: $FINDINGS_TABLE or {DEFAULT_FINDINGS_TABLE})"
+    )
+    parser.add_argument(
+        "--required-policy",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="a policy ARN every user must have (repeatable; adds to $REQUIRED_POLICY_ARNS)",
+    )
+    parser.add_argument(
+        "--exempt",
+        action="append",
+        default=[],
+        metavar="USER",
+        help="a user to report as exempt (repeatable; adds to $EXEMPT_USERS)",
+    )
+    add_notify_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _severity_or_none(value: str) -> Severity | None:
+    if value.strip().lower() == "none":
+        return None
+    try:
+        return Severity.parse(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"unknown severity {value!r}") from exc
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    try:
+        base = Settings.from_env()
+        return base.model_validate(
+            {
+                **base.model_dump(),
+                "required_policy_arns": tuple(base.required_policy_arns) + tuple(args.required_policy),
+                "exempt_users": frozenset(base.exempt_users | set(args.exempt)),
+            }
+        )
+    except (ConfigError, ValueError) as exc:
+        raise CliError(str(exc), exit_code=2) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    ctx = aws_context(args)
+    store: FindingsStore | None = None
+    changes: list[Change] = []
+    with aws_errors(args.endpoint_url):
+        if args.store:
+            store = FindingsStore(ctx.dynamodb(), args.table or settings.findings_table)
+            if is_local_endpoint(args.endpoint_url):
+                ensure_findings_table(store)
+        announcer = announcer_from_args(args, settings, ctx, store=store)
+        result = run_audit(Inventory(ctx), settings)
+        if store is not None:
+            changes = store_audit(result, store)
+
+    shown = (
+        [f for f in result.findings if f.status in {Status.FAIL, Status.ERROR}] if args.only_failed else result.findings
+    )
+    if args.format == "json":
+        text = render_json(result, shown) + "\n"
+    elif args.format == "csv":
+        text = render_csv(shown)
+    else:
+        text = render_table(result, shown)
+    if args.output:
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot write {args.output}: {exc.strerror}") from exc
+    else:
+        sys.stdout.write(text)
+
+    if announcer is not None:
+        with aws_errors(args.endpoint_url):
+            if store is not None:  # each change once, then whatever an earlier run left undelivered
+                delivery = announcer.announce(alerts=[], changes=changes, actions=[])
+            else:  # no history to compare with: the failures of this run
+                delivery = announcer.announce_failures(result.failed)
+        report_delivery(delivery)
+
+    if args.fail_on is not None and at_or_above(result.findings, args.fail_on):
+        return EXIT_FINDINGS
+    if any(f.status is Status.ERROR for f in result.findings) and args.fail_on is not None:
+        return EXIT_FINDINGS
+    return EXIT_OK

@@ -1,0 +1,416 @@
+"""Runs the real Lambda handlers for the events and schedules of template.yaml.
+
+Each function's EventBridge patterns become rules on the local bus whose target
+is the function's queue (moto's EventBridge can target SQS, not Lambda). A
+poller per queue hands each event to the handler, imported from
+`functions/<name>/app.py` the way Lambda imports it: the `iamguard` package
+(the layer) importable, the function's directory first on the import path, the
+function's environment from the template and its role's credentials in the
+environment. A handler that raises leaves the event in its queue; it is tried
+again (Lambda's asynchronous retries) and then moved to the function's
+on-failure destination. Schedules fire on their rate or cron expression, and
+`run_schedules()` fires them now.
+
+Handlers run one at a time: a Lambda process serves one request at a time, and
+the environment of the process is the function's while it runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from iamguard.aws import AwsContext
+
+from iamguard_cli.local.lambda_context import LambdaContext
+from iamguard_cli.local.routing import FunctionSpec, ScheduleRoute
+
+log = logging.getLogger(__name__)
+
+RETRY_VISIBILITY_SECONDS = 1  # how soon a failed event is tried again
+_INVOKE_LOCK = threading.RLock()
+_module_counter = 0
+
+
+@contextmanager
+def environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """The process environment with `variables` set, restored afterwards."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+# Attributes Powertools' Logger keeps on the standard logger it configures (its "already set up" marks).
+_LOGGER_MARKS = ("init", "powertools_handler", "powertools_buffer_config", "powertools_buffer_cache")
+LoggerState = dict[str, Any]
+
+
+def _all_loggers() -> dict[str, logging.Logger]:
+    found = {
+        name: logger for name, logger in logging.Logger.manager.loggerDict.items() if isinstance(logger, logging.Logger)
+    }
+    found[""] = logging.getLogger()
+    return found
+
+
+def _state_of(logger: logging.Logger) -> LoggerState:
+    state: LoggerState = {
+        "level": logger.level,
+        "handlers": list(logger.handlers),
+        "propagate": logger.propagate,
+        "disabled": logger.disabled,
+    }
+    state.update({mark: getattr(logger, mark) for mark in _LOGGER_MARKS if hasattr(logger, mark)})
+    return state
+
+
+_UNCONFIGURED: LoggerState = {"level": logging.NOTSET, "handlers": [], "propagate": True, "disabled": False}
+
+
+def _apply(logger: logging.Logger, state: LoggerState) -> None:
+    logger.setLevel(state["level"])
+    logger.handlers = list(state["handlers"])
+    logger.propagate = state["propagate"]
+    logger.disabled = state["disabled"]
+    for mark in _LOGGER_MARKS:
+        if mark in state:
+            setattr(logger, mark, state[mark])
+        elif hasattr(logger, mark):
+            delattr(logger, mark)
+
+
+@contextmanager
+def logging_of(function_state: dict[str, LoggerState]) -> Iterator[None]:
+    """The process's logging as the function configured it, for the duration; restored afterwards.
+
+    In Lambda each function has its own process, so what its Powertools Logger
+    sets up (level, handlers) is its own. Here the function's logging setup is
+    kept aside between its runs, so neither the runtime nor another function (nor
+    a test in the same process) inherits it.
+    """
+    outside = {name: _state_of(logger) for name, logger in _all_loggers().items()}
+    for name, state in function_state.items():
+        _apply(logging.getLogger(name or None), state)
+    try:
+        yield
+    finally:
+        for name, logger in _all_loggers().items():
+            inside = _state_of(logger)
+            if inside != outside.get(name):
+                function_state[name] = inside
+            _apply(logger, outside.get(name, _UNCONFIGURED))
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What one handler run did (for the terminal and the tests)."""
+
+    function: str
+    trigger: str  # the event name, "Scheduled Event", ...
+    duration_ms: float
+    result: Any = None
+    error: str | None = None
+
+
+class LocalFunction:
+    """One function of the template, loaded like Lambda loads it, invoked like Lambda invokes it."""
+
+    def __init__(self, spec: FunctionSpec, environment_variables: Mapping[str, str], function_name: str, arn: str):
+        self.spec = spec
+        self.environment = dict(environment_variables)
+        self.function_name = function_name
+        self.arn = arn
+        self._handler: Callable[[Any, Any], Any] | None = None
+        self._module: ModuleType | None = None
+        self._logging: dict[str, LoggerState] = {}
+
+    def load(self) -> None:
+        """Import the handler module (the cold start), under the function's environment."""
+        global _module_counter
+        path = self.spec.handler_file
+        if not path.is_file():
+            raise FileNotFoundError(f"{self.spec.logical_id}: handler file {path} not found")
+        with _INVOKE_LOCK, environment(self.environment), logging_of(self._logging):
+            _module_counter += 1
+            name = f"_iamguard_local_{self.spec.name}_{_module_counter}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot import {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            sys.path.insert(0, str(self.spec.code_dir))  # LAMBDA_TASK_ROOT comes first, as in Lambda
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
+            finally:
+                sys.path.remove(str(self.spec.code_dir))
+            handler = getattr(module, self.spec.handler_attribute)
+        self._module, self._handler = module, handler
+
+    def invoke(self, event: Any) -> Any:
+        if self._handler is None:
+            self.load()
+        assert self._handler is not None
+        context = LambdaContext(self.function_name, self.arn, self.spec.memory, self.spec.timeout)
+        with _INVOKE_LOCK, environment(self.environment), logging_of(self._logging):
+            return self._handler(event, context)
+
+
+def scheduled_event(rule_arn: str, account_id: str, region: str) -> dict[str, Any]:
+    """The event EventBridge Scheduler (rules with a schedule) sends."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account_id,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [rule_arn],
+        "detail": {},
+    }
+
+
+def _trigger_of(event: Any) -> str:
+    if isinstance(event, dict):
+        detail = event.get("detail")
+        if isinstance(detail, dict) and detail.get("eventName"):
+            return str(detail["eventName"])
+        return str(event.get("detail-type", "event"))
+    return "event"
+
+
+@dataclass
+class _Queue:
+    function: LocalFunction
+    url: str
+    arn: str
+
+
+class FunctionRunner:
+    """Rules, queues, pollers and schedules for a set of functions."""
+
+    def __init__(
+        self,
+        functions: list[LocalFunction],
+        aws: AwsContext,
+        *,
+        account_id: str,
+        stack_name: str = "iamguard",
+        on_invocation: Callable[[Invocation], None] | None = None,
+        run_schedules_on_time: bool = True,
+    ) -> None:
+        self.functions = functions
+        self.aws = aws
+        self.account_id = account_id
+        self.stack_name = stack_name
+        self.on_invocation = on_invocation
+        self.run_schedules_on_time = run_schedules_on_time
+        self.invocations: list[Invocation] = []
+        self.skipped_schedules: list[ScheduleRoute] = []
+        self._queues: list[_Queue] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._busy = 0
+        self._busy_lock = threading.Condition()
+        self._sqs = aws.client("sqs")
+
+    # -- set-up ---------------------------------------------------------------------
+    def install(self) -> None:
+        """Create a queue per function with events, and one rule per pattern targeting it."""
+        events = self.aws.client("events")
+        for function in self.functions:
+            spec = function.spec
+            if spec.routes:
+                self._queues.append(self._queue_for(function))
+            for route in spec.routes:
+                rule = f"{self.stack_name}-{spec.logical_id}-{route.name}"[:64]
+                events.put_rule(
+                    Name=rule,
+                    EventPattern=json.dumps(route.pattern),
+                    State="ENABLED" if route.enabled else "DISABLED",
+                    EventBusName=route.event_bus,
+                    Description=f"{spec.logical_id} {route.name} (template.yaml)",
+                )
+                if route.enabled:
+                    events.put_targets(
+                        Rule=rule,
+                        EventBusName=route.event_bus,
+                        Targets=[{"Id": spec.logical_id[:64], "Arn": self._queues[-1].arn}],
+                    )
+            for schedule in spec.schedules:
+                # Listed on the bus like the deployed rule; the dispatcher's clock fires it.
+                events.put_rule(
+                    Name=f"{self.stack_name}-{spec.logical_id}-{schedule.name}"[:64],
+                    ScheduleExpression=schedule.expression,
+                    State="ENABLED" if schedule.enabled else "DISABLED",
+                )
+                if schedule.schedule is None:
+                    self.skipped_schedules.append(schedule)
+
+    def _queue_for(self, function: LocalFunction) -> _Queue:
+        spec = function.spec
+        attributes = {"VisibilityTimeout": str(RETRY_VISIBILITY_SECONDS)}
+        if spec.on_failure and ":sqs:" in spec.on_failure:
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": spec.on_failure, "maxReceiveCount": spec.max_retries + 1}
+            )
+        url: str = self._sqs.create_queue(QueueName=f"{self.stack_name}-local-{spec.name}"[:80], Attributes=attributes)[
+            "QueueUrl"
+        ]
+        arn = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return _Queue(function, url, arn)
+
+    def start(self) -> FunctionRunner:
+        for queue in self._queues:
+            thread = threading.Thread(target=self._poll, args=(queue,), name=f"poll-{queue.function.spec.name}")
+            thread.daemon = True
+            self._threads.append(thread)
+        if self.run_schedules_on_time:
+            self._threads.append(threading.Thread(target=self._clock, name="schedules", daemon=True))
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Take no more events; give handlers that are running up to `grace` seconds to finish.
+
+        Idle pollers are not waited for: they are daemon threads in a receive of at most a
+        second, and return at its end (or when the endpoint goes away).
+        """
+        self._stop.set()
+        deadline = time.monotonic() + grace
+        with self._busy_lock:
+            while self._busy and (left := deadline - time.monotonic()) > 0:
+                self._busy_lock.wait(left)
+        self._threads.clear()
+
+    # -- running handlers ---------------------------------------------------------
+    def invoke(self, function: LocalFunction, event: Any) -> Invocation:
+        started = time.perf_counter()
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            result = function.invoke(event)
+            invocation = Invocation(function.spec.name, _trigger_of(event), _ms(started), result=result)
+        except Exception as exc:  # a failing handler is reported and retried, never fatal to the runtime
+            if self._stop.is_set():  # cut off by the runtime stopping (its endpoint went away): nothing to report
+                log.info("%s interrupted by the runtime stopping: %s", function.spec.name, exc)
+                return Invocation(function.spec.name, _trigger_of(event), _ms(started), error="interrupted")
+            log.exception("%s failed", function.spec.name)
+            invocation = Invocation(
+                function.spec.name, _trigger_of(event), _ms(started), error=f"{type(exc).__name__}: {exc}"
+            )
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
+                self._busy_lock.notify_all()
+        self.invocations.append(invocation)
+        if self.on_invocation is not None:
+            self.on_invocation(invocation)
+        return invocation
+
+    def _poll(self, queue: _Queue) -> None:
+        while not self._stop.is_set():
+            try:
+                response = self._sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            except (BotoCoreError, ClientError):  # the endpoint went away (shutdown) or hiccuped: try again
+                if self._stop.wait(0.5):
+                    return
+                continue
+            for message in response.get("Messages", []):
+                if self._stop.is_set():
+                    return  # the message stays queued, as an undelivered event would
+                invocation = self.invoke(queue.function, json.loads(message["Body"]))
+                if invocation.error is None:
+                    self._sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+
+    def schedules(self) -> list[tuple[LocalFunction, ScheduleRoute]]:
+        return [(f, s) for f in self.functions for s in f.spec.schedules if s.enabled]
+
+    def run_schedules(self, function_name: str | None = None) -> list[Invocation]:
+        """Fire the scheduled invocations now (all, or those of one function), waiting for each."""
+        fired = []
+        for function, schedule in self.schedules():
+            if function_name is not None and function_name not in {function.spec.name, function.spec.logical_id}:
+                continue
+            fired.append(self.invoke(function, self._schedule_event(function, schedule)))
+        return fired
+
+    def _schedule_event(self, function: LocalFunction, schedule: ScheduleRoute) -> Any:
+        if schedule.input is not None:
+            return json.loads(schedule.input)
+        rule = f"{self.stack_name}-{function.spec.logical_id}-{schedule.name}"[:64]
+        return scheduled_event(
+            f"arn:aws:events:{self.aws.region}:{self.account_id}:rule/{rule}", self.account_id, self.aws.region
+        )
+
+    def _clock(self) -> None:
+        now = datetime.now(UTC)
+        due = {
+            (function.spec.logical_id, schedule.name): schedule.schedule.next_after(now)
+            for function, schedule in self.schedules()
+            if schedule.schedule is not None
+        }
+        while not self._stop.wait(1.0):
+            now = datetime.now(UTC)
+            for function, schedule in self.schedules():
+                key = (function.spec.logical_id, schedule.name)
+                if schedule.schedule is None or key not in due or due[key] > now:
+                    continue
+                due[key] = schedule.schedule.next_after(now)
+                self.invoke(function, self._schedule_event(function, schedule))
+
+    # -- waiting ------------------------------------------------------------------
+    def pending(self) -> int:
+        """Events queued or being retried, plus handlers running now."""
+        waiting = 0
+        for queue in self._queues:
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=queue.url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            waiting += int(attributes.get("ApproximateNumberOfMessages", 0))
+            waiting += int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
+        with self._busy_lock:
+            return waiting + self._busy
+
+    def wait_idle(self, timeout: float = 30.0, settle: float = 0.2) -> bool:
+        """Block until every queued event was handled (or given up on); False on timeout."""
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        while time.monotonic() < deadline:
+            if self.pending() == 0:
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= settle:
+                    return True
+            else:
+                quiet_since = None
+            time.sleep(0.05)
+        return False
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

@@ -1,0 +1,525 @@
+"""The whole of iamguard on this machine: `iamguard local` and `iamguard demo` run this.
+
+    with LocalRuntime(LocalOptions(mode="enforce", echo=sys.stdout)) as runtime:
+        runtime.endpoint_url   # moto on 127.0.0.1, for any client (aws CLI, boto3, Terraform)
+        runtime.api_url        # the status API
+        runtime.slack          # the local Slack receiver (runtime.slack.messages)
+        runtime.sign_in("wonjun_admin")
+        runtime.run_audit()
+        runtime.wait_idle()
+
+What starts, all bound to 127.0.0.1:
+- moto (AWS managed policies, root state), wrapped in the local CloudTrail and in
+  a small control API under `/_iamguard/` that other processes use (sign-ins,
+  audits on demand, waiting for the bot to finish);
+- the resources of template.yaml the functions use (tables, queues, topic,
+  guardrail policy, execution roles), a Slack secret pointing at the local
+  receiver, and the template's routing with a dispatcher running the real
+  handlers;
+- the status API (the resolver the Lambda uses) and the Slack receiver, which
+  prints each message readably.
+
+The runtime owns this process's moto state: starting it resets every moto backend.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TextIO, cast
+
+from iamguard.aws import AwsContext
+from iamguard.domain.messages import Language
+from iamguard.settings import Mode
+
+from iamguard_cli.local import moto_ext
+from iamguard_cli.local.dispatcher import FunctionRunner, Invocation, LocalFunction
+from iamguard_cli.local.provision import Provisioned, Provisioner
+from iamguard_cli.local.routing import FunctionSpec, Template, TemplateError
+from iamguard_cli.local.server import LOCAL_ACCOUNT_ID, MotoServer
+from iamguard_cli.local.signin import SignInError, SignInResult, console_sign_in
+from iamguard_cli.local.trail import CloudTrailMiddleware, Trail
+
+if TYPE_CHECKING:
+    from iamguard_cli.local.api_server import ApiServer
+    from iamguard_cli.local.slack_receiver import SlackReceiver
+
+log = logging.getLogger(__name__)
+
+CONTROL_PREFIX = "/_iamguard/"
+REGION = "us-east-1"
+ROOT_ACCESS_KEY = "testing"  # moto's default credentials: they sign as root here
+ROOT_SECRET_KEY = "testing"
+# Everything to Slack locally, so every change can be watched (the deployed default keeps
+# medium and below for the digest).
+LOCAL_SEVERITY_ROUTING = "critical=slack+email,high=slack+email,medium=slack,low=slack,informational=slack"
+AUDIT_FUNCTION = "audit_account"
+# `iamguard local` stops within two seconds of Ctrl-C or SIGTERM: a running handler gets one of them.
+STOP_SECONDS = 2.0
+STOP_HANDLER_GRACE = 1.0
+
+
+def default_template() -> Path:
+    """template.yaml of the repository this package runs from, else of the working directory."""
+    repository = Path(__file__).resolve().parents[4] / "template.yaml"
+    return repository if repository.is_file() else Path.cwd() / "template.yaml"
+
+
+@dataclass
+class LocalOptions:
+    port: int = 0  # moto; 0 = any free port
+    api_port: int = 0
+    slack_port: int = 0
+    mode: Mode = "monitor"
+    language: Language = "en"
+    template: Path = field(default_factory=default_template)
+    stack_name: str = "iamguard"
+    severity_routing: str = LOCAL_SEVERITY_ROUTING
+    run_schedules_on_time: bool = True
+    log_level: str = "ERROR"  # the handlers' Powertools log level
+    echo: TextIO | None = None  # where the trail, the handlers' runs and Slack messages are shown
+    show_trail: bool = True
+
+
+class Terminal:
+    """Thread-safe lines to the terminal (or nowhere)."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        if self.stream is None:
+            return
+        with self._lock:
+            self.stream.write(text)
+            self.stream.flush()
+
+    def line(self, text: str = "") -> None:
+        self.write(text + "\n")
+
+
+class _SlackEcho(io.TextIOBase):
+    """What the Slack receiver prints, framed so it stands out from the rest of the output."""
+
+    def __init__(self, terminal: Terminal) -> None:
+        self.terminal = terminal
+
+    def write(self, text: str) -> int:
+        body = text.rstrip("\n")
+        if body:
+            framed = "\n".join(f"  │ {line}" if line else "  │" for line in body.splitlines())
+            self.terminal.write(f"  ┌─ Slack ─────────────────────────────────────\n{framed}\n  └────────\n")
+        return len(text)
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """One line for a CloudTrail event: who did what to whom (no secrets are in the event)."""
+    detail = event.get("detail", {})
+    identity = detail.get("userIdentity", {})
+    kind = identity.get("type")
+    if kind == "Root":
+        who = "root"
+    elif kind == "IAMUser":
+        who = str(identity.get("userName"))
+    elif kind == "AssumedRole":
+        who = "role " + str(identity.get("sessionContext", {}).get("sessionIssuer", {}).get("userName"))
+    else:
+        who = str(kind)
+    name = detail.get("eventName", "?")
+    if name == "ConsoleLogin":
+        outcome = (detail.get("responseElements") or {}).get("ConsoleLogin", "?")
+        mfa = (detail.get("additionalEventData") or {}).get("MFAUsed", "?")
+        return f"ConsoleLogin {outcome} by {who} (MFAUsed={mfa})"
+    params = detail.get("requestParameters") or {}
+    shown = ", ".join(f"{key}={_short(value)}" for key, value in params.items() if isinstance(value, str | bool | int))
+    return f"{name} by {who}" + (f" ({shown})" if shown else "")
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _ControlMiddleware:
+    """`/_iamguard/...` on the moto endpoint: what other processes ask of the running runtime."""
+
+    def __init__(self, app: Callable[..., Any], runtime: LocalRuntime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO", ""))
+        if not path.startswith(CONTROL_PREFIX):
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length > 0 else b""
+        try:
+            request = json.loads(raw or b"{}")
+            status, body = self.runtime.control(
+                environ.get("REQUEST_METHOD", "GET"), path.removeprefix(CONTROL_PREFIX), request
+            )
+        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+            status, body = 400, {"error": str(exc)}
+        except Exception as exc:  # answered as JSON, and logged: the caller is another process
+            log.exception("/_iamguard/ request failed")
+            status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
+        data = json.dumps(body).encode()
+        start_response(
+            f"{status} {'OK' if status < 400 else 'Error'}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+
+class _ScheduleLauncher:
+    """POST /audit of the status API: the audit function, as its schedule would run it."""
+
+    def __init__(self, runtime: LocalRuntime) -> None:
+        self.runtime = runtime
+
+    def start(self, run_id: str) -> str:
+        threading.Thread(target=self.runtime.run_audit, name=f"audit-{run_id}", daemon=True).start()
+        return run_id
+
+
+class LocalRuntime:
+    """moto + local CloudTrail + template routing + handlers + status API + Slack receiver."""
+
+    def __init__(self, options: LocalOptions | None = None) -> None:
+        self.options = options or LocalOptions()
+        self.terminal = Terminal(self.options.echo)
+        self.account_id = LOCAL_ACCOUNT_ID
+        self.trail = Trail()
+        self.server: MotoServer | None = None
+        self._slack: SlackReceiver | None = None
+        self.api: ApiServer | None = None
+        self.dispatcher: FunctionRunner | None = None
+        self.provisioned = Provisioned()
+        self.functions: list[LocalFunction] = []
+        self.findings_table = ""
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> LocalRuntime:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        from iamguard_cli.local.slack_receiver import SlackReceiver
+
+        template = Template.load(self.options.template)
+        self.server = MotoServer(
+            self.options.port,
+            wrap=lambda app: _ControlMiddleware(CloudTrailMiddleware(app, self.trail), self),
+        ).start()
+        self._reset_moto()
+        aws = self.root_aws()
+
+        self._slack = SlackReceiver(self.options.slack_port, echo=cast(TextIO, _SlackEcho(self.terminal))).start()
+        secret_arn = aws.client("secretsmanager").create_secret(
+            Name=f"{self.options.stack_name}/slack-webhook", SecretString=self._slack.url
+        )["ARN"]
+        parameters = self._parameters(template, secret_arn)
+        self.provisioned = Provisioner(
+            template, aws, parameters, stack_name=self.options.stack_name, account_id=self.account_id
+        ).run()
+        resolver = template.resolver(
+            parameters,
+            refs=self.provisioned.refs,
+            attrs=self.provisioned.attrs,
+            stack_name=self.options.stack_name,
+            account_id=self.account_id,
+            region=REGION,
+        )
+        specs = template.functions(resolver)
+        self.functions = [self._local_function(spec) for spec in specs]
+        self.findings_table = next(
+            (spec.environment["FINDINGS_TABLE"] for spec in specs if spec.environment.get("FINDINGS_TABLE")), ""
+        )
+        self.dispatcher = FunctionRunner(
+            self.functions,
+            aws,
+            account_id=self.account_id,
+            stack_name=self.options.stack_name,
+            on_invocation=self._show_invocation,
+            run_schedules_on_time=self.options.run_schedules_on_time,
+        )
+        self.dispatcher.install()
+        for function in self.functions:
+            function.load()
+        self.api = self._start_api(aws, specs)
+        if self.options.show_trail:
+            self.trail.subscribe(lambda event: self.terminal.line(f"  trail   {describe_event(event)}"))
+        self.dispatcher.start()
+
+    def stop(self) -> None:
+        """Stop within STOP_SECONDS: a running handler gets STOP_HANDLER_GRACE, the servers stop together."""
+        if self.dispatcher is not None:
+            self.dispatcher.stop(grace=STOP_HANDLER_GRACE)
+        # Each HTTP server notices a shutdown at its next poll (half a second): stop them side by side.
+        servers = [server for server in (self.api, self._slack, self.server) if server is not None]
+        stoppers = [threading.Thread(target=server.stop, name="stop-server", daemon=True) for server in servers]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join(timeout=5)
+        self.dispatcher, self.api, self._slack, self.server = None, None, None, None
+
+    def __enter__(self) -> LocalRuntime:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+    # -- pieces ------------------------------------------------------------------------
+    def _reset_moto(self) -> None:
+        reset = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310 - 127.0.0.1
+        with urllib.request.urlopen(reset, timeout=30):  # noqa: S310 - our own 127.0.0.1 server
+            pass
+        moto_ext.reset()
+
+    def root_aws(self) -> AwsContext:
+        """An AwsContext that signs as root (moto's default `testing` keys) against the local endpoint."""
+        import boto3
+
+        session = boto3.session.Session(
+            aws_access_key_id=ROOT_ACCESS_KEY, aws_secret_access_key=ROOT_SECRET_KEY, region_name=REGION
+        )
+        return AwsContext(
+            region=REGION, endpoint_url=self.endpoint_url, retry_mode="standard", max_attempts=3, _session=session
+        )
+
+    def _parameters(self, template: Template, slack_secret_arn: str) -> dict[str, str]:
+        wanted = {
+            "Mode": self.options.mode,
+            "Language": self.options.language,
+            "SlackSecretArn": slack_secret_arn,
+            "SeverityRouting": self.options.severity_routing,
+        }
+        known = template.parameter_defaults()
+        missing = sorted(set(wanted) - known.keys())
+        if missing:
+            log.warning("template.yaml has no parameter %s; the local runtime leaves it out", ", ".join(missing))
+        return {name: value for name, value in wanted.items() if name in known}
+
+    def _local_function(self, spec: FunctionSpec) -> LocalFunction:
+        name = self.provisioned.refs.get(spec.logical_id, f"{self.options.stack_name}-{spec.logical_id}")
+        arn = self.provisioned.attrs.get(
+            (spec.logical_id, "Arn"), f"arn:aws:lambda:{REGION}:{self.account_id}:function:{name}"
+        )
+        session = self.provisioned.sessions.get(spec.logical_id)
+        environment = {
+            **spec.environment,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_LAMBDA_FUNCTION_NAME": name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+            "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            "_HANDLER": spec.handler,
+            "LOG_LEVEL": self.options.log_level,
+            "POWERTOOLS_LOG_LEVEL": self.options.log_level,
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+            "POWERTOOLS_METRICS_DISABLED": "true",  # no CloudWatch: keep EMF lines off the terminal
+            **(session.environment() if session else {}),
+        }
+        return LocalFunction(spec, environment, name, arn)
+
+    def _start_api(self, aws: AwsContext, specs: list[FunctionSpec]) -> ApiServer:
+        from iamguard.api.service import StatusService
+        from iamguard.persistence.findings import FindingsStore
+        from iamguard.settings import Settings
+
+        from iamguard_cli.local.api_server import ApiServer
+
+        status_spec = next((spec for spec in specs if spec.name == "status_api"), None)
+        settings = Settings.from_env(status_spec.environment if status_spec else {})
+        table = self.findings_table or settings.findings_table
+        service = StatusService(FindingsStore(aws.dynamodb(), table), settings.api, _ScheduleLauncher(self))
+        return ApiServer(service, self.options.api_port).start()
+
+    def _show_invocation(self, invocation: Invocation) -> None:
+        if invocation.error is not None:
+            self.terminal.line(
+                f"  lambda  {invocation.function} ← {invocation.trigger}: FAILED {invocation.error} (will retry)"
+            )
+        else:
+            self.terminal.line(
+                f"  lambda  {invocation.function} ← {invocation.trigger} ({invocation.duration_ms:.0f} ms)"
+            )
+
+    # -- what the runtime offers ------------------------------------------------------------
+    @property
+    def endpoint_url(self) -> str:
+        if self.server is None:
+            raise RuntimeError("the local runtime is not running")
+        return self.server.url
+
+    @property
+    def slack(self) -> SlackReceiver:
+        """The local Slack receiver (its `messages` are what iamguard posted)."""
+        if self._slack is None:
+            raise RuntimeError("the local runtime is not running")
+        return self._slack
+
+    @property
+    def api_url(self) -> str:
+        return str(self.api.url) if self.api is not None else ""
+
+    def function(self, name: str) -> LocalFunction:
+        for function in self.functions:
+            if name in {function.spec.name, function.spec.logical_id}:
+                return function
+        raise KeyError(name)
+
+    def sign_in(
+        self, user: str, *, mfa_code: str | None = None, fail: bool = False, source_ip: str = "127.0.0.1"
+    ) -> SignInResult:
+        """Simulate a console sign-in (see iamguard.local.signin)."""
+        return console_sign_in(self.trail, self.account_id, user, mfa_code=mfa_code, fail=fail, source_ip=source_ip)
+
+    def run_audit(self) -> list[Invocation]:
+        """Run the scheduled audit now, through its function, and wait for it."""
+        if self.dispatcher is None:
+            raise RuntimeError("the local runtime is not running")
+        return self.dispatcher.run_schedules(AUDIT_FUNCTION)
+
+    def run_schedules(self, function: str | None = None) -> list[Invocation]:
+        if self.dispatcher is None:
+            raise RuntimeError("the local runtime is not running")
+        return self.dispatcher.run_schedules(function)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until every event the trail published was handled."""
+        return self.dispatcher.wait_idle(timeout) if self.dispatcher is not None else True
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "endpoint_url": self.endpoint_url,
+            "api_url": self.api_url,
+            "account_id": self.account_id,
+            "region": REGION,
+            "mode": self.options.mode,
+            "language": self.options.language,
+            "functions": {
+                f.spec.name: {
+                    "routes": [r.name for r in f.spec.routes],
+                    "schedules": [s.expression for s in f.spec.schedules],
+                }
+                for f in self.functions
+            },
+        }
+
+    def control(self, method: str, command: str, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """The `/_iamguard/` API: info, signin, audit, schedules, wait."""
+        if method == "GET" and command in {"", "info"}:
+            return 200, self.info()
+        if method != "POST":
+            return 405, {"error": f"{method} /_iamguard/{command} is not supported"}
+        if command == "signin":
+            try:
+                result = self.sign_in(
+                    str(request["user"]),
+                    mfa_code=str(request["mfa_code"]) if request.get("mfa_code") is not None else None,
+                    fail=bool(request.get("fail", False)),
+                )
+            except SignInError as exc:
+                return 400, {"error": str(exc)}
+            except KeyError:
+                return 400, {"error": "user is required"}
+            return 200, result.to_dict()
+        if command in {"audit", "schedules"}:
+            invocations = self.run_audit() if command == "audit" else self.run_schedules(request.get("function"))
+            return 200, {"invocations": [_invocation_dict(i) for i in invocations]}
+        if command == "wait":
+            return 200, {"idle": self.wait_idle(float(request.get("timeout", 30)))}
+        return 404, {"error": f"unknown command {command!r}"}
+
+    def banner(self) -> str:
+        endpoint = self.endpoint_url
+        lines = [
+            "iamguard local runtime is up (everything on 127.0.0.1; nothing leaves this machine)",
+            "",
+            f"  AWS endpoint   {endpoint}        (IAM, STS, EventBridge, SQS, SNS, DynamoDB, Secrets Manager)",
+            f"  account        {self.account_id}   region {REGION}   mode {self.options.mode}   "
+            f"language {self.options.language}",
+            f"  credentials    AWS_ACCESS_KEY_ID={ROOT_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={ROOT_SECRET_KEY}"
+            "   (these sign as root; keys you create for users sign as those users)",
+            f"  status API     {self.api_url}/status   /users   /findings   /events   POST /audit",
+            f"  Slack          messages are printed below (receiver on 127.0.0.1:{self.slack.port})",
+            "",
+            "  Try it from another terminal:",
+            f"    export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID={ROOT_ACCESS_KEY} "
+            f"AWS_SECRET_ACCESS_KEY={ROOT_SECRET_KEY} AWS_DEFAULT_REGION={REGION}",
+            "    aws iam create-user --user-name alice",
+            "    aws iam create-login-profile --user-name alice --password 'Choose-A-Long-One-1!' "
+            "--password-reset-required",
+            f"    iamguard mfa enroll alice --endpoint-url {endpoint}",
+            f"    iamguard local signin alice --endpoint-url {endpoint}",
+            f"    iamguard local audit --endpoint-url {endpoint}",
+            f"    curl -s {self.api_url}/status",
+            "",
+            "  Stop with Ctrl-C.",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def _invocation_dict(invocation: Invocation) -> dict[str, Any]:
+    result = invocation.result if isinstance(invocation.result, dict | list | str | int | float | None) else None
+    return {
+        "function": invocation.function,
+        "trigger": invocation.trigger,
+        "duration_ms": invocation.duration_ms,
+        "error": invocation.error,
+        "result": json.loads(json.dumps(result, default=str)),
+    }
+
+
+def control_request(endpoint_url: str, command: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Ask a runtime running in another process (`iamguard local`) to do something."""
+    url = f"{endpoint_url.rstrip('/')}{CONTROL_PREFIX}{command}"
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(  # noqa: S310 - a local endpoint given by the user
+        url, data=data, method="POST" if payload is not None else "GET", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            message = json.loads(body).get("error", body.decode())
+        except (json.JSONDecodeError, AttributeError):
+            message = body.decode("utf-8", "replace")
+        raise ControlError(str(message), exc.code) from exc
+
+
+class ControlError(RuntimeError):
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+__all__ = [
+    "ControlError",
+    "LocalOptions",
+    "LocalRuntime",
+    "TemplateError",
+    "control_request",
+    "default_template",
+]

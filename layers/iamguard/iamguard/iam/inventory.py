@@ -1,0 +1,570 @@
+"""Reads account state: in bulk for an audit, or one user for the event path.
+
+Bulk reads use a fixed set of paginated calls (GetAccountAuthorizationDetails,
+GetCredentialReport, ...), so the number of calls grows with pages, not users.
+Throttling and transient errors are retried by botocore's retry mode (see
+iamguard.aws); the only loop here is the credential report's own
+generate-then-poll protocol.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from iamguard.aws import AwsContext, error_text
+from iamguard.domain.account import (
+    ADMINISTRATOR_ACCESS_ARN,
+    AccessKey,
+    AccountState,
+    Credentials,
+    Group,
+    InlinePolicy,
+    InventoryPart,
+    ManagedPolicyRef,
+    MfaDevice,
+    PasswordPolicy,
+    PolicyDocument,
+    RootState,
+    User,
+    is_virtual_mfa_serial,
+)
+from iamguard.iam import evaluation as policy
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+ROOT_REPORT_NAME = "<root_account>"
+# Users the credential report does not describe yet (created after it was generated, or a
+# deleted user's name reused) are read live, a handful of calls each; beyond this many the
+# rest wait for the next report (their report-based checks say ERROR meanwhile).
+MAX_LIVE_CREDENTIAL_READS = 100
+# A live read of what the report says about a user: credentials, MFA devices, PasswordResetRequired.
+LiveCredentials = tuple[Credentials, tuple[MfaDevice, ...], bool | None]
+# AdministratorAccess is the one AWS managed policy the checks must know without a call.
+KNOWN_POLICY_DOCUMENTS: dict[str, PolicyDocument] = {
+    ADMINISTRATOR_ACCESS_ARN: {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    },
+}
+
+
+# The largest page IAM serves (MaxItems 1000): fewer round trips for large accounts.
+_BIG_PAGES: Any = {"PageSize": 1000}
+
+
+class InventoryError(RuntimeError):
+    """A part of the account could not be read."""
+
+
+class CredentialReportUnavailable(InventoryError):
+    """The credential report could not be generated or read in time."""
+
+
+class UnknownUser(InventoryError):
+    """The user named by an event does not exist (any more)."""
+
+
+@dataclass
+class CallCounter:
+    """Counts API calls made through the clients it is attached to (for benchmarks and logs)."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+
+    def attach(self, client: Any) -> Any:
+        client.meta.events.register("before-call.*.*", self._count)
+        return client
+
+    def _count(self, model: Any, **_: Any) -> None:
+        self.calls[model.name] = self.calls.get(model.name, 0) + 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Credential-report timestamps; 'N/A', 'no_information' and 'not_supported' mean none."""
+    if not value or value in {"N/A", "no_information", "not_supported"}:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _as_utc(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _document(raw: Any) -> PolicyDocument:
+    """Policy documents arrive as dicts from boto3, or URL-encoded JSON from some emulators."""
+    if isinstance(raw, dict):
+        return raw
+    text = urllib.parse.unquote(str(raw))
+    loaded = json.loads(text)
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def parse_credential_report(content: bytes | str, generated_at: datetime | None = None) -> dict[str, Credentials]:
+    """Credential report CSV → credentials by user name (root is `<root_account>`).
+
+    Every fact is stamped with the report's GeneratedTime: the report is regenerated at most
+    every 4 hours, so its facts can be that much older than the read.
+    """
+    text = content.decode("utf-8") if isinstance(content, bytes) else content
+    result: dict[str, Credentials] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        keys = tuple(
+            AccessKey(
+                slot=slot,
+                active=row.get(f"access_key_{slot}_active") == "true",
+                last_rotated=parse_time(row.get(f"access_key_{slot}_last_rotated")),
+                last_used=parse_time(row.get(f"access_key_{slot}_last_used_date")),
+            )
+            for slot in (1, 2)
+            if row.get(f"access_key_{slot}_active") == "true" or parse_time(row.get(f"access_key_{slot}_last_rotated"))
+        )
+        password_enabled = row.get("password_enabled") == "true"
+        if row.get("user") == ROOT_REPORT_NAME:
+            password_enabled = True  # 'not_supported' for root, which always has a password
+        result[row["user"]] = Credentials(
+            password_enabled=password_enabled,
+            password_last_used=parse_time(row.get("password_last_used")),
+            password_last_changed=parse_time(row.get("password_last_changed")),
+            mfa_active=row.get("mfa_active") == "true",
+            access_keys=keys,
+            observed_at=generated_at,
+            principal_created=parse_time(row.get("user_creation_time")),
+        )
+    return result
+
+
+class Inventory:
+    """Reads an account through one IAM client (whose calls it counts)."""
+
+    def __init__(
+        self,
+        ctx: AwsContext,
+        *,
+        report_timeout: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        iam_client: IAMClient | None = None,
+    ) -> None:
+        self.counter = CallCounter()
+        self.iam: IAMClient = self.counter.attach(iam_client or ctx.iam())
+        self._ctx = ctx
+        self._report_timeout = report_timeout
+        self._sleep = sleep
+
+    # -- bulk -----------------------------------------------------------------
+    def read_account(self, account_id: str | None = None) -> AccountState:
+        """One sweep over the whole account."""
+        read_at = datetime.now(UTC)
+        errors: dict[InventoryPart, str] = {}
+        summary = self.iam.get_account_summary()["SummaryMap"]
+        try:
+            report: dict[str, Credentials] | None = self.credential_report()
+        except CredentialReportUnavailable as exc:
+            report = None
+            errors["credential_report"] = str(exc)
+
+        users_raw: list[dict[str, Any]] = []
+        groups_raw: list[dict[str, Any]] = []
+        documents: dict[str, PolicyDocument] = dict(KNOWN_POLICY_DOCUMENTS)
+        paginator = self.iam.get_paginator("get_account_authorization_details")
+        for page in paginator.paginate(Filter=["User", "Group", "LocalManagedPolicy"], PaginationConfig=_BIG_PAGES):
+            users_raw.extend(page.get("UserDetailList", []))  # type: ignore[arg-type]
+            groups_raw.extend(page.get("GroupDetailList", []))  # type: ignore[arg-type]
+            for managed in page.get("Policies", []):
+                default = next((v for v in managed.get("PolicyVersionList", []) if v.get("IsDefaultVersion")), None)
+                if default is not None:
+                    documents[managed["Arn"]] = _document(default.get("Document"))
+
+        virtual_devices = self._virtual_mfa_devices()
+        devices_by_user: dict[str, list[dict[str, Any]]] = {}
+        for device in virtual_devices:
+            devices_by_user.setdefault(device["User"]["Arn"], []).append(device)
+        groups = {raw["GroupName"]: _group_from_details(raw) for raw in groups_raw}
+        users = [_user_from_details(raw, report, devices_by_user.get(raw["Arn"], [])) for raw in users_raw]
+        if report is not None:
+            users = self._with_live_credentials(users)
+        self._fetch_unknown_documents(users, groups.values(), documents)
+        password_policy = self.password_policy()
+        if password_policy is None or not password_policy.allow_users_to_change_password:
+            users = self._with_reset_flags(users, groups, documents)
+
+        if account_id is None:
+            account_id = users[0].arn.split(":")[4] if users else self._account_id()
+        root_credentials = report.get(ROOT_REPORT_NAME) if report is not None else None
+        root = _root_state(account_id, summary, virtual_devices, root_credentials)
+        return AccountState(
+            account_id=account_id,
+            read_at=read_at,
+            root=root,
+            password_policy=password_policy,
+            aliases=tuple(self.aliases()),
+            users=tuple(users),
+            groups=groups,
+            policy_documents=documents,
+            errors=errors,
+            api_calls=self.counter.total,
+        )
+
+    def credential_report(self) -> dict[str, Credentials]:
+        """Generate (if needed), poll with backoff until complete, then parse the report."""
+        deadline = time.monotonic() + self._report_timeout
+        delay = 0.25
+        last_problem = "not generated"
+        while True:
+            try:
+                state: str = self.iam.generate_credential_report()["State"]
+            except self.iam.exceptions.LimitExceededException as exc:
+                # Only LimitExceeded (too many generations right now) is worth waiting for; AccessDenied
+                # and the rest are the caller's to report (botocore already retried throttling).
+                state = "LIMITED"
+                last_problem = error_text(exc)
+            if state == "COMPLETE":
+                try:
+                    response = self.iam.get_credential_report()
+                    generated = response.get("GeneratedTime")
+                    return parse_credential_report(response["Content"], _as_utc(generated) if generated else None)
+                except (
+                    self.iam.exceptions.CredentialReportNotReadyException,  # ReportInProgress
+                    self.iam.exceptions.CredentialReportNotPresentException,  # ReportNotPresent
+                    self.iam.exceptions.CredentialReportExpiredException,  # ReportExpired
+                ) as exc:
+                    last_problem = error_text(exc)
+            else:
+                last_problem = last_problem if state == "LIMITED" else f"report generation {state.lower()}"
+            if time.monotonic() + delay > deadline:
+                raise CredentialReportUnavailable(
+                    f"credential report not available after {self._report_timeout:.0f}s ({last_problem})"
+                )
+            self._sleep(delay)
+            delay = min(delay * 2, 8.0)
+
+    def password_policy(self) -> PasswordPolicy | None:
+        try:
+            raw = self.iam.get_account_password_policy()["PasswordPolicy"]
+        except self.iam.exceptions.NoSuchEntityException:
+            return None
+        return PasswordPolicy(
+            minimum_length=int(raw.get("MinimumPasswordLength", 8)),
+            require_symbols=bool(raw.get("RequireSymbols")),
+            require_numbers=bool(raw.get("RequireNumbers")),
+            require_uppercase=bool(raw.get("RequireUppercaseCharacters")),
+            require_lowercase=bool(raw.get("RequireLowercaseCharacters")),
+            allow_users_to_change_password=bool(raw.get("AllowUsersToChangePassword")),
+            max_password_age_days=raw.get("MaxPasswordAge") if raw.get("ExpirePasswords") else None,
+            password_reuse_prevention=raw.get("PasswordReusePrevention"),
+            hard_expiry=bool(raw.get("HardExpiry")),
+        )
+
+    def aliases(self) -> list[str]:
+        aliases: list[str] = []
+        for page in self.iam.get_paginator("list_account_aliases").paginate():
+            aliases.extend(page.get("AccountAliases", []))
+        return aliases
+
+    def _account_id(self) -> str:
+        sts = self.counter.attach(self._ctx.sts())
+        account: str = sts.get_caller_identity()["Account"]
+        return account
+
+    def _virtual_mfa_devices(self) -> list[dict[str, Any]]:
+        devices: list[dict[str, Any]] = []
+        pages = self.iam.get_paginator("list_virtual_mfa_devices").paginate(
+            AssignmentStatus="Assigned", PaginationConfig=_BIG_PAGES
+        )
+        for page in pages:
+            for device in page.get("VirtualMFADevices", []):
+                # Never keep the seed or QR code some emulators return: only what checks need.
+                devices.append(
+                    {
+                        "SerialNumber": device["SerialNumber"],
+                        "User": {"Arn": device.get("User", {}).get("Arn", "")},
+                        "EnableDate": device.get("EnableDate"),
+                    }
+                )
+        return devices
+
+    def _fetch_unknown_documents(
+        self, users: Iterable[User], groups: Iterable[Group], documents: dict[str, PolicyDocument]
+    ) -> None:
+        """AWS managed policies are not in the details response; fetch each distinct one once."""
+        wanted = {ref.arn for user in users for ref in user.attached_policies}
+        wanted.update(user.permissions_boundary.arn for user in users if user.permissions_boundary is not None)
+        wanted.update(ref.arn for group in groups for ref in group.attached_policies)
+        for arn in sorted(wanted - documents.keys()):
+            documents[arn] = self.managed_policy_document(arn)
+
+    def managed_policy_document(self, arn: str) -> PolicyDocument:
+        if arn in KNOWN_POLICY_DOCUMENTS:
+            return KNOWN_POLICY_DOCUMENTS[arn]
+        try:
+            version = self.iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+            raw = self.iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+        except self.iam.exceptions.NoSuchEntityException:
+            return {}
+        return _document(raw)
+
+    def _with_reset_flags(
+        self, users: list[User], groups: Mapping[str, Group], documents: Mapping[str, PolicyDocument]
+    ) -> list[User]:
+        """Read PasswordResetRequired only where it can lock a user out.
+
+        That is a console user who has never signed in and has no ChangePassword
+        permission of its own, in an account whose password policy does not let
+        users change their password: a transient state of few users. This is the
+        one per-user call of the bulk read (GetLoginProfile; nothing else has the
+        flag), made in parallel.
+        """
+
+        cache = policy.PolicyCache()
+
+        def at_risk(user: User) -> bool:
+            creds = user.credentials
+            return (
+                creds is not None
+                and user.password_reset_required is None  # not already read live
+                and creds.password_enabled
+                and creds.password_last_used is None
+                and not policy.can_change_own_password(user, groups, documents, cache)
+            )
+
+        wanted = [user.name for user in users if at_risk(user)]
+        if not wanted:
+            return users
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="login-profile") as pool:
+            flags = dict(zip(wanted, pool.map(self._reset_required, wanted), strict=True))
+        return [
+            replace(user, password_reset_required=flags[user.name]) if user.name in flags else user for user in users
+        ]
+
+    def _reset_required(self, user_name: str) -> bool | None:
+        try:
+            return bool(self.iam.get_login_profile(UserName=user_name)["LoginProfile"].get("PasswordResetRequired"))
+        except self.iam.exceptions.NoSuchEntityException:
+            return None
+
+    # -- one user (event path) ---------------------------------------------------
+    def read_user(self, user_name: str) -> tuple[User, dict[str, Group], dict[str, PolicyDocument]]:
+        """The current state of one user, read live (a handful of calls)."""
+        try:
+            raw = self.iam.get_user(UserName=user_name)["User"]
+        except self.iam.exceptions.NoSuchEntityException as exc:
+            raise UnknownUser(f"user {user_name} does not exist") from exc
+        iam = self.iam
+        attached = tuple(
+            ManagedPolicyRef(arn=p["PolicyArn"], name=p["PolicyName"])
+            for page in iam.get_paginator("list_attached_user_policies").paginate(UserName=user_name)
+            for p in page["AttachedPolicies"]
+        )
+        inline = tuple(
+            InlinePolicy(name, _document(iam.get_user_policy(UserName=user_name, PolicyName=name)["PolicyDocument"]))
+            for page in iam.get_paginator("list_user_policies").paginate(UserName=user_name)
+            for name in page["PolicyNames"]
+        )
+        groups: dict[str, Group] = {}
+        for page in iam.get_paginator("list_groups_for_user").paginate(UserName=user_name):
+            for group in page["Groups"]:
+                groups[group["GroupName"]] = self._read_group(group["GroupName"], group["Arn"])
+        credentials, devices, password_reset_required = self._live_credentials(user_name, raw.get("PasswordLastUsed"))
+        user = User(
+            name=raw["UserName"],
+            arn=raw["Arn"],
+            user_id=raw["UserId"],
+            created=_as_utc(raw["CreateDate"]),
+            path=raw.get("Path", "/"),
+            tags={tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])},
+            attached_policies=attached,
+            inline_policies=inline,
+            group_names=tuple(groups),
+            permissions_boundary=_boundary(raw),
+            mfa_devices=devices,
+            credentials=credentials,
+            password_reset_required=password_reset_required,
+        )
+        documents: dict[str, PolicyDocument] = dict(KNOWN_POLICY_DOCUMENTS)
+        self._fetch_unknown_documents([user], groups.values(), documents)
+        return user, groups, documents
+
+    def _read_group(self, name: str, arn: str) -> Group:
+        iam = self.iam
+        attached = tuple(
+            ManagedPolicyRef(arn=p["PolicyArn"], name=p["PolicyName"])
+            for page in iam.get_paginator("list_attached_group_policies").paginate(GroupName=name)
+            for p in page["AttachedPolicies"]
+        )
+        inline = tuple(
+            InlinePolicy(n, _document(iam.get_group_policy(GroupName=name, PolicyName=n)["PolicyDocument"]))
+            for page in iam.get_paginator("list_group_policies").paginate(GroupName=name)
+            for n in page["PolicyNames"]
+        )
+        return Group(name=name, arn=arn, attached_policies=attached, inline_policies=inline)
+
+    def read_root(self, account_id: str) -> RootState:
+        """Root state without the credential report (event path: password, keys and MFA from the summary)."""
+        summary = self.iam.get_account_summary()["SummaryMap"]
+        return _root_state(account_id, summary, self._virtual_mfa_devices(), None)
+
+    def mfa_device_owner(self, serial_number: str) -> str | None:
+        """The ARN of the user (or root) a virtual MFA device is assigned to now; None when unassigned or gone."""
+        for device in self._virtual_mfa_devices():
+            if device["SerialNumber"] == serial_number:
+                return device["User"]["Arn"] or None
+        return None
+
+    def _with_live_credentials(self, users: list[User]) -> list[User]:
+        """Read live the credentials of users the report does not describe (see MAX_LIVE_CREDENTIAL_READS).
+
+        A user missing from the report was created after it was generated; a row whose
+        creation time is not the user's belongs to a deleted user of the same name.
+        """
+        stale = [user.name for user in users if _report_row_is_stale(user)][:MAX_LIVE_CREDENTIAL_READS]
+        if not stale:
+            return users
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="live-credentials") as pool:
+            live = dict(zip(stale, pool.map(self._live_credentials_or_none, stale), strict=True))
+        result = []
+        for user in users:
+            read = live.get(user.name)
+            if user.name in live:
+                credentials, devices, reset = read if read is not None else (None, user.mfa_devices, None)
+                user = replace(user, credentials=credentials, mfa_devices=devices, password_reset_required=reset)
+            result.append(user)
+        return result
+
+    def _live_credentials_or_none(self, user_name: str) -> LiveCredentials | None:
+        try:
+            password_last_used = self.iam.get_user(UserName=user_name)["User"].get("PasswordLastUsed")
+            return self._live_credentials(user_name, password_last_used)
+        except self.iam.exceptions.NoSuchEntityException:
+            return None  # deleted during the read: the next audit resolves it
+
+    def _live_credentials(self, user_name: str, password_last_used: Any) -> LiveCredentials:
+        """What the credential report would say about one user, read now (and its MFA devices of every kind)."""
+        iam = self.iam
+        read_at = datetime.now(UTC)
+        devices = tuple(
+            MfaDevice(
+                serial_number=d["SerialNumber"],
+                virtual=is_virtual_mfa_serial(d["SerialNumber"]),
+                enabled_at=_as_utc(d["EnableDate"]) if d.get("EnableDate") else None,
+            )
+            for page in iam.get_paginator("list_mfa_devices").paginate(UserName=user_name)
+            for d in page["MFADevices"]
+        )
+        try:
+            profile = iam.get_login_profile(UserName=user_name)["LoginProfile"]
+        except self.iam.exceptions.NoSuchEntityException:
+            profile = None
+        keys = []
+        for slot, key in enumerate(iam.list_access_keys(UserName=user_name)["AccessKeyMetadata"], start=1):
+            used = iam.get_access_key_last_used(AccessKeyId=key["AccessKeyId"])["AccessKeyLastUsed"].get("LastUsedDate")
+            keys.append(
+                AccessKey(
+                    slot=slot,
+                    active=key["Status"] == "Active",
+                    last_rotated=_as_utc(key["CreateDate"]),
+                    last_used=_as_utc(used) if used else None,
+                )
+            )
+        credentials = Credentials(
+            password_enabled=profile is not None,
+            password_last_used=_as_utc(password_last_used) if password_last_used else None,
+            password_last_changed=_as_utc(profile["CreateDate"]) if profile else None,
+            mfa_active=bool(devices),
+            access_keys=tuple(keys),
+            observed_at=read_at,
+        )
+        reset = bool(profile.get("PasswordResetRequired")) if profile else None
+        return credentials, devices, reset
+
+
+def _boundary(raw: Mapping[str, Any]) -> ManagedPolicyRef | None:
+    """GetUser's / GetAccountAuthorizationDetails' PermissionsBoundary (absent or empty: none)."""
+    arn = (raw.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+    return ManagedPolicyRef(arn=arn, name=arn.rsplit("/", 1)[-1]) if isinstance(arn, str) and arn else None
+
+
+def _root_state(
+    account_id: str, summary: Mapping[Any, int], virtual_devices: list[dict[str, Any]], credentials: Credentials | None
+) -> RootState:
+    """Root from GetAccountSummary (live) and its assigned virtual devices; `credentials` is its report row."""
+    arn = f"arn:aws:iam::{account_id}:root"
+    password = summary.get("AccountPasswordPresent")
+    virtual = sum(1 for device in virtual_devices if device.get("User", {}).get("Arn") == arn)
+    return RootState(
+        arn=arn,
+        mfa_enabled=bool(summary.get("AccountMFAEnabled")),
+        has_virtual_mfa=virtual > 0,
+        access_keys_present=bool(summary.get("AccountAccessKeysPresent")),
+        credentials=credentials,
+        password_present=None if password is None else bool(password),
+        signing_certificates_present=bool(summary.get("AccountSigningCertificatesPresent")),
+        virtual_mfa_devices=virtual,
+    )
+
+
+def _report_row_is_stale(user: User) -> bool:
+    credentials = user.credentials
+    if credentials is None:
+        return True
+    created = credentials.principal_created
+    return created is not None and abs((created - user.created).total_seconds()) >= 1
+
+
+def _group_from_details(raw: Mapping[str, Any]) -> Group:
+    return Group(
+        name=raw["GroupName"],
+        arn=raw["Arn"],
+        attached_policies=tuple(
+            ManagedPolicyRef(arn=p["PolicyArn"], name=p["PolicyName"]) for p in raw.get("AttachedManagedPolicies", [])
+        ),
+        inline_policies=tuple(
+            InlinePolicy(p["PolicyName"], _document(p["PolicyDocument"])) for p in raw.get("GroupPolicyList", [])
+        ),
+    )
+
+
+def _user_from_details(
+    raw: Mapping[str, Any], report: Mapping[str, Credentials] | None, own_devices: list[dict[str, Any]]
+) -> User:
+    devices = tuple(
+        MfaDevice(
+            serial_number=d["SerialNumber"],
+            virtual=True,
+            enabled_at=_as_utc(d["EnableDate"]) if d.get("EnableDate") else None,
+        )
+        for d in own_devices
+    )
+    return User(
+        name=raw["UserName"],
+        arn=raw["Arn"],
+        user_id=raw["UserId"],
+        created=_as_utc(raw["CreateDate"]),
+        path=raw.get("Path", "/"),
+        tags={tag["Key"]: tag["Value"] for tag in raw.get("Tags", [])},
+        attached_policies=tuple(
+            ManagedPolicyRef(arn=p["PolicyArn"], name=p["PolicyName"]) for p in raw.get("AttachedManagedPolicies", [])
+        ),
+        inline_policies=tuple(
+            InlinePolicy(p["PolicyName"], _document(p["PolicyDocument"])) for p in raw.get("UserPolicyList", [])
+        ),
+        group_names=tuple(raw.get("GroupList", [])),
+        permissions_boundary=_boundary(raw),
+        mfa_devices=devices,
+        credentials=report.get(raw["UserName"]) if report is not None else None,
+    )

@@ -1,0 +1,628 @@
+"""The findings table: current findings per resource and check, and how they changed.
+
+Item layout (one table, see template.yaml):
+  finding     pk=<TYPE>#<name>           sk=CHECK#<check_id>   gsi1pk=CHECK#<check_id> gsi1sk=<STATUS>#<name>
+              notify_pending=<token>, notify_previous={...}   while its last transition is not yet announced
+  transition  pk=HISTORY#<yyyy-mm-dd>    sk=<iso time>#<check_id>#<resource key>   (TTL expires_at)
+  audit run   pk=AUDIT                   sk=LATEST | RUN#<iso time>
+  activity    pk=ACTIVITY#<yyyy-mm-dd>   sk=<iso time>#<kind>#<id>   (detections and enforcement actions, TTL)
+  guardrail   pk=USER#<name>             sk=GUARDRAIL          gsi1pk=GUARDRAIL        gsi1sk=<name>
+              (what enforcement remembers about one user's MFA guardrail: who detached - or attached -
+              it by hand and when, when iamguard attached it, the grace period's start, what people
+              were told)
+Other writers share the table: notifications (iamguard.outbox, pk=NOTIFY#...) and failed
+sign-in bursts (iamguard.bursts, pk=SIGNIN_FAILURES#...); their layouts are documented there.
+
+Writes are optimistic: every finding item carries a version and is written with
+a condition on the version that was read. Two overlapping runs therefore cannot
+both record the same transition: the loser re-reads and sees no change. An
+observation older than what is stored is dropped (a slow run never overwrites a
+newer one). Unchanged findings are only rewritten when their last_seen is older
+than the heartbeat, so an hourly audit writes what changed, not every finding.
+
+A notable transition (opened, escalated, resolved) is written together with its
+pending announcement, in the same conditional write: `notify_pending` holds a
+token (the item version that made the transition). Every later read of the item
+(`record` in any run, `pending_changes`) hands that announcement back until a
+run claims it: `claim_announcement` is one step of the outbox's claim
+transaction (iamguard.outbox), so an announcement leaves its finding exactly
+when its message enters the outbox. A run that dies in between loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.conditions import Attr, ConditionBase, Key
+from botocore.exceptions import ClientError
+
+from iamguard.checks import CATALOG
+from iamguard.domain.findings import Change, Finding, Severity, Status, Transition, transition
+from iamguard.persistence.table import expression, from_ddb, iso, item_key, parse_time, to_ddb
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+HISTORY_DAYS = 90
+_PARALLEL_THRESHOLD = 32  # below this many writes, threads cost more than they save
+GONE_DETAIL = "no longer exists; the finding is resolved."  # detail of findings resolved because the resource is gone
+
+
+class StoreError(RuntimeError):
+    """The findings table could not be read or written."""
+
+
+@dataclass(frozen=True)
+class GuardrailRecord:
+    """What enforcement (iamguard.enforce) remembers about one user's MFA guardrail."""
+
+    user_name: str
+    user_id: str  # the IAM user this belongs to: a user re-created under the same name starts afresh
+    detached_by: str | None = None  # someone other than iamguard took it off: never attached again
+    detached_at: datetime | None = None
+    detach_event_id: str | None = None  # None when the audit noticed the detach, not its event
+    decided_at: datetime | None = None  # event time of the latest manual attach/detach applied
+    attached_at: datetime | None = None  # iamguard attached it (and has not taken it off since)
+    attached_by: str | None = None  # someone attached it by hand to a user who had MFA: left on
+    since: datetime | None = None  # the current need for it began (the grace period's start)
+    told: str | None = None  # the withholding people were told of in the current need
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.detached_by or self.attached_by or self.decided_at or self.attached_at or self.since or self.told
+        )
+
+
+_GUARDRAIL_SK = "GUARDRAIL"
+_GUARDRAIL_TIMES = ("detached_at", "decided_at", "attached_at", "since")
+
+
+def _guardrail_item(record: GuardrailRecord) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": resource_key("user", record.user_name, ""),
+        "sk": _GUARDRAIL_SK,
+        "gsi1pk": _GUARDRAIL_SK,
+        "gsi1sk": record.user_name,
+        "kind": "guardrail",
+        "user_name": record.user_name,
+        "user_id": record.user_id,
+        "detached_by": record.detached_by,
+        "detach_event_id": record.detach_event_id,
+        "attached_by": record.attached_by,
+        "told": record.told,
+    }
+    for name in _GUARDRAIL_TIMES:
+        value = getattr(record, name)
+        item[name] = iso(value) if value else None
+    return item
+
+
+def _guardrail_record(item: Mapping[str, Any]) -> GuardrailRecord:
+    return GuardrailRecord(
+        user_name=str(item["user_name"]),
+        user_id=str(item["user_id"]),
+        detached_by=item.get("detached_by"),
+        detach_event_id=item.get("detach_event_id"),
+        attached_by=item.get("attached_by"),
+        told=item.get("told"),
+        **{name: parse_time(item.get(name)) for name in _GUARDRAIL_TIMES},
+    )
+
+
+def resource_key(resource_type: str, resource_name: str, account_id: str) -> str:
+    """Partition key of a resource: users by name (unique per account), root and account by id."""
+    if resource_type == "user":
+        return f"USER#{resource_name}"
+    return f"{resource_type.upper()}#{account_id}"
+
+
+def _finding_fields(finding: Finding) -> dict[str, Any]:
+    """What `item_to_finding` reads back."""
+    return {
+        "check_id": finding.check_id,
+        "severity": finding.severity.value,
+        "status": finding.status.value,
+        "resource_type": finding.resource_type,
+        "resource_arn": finding.resource_arn,
+        "resource_name": finding.resource_name,
+        "account_id": finding.account_id,
+        "detail": finding.detail,
+        "observed_at": iso(finding.observed_at),
+        "first_seen": iso(finding.first_seen or finding.observed_at),
+        "last_seen": iso(finding.last_seen or finding.observed_at),
+        "status_changed_at": iso(finding.status_changed_at or finding.observed_at),
+    }
+
+
+def finding_to_item(
+    finding: Finding,
+    version: int,
+    change: Transition,
+    announcement: str | None = None,
+    announced_previous: Finding | None = None,
+) -> dict[str, Any]:
+    """The finding item; with `announcement`, the pending announcement of `change` (and what it changed from)."""
+    item: dict[str, Any] = {
+        "pk": resource_key(finding.resource_type, finding.resource_name, finding.account_id),
+        "sk": f"CHECK#{finding.check_id}",
+        "gsi1pk": f"CHECK#{finding.check_id}",
+        "gsi1sk": f"{finding.status.value}#{finding.resource_name}",
+        "kind": "finding",
+        **_finding_fields(finding),
+        "severity_rank": finding.severity.rank,
+        "last_transition": change.value,
+        "version": version,
+    }
+    if announcement is not None:
+        item["notify_pending"] = announcement
+        if announced_previous is not None:
+            item["notify_previous"] = _finding_fields(announced_previous)
+    return item
+
+
+def pending_change(item: Mapping[str, Any]) -> Change | None:
+    """The announcement a finding item still waits for, as the Change that made it; None if there is none."""
+    token = item.get("notify_pending")
+    if not isinstance(token, str):  # absent (or the boolean flag of older versions, which nothing reads)
+        return None
+    raw_previous = item.get("notify_previous")
+    try:
+        previous = item_to_finding(raw_previous) if isinstance(raw_previous, Mapping) else None
+    except (KeyError, ValueError):  # hand-edited or truncated: announce without "open since"
+        previous = None
+    transition = str(item.get("last_transition", ""))
+    if transition not in {Transition.OPENED, Transition.RESOLVED, Transition.ESCALATED}:
+        transition = Transition.OPENED.value if item.get("status") == Status.FAIL.value else Transition.RESOLVED.value
+    return Change(item_to_finding(item), previous, Transition(transition), announcement=token, recovered=True)
+
+
+def item_to_finding(item: Mapping[str, Any]) -> Finding:
+    return Finding(
+        check_id=item["check_id"],
+        severity=Severity(item["severity"]),
+        status=Status(item["status"]),
+        resource_type=item["resource_type"],
+        resource_arn=item["resource_arn"],
+        resource_name=item["resource_name"],
+        account_id=item["account_id"],
+        detail=item["detail"],
+        observed_at=parse_time(item["observed_at"]) or datetime.now(UTC),
+        first_seen=parse_time(item.get("first_seen")),
+        last_seen=parse_time(item.get("last_seen")),
+        status_changed_at=parse_time(item.get("status_changed_at")),
+    )
+
+
+class FindingsStore:
+    """Reads and writes the findings table through one injected DynamoDB client."""
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        heartbeat: timedelta = timedelta(hours=24),
+        workers: int = 16,
+    ) -> None:
+        self.client = client
+        self.table = table_name
+        self.heartbeat = heartbeat
+        self.workers = workers
+
+    # -- writes ------------------------------------------------------------------
+    def record(self, findings: Iterable[Finding], *, full_audit_account: str | None = None) -> list[Change]:
+        """Store observations; return what changed.
+
+        With `full_audit_account`, stored open findings of that account that the
+        audit no longer produced (the user was deleted) are resolved.
+        """
+        observed = list(findings)
+        if full_audit_account is None:
+            return self.record_resources(observed)
+        current = {
+            self._key_of(item): item for item in self.scan_findings() if item["account_id"] == full_audit_account
+        }
+        return self._record_against(observed, current, full_audit_account)
+
+    def record_resources(self, findings: Iterable[Finding]) -> list[Change]:
+        """Store observations of a few resources (the event path); return what changed.
+
+        One consistent Query per resource reads all of its stored findings; nothing scans
+        the table (the event functions hold no dynamodb:Scan).
+        """
+        observed = list(findings)
+        current: dict[tuple[str, str], dict[str, Any]] = {}
+        for pk in dict.fromkeys(self._finding_key(finding)[0] for finding in observed):
+            current.update((self._key_of(item), item) for item in self._resource_items(pk))
+        return self._record_against(observed, current, None)
+
+    def _record_against(
+        self,
+        observed: list[Finding],
+        current: Mapping[tuple[str, str], Mapping[str, Any]],
+        full_audit_account: str | None,
+    ) -> list[Change]:
+        changes = self._write_all([(finding, current.get(self._finding_key(finding))) for finding in observed])
+        seen = {self._finding_key(f) for f in observed}
+        # When the audit read the account: its newest observation (report-based verdicts carry the
+        # report's older GeneratedTime). Findings stored after that are newer than the audit.
+        cutoff = max((f.observed_at for f in observed), default=None)
+        for key, item in current.items():
+            if key in seen:
+                continue  # _write handed back its pending announcement, if any
+            gone = item_to_finding(item)
+            # Every finding of a gone resource says so (passing ones too), once.
+            if (
+                full_audit_account is not None
+                and cutoff is not None
+                and not str(item["detail"]).endswith(GONE_DETAIL)
+                and gone.observed_at < cutoff
+            ):
+                resolved = gone.model_copy(
+                    update={
+                        "status": Status.PASS,
+                        "detail": f"{gone.resource_name} {GONE_DETAIL}",
+                        "observed_at": cutoff,
+                    }
+                )
+                changes.append(self._write(resolved, item))
+            elif (pending := pending_change(item)) is not None:
+                changes.append(pending)  # an earlier run recorded it and died before announcing it
+        return changes
+
+    def _write_all(self, pending: list[tuple[Finding, Mapping[str, Any] | None]]) -> list[Change]:
+        """Write many findings; large batches in parallel (each write is independent and conditional)."""
+        if len(pending) <= _PARALLEL_THRESHOLD:
+            return [self._write(finding, stored) for finding, stored in pending]
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="store") as pool:
+            return list(pool.map(lambda job: self._write(*job), pending))
+
+    def _write(self, finding: Finding, stored: Mapping[str, Any] | None, attempts: int = 5) -> Change:
+        """Write one observation; the Change it made, or the pending announcement an earlier run left."""
+        for _ in range(attempts):
+            previous = item_to_finding(stored) if stored else None
+            pending = pending_change(stored) if stored else None
+            if previous is not None and previous.observed_at > finding.observed_at:
+                return pending or Change(previous, previous, Transition.UNCHANGED)  # a newer observation is stored
+            if previous is not None and finding.status is Status.ERROR and previous.status is not Status.ERROR:
+                # A check that could not run says nothing new: the last known verdict stands (the audit
+                # run records the error), so FAIL -> ERROR is not "resolved" and ERROR -> FAIL not "opened".
+                return pending or Change(previous, previous, Transition.UNCHANGED)
+            change = transition(previous, finding)
+            same = (
+                previous is not None
+                and change is Transition.UNCHANGED
+                and previous.status == finding.status
+                and previous.severity == finding.severity
+                and previous.detail == finding.detail
+            )
+            if (
+                same
+                and previous is not None
+                and previous.last_seen
+                and (finding.observed_at - previous.last_seen < self.heartbeat)
+            ):
+                return pending or Change(previous, previous, Transition.UNCHANGED)
+            status_changed = previous is None or previous.status != finding.status
+            stored_finding = finding.model_copy(
+                update={
+                    "first_seen": previous.first_seen if previous else finding.observed_at,
+                    "last_seen": finding.observed_at,
+                    "status_changed_at": finding.observed_at
+                    if status_changed
+                    else previous.status_changed_at
+                    if previous
+                    else finding.observed_at,
+                }
+            )
+            version = int(stored["version"]) if stored else 0
+            notable = change in {Transition.OPENED, Transition.RESOLVED, Transition.ESCALATED}
+            announcement: str | None = None
+            announced_previous: Finding | None = None
+            if notable:  # the announcement is written with the transition, in this one conditional put
+                announcement, announced_previous = str(version + 1), previous
+            elif pending is not None:  # still waiting: carried over
+                announcement, announced_previous = pending.announcement, pending.previous
+            item = finding_to_item(
+                stored_finding,
+                version + 1,
+                change
+                if notable or not stored
+                else Transition(stored.get("last_transition", Transition.UNCHANGED.value)),
+                announcement,
+                announced_previous,
+            )
+            try:
+                if stored is None:
+                    self.client.put_item(
+                        TableName=self.table, Item=to_ddb(item), **expression(condition=Attr("pk").not_exists())
+                    )
+                else:
+                    self.client.put_item(
+                        TableName=self.table, Item=to_ddb(item), **expression(condition=Attr("version").eq(version))
+                    )
+            except self.client.exceptions.ConditionalCheckFailedException:
+                stored = self._get(item["pk"], item["sk"])  # someone else wrote first: re-read and re-decide
+                continue
+            except ClientError as exc:
+                raise StoreError(f"cannot write finding {finding.check_id} for {finding.resource_name}: {exc}") from exc
+            if notable:
+                self._record_history(stored_finding, change)
+                return Change(stored_finding, previous, change, announcement=announcement)
+            if pending is not None:
+                return Change(stored_finding, pending.previous, pending.transition, announcement, recovered=True)
+            return Change(stored_finding, previous, change)
+        raise StoreError(f"finding {finding.check_id} for {finding.resource_name} kept changing under us")
+
+    def _record_history(self, finding: Finding, change: Transition) -> None:
+        at = finding.observed_at
+        key = resource_key(finding.resource_type, finding.resource_name, finding.account_id)
+        self.client.put_item(
+            TableName=self.table,
+            Item=to_ddb(
+                {
+                    "pk": f"HISTORY#{at:%Y-%m-%d}",
+                    "sk": f"{iso(at)}#{finding.check_id}#{key}",
+                    "kind": "transition",
+                    "transition": change.value,
+                    "check_id": finding.check_id,
+                    "severity": finding.severity.value,
+                    "status": finding.status.value,
+                    "resource_name": finding.resource_name,
+                    "resource_arn": finding.resource_arn,
+                    "detail": finding.detail,
+                    "at": iso(at),
+                    "expires_at": int((at + timedelta(days=HISTORY_DAYS)).timestamp()),
+                }
+            ),
+        )
+
+    def claim_announcement(self, change: Change) -> dict[str, Any]:
+        """One step of the outbox's claim transaction: take the change's announcement out of its finding.
+
+        It fails (and the whole claim with it) when another run took it first or a newer
+        transition replaced it. The version moves on, so a `record` that read the item
+        before the claim re-reads it instead of writing the announcement back.
+        """
+        if change.announcement is None:
+            raise ValueError(f"{change.finding.check_id} for {change.finding.resource_name} has no announcement")
+        pk, sk = self._finding_key(change.finding)
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": item_key(pk, sk),
+                **expression(
+                    update="REMOVE notify_pending, notify_previous SET #version = #version + :one",
+                    condition=Attr("notify_pending").eq(change.announcement),
+                    names={"#version": "version"},
+                    values={":one": 1},
+                ),
+            }
+        }
+
+    def record_audit_run(
+        self,
+        *,
+        started_at: datetime,
+        finished_at: datetime,
+        account_id: str,
+        summary: Mapping[str, Any],
+        errors: Mapping[str, str],
+        api_calls: int,
+    ) -> None:
+        record = {
+            "kind": "audit",
+            "account_id": account_id,
+            "started_at": iso(started_at),
+            "finished_at": iso(finished_at),
+            "summary": dict(summary),
+            "errors": dict(errors),
+            "api_calls": api_calls,
+        }
+        self.client.put_item(TableName=self.table, Item=to_ddb({"pk": "AUDIT", "sk": "LATEST", **record}))
+        self.client.put_item(
+            TableName=self.table,
+            Item=to_ddb(
+                {
+                    "pk": "AUDIT",
+                    "sk": f"RUN#{iso(started_at)}",
+                    **record,
+                    "expires_at": int((finished_at + timedelta(days=HISTORY_DAYS)).timestamp()),
+                }
+            ),
+        )
+
+    def record_activity(self, kind: str, at: datetime, identifier: str, data: Mapping[str, Any]) -> bool:
+        """Keep a detection or enforcement action for the status API. False if it was already recorded."""
+        item = {
+            "pk": f"ACTIVITY#{at.astimezone(UTC):%Y-%m-%d}",
+            "sk": f"{iso(at)}#{kind}#{identifier}",
+            "kind": kind,
+            "at": iso(at),
+            "data": dict(data),
+            "expires_at": int((at + timedelta(days=HISTORY_DAYS)).timestamp()),
+        }
+        try:
+            self.client.put_item(
+                TableName=self.table, Item=to_ddb(item), **expression(condition=Attr("pk").not_exists())
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def recent_activity(self, days: int = 7, limit: int = 100, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Detections and actions, newest first, from the last `days` days."""
+        now = now or datetime.now(UTC)
+        found: list[dict[str, Any]] = []
+        for offset in range(days):
+            day = now - timedelta(days=offset)
+            paginator = self.client.get_paginator("query")
+            for page in paginator.paginate(
+                TableName=self.table,
+                **expression(key_condition=Key("pk").eq(f"ACTIVITY#{day:%Y-%m-%d}")),
+                ScanIndexForward=False,
+            ):
+                found.extend(from_ddb(raw) for raw in page.get("Items", []))
+                if len(found) >= limit:
+                    return found[:limit]
+        return found[:limit]
+
+    # -- reads -------------------------------------------------------------------
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        response = self.client.get_item(TableName=self.table, Key=item_key(pk, sk), ConsistentRead=True)
+        return from_ddb(response["Item"]) if "Item" in response else None
+
+    @staticmethod
+    def _key_of(item: Mapping[str, Any]) -> tuple[str, str]:
+        return item["pk"], item["sk"]
+
+    @staticmethod
+    def _finding_key(finding: Finding) -> tuple[str, str]:
+        return resource_key(
+            finding.resource_type, finding.resource_name, finding.account_id
+        ), f"CHECK#{finding.check_id}"
+
+    def _resource_items(self, pk: str) -> Iterator[dict[str, Any]]:
+        paginator = self.client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            **expression(key_condition=Key("pk").eq(pk) & Key("sk").begins_with("CHECK#")),
+            ConsistentRead=True,
+        ):
+            for raw in page.get("Items", []):
+                yield from_ddb(raw)
+
+    def scan_findings(self) -> Iterator[dict[str, Any]]:
+        paginator = self.client.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self.table,
+            **expression(filter_condition=Attr("kind").eq("finding")),
+            ConsistentRead=True,
+        ):
+            for raw in page.get("Items", []):
+                yield from_ddb(raw)
+
+    def finding_items(
+        self,
+        *,
+        check_id: str | None = None,
+        status: Status | None = None,
+        severity: Severity | None = None,
+        resource_type: str | None = None,
+        start_key: Mapping[str, str] | None = None,
+    ) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+        """Finding items in table order, each with the key to resume *after* it; filtered in DynamoDB.
+
+        With `check_id` this queries the check's index partition (ordered by status, then
+        name); otherwise it scans, and the items of one resource come out together.
+        """
+        wanted: ConditionBase = Attr("kind").eq("finding")
+        if severity is not None:
+            wanted &= Attr("severity").eq(severity.value)
+        if resource_type is not None:
+            wanted &= Attr("resource_type").eq(resource_type)
+        params: dict[str, Any] = {"TableName": self.table}
+        if check_id is not None:
+            in_check: ConditionBase = Key("gsi1pk").eq(f"CHECK#{check_id}")
+            if status is not None:
+                in_check &= Key("gsi1sk").begins_with(f"{status.value}#")
+            params.update(IndexName="gsi1", **expression(key_condition=in_check, filter_condition=wanted))
+            key_names: tuple[str, ...] = ("pk", "sk", "gsi1pk", "gsi1sk")
+        else:
+            if status is not None:
+                wanted &= Attr("status").eq(status.value)
+            params.update(expression(filter_condition=wanted))
+            key_names = ("pk", "sk")
+        if start_key:
+            params["ExclusiveStartKey"] = {name: {"S": value} for name, value in start_key.items()}
+        operation = self.client.query if check_id is not None else self.client.scan
+        while True:
+            page = operation(**params)
+            for raw in page.get("Items", []):
+                item = from_ddb(raw)
+                yield item, {name: str(item[name]) for name in key_names}
+            if "LastEvaluatedKey" not in page:
+                return
+            params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def findings(self) -> list[Finding]:
+        """Every stored finding of the catalog's checks, read check by check from the index (no Scan).
+
+        For tests and the local demo; the index is eventually consistent in AWS.
+        """
+        found: list[Finding] = []
+        for check_id in CATALOG:
+            for page in self.client.get_paginator("query").paginate(
+                TableName=self.table,
+                IndexName="gsi1",
+                **expression(key_condition=Key("gsi1pk").eq(f"CHECK#{check_id}")),
+            ):
+                found.extend(item_to_finding(from_ddb(raw)) for raw in page.get("Items", []))
+        return found
+
+    def findings_for_resource(self, resource_type: str, name: str, account_id: str) -> list[Finding]:
+        return [item_to_finding(item) for item in self._resource_items(resource_key(resource_type, name, account_id))]
+
+    def pending_changes(self) -> list[Change]:
+        """Every announcement no run has claimed yet (a full scan: the digest's, not the event path's)."""
+        paginator = self.client.get_paginator("scan")
+        changes = []
+        for page in paginator.paginate(
+            TableName=self.table,
+            **expression(filter_condition=Attr("kind").eq("finding") & Attr("notify_pending").exists()),
+            ConsistentRead=True,
+        ):
+            for raw in page.get("Items", []):
+                change = pending_change(from_ddb(raw))
+                if change is not None:
+                    changes.append(change)
+        return changes
+
+    def pending_notifications(self) -> list[Finding]:
+        """The findings whose last transition is not announced yet."""
+        return [change.finding for change in self.pending_changes()]
+
+    def latest_audit(self) -> dict[str, Any] | None:
+        return self._get("AUDIT", "LATEST")
+
+    # -- enforcement memory (the MFA guardrail, see iamguard.enforce) ---------------
+    def guardrail_record(self, user_name: str) -> GuardrailRecord | None:
+        item = self._get(resource_key("user", user_name, ""), _GUARDRAIL_SK)
+        return _guardrail_record(item) if item else None
+
+    def guardrail_records(self) -> dict[str, GuardrailRecord]:
+        """Every user's guardrail record (one index query for the whole account, paginated)."""
+        records: dict[str, GuardrailRecord] = {}
+        paginator = self.client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.table,
+            IndexName="gsi1",
+            **expression(key_condition=Key("gsi1pk").eq(_GUARDRAIL_SK)),
+        ):
+            for raw in page.get("Items", []):
+                record = _guardrail_record(from_ddb(raw))
+                records[record.user_name] = record
+        return records
+
+    def save_guardrail_record(self, record: GuardrailRecord) -> None:
+        """Keep the record; an empty one (nothing left to remember) is removed."""
+        if record.empty:
+            self.client.delete_item(
+                TableName=self.table,
+                Key=item_key(resource_key("user", record.user_name, ""), _GUARDRAIL_SK),
+            )
+            return
+        self.client.put_item(TableName=self.table, Item=to_ddb(_guardrail_item(record)))
+
+    def history(self, day: datetime) -> list[dict[str, Any]]:
+        response = self.client.query(
+            TableName=self.table,
+            **expression(key_condition=Key("pk").eq(f"HISTORY#{day:%Y-%m-%d}")),
+            ScanIndexForward=False,
+        )
+        return [from_ddb(raw) for raw in response.get("Items", [])]

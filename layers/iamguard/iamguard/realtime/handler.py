@@ -1,0 +1,89 @@
+"""What the two event Lambdas share: settings checked at cold start, one processor, metrics per outcome.
+
+A handler module is three Powertools objects, one `EventHandler` and a
+one-line `lambda_handler`. Malformed input is answered with a "rejected"
+result (and the `RejectedEvents` metric) instead of an exception, so
+EventBridge does not retry it; only infrastructure failures raise, and the
+function's on-failure destination keeps those events.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from iamguard.aws import AwsContext
+from iamguard.domain.alerts import Announcer, LogOnlyAnnouncer
+from iamguard.persistence.findings import FindingsStore
+from iamguard.realtime.processor import EventProcessor, EventResult
+from iamguard.settings import ConfigError, Settings
+
+AnnouncerFactory = Callable[[Settings, Any], Announcer]
+
+_OUTCOME_METRICS = {"evaluated": "EvaluatedEvents", "ignored": "IgnoredEvents", "rejected": "RejectedEvents"}
+
+
+def required_settings(settings: Settings) -> Settings:
+    """The event path needs its idempotency table; a deployment without it fails at cold start, loudly."""
+    if not settings.idempotency_table:
+        raise ConfigError("invalid iamguard settings: IDEMPOTENCY_TABLE must be set for the event functions")
+    return settings
+
+
+class EventHandler:
+    """Builds the processor on first use (the account comes from the invoked function's ARN) and runs it."""
+
+    def __init__(
+        self,
+        *,
+        sources: Iterable[str],
+        settings: Settings,
+        logger: Any,
+        metrics: Any,
+        aws: AwsContext | None = None,
+        announcer_factory: AnnouncerFactory | None = None,
+    ) -> None:
+        self.sources = frozenset(sources)
+        self.settings = required_settings(settings)
+        self.logger = logger
+        self.metrics = metrics
+        self.aws = aws or AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
+        self.announcer_factory = announcer_factory or (lambda _settings, log: LogOnlyAnnouncer(log))
+        self._processors: dict[str, EventProcessor] = {}
+
+    def processor(self, account_id: str) -> EventProcessor:
+        if account_id not in self._processors:
+            self._processors[account_id] = EventProcessor(
+                self.aws,
+                self.settings,
+                account_id=account_id,
+                store=FindingsStore(self.aws.dynamodb(), self.settings.findings_table),
+                announcer=self.announcer_factory(self.settings, self.logger),
+                accept_sources=self.sources,
+                logger=self.logger,
+            )
+        return self._processors[account_id]
+
+    def __call__(self, event: Any, context: Any) -> dict[str, Any]:
+        account_id = str(context.invoked_function_arn).split(":")[4]
+        processor = self.processor(account_id)
+        processor.register_lambda_context(context)
+        result = processor.process(event)
+        self.record_metrics(result)
+        return result.line()
+
+    def record_metrics(self, result: EventResult) -> None:
+        self.metrics.add_metric(name=_OUTCOME_METRICS[result.outcome], unit=MetricUnit.Count, value=1)
+        if result.duplicate:  # its alerts and actions were counted when it was first processed
+            self.metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
+            return
+        if result.alerts:
+            self.metrics.add_metric(name="Alerts", unit=MetricUnit.Count, value=len(result.alerts))
+        performed = sum(1 for action in result.actions if action.performed)
+        if performed:
+            self.metrics.add_metric(name="EnforcementActions", unit=MetricUnit.Count, value=performed)
+        if result.api_calls:
+            self.metrics.add_metric(name="EventApiCalls", unit=MetricUnit.Count, value=result.api_calls)

@@ -1,0 +1,74 @@
+"""Notification settings: channels, severity routing, retry limits (part of `iamguard.settings.Settings`).
+
+Secrets are never settings: `SLACK_SECRET_ARN` names where the webhook URL or bot
+token is kept (Secrets Manager, or an SSM SecureString); the value itself is
+read at send time through Powertools' parameters utility.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from iamguard.domain.findings import Severity
+from iamguard.domain.messages import PERSON_CHANNELS, Channel
+
+DEFAULT_ROUTING = "critical=slack+email,high=slack+email"
+
+
+def parse_routing(value: str) -> dict[Severity, frozenset[Channel]]:
+    """`critical=slack+email,high=slack` → severity → person channels; unlisted severities go to the digest."""
+    routes: dict[Severity, frozenset[Channel]] = {severity: frozenset() for severity in Severity}
+    for part in value.replace(";", ",").split(","):
+        if not part.strip():
+            continue
+        name, sep, channels = part.replace(":", "=").partition("=")
+        if not sep:
+            raise ValueError(f"routing entry {part.strip()!r} is not severity=channel+channel")
+        severity = Severity.parse(name)
+        chosen: set[Channel] = set()
+        for channel in channels.split("+"):
+            word = channel.strip().lower()
+            if word in {"", "digest", "none"}:
+                continue
+            if word not in {c.value for c in PERSON_CHANNELS}:
+                raise ValueError(f"unknown channel {word!r} (use slack, email or digest)")
+            chosen.add(Channel(word))
+        routes[severity] = frozenset(chosen)
+    return routes
+
+
+def _severity(value: Any) -> Any:
+    return Severity.parse(value) if isinstance(value, str) else value
+
+
+class NotifySettings(BaseModel):
+    """Where announcements go and how hard iamguard tries before a message is dead-lettered."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    routing: dict[Severity, frozenset[Channel]] = Field(
+        default_factory=lambda: parse_routing(DEFAULT_ROUTING), validation_alias="SEVERITY_ROUTING"
+    )
+    # Secrets Manager ARN/name, or SSM parameter name/ARN (SecureString)
+    slack_secret: str | None = Field(default=None, validation_alias="SLACK_SECRET_ARN")
+    # for bot tokens, when the secret does not name the channel
+    slack_channel: str | None = Field(default=None, validation_alias="SLACK_CHANNEL")
+    topic_arn: str | None = Field(default=None, validation_alias="ALERT_TOPIC_ARN")
+    security_hub: bool = Field(default=False, validation_alias="SECURITY_HUB_ENABLED")
+    dlq_url: str | None = Field(default=None, validation_alias="NOTIFY_DLQ_URL")
+    max_attempts: int = Field(default=12, ge=1, le=1000, validation_alias="NOTIFY_MAX_ATTEMPTS")
+    max_age_hours: int = Field(default=24, ge=1, le=24 * 14, validation_alias="NOTIFY_MAX_AGE_HOURS")
+    digest_min_severity: Annotated[Severity, BeforeValidator(_severity)] = Field(
+        default=Severity.HIGH, validation_alias="DIGEST_MIN_SEVERITY"
+    )
+    secret_max_age_seconds: int = Field(default=300, ge=0)
+
+    @field_validator("routing", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        return parse_routing(value) if isinstance(value, str) else value
+
+    def channels_for(self, severity: Severity) -> frozenset[Channel]:
+        return self.routing.get(severity, frozenset())
