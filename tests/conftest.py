@@ -77,7 +77,9 @@ def _moto_server() -> Iterator[MotoServer]:
 def moto_server(_moto_server: MotoServer) -> Iterator[MotoServer]:
     """A moto server on 127.0.0.1 (real HTTP), reset to an empty account for each test."""
     request = urllib.request.Request(f"{_moto_server.url}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10):
+    # A reset after a test that left thousands of resources takes seconds; on a loaded
+    # machine, tens of seconds. Waiting is right: a timeout here fails a test for nothing.
+    with urllib.request.urlopen(request, timeout=120):
         pass
     moto_ext.reset()
     yield _moto_server
