@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -307,3 +308,16 @@ def test_the_built_layer_holds_the_core_only(lambda_python: str) -> None:
         if target.split(".")[0] in LOCAL_ONLY
     )
     assert leaks == []
+
+
+def test_the_built_layer_installs_only_what_requirements_name(lambda_python: str) -> None:
+    """No second pydantic: what the Powertools layer provides is not installed again beside it."""
+    lines = (REPO / "layers" / "iamguard" / "requirements.txt").read_text().splitlines()
+    wanted = {_normalized(re.split(r"[<>=!~ ;\[]", line, maxsplit=1)[0]) for line in lines if line and line[0] != "#"}
+    installed = {_normalized(path.name.split("-")[0]) for path in LAYER.glob("*.dist-info")}
+    assert installed == wanted
+    assert not {"pydantic", "pydantic_core", "typing_extensions"} & {path.name for path in LAYER.iterdir()}
+
+
+def _normalized(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "_", distribution).lower()
