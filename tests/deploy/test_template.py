@@ -164,8 +164,13 @@ def test_runtime_matches_the_build_and_the_powertools_layer() -> None:
     powertools = [layer for layer in globals_["Layers"] if isinstance(layer, str) and "powertools" in layer]
     assert powertools == [f"{{{{resolve:ssm:/aws/service/powertools/python/{arch}/{runtime}/latest}}}}"]
     layer = sam_template()["Resources"]["IamguardLayer"]
-    assert layer["Metadata"]["BuildMethod"] == runtime
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": arch}
     assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
+    # the layer's Makefile installs wheels for this runtime and architecture
+    layer_makefile = (REPO / "layers" / "iamguard" / "Makefile").read_text()
+    assert re.search(rf"^PYTHON \?= {runtime}$", layer_makefile, re.M)
+    assert f"--python-version {runtime.removeprefix('python')}" in layer_makefile
+    assert {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}[arch] in layer_makefile
     makefile = (REPO / "Makefile").read_text()
     assert re.search(rf"^LAMBDA_PYTHON := {runtime}$", makefile, re.M), "make build must use the runtime's Python"
 
