@@ -27,13 +27,13 @@ import pytest
 from iamguard.aws import AwsContext
 from iamguard.persistence.findings import FindingsStore
 from iamguard_cli.local import moto_ext
+from iamguard_cli.local.cfn import Resolver
 from iamguard_cli.local.seed import seed_walkthrough
 from iamguard_cli.local.server import MotoServer
 
 from tests.support.template import (
     REPO,
     FunctionSource,
-    Resolver,
     function_environment,
     functions,
     require,
@@ -188,7 +188,7 @@ def test_handler_imports_from_the_built_artifacts_alone(
 def create_stack_resources(ctx: AwsContext) -> None:
     """The tables, topics and queues of template.yaml, with their deployed names and keys."""
     template = sam_template()
-    resolver = Resolver(template, {})
+    resolver = Resolver.for_template(template)
     dynamodb, sns, sqs = ctx.dynamodb(), ctx.client("sns"), ctx.client("sqs")
     for logical_id, resource in template["Resources"].items():
         kind = resource["Type"]

@@ -13,6 +13,7 @@ from functools import cache
 
 import pytest
 from iamguard.checks import CATALOG
+from iamguard_cli.local.cfn import Resolver
 
 from tests.support.derive_permissions import (
     LIBRARY_CALLS,
@@ -27,7 +28,6 @@ from tests.support.template import (
     SAM_MANAGED_POLICIES,
     FunctionSource,
     Grant,
-    Resolver,
     Role,
     deployed,
     evaluate_condition,
@@ -210,7 +210,7 @@ def test_enforcement_is_granted_where_the_code_enforces() -> None:
 
 def _policy_arn_condition(grant: Grant, parameters: dict[str, str]) -> tuple[set[tuple[str, str]], set[str]]:
     """(operator, key) pairs of a grant's iam:PolicyARN condition, and the ARNs it allows as deployed."""
-    resolved = Resolver(sam_template(), parameters).resolve(grant.condition or {})
+    resolved = Resolver.for_template(sam_template(), parameters).resolve(grant.condition or {})
     keys, arns = set(), set()
     for operator, entries in resolved.items():
         for key, values in entries.items():
@@ -223,7 +223,7 @@ def _policy_arn_condition(grant: Grant, parameters: dict[str, str]) -> tuple[set
 def test_the_stacks_guardrail_is_the_only_policy_iamguard_may_detach() -> None:
     # Given an enforcing deployment that also requires a policy
     parameters = {"Mode": "enforce", "RequiredPolicyArns": "arn:aws:iam::aws:policy/IAMUserChangePassword"}
-    guardrail = Resolver(sam_template(), parameters).ref("GuardrailPolicy")
+    guardrail = Resolver.for_template(sam_template(), parameters).ref("GuardrailPolicy")
     detachers = sorted(fid for fid in IDS if "iam:DetachUserPolicy" in derivation(fid).actions)
     assert detachers == ["AuditAccountFunction", "OnIamEventFunction", "OnSigninEventFunction"]
     for fid in detachers:
@@ -245,7 +245,7 @@ def test_the_event_functions_ignore_the_events_of_every_role_that_enforces() -> 
     # administrator's decision (a detach by hand is remembered and respected).
     enforcers = {fid for fid in IDS if {"iam:AttachUserPolicy", "iam:DetachUserPolicy"} & derivation(fid).actions}
     assert "AuditAccountFunction" in enforcers
-    resolver = Resolver(sam_template(), {"Mode": "enforce"})
+    resolver = Resolver.for_template(sam_template(), {"Mode": "enforce"})
     for fid in ("OnIamEventFunction", "OnSigninEventFunction"):
         ignored = set(function_environment(fid, Mode="enforce")["IAMGUARD_ROLE_ARNS"].split(","))
         assert {resolver.arn(f"{enforcer}Role") for enforcer in enforcers} <= ignored, fid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
-from iamguard_cli.local.routing import expand_for_each
+from iamguard_cli.local.cfn import expand_for_each, load_yaml
 
 from tests.support.template import REPO, require
 
@@ -99,3 +100,29 @@ def test_the_scan_fails_on_a_failing_template(tmp_path: Path) -> None:
     # Then the scan fails and names the check
     assert done.returncode == 1, done.stdout + done.stderr
     assert "CKV_AWS_27" in done.stdout
+
+
+def test_the_resources_the_loops_make_pass_the_scan_too(tmp_path: Path) -> None:
+    # checkov does not expand Fn::ForEach: scanning template.yaml alone skips every function's
+    # log group and Errors alarm. Given the template as AWS::LanguageExtensions expands it
+    require(CHECKOV.exists(), f"{CHECKOV} is missing: run `make .venv-checkov` (make test does)")
+    body = load_yaml(REPO / "template.yaml")
+    body["Transform"] = [t for t in body["Transform"] if t != "AWS::LanguageExtensions"]
+    expanded = tmp_path / "expanded.json"
+    expanded.write_text(json.dumps(body))
+    # When it is scanned with the project's settings, offline
+    done = subprocess.run(
+        [str(CHECKOV), "--config-file", str(CONFIG), "-f", str(expanded), "-o", "json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+        timeout=300,
+        check=False,
+        cwd=REPO,
+    )
+    # Then every resource is scanned (the log groups among them) and none fails
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    summary = json.loads(done.stdout)["summary"]
+    assert summary["resource_count"] == len(body["Resources"])
+    assert summary["failed"] == 0
+    assert {"AuditAccountLogGroup", "OnSigninEventErrorsAlarm"} <= body["Resources"].keys()

@@ -7,6 +7,7 @@ import tomllib
 from typing import Any
 
 import pytest
+from iamguard_cli.local.cfn import Resolver
 
 from tests.support.template import REPO, deployed, functions, sam_template
 
@@ -41,6 +42,15 @@ def test_function_logs_to_its_own_log_group_with_retention(logical_id: str) -> N
     group = sam_template()["Resources"][log_group["Ref"]]
     assert group["Type"] == "AWS::Logs::LogGroup"
     assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_function_log_group_keeps_its_first_released_name(logical_id: str) -> None:
+    # Written in one Fn::ForEach; the name must not follow the logical id (a rename replaces the group).
+    log_group = function_props(logical_id)["LoggingConfig"]["LogGroup"]["Ref"]
+    name = Resolver.for_template(sam_template()).resolve(props(log_group)["LogGroupName"])
+    kebab = re.sub(r"(?<!^)(?=[A-Z])", "-", logical_id.removesuffix("Function")).lower()
+    assert name == f"/aws/lambda/iamguard/{kebab}"
 
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)

@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
 
     # The one Fn::ForEach expander (the local runtime's), importable without installing the CLI.
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cli"))
-    from iamguard_cli.local.routing import expand_for_each
+    from iamguard_cli.local.cfn import expand_for_each
 
     template: dict[str, Any] = yaml_parse(Path(argv[1]).read_text(encoding="utf-8"))
     overrides = dict(arg.split("=", 1) for arg in argv[2:])

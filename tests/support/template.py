@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import cfn_yaml  # type: ignore[import-untyped]
-from iamguard_cli.local.routing import expand_for_each
+from iamguard_cli.local.cfn import Resolver, as_str, load_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
@@ -52,7 +50,7 @@ def require(condition: bool, reason: str) -> None:
 @cache
 def sam_template() -> dict[str, Any]:
     """template.yaml with its Fn::ForEach loops expanded, as the local runtime reads it."""
-    return expand_for_each(cfn_yaml.load(str(TEMPLATE)))
+    return load_yaml(TEMPLATE)
 
 
 @cache
@@ -240,136 +238,12 @@ def is_delivery_grant(grant: Grant, role: Role) -> bool:
     )
 
 
-# ---------------------------------------------------------------- resolving values
-ACCOUNT_ID = "123456789012"  # moto's default account
-REGION = "us-east-1"
-STACK_NAME = "iamguard"
-_DROP = object()
-
-
-class Unresolvable(Exception):
-    """A template value this small resolver cannot compute."""
-
-
-@dataclass
-class Resolver:
-    """Computes template values as CloudFormation would, for a stack named `iamguard` in
-    moto's account: parameters at their defaults (or overrides), physical names
-    `iamguard-<LogicalId>`, ARNs in us-east-1. Enough for environment variables."""
-
-    template: dict[str, Any]
-    overrides: dict[str, str]
-
-    def parameters(self) -> dict[str, str]:
-        values = {
-            name: str(spec.get("Default", ""))
-            for name, spec in self.template.get("Parameters", {}).items()
-            if "Default" in spec
-        }
-        values.update(self.overrides)
-        values.update(
-            {
-                "AWS::Region": REGION,
-                "AWS::AccountId": ACCOUNT_ID,
-                "AWS::Partition": "aws",
-                "AWS::StackName": STACK_NAME,
-                "AWS::URLSuffix": "amazonaws.com",
-            }
-        )
-        return values
-
-    def physical_name(self, logical_id: str) -> str:
-        props = self.template["Resources"][logical_id].get("Properties") or {}
-        for key in ("TableName", "TopicName", "QueueName", "FunctionName", "ManagedPolicyName", "Name"):
-            if isinstance(props.get(key), str):
-                return str(props[key])
-        return f"{STACK_NAME}-{logical_id}"
-
-    def arn(self, logical_id: str) -> str:
-        if logical_id not in self.template["Resources"] and logical_id.endswith("Role"):
-            # A role SAM generates for a function (<FunctionId>Role).
-            return f"arn:aws:iam::{ACCOUNT_ID}:role/{STACK_NAME}-{logical_id}"
-        kind = self.template["Resources"][logical_id]["Type"]
-        name = self.physical_name(logical_id)
-        arns = {
-            "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}",
-            "AWS::SQS::Queue": f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}",
-            "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{name}",
-            "AWS::Serverless::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}",
-            "AWS::Lambda::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}",
-            "AWS::IAM::ManagedPolicy": f"arn:aws:iam::{ACCOUNT_ID}:policy/{name}",
-            "AWS::SecretsManager::Secret": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{name}",
-            "AWS::KMS::Key": f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/{name}",
-        }
-        if kind not in arns:
-            raise Unresolvable(f"no ARN for {logical_id} ({kind})")
-        return arns[kind]
-
-    def ref(self, name: str) -> str:
-        params = self.parameters()
-        if name in params:
-            return params[name]
-        kind = self.template["Resources"][name]["Type"]
-        if kind in {"AWS::SNS::Topic", "AWS::IAM::ManagedPolicy", "AWS::SecretsManager::Secret"}:
-            return self.arn(name)
-        if kind == "AWS::SQS::Queue":
-            return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{self.physical_name(name)}"
-        return self.physical_name(name)
-
-    def get_att(self, logical_id: str, attribute: str) -> str:
-        if attribute == "Arn":
-            return self.arn(logical_id)
-        if attribute in {"QueueName", "TopicName", "Name"}:
-            return self.physical_name(logical_id)
-        raise Unresolvable(f"Fn::GetAtt {logical_id}.{attribute}")
-
-    def condition(self, name: str) -> bool:
-        value = evaluate_condition(self.template, {"Condition": name}, self.parameters())
-        if value is None:
-            raise Unresolvable(f"condition {name}")
-        return value
-
-    def resolve(self, value: Any) -> Any:
-        """The value with every intrinsic function computed; AWS::NoValue entries dropped."""
-        if isinstance(value, list):
-            return [v for v in (self.resolve(item) for item in value) if v is not _DROP]
-        if not isinstance(value, dict):
-            return value
-        if len(value) != 1 or not next(iter(value)).startswith(("Fn::", "Ref")):
-            resolved = {k: self.resolve(v) for k, v in value.items()}
-            return {k: v for k, v in resolved.items() if v is not _DROP}
-        ((fn, arg),) = value.items()
-        if fn == "Ref":
-            return _DROP if arg == "AWS::NoValue" else self.ref(arg)
-        if fn == "Fn::GetAtt":
-            logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-            return self.get_att(logical_id, attribute)
-        if fn == "Fn::If":
-            return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
-        if fn == "Fn::Sub":
-            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
-            return re.sub(r"\$\{([^}!]+)\}", lambda m: self._sub_var(m.group(1), extra), text).replace("${!", "${")
-        if fn == "Fn::Join":
-            return str(arg[0]).join(str(v) for v in self.resolve(arg[1]))
-        if fn == "Fn::Split":
-            return str(self.resolve(arg[1])).split(arg[0])
-        if fn == "Fn::Select":
-            return self.resolve(arg[1])[int(self.resolve(arg[0]))]
-        raise Unresolvable(fn)
-
-    def _sub_var(self, name: str, extra: dict[str, Any]) -> str:
-        if name in extra:
-            return str(extra[name])
-        if "." in name:
-            return self.get_att(*name.split(".", 1))
-        return str(self.ref(name))
-
-
 def function_environment(logical_id: str, **overrides: str) -> dict[str, str]:
-    """A function's environment variables as deployed (Globals merged), computed by Resolver."""
+    """A function's environment variables as deployed (Globals merged), resolved for a stack named
+    `iamguard` in moto's account (parameters at their defaults, or `overrides`)."""
     template = sam_template()
     variables = dict(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
     props = template["Resources"][logical_id].get("Properties") or {}
     variables.update((props.get("Environment") or {}).get("Variables", {}))
-    resolved = Resolver(template, overrides).resolve(variables)
-    return {k: str(v) for k, v in resolved.items()}
+    resolved = Resolver.for_template(template, overrides).resolve(variables)
+    return {k: as_str(v) for k, v in resolved.items()}

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from iamguard_cli.local.routing import Schedule, Template, TemplateError, expand_for_each, load_yaml
+from iamguard_cli.local.cfn import TemplateError, expand_for_each, load_yaml
+from iamguard_cli.local.routing import Schedule, Template
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = """
@@ -64,6 +65,10 @@ Resources:
           Type: Schedule
           Properties:
             Schedule: cron(0 12 L * ? *)
+        Never:
+          Type: Schedule
+          Properties:
+            Schedule: cron(0 12 LW * ? *)
 """
 
 
@@ -120,10 +125,12 @@ def test_routes_keep_the_templates_patterns_exactly(template: Template) -> None:
     changes, off = worker.routes
     assert changes.pattern == {"source": ["aws.iam"], "detail": {"errorCode": [{"exists": False}]}}
     assert changes.enabled and not off.enabled
-    tick, odd = worker.schedules
+    tick, odd, never = worker.schedules
     assert tick.schedule is not None and tick.schedule.interval == timedelta(minutes=5)
-    assert odd.schedule is None  # "L" is not evaluated locally: that schedule runs on demand only
-    assert odd.expression == "cron(0 12 L * ? *)"
+    assert odd.schedule is not None and odd.expression == "cron(0 12 L * ? *)"
+    assert odd.schedule.next_after(datetime(2025, 2, 3, tzinfo=UTC)) == datetime(2025, 2, 28, 12, tzinfo=UTC)
+    # LW (the last weekday), which croniter cannot evaluate: that schedule runs on demand only.
+    assert never.schedule is None and never.expression == "cron(0 12 LW * ? *)"
 
 
 def test_unknown_parameters_and_intrinsics_are_errors(template: Template, tmp_path: Path) -> None:
@@ -148,6 +155,12 @@ def test_unknown_parameters_and_intrinsics_are_errors(template: Template, tmp_pa
         ("cron(0 8 ? * MON-FRI *)", datetime(2025, 1, 4, 9, 0, tzinfo=UTC), datetime(2025, 1, 6, 8, 0, tzinfo=UTC)),
         ("cron(30 6 ? * 1 *)", datetime(2025, 1, 6, tzinfo=UTC), datetime(2025, 1, 12, 6, 30, tzinfo=UTC)),
         ("cron(0 0 1 JAN,JUL ? *)", datetime(2025, 2, 1, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC)),
+        # EventBridge's own forms: numbered weekdays (2-6 = MON-FRI), the n-th weekday, the last Friday, a year
+        ("cron(0 8 ? * 2-6 *)", datetime(2025, 1, 4, 9, 0, tzinfo=UTC), datetime(2025, 1, 6, 8, 0, tzinfo=UTC)),
+        ("cron(0 9 ? * 2#1 *)", datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 6, 9, 0, tzinfo=UTC)),
+        ("cron(0 18 ? * 6L *)", datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 31, 18, 0, tzinfo=UTC)),
+        ("cron(0 0 1 1 ? 2027)", datetime(2025, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)),
+        ("cron(0 12 15W * ? *)", datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 14, 12, 0, tzinfo=UTC)),
     ],
 )
 def test_schedules_fire_when_eventbridge_would(expression: str, after: datetime, expected: datetime) -> None:
@@ -160,6 +173,11 @@ def test_bad_schedules_are_refused(expression: str) -> None:
         Schedule.parse(expression)
 
 
+def test_a_schedule_that_never_fires_again_says_so() -> None:
+    with pytest.raises(TemplateError, match="never fires"):
+        Schedule.parse("cron(0 0 1 1 ? 2020)").next_after(datetime(2025, 1, 1, tzinfo=UTC))
+
+
 def test_the_repository_template_routes_every_function_to_its_handler() -> None:
     template = Template.load(REPO / "template.yaml")
     functions = {f.name: f for f in template.functions(template.resolver())}
@@ -169,7 +187,8 @@ def test_the_repository_template_routes_every_function_to_its_handler() -> None:
     on_iam = functions["on_iam_event"]
     assert [r.pattern for r in on_iam.routes] == [events["IamChanges"]["Properties"]["Pattern"]]
     assert [s.expression for s in functions["audit_account"].schedules] == ["rate(1 hour)"]
-    assert on_iam.on_failure == "iamguard-EventsDeadLetterQueue.Arn"  # placeholder until the queue is created
+    # Until the runtime creates the queue: the ARN CloudFormation would give it.
+    assert on_iam.on_failure == "arn:aws:sqs:us-east-1:123456789012:iamguard-EventsDeadLetterQueue"
 
 
 def test_for_each_expands_keys_strings_and_refs_as_language_extensions_does() -> None:

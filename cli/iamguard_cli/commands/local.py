@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
 
 def start_runtime(options: LocalOptions) -> LocalRuntime:
     """Start a runtime, with problems as one-line CLI errors; Ctrl-C and SIGTERM stop it from now on."""
-    from iamguard_cli.local.routing import TemplateError
+    from iamguard_cli.local.cfn import TemplateError
     from iamguard_cli.local.runtime import LocalRuntime
 
     install_stop_signals()

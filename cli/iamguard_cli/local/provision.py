@@ -18,7 +18,8 @@ from typing import Any
 
 from iamguard.aws import AwsContext
 
-from iamguard_cli.local.routing import Resolver, Template
+from iamguard_cli.local.cfn import Resolver
+from iamguard_cli.local.routing import Template
 
 LAMBDA_TRUST_POLICY = {
     "Version": "2012-10-17",

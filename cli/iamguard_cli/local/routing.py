@@ -11,271 +11,45 @@ copy of them:
         function.schedules   # Schedule / ScheduleV2 expressions
         function.environment # Globals + the function's variables, intrinsics resolved
 
-Intrinsic functions are resolved the way CloudFormation would for one stack in
-one account: parameters (overrides, else defaults), pseudo parameters, Ref and
-Fn::GetAtt of resources (what the runtime created for them, else a stable
-placeholder), Fn::Sub, Fn::Join, Fn::Split, Fn::Select, Fn::If and conditions.
+The template is read and its intrinsic functions resolved by `iamguard_cli.local.cfn`
+(the one reader the tests use too); schedule expressions are evaluated with croniter.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
+from croniter import CroniterBadDateError, croniter
 
-NO_VALUE = object()  # AWS::NoValue: the property or list item is left out
-
-
-class TemplateError(ValueError):
-    """The template cannot be read or resolved for the local runtime."""
-
-
-# -- loading ------------------------------------------------------------------------
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short-form tags (!Ref, !Sub, !GetAtt, ...) as their long forms."""
-
-
-def _construct_tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    name = suffix if suffix in {"Ref", "Condition"} else f"Fn::{suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _construct_tag)
-
-
-def load_yaml(path: Path) -> dict[str, Any]:
-    """The template with its Fn::ForEach loops expanded (what AWS::LanguageExtensions deploys)."""
-    try:
-        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
-    except (OSError, yaml.YAMLError) as exc:
-        raise TemplateError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(loaded, dict):
-        raise TemplateError(f"{path} is not a CloudFormation template")
-    return expand_for_each(loaded)
-
-
-# -- AWS::LanguageExtensions ------------------------------------------------------------
-
-_FOR_EACH = "Fn::ForEach::"
-_EXPANDED_SECTIONS = ("Conditions", "Resources", "Outputs")
-
-
-def expand_for_each(template: dict[str, Any]) -> dict[str, Any]:
-    """`template` with every Fn::ForEach in Conditions, Resources and Outputs expanded.
-
-    As the transform does: each item of the collection (a literal list) replaces
-    ${Identifier} and &{Identifier} in the fragment's keys and strings and a
-    `Ref` to the identifier; a `Ref` whose argument is then a constant Fn::Sub
-    becomes a plain Ref. Tests and the local runtime both read the template this way.
-    """
-    expanded = dict(template)
-    for section in _EXPANDED_SECTIONS:
-        if isinstance(template.get(section), dict):
-            expanded[section] = _expand_section(template[section])
-    return expanded
-
-
-def _expand_section(section: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in section.items():
-        items = _expand_loop(key, value) if key.startswith(_FOR_EACH) else {key: value}
-        for name, body in items.items():
-            if name in result:
-                raise TemplateError(f"Fn::ForEach produces {name} twice")
-            result[name] = body
-    return result
-
-
-def _expand_loop(key: str, value: Any) -> dict[str, Any]:
-    if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)):
-        raise TemplateError(f"{key}: expected [Identifier, Collection, Fragment]")
-    identifier, collection, fragment = value
-    if not isinstance(collection, list) or not isinstance(fragment, dict):
-        raise TemplateError(f"{key}: the local reader expands literal collections only")
-    result: dict[str, Any] = {}
-    for item in collection:
-        for name, body in _expand_section(_substitute(fragment, identifier, str(item))).items():
-            if name in result:
-                raise TemplateError(f"Fn::ForEach produces {name} twice")
-            result[name] = body
-    return result
-
-
-def _substitute(value: Any, identifier: str, item: str) -> Any:
-    if isinstance(value, str):
-        text = value.replace(f"${{{identifier}}}", item)
-        return text.replace(f"&{{{identifier}}}", re.sub(r"[^A-Za-z0-9]", "", item))
-    if isinstance(value, list):
-        return [_substitute(v, identifier, item) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if value == {"Ref": identifier}:
-        return item
-    result = {_substitute(k, identifier, item): _substitute(v, identifier, item) for k, v in value.items()}
-    constant = (result.get("Ref") or {}).get("Fn::Sub") if isinstance(result.get("Ref"), dict) else None
-    if len(result) == 1 and isinstance(constant, str) and "${" not in constant:
-        return {"Ref": constant}
-    return result
-
-
-# -- resolving ------------------------------------------------------------------------
-
-
-@dataclass
-class Resolver:
-    """Resolves intrinsic functions for one local stack."""
-
-    parameters: Mapping[str, str]
-    conditions: Mapping[str, Any]
-    refs: Mapping[str, str] = field(default_factory=dict)
-    attrs: Mapping[tuple[str, str], str] = field(default_factory=dict)
-    stack_name: str = "iamguard"
-    account_id: str = "123456789012"
-    region: str = "us-east-1"
-    _condition_values: dict[str, bool] = field(default_factory=dict)
-
-    def pseudo(self, name: str) -> Any:
-        values: dict[str, Any] = {
-            "AWS::StackName": self.stack_name,
-            "AWS::Region": self.region,
-            "AWS::AccountId": self.account_id,
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{self.account_id}:stack/{self.stack_name}/local",
-            "AWS::NoValue": NO_VALUE,
-        }
-        if name not in values:
-            raise TemplateError(f"unknown pseudo parameter {name}")
-        return values[name]
-
-    def ref(self, name: str) -> Any:
-        if name.startswith("AWS::"):
-            return self.pseudo(name)
-        if name in self.parameters:
-            return self.parameters[name]
-        return self.refs.get(name, f"{self.stack_name}-{name}")
-
-    def get_att(self, resource: str, attribute: str) -> str:
-        return self.attrs.get((resource, attribute), f"{self.stack_name}-{resource}.{attribute}")
-
-    def condition(self, name: str) -> bool:
-        if name not in self._condition_values:
-            if name not in self.conditions:
-                raise TemplateError(f"unknown condition {name}")
-            self._condition_values[name] = bool(self.resolve(self.conditions[name]))
-        return self._condition_values[name]
-
-    def sub(self, text: str, variables: Mapping[str, Any] | None = None) -> str:
-        def replace(match: re.Match[str]) -> str:
-            expression = match.group(1)
-            if expression.startswith("!"):
-                return "${" + expression[1:] + "}"
-            if variables and expression in variables:
-                return str(self.resolve(variables[expression]))
-            if "." in expression and not expression.startswith("AWS::"):
-                resource, attribute = expression.split(".", 1)
-                return self.get_att(resource, attribute)
-            return str(self.ref(expression))
-
-        return re.sub(r"\$\{([^}]+)\}", replace, text)
-
-    def resolve(self, value: Any) -> Any:
-        """`value` with every intrinsic function replaced by its value (NO_VALUE items dropped)."""
-        if isinstance(value, list):
-            return [item for item in (self.resolve(v) for v in value) if item is not NO_VALUE]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            ((key, arg),) = value.items()
-            if key == "Ref":
-                return self.ref(str(arg))
-            if key == "Fn::GetAtt":
-                parts = arg if isinstance(arg, list) else str(arg).split(".", 1)
-                return self.get_att(str(parts[0]), str(self.resolve(parts[1])))
-            if key == "Fn::Sub":
-                if isinstance(arg, list):
-                    return self.sub(str(arg[0]), arg[1] if len(arg) > 1 else None)
-                return self.sub(str(arg))
-            if key == "Fn::Join":
-                return str(arg[0]).join(str(item) for item in self.resolve(arg[1]))
-            if key == "Fn::Split":
-                return str(self.resolve(arg[1])).split(str(arg[0]))
-            if key == "Fn::Select":
-                return self.resolve(arg[1])[int(self.resolve(arg[0]))]
-            if key == "Fn::If":
-                return self.resolve(arg[1] if self.condition(str(arg[0])) else arg[2])
-            if key == "Fn::Equals":
-                left, right = self.resolve(arg[0]), self.resolve(arg[1])
-                return str(left) == str(right)
-            if key == "Fn::Not":
-                return not self.resolve(arg[0])
-            if key == "Fn::And":
-                return all(self.resolve(item) for item in arg)
-            if key == "Fn::Or":
-                return any(self.resolve(item) for item in arg)
-            if key == "Condition":
-                return self.condition(str(arg))
-            if key.startswith("Fn::"):
-                raise TemplateError(f"{key} is not supported by the local runtime")
-        resolved = {k: self.resolve(v) for k, v in value.items()}
-        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
-
+from iamguard_cli.local.cfn import Resolver, TemplateError, as_str, load_yaml, parameter_defaults
 
 # -- schedules ------------------------------------------------------------------------
 
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _CRON = re.compile(r"^cron\((.+)\)$")
-_MONTHS = {
-    name: i
-    for i, name in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1)
-}
-_DAYS = {name: i for i, name in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], 1)}
 
 
-def _cron_field(text: str, low: int, high: int, names: Mapping[str, int] | None = None) -> frozenset[int] | None:
-    """The values a cron field allows (None = any). Raises TemplateError for what is not supported."""
-    if text in {"*", "?"}:
-        return None
-    values: set[int] = set()
-    for part in text.upper().split(","):
-        base, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
+def _croniter_fields(fields: list[str]) -> str:
+    """EventBridge's `minutes hours day-of-month month day-of-week year` as croniter's seven fields.
 
-        def number(token: str) -> int:
-            if names and token in names:
-                return names[token]
-            if not token.isdigit():
-                raise TemplateError(f"cron field {text!r} is not supported locally")
-            return int(token)
+    croniter takes `minute hour day month weekday second year`, numbers Sunday 0
+    (EventBridge: 1) and writes "last Friday" as L5 (EventBridge: 6L); `?`, L, W,
+    # and the names mean the same in both.
+    """
+    minutes, hours, days, months, weekdays, years = fields
 
-        if base in {"*", "?"}:
-            start, end = low, high
-        elif "-" in base:
-            first, last = base.split("-", 1)
-            start, end = number(first), number(last)
-        else:
-            start = number(base)
-            end = high if step_text else start
-        values.update(range(start, end + 1, step))
-    if not values or min(values) < low or max(values) > high:
-        raise TemplateError(f"cron field {text!r} is out of range")
-    return frozenset(values)
+    def weekday(match: re.Match[str]) -> str:
+        return str(int(match.group(0)) - 1)
+
+    # Day numbers only: not the n of `#n` nor a step after `/`.
+    weekdays = re.sub(r"(?<![#/\d])\d+", weekday, weekdays)
+    weekdays = re.sub(r"^(\d)L$", r"L\1", weekdays)
+    return " ".join([minutes, hours, days, months, weekdays, "0", years])
 
 
 @dataclass(frozen=True)
@@ -284,7 +58,7 @@ class Schedule:
 
     expression: str
     interval: timedelta | None = None
-    cron: tuple[frozenset[int] | None, ...] | None = None
+    cron: str | None = None  # the expression in croniter's notation
 
     @classmethod
     def parse(cls, expression: str) -> Schedule:
@@ -300,18 +74,10 @@ class Schedule:
             fields = cron.group(1).split()
             if len(fields) != 6:
                 raise TemplateError(f"{expression}: a cron expression has 6 fields")
-            minutes, hours, days, months, weekdays, years = fields
-            return cls(
-                text,
-                cron=(
-                    _cron_field(minutes, 0, 59),
-                    _cron_field(hours, 0, 23),
-                    _cron_field(days, 1, 31),
-                    _cron_field(months, 1, 12, _MONTHS),
-                    _cron_field(weekdays, 1, 7, _DAYS),
-                    _cron_field(years, 1970, 2199),
-                ),
-            )
+            notation = _croniter_fields(fields)
+            if not croniter.is_valid(notation):
+                raise TemplateError(f"{expression}: not a cron expression the local runtime can evaluate")
+            return cls(text, cron=notation)
         raise TemplateError(f"{expression!r} is not a rate(...) or cron(...) expression")
 
     def next_after(self, moment: datetime) -> datetime:
@@ -319,23 +85,11 @@ class Schedule:
         if self.interval is not None:
             return moment + self.interval
         assert self.cron is not None
-        minutes, hours, days, months, weekdays, years = self.cron
-        when = moment.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
-        limit = when + timedelta(days=366 * 5)
-        while when < limit:
-            if (years is not None and when.year not in years) or (months is not None and when.month not in months):
-                when = (when.replace(day=1, hour=0, minute=0) + timedelta(days=32)).replace(day=1)
-            elif (days is not None and when.day not in days) or (
-                weekdays is not None and (when.isoweekday() % 7) + 1 not in weekdays
-            ):
-                when = when.replace(hour=0, minute=0) + timedelta(days=1)
-            elif hours is not None and when.hour not in hours:
-                when = when.replace(minute=0) + timedelta(hours=1)
-            elif minutes is not None and when.minute not in minutes:
-                when += timedelta(minutes=1)
-            else:
-                return when
-        raise TemplateError(f"{self.expression} never fires")
+        try:
+            when: datetime = croniter(self.cron, moment.astimezone(UTC)).get_next(datetime)
+        except CroniterBadDateError as exc:
+            raise TemplateError(f"{self.expression} never fires") from exc
+        return when
 
 
 # -- functions ------------------------------------------------------------------------
@@ -399,12 +153,6 @@ def _enabled(properties: Mapping[str, Any]) -> bool:
     return str(properties.get("Enabled", True)).lower() != "false"
 
 
-def _as_str(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 @dataclass
 class Template:
     """A SAM template and the directory its CodeUri paths are relative to."""
@@ -426,11 +174,7 @@ class Template:
         return resources
 
     def parameter_defaults(self) -> dict[str, str]:
-        return {
-            name: _as_str(spec.get("Default", ""))
-            for name, spec in (self.body.get("Parameters") or {}).items()
-            if isinstance(spec, dict)
-        }
+        return parameter_defaults(self.body)
 
     def resolver(
         self,
@@ -442,15 +186,11 @@ class Template:
         account_id: str = "123456789012",
         region: str = "us-east-1",
     ) -> Resolver:
-        known = self.parameter_defaults()
-        unknown = set(parameters or {}) - known.keys()
-        if unknown:
-            raise TemplateError(f"the template has no parameter {', '.join(sorted(unknown))}")
-        return Resolver(
-            parameters={**known, **(parameters or {})},
-            conditions=self.body.get("Conditions") or {},
-            refs=dict(refs or {}),
-            attrs=dict(attrs or {}),
+        return Resolver.for_template(
+            self.body,
+            parameters,
+            refs=refs,
+            attrs=attrs,
             stack_name=stack_name,
             account_id=account_id,
             region=region,
@@ -486,7 +226,7 @@ class Template:
             **((globals_.get("Environment") or {}).get("Variables") or {}),
             **((properties.get("Environment") or {}).get("Variables") or {}),
         }
-        environment = {name: _as_str(value) for name, value in resolver.resolve(variables).items()}
+        environment = {name: as_str(value) for name, value in resolver.resolve(variables).items()}
         routes: list[EventRoute] = []
         schedules: list[ScheduleRoute] = []
         for event_name, event in (properties.get("Events") or {}).items():

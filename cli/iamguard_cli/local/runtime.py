@@ -41,9 +41,10 @@ from iamguard.domain.messages import Language
 from iamguard.settings import Mode
 
 from iamguard_cli.local import moto_ext
+from iamguard_cli.local.cfn import TemplateError
 from iamguard_cli.local.dispatcher import FunctionRunner, Invocation, LocalFunction
 from iamguard_cli.local.provision import Provisioned, Provisioner
-from iamguard_cli.local.routing import FunctionSpec, Template, TemplateError
+from iamguard_cli.local.routing import FunctionSpec, Template
 from iamguard_cli.local.server import LOCAL_ACCOUNT_ID, MotoServer
 from iamguard_cli.local.signin import SignInError, SignInResult, console_sign_in
 from iamguard_cli.local.trail import CloudTrailMiddleware, Trail
