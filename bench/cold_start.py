@@ -63,6 +63,7 @@ def lambda_env(function: str) -> dict[str, str]:
         AUDIT_FUNCTION_NAME="iamguard-audit-account",
         AUDIT_SCHEDULE="rate(1 day)",
         IDEMPOTENCY_TABLE="iamguard-idempotency",
+        EVENT_SOURCES="aws.iam,aws.sts",  # functions/on_event as OnIamEventFunction runs it
         GUARDRAIL_POLICY_ARN=f"arn:aws:iam::{benchlib.ACCOUNT_ID}:policy/iamguard-mfa-guardrail",
         IAMGUARD_ROLE_ARNS=f"arn:aws:iam::{benchlib.ACCOUNT_ID}:role/iamguard-on-iam-event",
         SIGNIN_FAILURE_THRESHOLD="5",

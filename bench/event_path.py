@@ -5,7 +5,7 @@ account that already has --background-users users (bench/seeding.py). Each event
 new user created the way DESIGN.md's walkthrough does (console password with a forced
 reset, AdministratorAccess and IAMUserChangePassword attached directly), untimed, then:
 
-1. handler: the real `functions/on_iam_event/app.py`, loaded the way the Lambda runtime
+1. handler: the real `functions/on_event/app.py` (as OnIamEventFunction runs it), loaded the way the Lambda runtime
    loads it (layer and function directory on sys.path, template.yaml's environment,
    AWS_ENDPOINT_URL pointing at the server), in a child process of its own so that its
    Powertools log and metric lines go to a file. Each event is events/create_user.json
@@ -43,7 +43,7 @@ import seeding
 
 ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
 CHANGE_PASSWORD = "arn:aws:iam::aws:policy/IAMUserChangePassword"
-HANDLER = benchlib.REPO / "functions" / "on_iam_event" / "app.py"
+HANDLER = benchlib.REPO / "functions" / "on_event" / "app.py"
 FINDINGS_TABLE = "iamguard-findings"
 IDEMPOTENCY_TABLE = "iamguard-idempotency"
 
@@ -81,6 +81,7 @@ def handler_env(url: str) -> dict[str, str]:
         LANGUAGE="en",
         FINDINGS_TABLE=FINDINGS_TABLE,
         IDEMPOTENCY_TABLE=IDEMPOTENCY_TABLE,
+        EVENT_SOURCES="aws.iam,aws.sts",
         GUARDRAIL_POLICY_ARN=f"arn:aws:iam::{benchlib.ACCOUNT_ID}:policy/iamguard-mfa-guardrail",
         IAMGUARD_ROLE_ARNS=f"arn:aws:iam::{benchlib.ACCOUNT_ID}:role/iamguard-on-iam-event",
         AWS_LAMBDA_FUNCTION_NAME="iamguard-on-iam-event",

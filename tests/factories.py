@@ -1,4 +1,4 @@
-"""Small builders for account state, so unit tests read like the case they describe."""
+"""Small builders for account state and findings, so tests read like the case they describe."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from iamguard.domain.account import (
     RootState,
     User,
 )
+from iamguard.domain.findings import Finding, Severity, Status
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ACCOUNT = "123456789012"
@@ -121,3 +122,38 @@ def state(*users: User, groups: dict[str, Group] | None = None, **fields: Any) -
         policy_documents=dict(DOCUMENTS),
     )
     return replace(base, **fields)
+
+
+def finding(
+    check: str = "user_console_mfa",
+    user: str | None = "bob",
+    status: Status = Status.FAIL,
+    severity: Severity = Severity.HIGH,
+    at: datetime = NOW,
+    detail: str | None = None,
+    **fields: Any,
+) -> Finding:
+    """A finding observed at `at`, as the store hands it back (first seen, last seen, changed at `at`; `fields`
+    override them): about IAM user `user`, or (user=None) root for a root_* check, else the account."""
+    if user is not None:
+        kind, name, arn = "user", user, f"arn:aws:iam::{ACCOUNT}:user/{user}"
+    elif check.startswith("root_"):
+        kind, name, arn = "root", "root", f"arn:aws:iam::{ACCOUNT}:root"
+    else:
+        kind, name, arn = "account", ACCOUNT, f"arn:aws:iam::{ACCOUNT}:account"
+    return Finding(
+        check_id=check,
+        severity=severity,
+        status=status,
+        resource_type=kind,
+        resource_arn=arn,
+        resource_name=name,
+        account_id=ACCOUNT,
+        detail=detail
+        or _DETAILS.get(check, "{check} is {status} for {name}.").format(check=check, status=status.value, name=name),
+        observed_at=at,
+        **{"first_seen": at, "last_seen": at, "status_changed_at": at, **fields},
+    )
+
+
+_DETAILS = {"user_console_mfa": "User {name} has a console password but no MFA device."}

@@ -22,6 +22,7 @@ metrics = Metrics(namespace="iamguard")
 
 SETTINGS = Settings.from_env()  # invalid settings fail the cold start, loudly
 AWS = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
+IAM = AWS.iam()  # one client for the container's life; each run counts its calls afresh
 STORE = FindingsStore(AWS.dynamodb(), SETTINGS.findings_table)
 # Slack (secret read lazily, cached), the SNS topic, Security Hub: whatever the stack configured.
 NOTIFY = build_dispatcher(SETTINGS, AWS, store=STORE, metrics=metrics, logger=logger)
@@ -31,7 +32,7 @@ NOTIFY = build_dispatcher(SETTINGS, AWS, store=STORE, metrics=metrics, logger=lo
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    inventory = Inventory(AWS)
+    inventory = Inventory(AWS, iam_client=IAM)
     # MODE=enforce: attach the MFA guardrail when due (grace period), take it off once users have MFA.
     enforcer = Enforcer(inventory.iam, SETTINGS, memory=STORE)
     result = run_audit(inventory, SETTINGS, enforcer=enforcer)

@@ -7,18 +7,20 @@ deleted users) and the status API.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.support.derive_permissions import derive
-from tests.support.template import REPO, deployed, function_role
+from tests.support.template import REPO, deployed, function_role, functions
 
 PACKAGE_ROOT = REPO / "layers" / "iamguard"
-EVENT_FUNCTIONS = {"OnIamEventFunction": "on_iam_event", "OnSigninEventFunction": "on_signin_event"}
+EVENT_FUNCTIONS = {f.logical_id: f.handler_file for f in functions() if f.name in {"on_iam_event", "on_signin_event"}}
 
 
-@pytest.mark.parametrize(("logical_id", "name"), EVENT_FUNCTIONS.items())
-def test_the_event_functions_never_scan_the_findings_table(logical_id: str, name: str) -> None:
-    derived = derive(REPO / "functions" / name / "app.py", PACKAGE_ROOT)
+@pytest.mark.parametrize(("logical_id", "handler_file"), EVENT_FUNCTIONS.items())
+def test_the_event_functions_never_scan_the_findings_table(logical_id: str, handler_file: Path) -> None:
+    derived = derive(handler_file, PACKAGE_ROOT)
     assert "dynamodb:Scan" not in derived.actions, derived.where("dynamodb:Scan")
     assert "dynamodb:Query" in derived.actions  # they do read, by key
     granted = {g.action for g in function_role(deployed(), logical_id).grants if g.effect == "Allow"}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from iamguard.aws import AwsContext
 from iamguard.domain.alerts import Alert, Detection
-from iamguard.domain.findings import Change, Finding, Severity, Status, Transition
+from iamguard.domain.findings import Change, Finding, Severity, Transition
 from iamguard.notify.base import Notifier
 from iamguard.notify.dispatcher import DeadLetterQueue, Dispatcher
 from iamguard.notify.retry import SlackRetryPolicy
@@ -21,33 +21,11 @@ from iamguard.persistence.outbox import Outbox
 from iamguard.settings.notify import NotifySettings
 from iamguard_cli.local.slack_receiver import SlackReceiver
 
+from tests.factories import finding as finding  # the one factory, re-exported for the notify tests
+
 ACCOUNT = "123456789012"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # a Base32StringSeed-shaped secret
-
-
-def finding(
-    check: str = "user_console_mfa",
-    user: str = "bob",
-    status: Status = Status.FAIL,
-    severity: Severity = Severity.HIGH,
-    at: datetime = NOW,
-    detail: str | None = None,
-) -> Finding:
-    return Finding(
-        check_id=check,
-        severity=severity,
-        status=status,
-        resource_type="user",
-        resource_arn=f"arn:aws:iam::{ACCOUNT}:user/{user}",
-        resource_name=user,
-        account_id=ACCOUNT,
-        detail=detail or f"User {user} has a console password but no MFA device.",
-        observed_at=at,
-        first_seen=at,
-        last_seen=at,
-        status_changed_at=at,
-    )
 
 
 def opened(f: Finding) -> Change:

@@ -23,27 +23,10 @@ from iamguard.settings.api import ApiSettings
 from iamguard_cli.local.seed import seed_walkthrough
 
 from tests.conftest import load_event
-from tests.factories import NOW
-from tests.integration.test_audit_handler import load_handler
+from tests.factories import NOW, finding
+from tests.support.template import load_handler
 
 ACCOUNT = "123456789012"
-
-
-def finding(check: str, status: Status = Status.PASS, *, user: str | None = None, at: datetime = NOW,
-            severity: Severity | None = None) -> Finding:  # fmt: skip
-    rtype = "user" if user else ("root" if check.startswith("root_") else "account")
-    name = user or ("root" if rtype == "root" else ACCOUNT)
-    return Finding(
-        check_id=check,
-        severity=severity or Severity.HIGH,
-        status=status,
-        resource_type=rtype,
-        resource_arn=f"arn:aws:iam::{ACCOUNT}:user/{name}" if user else f"arn:aws:iam::{ACCOUNT}:{rtype}",
-        resource_name=name,
-        account_id=ACCOUNT,
-        detail=f"{check} is {status.value} for {name}.",
-        observed_at=at,
-    )
 
 
 def record_audit(store: FindingsStore, findings: list[Finding], at: datetime = NOW) -> None:
@@ -65,9 +48,9 @@ def test_no_audit_yet_is_unknown_and_stale(store: FindingsStore) -> None:
 
 def test_all_passing_and_fresh_is_compliant_informational_failures_do_not_count(store: FindingsStore) -> None:
     record_audit(store, [
-        finding("root_mfa_enabled"),
-        finding("account_alias_set", Status.FAIL, severity=Severity.INFORMATIONAL),
-        finding("user_mfa", user="ann"),
+        finding("root_mfa_enabled", user=None, status=Status.PASS),
+        finding("account_alias_set", user=None, status=Status.FAIL, severity=Severity.INFORMATIONAL),
+        finding("user_mfa", user="ann", status=Status.PASS),
     ])  # fmt: skip
     report = service(store).status()
     assert report.verdict is Verdict.COMPLIANT
@@ -77,7 +60,13 @@ def test_all_passing_and_fresh_is_compliant_informational_failures_do_not_count(
 
 
 def test_an_old_audit_is_stale_and_makes_a_clean_account_unknown(store: FindingsStore) -> None:
-    record_audit(store, [finding("root_mfa_enabled"), finding("user_mfa", user="ann")])
+    record_audit(
+        store,
+        [
+            finding("root_mfa_enabled", user=None, status=Status.PASS),
+            finding("user_mfa", user="ann", status=Status.PASS),
+        ],
+    )
     later = NOW + timedelta(hours=2, seconds=3)  # > 2 x the 1-hour interval after the audit finished
     report = service(store, now=later, audit_interval=timedelta(hours=1)).status()
     assert report.stale is True and report.verdict is Verdict.UNKNOWN
@@ -85,14 +74,20 @@ def test_an_old_audit_is_stale_and_makes_a_clean_account_unknown(store: Findings
 
 
 def test_a_failure_is_non_compliant_even_when_stale(store: FindingsStore) -> None:
-    record_audit(store, [finding("root_mfa_enabled", Status.FAIL, severity=Severity.CRITICAL)])
+    record_audit(store, [finding("root_mfa_enabled", user=None, status=Status.FAIL, severity=Severity.CRITICAL)])
     report = service(store, now=NOW + timedelta(days=3)).status()
     assert report.verdict is Verdict.NON_COMPLIANT and report.stale is True
     assert report.failed_by_severity.critical == 1
 
 
 def test_an_error_finding_makes_the_verdict_unknown(store: FindingsStore) -> None:
-    record_audit(store, [finding("user_unused_credentials", Status.ERROR, user="ann"), finding("user_mfa", user="ann")])
+    record_audit(
+        store,
+        [
+            finding("user_unused_credentials", user="ann", status=Status.ERROR),
+            finding("user_mfa", user="ann", status=Status.PASS),
+        ],
+    )
     report = service(store).status()
     assert report.verdict is Verdict.UNKNOWN
     assert report.users.unknown == 1
@@ -101,12 +96,12 @@ def test_an_error_finding_makes_the_verdict_unknown(store: FindingsStore) -> Non
 
 def test_deleted_users_disappear_from_counts_lists_and_details(store: FindingsStore) -> None:
     record_audit(store, [
-        finding("user_mfa", Status.FAIL, user="gone"),
-        finding("user_admin_access", user="gone"),
-        finding("user_mfa", user="stays"),
+        finding("user_mfa", user="gone", status=Status.FAIL),
+        finding("user_admin_access", user="gone", status=Status.PASS),
+        finding("user_mfa", user="stays", status=Status.PASS),
     ])  # fmt: skip
     later = NOW + timedelta(hours=1)
-    record_audit(store, [finding("user_mfa", user="stays", at=later)], at=later)
+    record_audit(store, [finding("user_mfa", user="stays", status=Status.PASS, at=later)], at=later)
     svc = service(store, now=later)
     assert [u.name for u in svc.users().users] == ["stays"]
     assert svc.status().users.total == 1
@@ -119,10 +114,10 @@ def test_user_pages_cover_many_users_exactly_once(store: FindingsStore) -> None:
     findings = []
     for i, name in enumerate(names):
         findings.append(
-            finding("user_mfa", Status.FAIL if i % 3 == 0 else Status.PASS, user=name, severity=Severity.LOW)
+            finding("user_mfa", user=name, status=Status.FAIL if i % 3 == 0 else Status.PASS, severity=Severity.LOW)
         )
-        findings.append(finding("user_console_mfa", user=name))
-        findings.append(finding("user_admin_access", Status.FAIL if i % 5 == 0 else Status.PASS, user=name))
+        findings.append(finding("user_console_mfa", user=name, status=Status.PASS))
+        findings.append(finding("user_admin_access", user=name, status=Status.FAIL if i % 5 == 0 else Status.PASS))
     record_audit(store, findings)
     svc = service(store)
 
@@ -145,7 +140,9 @@ def test_user_pages_cover_many_users_exactly_once(store: FindingsStore) -> None:
 
 
 def test_finding_pages_with_a_check_filter_follow_the_index(store: FindingsStore) -> None:
-    record_audit(store, [finding("user_mfa", Status.FAIL if i % 2 else Status.PASS, user=f"u{i}") for i in range(9)])
+    record_audit(
+        store, [finding("user_mfa", user=f"u{i}", status=Status.FAIL if i % 2 else Status.PASS) for i in range(9)]
+    )
     svc = service(store)
     seen, token = [], None
     while True:
@@ -162,7 +159,7 @@ def test_finding_pages_with_a_check_filter_follow_the_index(store: FindingsStore
 
 
 def test_forged_tokens_are_bad_requests(store: FindingsStore) -> None:
-    record_audit(store, [finding("user_mfa", user=f"u{i}") for i in range(3)])
+    record_audit(store, [finding("user_mfa", user=f"u{i}", status=Status.PASS) for i in range(3)])
     svc = service(store)
     token = svc.findings(check_id="user_mfa", limit=1).next_token
     assert token is not None

@@ -16,8 +16,7 @@ from iamguard.iam.inventory import CredentialReportUnavailable, Inventory
 from iamguard.persistence.findings import FindingsStore
 from iamguard_cli.local.seed import seed_walkthrough
 
-from tests.integration.test_audit_handler import load_handler
-from tests.support.template import sam_template
+from tests.support.template import load_handler, sam_template
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from types import ModuleType
 from typing import Any
 
 from iamguard.aws import AwsContext
 from iamguard.persistence.findings import FindingsStore
 from iamguard_cli.local.seed import seed_walkthrough
 
-from tests.conftest import REPO
-
-
-def load_handler(name: str) -> ModuleType:
-    """Import functions/<name>/app.py the way Lambda does (fresh module, package from the layer)."""
-    path = REPO / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"handler_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.support.template import load_handler
 
 
 def test_audit_handler_stores_findings_and_reports_changes(
@@ -46,3 +32,25 @@ def test_audit_handler_stores_findings_and_reports_changes(
     assert second["changes"] == 1  # only the alias finding resolved
     latest = store.latest_audit()
     assert latest is not None and latest["summary"]["by_status"]["FAIL"] == first["summary"]["by_status"]["FAIL"] - 1
+
+
+def test_audit_handler_reads_through_one_client_and_counts_each_run_afresh(
+    aws: AwsContext, store: FindingsStore, lambda_context: Any
+) -> None:
+    # Given the audit function after its cold start, on an account that does not change
+    seed_walkthrough(aws.iam())
+    handler = load_handler("audit_account")
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    made: list[str] = []
+    handler.AWS.session().events.register("creating-client-class", lambda **kw: made.append("client"))
+
+    # When it runs three times
+    calls = []
+    for _ in range(3):
+        handler.lambda_handler(scheduled, lambda_context)
+        calls.append((store.latest_audit() or {})["api_calls"])
+
+    # Then no run makes an IAM client (the one from the cold start serves them all), and each
+    # run counts only its own calls (the same number for the same account)
+    assert made.count("client") <= 3  # at most the STS client that finds the account id, once a run
+    assert calls[1] == calls[2] and calls[1] > 10

@@ -12,7 +12,7 @@ from iamguard_cli.local.seed import seed_walkthrough
 from iamguard_cli.local.slack_receiver import SlackReceiver
 
 from tests.integration.notify_support import drain, headers, slack_fixture, topic_with_queue  # noqa: F401
-from tests.integration.test_audit_handler import load_handler
+from tests.support.template import load_handler
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 

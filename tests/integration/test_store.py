@@ -4,25 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from iamguard.domain.findings import Change, Finding, Severity, Status, Transition
+from iamguard.domain.findings import Change, Severity, Status, Transition
 from iamguard.persistence.findings import FindingsStore, GuardrailRecord
 
-from tests.factories import NOW
-
-
-def finding(status: Status = Status.FAIL, *, at=NOW, severity: Severity = Severity.HIGH, user: str = "bob",
-            check: str = "user_console_mfa", detail: str | None = None) -> Finding:  # fmt: skip
-    return Finding(
-        check_id=check,
-        severity=severity,
-        status=status,
-        resource_type="user",
-        resource_arn=f"arn:aws:iam::123456789012:user/{user}",
-        resource_name=user,
-        account_id="123456789012",
-        detail=detail or f"User {user} is {status.value}.",
-        observed_at=at,
-    )
+from tests.factories import NOW, finding
 
 
 def only(changes) -> Transition:
@@ -41,9 +26,9 @@ def announce(store: FindingsStore, changes: list[Change]) -> list[Change]:
 def test_transitions_opened_unchanged_escalated_resolved(store: FindingsStore) -> None:
     assert only(announce(store, store.record([finding()]))) is Transition.OPENED
     assert only(store.record([finding(at=NOW + timedelta(hours=1))])) is Transition.UNCHANGED
-    escalated = announce(store, store.record([finding(at=NOW + timedelta(hours=2), severity=Severity.CRITICAL)]))
+    escalated = announce(store, store.record([finding(severity=Severity.CRITICAL, at=NOW + timedelta(hours=2))]))
     assert only(escalated) is Transition.ESCALATED
-    resolved = store.record([finding(Status.PASS, at=NOW + timedelta(hours=3))])
+    resolved = store.record([finding(status=Status.PASS, at=NOW + timedelta(hours=3))])
     assert only(resolved) is Transition.RESOLVED
 
     [stored] = store.findings_for_resource("user", "bob", "123456789012")
@@ -55,7 +40,7 @@ def test_transitions_opened_unchanged_escalated_resolved(store: FindingsStore) -
 
 
 def test_a_first_pass_is_recorded_without_anything_to_announce(store: FindingsStore) -> None:
-    [change] = store.record([finding(Status.PASS)])
+    [change] = store.record([finding(status=Status.PASS)])
     assert change.transition is Transition.RECORDED and not change.notable
     assert store.history(NOW) == []
 
@@ -73,7 +58,7 @@ def test_overlapping_runs_record_one_transition(store: FindingsStore) -> None:
 
 
 def test_conflicting_write_rereads_instead_of_double_counting(store: FindingsStore) -> None:
-    store.record([finding(Status.PASS)])
+    store.record([finding(status=Status.PASS)])
     stale_item = next(store.scan_findings())
     # Another writer opens the finding (and announces it) after we read it …
     announce(store, store.record([finding(at=NOW + timedelta(minutes=1))]))
@@ -84,8 +69,8 @@ def test_conflicting_write_rereads_instead_of_double_counting(store: FindingsSto
 
 
 def test_an_older_observation_never_overwrites_a_newer_one(store: FindingsStore) -> None:
-    announce(store, store.record([finding(Status.PASS, at=NOW + timedelta(hours=1))]))
-    [change] = store.record([finding(Status.FAIL, at=NOW)])
+    announce(store, store.record([finding(status=Status.PASS, at=NOW + timedelta(hours=1))]))
+    [change] = store.record([finding(status=Status.FAIL, at=NOW)])
     assert change.transition is Transition.UNCHANGED
     [stored] = store.findings()
     assert stored.status is Status.PASS
@@ -113,7 +98,7 @@ def test_full_audit_resolves_findings_of_deleted_users(store: FindingsStore) -> 
 
 def test_a_transition_is_written_with_its_announcement_and_handed_back_until_claimed(store: FindingsStore) -> None:
     # Given a run that recorded an opened finding and died before announcing it
-    [opened] = store.record([finding(), finding(Status.PASS, user="ok")])[:1]
+    [opened] = store.record([finding(), finding(user="ok", status=Status.PASS)])[:1]
     [item] = [i for i in store.scan_findings() if i["resource_name"] == "bob"]
     assert item["notify_pending"] == opened.announcement == str(item["version"])
     assert [f.resource_name for f in store.pending_notifications()] == ["bob"]
@@ -137,7 +122,7 @@ def test_a_transition_is_written_with_its_announcement_and_handed_back_until_cla
 
 def test_a_resolution_is_handed_back_with_what_it_resolved(store: FindingsStore) -> None:
     announce(store, store.record([finding()]))
-    store.record([finding(Status.PASS, at=NOW + timedelta(hours=2))])  # announced by no one
+    store.record([finding(status=Status.PASS, at=NOW + timedelta(hours=2))])  # announced by no one
     [change] = store.pending_changes()
     assert change.transition is Transition.RESOLVED and change.recovered
     assert change.previous is not None and change.previous.status is Status.FAIL
@@ -146,7 +131,7 @@ def test_a_resolution_is_handed_back_with_what_it_resolved(store: FindingsStore)
 
 
 def test_the_event_path_is_handed_the_resources_other_pending_announcements(store: FindingsStore) -> None:
-    store.record([finding(check="user_mfa", severity=Severity.LOW)])  # an audit died before announcing this
+    store.record([finding("user_mfa", severity=Severity.LOW)])  # an audit died before announcing this
     changes = store.record([finding(at=NOW + timedelta(minutes=5))])  # an event re-evaluates one check
     assert sorted((c.finding.check_id, c.transition, c.recovered) for c in changes) == [
         ("user_console_mfa", Transition.OPENED, False),
@@ -163,7 +148,7 @@ def test_a_claim_takes_an_announcement_once_and_not_a_replaced_one(store: Findin
         assert [r["Code"] for r in exc.response["CancellationReasons"]] == ["ConditionalCheckFailed"]
     else:
         raise AssertionError("the same announcement was claimed twice")
-    [resolved] = store.record([finding(Status.PASS, at=NOW + timedelta(hours=1))])
+    [resolved] = store.record([finding(status=Status.PASS, at=NOW + timedelta(hours=1))])
     assert resolved.announcement != opened.announcement
 
 
@@ -185,12 +170,14 @@ def test_activity_is_recorded_once(store: FindingsStore) -> None:
 
 def test_an_evaluation_error_keeps_the_last_known_verdict(store: FindingsStore) -> None:
     announce(store, store.record([finding()]))
-    [change] = store.record([finding(Status.ERROR, at=NOW + timedelta(hours=1), detail="Could not be evaluated.")])
+    [change] = store.record(
+        [finding(status=Status.ERROR, at=NOW + timedelta(hours=1), detail="Could not be evaluated.")]
+    )
     assert change.transition is Transition.UNCHANGED
     [stored] = store.findings()
     assert stored.status is Status.FAIL
     assert only(store.record([finding(at=NOW + timedelta(hours=2))])) is Transition.UNCHANGED  # not re-opened
-    assert only(store.record([finding(Status.PASS, at=NOW + timedelta(hours=3))])) is Transition.RESOLVED
+    assert only(store.record([finding(status=Status.PASS, at=NOW + timedelta(hours=3))])) is Transition.RESOLVED
 
 
 def test_guardrail_records_live_beside_the_findings_and_go_when_empty(store: FindingsStore) -> None:

@@ -8,7 +8,7 @@ truncated or UTF-16 JSON, brackets past the recursion limit, integers past the d
 limit, empty files and arrays, arrays mixing good and bad events.
 
 Two harnesses: `run_handlers` delivers each event to the real Lambda handlers
-(functions/on_iam_event/app.py, functions/on_signin_event/app.py, loaded as Lambda loads
+(functions/on_event/app.py as each event function runs it, loaded as Lambda loads
 them; `lambda_handlers()` sets them up on in-process moto with the sample account), and
 `run_replay` writes the cases to files and runs `iamguard events replay` over them. A run
 passes when nothing raised out of a handler and the replay answered every file and event
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib.util
 import io
 import json
 import logging
@@ -39,7 +38,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
@@ -663,17 +661,6 @@ def run_replay(
     return report
 
 
-def _load_handler(name: str) -> ModuleType:
-    """functions/<name>/app.py as Lambda imports it: a fresh module, the package from the layer."""
-    path = REPO / "functions" / name / "app.py"
-    spec = importlib.util.spec_from_file_location(f"fuzz_handler_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @contextlib.contextmanager
 def lambda_handlers(*, quiet: bool = True) -> Iterator[Callable[[Any], Any]]:
     """Both event handlers on in-process moto with the sample account; yields `deliver(event)`.
@@ -687,6 +674,8 @@ def lambda_handlers(*, quiet: bool = True) -> Iterator[Callable[[Any], Any]]:
     from iamguard_cli.local.bootstrap import ensure_findings_table, ensure_guardrail_policy, ensure_idempotency_table
     from iamguard_cli.local.samples import IAMGUARD_SAMPLE_ROLE_ARN, seed_sample_account
     from moto import mock_aws
+
+    from tests.support.template import load_handler
 
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -716,7 +705,7 @@ def lambda_handlers(*, quiet: bool = True) -> Iterator[Callable[[Any], Any]]:
             ensure_findings_table(FindingsStore(aws.dynamodb(), env["FINDINGS_TABLE"]))
             ensure_idempotency_table(aws.dynamodb(), env["IDEMPOTENCY_TABLE"])
             os.environ["GUARDRAIL_POLICY_ARN"] = ensure_guardrail_policy(aws.iam(), ACCOUNT_ID)
-            handlers = {name: _load_handler(name) for name in ("on_iam_event", "on_signin_event")}
+            handlers = {name: load_handler(name, prefix="fuzz_handler") for name in ("on_iam_event", "on_signin_event")}
             from iamguard_cli.local.lambda_context import LambdaContext
 
             context = LambdaContext.for_function("iamguard-fuzz", ACCOUNT_ID)

@@ -7,17 +7,21 @@ and alarms that SAM generates, policy templates and DLQ permissions included.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 from iamguard_cli.local.cfn import Resolver, as_str, load_yaml
+from iamguard_cli.local.routing import function_name
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
@@ -77,6 +81,11 @@ class FunctionSource:
     code_dir: Path
     handler_file: Path
     handler_name: str
+    own_settings: dict[str, str]  # the function's own variables written as literals (EVENT_SOURCES)
+
+    @property
+    def name(self) -> str:
+        return function_name(self.logical_id)
 
 
 def functions() -> list[FunctionSource]:
@@ -90,8 +99,28 @@ def functions() -> list[FunctionSource]:
         props = {**defaults, **(resource.get("Properties") or {})}
         code_dir = REPO / str(props["CodeUri"])
         module, _, name = str(props["Handler"]).rpartition(".")
-        found.append(FunctionSource(logical_id, code_dir, code_dir / f"{module.replace('.', '/')}.py", name))
+        variables = ((resource.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
+        own = {key: value for key, value in variables.items() if isinstance(value, str)}
+        found.append(FunctionSource(logical_id, code_dir, code_dir / f"{module.replace('.', '/')}.py", name, own))
     return sorted(found, key=lambda f: f.logical_id)
+
+
+def load_handler(name: str, *, prefix: str = "handler") -> ModuleType:
+    """The handler module of function `name` (on_iam_event, audit_account, ...) imported the way Lambda
+    does: a fresh module (a cold start), the package from the layer, the process environment plus the
+    function's own literal settings from template.yaml (which is how two functions share one module)."""
+    source = next((f for f in functions() if f.name == name), None)
+    if source is None:
+        raise KeyError(f"template.yaml has no function {name}")
+    spec = importlib.util.spec_from_file_location(f"{prefix}_{name}", source.handler_file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in source.own_settings.items():
+            patch.setenv(key, value)
+        spec.loader.exec_module(module)
+    return module
 
 
 # ---------------------------------------------------------------- conditions

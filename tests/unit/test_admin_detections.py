@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from iamguard.domain.account import ManagedPolicyRef
-from iamguard.domain.findings import Change, Finding, Severity, Status, Transition
+from iamguard.domain.findings import Change, Status, Transition
 from iamguard.realtime.cloudtrail import CloudTrailEvent, parse_event
 from iamguard.realtime.detections import Observed, UserView, admin_access_granted
 from iamguard.realtime.event_map import RULES
@@ -15,7 +15,7 @@ from iamguard.realtime.processor import screen
 from iamguard.settings import Settings
 
 from tests.conftest import ACCOUNT_ID, load_event
-from tests.factories import ADMIN, DOCUMENTS, NOW, READ_ONLY, STAR, group, user
+from tests.factories import ADMIN, DOCUMENTS, READ_ONLY, STAR, finding, group, user
 
 SETTINGS = Settings()
 TOOLS = ManagedPolicyRef(f"arn:aws:iam::{ACCOUNT_ID}:policy/deploy-tools", "deploy-tools")
@@ -32,17 +32,7 @@ def stored(status: Status | None) -> tuple[Change, ...]:
     """What the store returned for user_admin_access: the new finding and the one stored before."""
     if status is None:
         return ()
-    previous = Finding(
-        check_id="user_admin_access",
-        severity=Severity.HIGH,
-        status=status,
-        resource_type="user",
-        resource_arn=f"arn:aws:iam::{ACCOUNT_ID}:user/pat",
-        resource_name="pat",
-        account_id=ACCOUNT_ID,
-        detail="before",
-        observed_at=NOW,
-    )
+    previous = finding("user_admin_access", "pat", status, detail="before")
     return (Change(previous, previous, Transition.UNCHANGED),)
 
 

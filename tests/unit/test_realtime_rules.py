@@ -39,7 +39,7 @@ from iamguard.realtime.processor import EventResult, own_role, screen
 from iamguard.settings import Settings
 
 from tests.conftest import ACCOUNT_ID, load_event
-from tests.factories import ADMIN, CHANGE_PASSWORD, DOCUMENTS, NOW, STAR, creds, group, user, with_mfa
+from tests.factories import ADMIN, CHANGE_PASSWORD, DOCUMENTS, NOW, STAR, creds, finding, group, user, with_mfa
 
 GUARDRAIL = f"arn:aws:iam::{ACCOUNT_ID}:policy/iamguard-mfa-guardrail"
 ROLE = "arn:aws:iam::123456789012:role/iamguard-OnIamEventFunctionRole-EXAMPLE"
@@ -50,20 +50,6 @@ def event(name: str, **detail: Any) -> CloudTrailEvent:
     raw = copy.deepcopy(load_event(f"{name}.json"))
     raw["detail"].update(detail)
     return parse_event(raw)
-
-
-def finding(check_id: str, status: Status, severity: Severity = Severity.LOW) -> Finding:
-    return Finding(
-        check_id=check_id,
-        severity=severity,
-        status=status,
-        resource_type="user",
-        resource_arn=f"arn:aws:iam::{ACCOUNT_ID}:user/bob",
-        resource_name="bob",
-        account_id=ACCOUNT_ID,
-        detail="d",
-        observed_at=NOW,
-    )
 
 
 # ---------------------------------------------------------------- screening
@@ -129,11 +115,13 @@ def view(u: Any, findings: tuple[Finding, ...] = (), groups: dict[str, Any] | No
 
 def test_user_created_severity_follows_the_worst_failed_check() -> None:
     created = event("create_user")
-    low_only = Observed(users=(view(user("bob"), (finding("user_mfa", Status.FAIL),)),))
+    low_only = Observed(users=(view(user("bob"), (finding("user_mfa", status=Status.FAIL, severity=Severity.LOW),)),))
     serious = Observed(
-        users=(view(user("bob"), (finding("user_console_mfa", Status.FAIL, Severity.HIGH),)),),
+        users=(view(user("bob"), (finding("user_console_mfa", status=Status.FAIL, severity=Severity.HIGH),)),),
     )
-    exempt = Observed(users=(view(user("bob"), (finding("user_console_mfa", Status.EXEMPT, Severity.HIGH),)),))
+    exempt = Observed(
+        users=(view(user("bob"), (finding("user_console_mfa", status=Status.EXEMPT, severity=Severity.HIGH),)),)
+    )
     assert [a.severity for a in user_created(created, low_only, SETTINGS)] == [Severity.INFORMATIONAL]
     assert [a.severity for a in user_created(created, serious, SETTINGS)] == [Severity.HIGH]
     assert user_created(created, exempt, SETTINGS)[0].summary.endswith("it passes every check.")

@@ -60,8 +60,6 @@ def environment(variables: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-# Attributes Powertools' Logger keeps on the standard logger it configures (its "already set up" marks).
-_LOGGER_MARKS = ("init", "powertools_handler", "powertools_buffer_config", "powertools_buffer_cache")
 LoggerState = dict[str, Any]
 
 
@@ -74,42 +72,49 @@ def _all_loggers() -> dict[str, logging.Logger]:
 
 
 def _state_of(logger: logging.Logger) -> LoggerState:
-    state: LoggerState = {
+    """What the standard library lets anyone set on a logger (nothing of Powertools' own)."""
+    return {
         "level": logger.level,
         "handlers": list(logger.handlers),
+        "filters": list(logger.filters),
         "propagate": logger.propagate,
         "disabled": logger.disabled,
     }
-    state.update({mark: getattr(logger, mark) for mark in _LOGGER_MARKS if hasattr(logger, mark)})
-    return state
 
 
-_UNCONFIGURED: LoggerState = {"level": logging.NOTSET, "handlers": [], "propagate": True, "disabled": False}
+_UNCONFIGURED: LoggerState = {
+    "level": logging.NOTSET,
+    "handlers": [],
+    "filters": [],
+    "propagate": True,
+    "disabled": False,
+}
 
 
 def _apply(logger: logging.Logger, state: LoggerState) -> None:
     logger.setLevel(state["level"])
     logger.handlers = list(state["handlers"])
+    logger.filters = list(state["filters"])
     logger.propagate = state["propagate"]
     logger.disabled = state["disabled"]
-    for mark in _LOGGER_MARKS:
-        if mark in state:
-            setattr(logger, mark, state[mark])
-        elif hasattr(logger, mark):
-            delattr(logger, mark)
+
+
+# The functions' logging setup, for the whole process. Powertools configures the logger named after
+# the service once per process (a later Logger of the same service reuses it, as documented); in
+# Lambda each function has a process of its own, here they share this one, so what the first cold
+# start set up is kept here and applied whenever any function runs.
+_FUNCTIONS_LOGGING: dict[str, LoggerState] = {}
 
 
 @contextmanager
-def logging_of(function_state: dict[str, LoggerState]) -> Iterator[None]:
-    """The process's logging as the function configured it, for the duration; restored afterwards.
+def functions_logging() -> Iterator[None]:
+    """The process's logging as the functions configured it, for the duration; restored afterwards.
 
-    In Lambda each function has its own process, so what its Powertools Logger
-    sets up (level, handlers) is its own. Here the function's logging setup is
-    kept aside between its runs, so neither the runtime nor another function (nor
-    a test in the same process) inherits it.
+    Between runs the functions' setup (the service logger's level and handlers) is
+    kept aside, so neither the runtime nor a test in the same process inherits it.
     """
     outside = {name: _state_of(logger) for name, logger in _all_loggers().items()}
-    for name, state in function_state.items():
+    for name, state in _FUNCTIONS_LOGGING.items():
         _apply(logging.getLogger(name or None), state)
     try:
         yield
@@ -117,7 +122,7 @@ def logging_of(function_state: dict[str, LoggerState]) -> Iterator[None]:
         for name, logger in _all_loggers().items():
             inside = _state_of(logger)
             if inside != outside.get(name):
-                function_state[name] = inside
+                _FUNCTIONS_LOGGING[name] = inside
             _apply(logger, outside.get(name, _UNCONFIGURED))
 
 
@@ -142,7 +147,6 @@ class LocalFunction:
         self.arn = arn
         self._handler: Callable[[Any, Any], Any] | None = None
         self._module: ModuleType | None = None
-        self._logging: dict[str, LoggerState] = {}
 
     def load(self) -> None:
         """Import the handler module (the cold start), under the function's environment."""
@@ -150,7 +154,7 @@ class LocalFunction:
         path = self.spec.handler_file
         if not path.is_file():
             raise FileNotFoundError(f"{self.spec.logical_id}: handler file {path} not found")
-        with _INVOKE_LOCK, environment(self.environment), logging_of(self._logging):
+        with _INVOKE_LOCK, environment(self.environment), functions_logging():
             _module_counter += 1
             name = f"_iamguard_local_{self.spec.name}_{_module_counter}"
             spec = importlib.util.spec_from_file_location(name, path)
@@ -174,7 +178,7 @@ class LocalFunction:
             self.load()
         assert self._handler is not None
         context = LambdaContext(self.function_name, self.arn, self.spec.memory, self.spec.timeout)
-        with _INVOKE_LOCK, environment(self.environment), logging_of(self._logging):
+        with _INVOKE_LOCK, environment(self.environment), functions_logging():
             return self._handler(event, context)
 
 

@@ -133,8 +133,8 @@ class FunctionSpec:
 
     @property
     def name(self) -> str:
-        """The function directory's name (functions/<name>/), which is how people call it."""
-        return self.code_dir.name
+        """How people call the function: its logical id in snake case, without "Function" (on_iam_event)."""
+        return function_name(self.logical_id)
 
     @property
     def handler_file(self) -> Path:
@@ -144,6 +144,11 @@ class FunctionSpec:
     @property
     def handler_attribute(self) -> str:
         return self.handler.rpartition(".")[2]
+
+
+def function_name(logical_id: str) -> str:
+    """OnIamEventFunction -> on_iam_event (two functions may share one code directory)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", logical_id.removesuffix("Function")).lower()
 
 
 def _enabled(properties: Mapping[str, Any]) -> bool:

@@ -24,7 +24,7 @@ from iamguard_cli.local import moto_ext
 from iamguard_cli.local.lambda_context import LambdaContext
 
 from tests.conftest import ACCOUNT_ID, fake_lambda_context, load_event
-from tests.integration.test_audit_handler import load_handler  # a fresh module each time, as a cold start
+from tests.support.template import load_handler  # a fresh module each time, as a cold start
 
 IDEMPOTENCY_TABLE = "iamguard-idempotency-test"
 CHANGE_PASSWORD = "arn:aws:iam::aws:policy/IAMUserChangePassword"

@@ -4,16 +4,16 @@ and moto's EventBridge, given those patterns, delivers every mapped sample and n
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from iamguard.aws import AwsContext
 from iamguard.enforcement.guardrail import guardrail_document
 from iamguard.realtime.event_map import event_patterns
+from iamguard_cli.local.routing import function_name
 
 from tests.conftest import EVENTS_DIR
-from tests.support.template import sam_template
+from tests.support.template import load_handler, sam_template
 
 # Sample → the function whose rule must deliver it (None: no rule may deliver it).
 ROUTES: dict[str, str | None] = {
@@ -65,10 +65,10 @@ ROUTES: dict[str, str | None] = {
 
 
 def template_functions() -> dict[str, dict[str, Any]]:
-    """functions/<name> → that function's SAM resource."""
+    """The function's name (on_iam_event for OnIamEventFunction) → its SAM resource."""
     return {
-        Path(resource["Properties"]["CodeUri"]).name: resource
-        for resource in sam_template()["Resources"].values()
+        function_name(logical_id): resource
+        for logical_id, resource in sam_template()["Resources"].items()
         if resource["Type"] == "AWS::Serverless::Function"
     }
 
@@ -98,8 +98,6 @@ def test_template_patterns_are_the_event_maps(handler: str) -> None:
 def test_each_handler_accepts_exactly_the_sources_its_rule_delivers(
     handler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.integration.test_audit_handler import load_handler
-
     monkeypatch.setenv("IDEMPOTENCY_TABLE", "iamguard-idempotency-test")
     assert load_handler(handler).HANDLER.sources == frozenset(event_patterns()[handler]["source"])
 

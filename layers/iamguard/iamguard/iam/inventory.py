@@ -74,6 +74,9 @@ class UnknownUser(InventoryError):
     """The user named by an event does not exist (any more)."""
 
 
+_COUNTER_HOOK = "iamguard-call-counter"
+
+
 @dataclass
 class CallCounter:
     """Counts API calls made through the clients it is attached to (for benchmarks and logs)."""
@@ -81,7 +84,10 @@ class CallCounter:
     calls: dict[str, int] = field(default_factory=dict)
 
     def attach(self, client: Any) -> Any:
-        client.meta.events.register("before-call.*.*", self._count)
+        """Count `client`'s calls from now on. One hook per client: a client made once at cold start
+        serves one inventory per invocation, and the newest inventory's counter is the one counting."""
+        client.meta.events.unregister("before-call.*.*", unique_id=_COUNTER_HOOK)
+        client.meta.events.register("before-call.*.*", self._count, unique_id=_COUNTER_HOOK)
         return client
 
     def _count(self, model: Any, **_: Any) -> None:

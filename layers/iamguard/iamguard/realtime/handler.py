@@ -1,7 +1,8 @@
-"""What the two event Lambdas share: settings checked at cold start, one processor, metrics per outcome.
+"""The event functions' handler: settings checked at cold start, one processor, metrics per outcome.
 
-A handler module is three Powertools objects, one `EventHandler` and a
-one-line `lambda_handler`. Malformed input is answered with a "rejected"
+Both event functions run functions/on_event/app.py: three Powertools objects,
+`EventHandler.from_env(...)` and a one-line `lambda_handler`; each function's
+EVENT_SOURCES says which sources its rule delivers. Malformed input is answered with a "rejected"
 result (and the `RejectedEvents` metric) instead of an exception, so
 EventBridge does not retry it; only infrastructure failures raise, and the
 function's on-failure destination keeps those events.
@@ -17,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from iamguard.aws import AwsContext
 from iamguard.domain.alerts import Announcer, LogOnlyAnnouncer
+from iamguard.notify.factory import announcer_factory as stack_announcer_factory
 from iamguard.persistence.findings import FindingsStore
 from iamguard.realtime.processor import EventProcessor, EventResult
 from iamguard.settings import ConfigError, Settings
@@ -53,6 +55,23 @@ class EventHandler:
         self.aws = aws or AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
         self.announcer_factory = announcer_factory or (lambda _settings, log: LogOnlyAnnouncer(log))
         self._processors: dict[str, EventProcessor] = {}
+
+    @classmethod
+    def from_env(cls, *, logger: Any, metrics: Any) -> EventHandler:
+        """What a function builds at cold start: its settings (invalid ones fail loudly), one AWS context,
+        the sources of EVENT_SOURCES, and Slack, the SNS topic, Security Hub - whatever the stack configured."""
+        settings = Settings.from_env()
+        if not settings.event_sources:
+            raise ConfigError("invalid iamguard settings: EVENT_SOURCES must name the sources this function takes")
+        aws = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
+        return cls(
+            sources=settings.event_sources,
+            settings=settings,
+            logger=logger,
+            metrics=metrics,
+            aws=aws,
+            announcer_factory=stack_announcer_factory(aws, metrics),
+        )
 
     def processor(self, account_id: str) -> EventProcessor:
         if account_id not in self._processors:

@@ -25,6 +25,7 @@ from iamguard.settings.notify import NotifySettings
 __all__ = ["DEFAULT_FINDINGS_TABLE", "EXEMPT_TAG_KEY", "ConfigError", "Mode", "PasswordBaseline", "Settings"]
 
 Mode = Literal["monitor", "enforce"]
+EventSource = Literal["aws.iam", "aws.sts", "aws.signin"]
 
 EXEMPT_TAG_KEY = "iamguard:exempt"
 # The stack always sets FINDINGS_TABLE (its own table); this default is for the CLI and the local runtime.
@@ -82,6 +83,10 @@ class Settings(BaseSettings):
         default=(), validation_alias="IAMGUARD_ROLE_ARNS"
     )
     idempotency_table: str | None = Field(default=None, validation_alias="IDEMPOTENCY_TABLE")
+    # The event functions share one handler; each takes the sources its EventBridge rule delivers.
+    event_sources: Annotated[tuple[EventSource, ...], CommaSeparated] = Field(
+        default=(), validation_alias="EVENT_SOURCES"
+    )
     signin_failure_threshold: int = Field(default=5, ge=1, le=1000, validation_alias="SIGNIN_FAILURE_THRESHOLD")
     signin_failure_window_minutes: int = Field(
         default=10, ge=1, le=1440, validation_alias="SIGNIN_FAILURE_WINDOW_MINUTES"
