@@ -53,4 +53,4 @@ def test_audit_handler_reads_through_one_client_and_counts_each_run_afresh(
     # Then no run makes an IAM client (the one from the cold start serves them all), and each
     # run counts only its own calls (the same number for the same account)
     assert made.count("client") <= 3  # at most the STS client that finds the account id, once a run
-    assert calls[1] == calls[2] and calls[1] > 10
+    assert calls[1] == calls[2] > 0

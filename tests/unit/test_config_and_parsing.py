@@ -8,6 +8,7 @@ import pytest
 from iamguard.domain.findings import Severity
 from iamguard.iam import evaluation as policy
 from iamguard.iam.inventory import parse_credential_report
+from iamguard.realtime.handler import EventHandler
 from iamguard.settings import DEFAULT_FINDINGS_TABLE, ConfigError, Settings
 
 from tests.factories import ADMIN, CHANGE_PASSWORD, DOCUMENTS, group, user
@@ -139,3 +140,14 @@ def test_severities_and_booleans_parse_as_before() -> None:
     assert settings.notify.digest_min_severity is Severity.CRITICAL and settings.notify.security_hub
     assert settings.password_baseline.require_numbers
     assert Settings.from_env({"DIGEST_MIN_SEVERITY": "info"}).notify.digest_min_severity is Severity.INFORMATIONAL
+
+
+def test_event_sources_name_what_each_event_function_takes(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_env({"EVENT_SOURCES": "aws.iam, aws.sts"}).event_sources == ("aws.iam", "aws.sts")
+    with pytest.raises(ConfigError, match="EVENT_SOURCES"):
+        Settings.from_env({"EVENT_SOURCES": "aws.iam,aws.s3"})
+    # The shared handler module refuses a cold start that does not say which sources it takes
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", "iamguard-idempotency")
+    monkeypatch.delenv("EVENT_SOURCES", raising=False)
+    with pytest.raises(ConfigError, match="EVENT_SOURCES must name"):
+        EventHandler.from_env(logger=None, metrics=None)
