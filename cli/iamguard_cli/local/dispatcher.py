@@ -73,33 +73,29 @@ def _all_loggers() -> dict[str, logging.Logger]:
 
 def _state_of(logger: logging.Logger) -> LoggerState:
     """What the standard library lets anyone set on a logger (nothing of Powertools' own)."""
-    return {
-        "level": logger.level,
-        "handlers": list(logger.handlers),
-        "filters": list(logger.filters),
-        "propagate": logger.propagate,
-        "disabled": logger.disabled,
-    }
+    return {"level": logger.level, "propagate": logger.propagate, "disabled": logger.disabled}
 
 
-_UNCONFIGURED: LoggerState = {
-    "level": logging.NOTSET,
-    "handlers": [],
-    "filters": [],
-    "propagate": True,
-    "disabled": False,
-}
+_UNCONFIGURED: LoggerState = {"level": logging.NOTSET, "propagate": True, "disabled": False}
 
 
 def _apply(logger: logging.Logger, state: LoggerState) -> None:
     logger.setLevel(state["level"])
-    logger.handlers = list(state["handlers"])
-    logger.filters = list(state["filters"])
     logger.propagate = state["propagate"]
     logger.disabled = state["disabled"]
 
 
-# The functions' logging setup, for the whole process. Powertools configures the logger named after
+class _WhileAFunctionRuns(logging.Filter):
+    """On the handlers functions add: they write only while a function runs."""
+
+    running = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.running
+
+
+_GATE = _WhileAFunctionRuns()
+# The functions' logger levels, for the whole process. Powertools configures the logger named after
 # the service once per process (a later Logger of the same service reuses it, as documented); in
 # Lambda each function has a process of its own, here they share this one, so what the first cold
 # start set up is kept here and applied whenever any function runs.
@@ -108,22 +104,29 @@ _FUNCTIONS_LOGGING: dict[str, LoggerState] = {}
 
 @contextmanager
 def functions_logging() -> Iterator[None]:
-    """The process's logging as the functions configured it, for the duration; restored afterwards.
+    """The process's logging as the functions configured it, for the duration; set aside afterwards.
 
-    Between runs the functions' setup (the service logger's level and handlers) is
-    kept aside, so neither the runtime nor a test in the same process inherits it.
+    Between runs the loggers' levels are the process's own again and the handlers the
+    functions added stay attached (Powertools expects the handler it configured) but
+    silent, so neither the runtime nor a test in the same process inherits their setup.
     """
     outside = {name: _state_of(logger) for name, logger in _all_loggers().items()}
+    handlers_before = {id(h) for logger in _all_loggers().values() for h in logger.handlers}
     for name, state in _FUNCTIONS_LOGGING.items():
         _apply(logging.getLogger(name or None), state)
+    _GATE.running = True
     try:
         yield
     finally:
+        _GATE.running = False
         for name, logger in _all_loggers().items():
             inside = _state_of(logger)
             if inside != outside.get(name):
                 _FUNCTIONS_LOGGING[name] = inside
             _apply(logger, outside.get(name, _UNCONFIGURED))
+            for handler in logger.handlers:
+                if id(handler) not in handlers_before and _GATE not in handler.filters:
+                    handler.addFilter(_GATE)
 
 
 @dataclass(frozen=True)
