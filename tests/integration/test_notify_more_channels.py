@@ -16,7 +16,7 @@ from iamguard.notify.base import DeliveryError
 from iamguard.notify.factory import build_dispatcher
 from iamguard.notify.pagerduty import PagerDutyNotifier, dedup_key
 from iamguard.notify.teams import TeamsNotifier
-from iamguard.notify.webhook import KEY_HEADER, SIGNATURE_HEADER, WebhookNotifier, verify
+from iamguard.notify.webhook import KEY_HEADER, SIGNATURE_HEADER, WebhookNotifier
 from iamguard.persistence.findings import FindingsStore
 from iamguard.settings import Settings
 from iamguard_cli.local.channel_receivers import PagerDutyReceiver, TeamsReceiver, WebhookReceiver
