@@ -97,7 +97,7 @@ class PagerDutyReceiver(HttpReceiver):
     def render(self, payload: dict[str, Any]) -> str:
         action = str(payload.get("event_action", "")).upper()
         summary = payload.get("payload", {}).get("summary", "")
-        return f"PagerDuty {action} {payload.get('dedup_key')}" + (f"\n  {summary}" if summary else "") + "\n"
+        return f"{action} {payload.get('dedup_key')}" + (f"\n  {summary}" if summary else "") + "\n"
 
     def fault_body(self, path: str, status: int) -> str | dict[str, Any]:
         return {"status": "throttle event" if status == 429 else "error", "message": "try again"}
