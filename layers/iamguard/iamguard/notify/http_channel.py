@@ -17,6 +17,7 @@ from iamguard.domain.messages import Channel, Message
 from iamguard.notify.base import DeliveryError
 from iamguard.notify.redact import scrub
 from iamguard.notify.retry import SlackRetryPolicy
+from iamguard.notify.secrets import secret_fields
 
 if TYPE_CHECKING:
     from iamguard.notify.http_transport import Answer, JsonTransport
@@ -64,10 +65,13 @@ class HttpChannel:
         raise NotImplementedError
 
     def secrets(self, secret: Any) -> tuple[str, ...]:
-        """The secret's values, to scrub from errors."""
-        if isinstance(secret, dict):
-            return tuple(str(v) for v in secret.values() if isinstance(v, str) and v)
-        return (str(secret),) if secret else ()
+        """The secret's values (each field of a JSON secret, and the whole), to scrub from errors."""
+        whole = (str(secret),) if isinstance(secret, str | bytes) and secret else ()
+        try:
+            fields = secret_fields(secret, "the secret")
+        except DeliveryError:
+            return whole
+        return (*whole, *(v for v in fields.values() if isinstance(v, str) and v))
 
     def send(self, message: Message) -> None:
         try:
