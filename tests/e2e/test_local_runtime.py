@@ -76,6 +76,32 @@ def test_a_user_created_from_another_process_raises_the_finding_and_the_alert(ru
     assert "user_console_mfa" in said
 
 
+def test_teams_pagerduty_and_the_webhook_hear_of_a_finding_and_pagerduty_resolves_it(runtime: LocalRuntime) -> None:
+    # Given a console user without MFA created through the local endpoint
+    iam = client("iam", runtime.endpoint_url)
+    iam.create_user(UserName="pager")
+    iam.create_login_profile(UserName="pager", Password="Pager-Password-1!")
+    assert runtime.wait_idle()
+
+    # Then PagerDuty has an open alert for it, Teams a card, the webhook a signed document
+    key = f"iamguard:user_console_mfa:arn:aws:iam::{ACCOUNT}:user/pager"
+    assert runtime.pagerduty.alerts.get(key) == "triggered"
+    assert "🟠 High · New finding: pager" in runtime.teams.headlines
+    documents = [
+        m["message"] for m in runtime.webhook.messages if m["message"]["attributes"].get("resource") == "pager"
+    ]
+    assert {d["attributes"].get("check_id") for d in documents} >= {"user_console_mfa", "user_mfa"}
+    assert all(r.status in {200, 202} for r in [*runtime.webhook.requests, *runtime.pagerduty.requests])
+
+    # When the user enrolls an MFA device, the event path resolves the finding and PagerDuty's alert with it
+    enrollment = Enrollment(iam, ACCOUNT)
+    device = enrollment.create("pager")
+    enrollment.enable(device, *authenticator_codes(device.seed))
+    assert runtime.wait_idle()
+    assert runtime.pagerduty.alerts[key] == "resolved"
+    assert "✅ Resolved: pager" in runtime.teams.headlines
+
+
 def test_sign_ins_from_the_cli_follow_the_users_mfa(runtime: LocalRuntime) -> None:
     iam = client("iam", runtime.endpoint_url)
     iam.create_user(UserName="signer")

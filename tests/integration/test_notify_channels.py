@@ -183,7 +183,7 @@ def test_the_webhook_comes_from_secrets_manager_and_is_cached(aws: AwsContext, s
     arn = secrets.create_secret(Name="iamguard/slack", SecretString=json.dumps({"webhook_url": slack.url}))["ARN"]
     source = SlackSecret(arn, aws, max_age=300)
     reads: list[str] = []
-    source._provider.client.meta.events.register(  # count the API calls Powertools makes
+    source._secret._provider.client.meta.events.register(  # count the API calls Powertools makes
         "before-call.secrets-manager.GetSecretValue", lambda **kw: reads.append("read")
     )
     notifier = SlackNotifier(source, policy=fast_policy())

@@ -51,6 +51,8 @@ from iamguard_cli.local.trail import CloudTrailMiddleware, Trail
 
 if TYPE_CHECKING:
     from iamguard_cli.local.api_server import ApiServer
+    from iamguard_cli.local.channel_receivers import PagerDutyReceiver, TeamsReceiver, WebhookReceiver
+    from iamguard_cli.local.receiver import HttpReceiver
     from iamguard_cli.local.slack_receiver import SlackReceiver
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,17 @@ ROOT_ACCESS_KEY = "testing"  # moto's default credentials: they sign as root her
 ROOT_SECRET_KEY = "testing"
 # Everything to Slack locally, so every change can be watched (the deployed default keeps
 # medium and below for the digest).
-LOCAL_SEVERITY_ROUTING = "critical=slack+email,high=slack+email,medium=slack,low=slack,informational=slack"
+# Teams and the webhook get what Slack gets; PagerDuty pages for critical and high, as deployed.
+LOCAL_SEVERITY_ROUTING = ",".join(
+    f"{severity}={channels}"
+    for severity, channels in (
+        ("critical", "slack+email+teams+pagerduty+webhook"),
+        ("high", "slack+email+teams+pagerduty+webhook"),
+        ("medium", "slack+teams+webhook"),
+        ("low", "slack+teams+webhook"),
+        ("informational", "slack+teams+webhook"),
+    )
+)
 AUDIT_FUNCTION = "audit_account"
 # `iamguard local` stops within two seconds of Ctrl-C or SIGTERM: a running handler gets one of them.
 STOP_SECONDS = 2.0
@@ -119,6 +131,20 @@ class _SlackEcho(io.TextIOBase):
         if body:
             framed = "\n".join(f"  │ {line}" if line else "  │" for line in body.splitlines())
             self.terminal.write(f"  ┌─ Slack ─────────────────────────────────────\n{framed}\n  └────────\n")
+        return len(text)
+
+
+class _ChannelEcho(io.TextIOBase):
+    """What the Teams, PagerDuty and webhook receivers got: one line each (Slack shows the whole message)."""
+
+    def __init__(self, terminal: Terminal, name: str) -> None:
+        self.terminal = terminal
+        self.name = name
+
+    def write(self, text: str) -> int:
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        if first:
+            self.terminal.write(f"  → {self.name:<10} {first}\n")
         return len(text)
 
 
@@ -202,6 +228,7 @@ class LocalRuntime:
         self.trail = Trail()
         self.server: MotoServer | None = None
         self._slack: SlackReceiver | None = None
+        self._channels: dict[str, HttpReceiver] = {}
         self.api: ApiServer | None = None
         self.dispatcher: FunctionRunner | None = None
         self.provisioned = Provisioned()
@@ -218,6 +245,7 @@ class LocalRuntime:
         return self
 
     def _start(self) -> None:
+        from iamguard_cli.local.channel_receivers import PagerDutyReceiver, TeamsReceiver, WebhookReceiver
         from iamguard_cli.local.slack_receiver import SlackReceiver
 
         template = Template.load(self.options.template)
@@ -232,7 +260,24 @@ class LocalRuntime:
         secret_arn = aws.client("secretsmanager").create_secret(
             Name=f"{self.options.stack_name}/slack-webhook", SecretString=self._slack.url
         )["ARN"]
-        parameters = self._parameters(template, secret_arn)
+        secrets = aws.client("secretsmanager")
+        teams = TeamsReceiver(echo=cast(TextIO, _ChannelEcho(self.terminal, "Teams"))).start()
+        pagerduty = PagerDutyReceiver(echo=cast(TextIO, _ChannelEcho(self.terminal, "PagerDuty"))).start()
+        webhook = WebhookReceiver(echo=cast(TextIO, _ChannelEcho(self.terminal, "webhook"))).start()
+        self._channels = {"teams": teams, "pagerduty": pagerduty, "webhook": webhook}
+        channel_secrets = {
+            "TeamsSecretArn": ("teams-webhook", teams.url),
+            "PagerDutySecretArn": (
+                "pagerduty",
+                json.dumps({"routing_key": pagerduty.routing_key, "url": pagerduty.url}),
+            ),
+            "WebhookSecretArn": ("webhook", json.dumps({"url": webhook.url, "signing_key": webhook.signing_key})),
+        }
+        arns = {
+            parameter: secrets.create_secret(Name=f"{self.options.stack_name}/{name}", SecretString=value)["ARN"]
+            for parameter, (name, value) in channel_secrets.items()
+        }
+        parameters = self._parameters(template, secret_arn, arns)
         self.provisioned = Provisioner(
             template, aws, parameters, stack_name=self.options.stack_name, account_id=self.account_id
         ).run()
@@ -270,13 +315,15 @@ class LocalRuntime:
         if self.dispatcher is not None:
             self.dispatcher.stop(grace=STOP_HANDLER_GRACE)
         # Each HTTP server notices a shutdown at its next poll (half a second): stop them side by side.
-        servers = [server for server in (self.api, self._slack, self.server) if server is not None]
+        receivers = list(self._channels.values())
+        servers = [server for server in (self.api, self._slack, *receivers, self.server) if server is not None]
         stoppers = [threading.Thread(target=server.stop, name="stop-server", daemon=True) for server in servers]
         for stopper in stoppers:
             stopper.start()
         for stopper in stoppers:
             stopper.join(timeout=5)
         self.dispatcher, self.api, self._slack, self.server = None, None, None, None
+        self._channels = {}
 
     def __enter__(self) -> LocalRuntime:
         return self.start()
@@ -302,8 +349,9 @@ class LocalRuntime:
             region=REGION, endpoint_url=self.endpoint_url, retry_mode="standard", max_attempts=3, _session=session
         )
 
-    def _parameters(self, template: Template, slack_secret_arn: str) -> dict[str, str]:
+    def _parameters(self, template: Template, slack_secret_arn: str, channel_secrets: dict[str, str]) -> dict[str, str]:
         wanted = {
+            **channel_secrets,
             "Mode": self.options.mode,
             "Language": self.options.language,
             "SlackSecretArn": slack_secret_arn,
@@ -376,6 +424,26 @@ class LocalRuntime:
         if self._slack is None:
             raise RuntimeError("the local runtime is not running")
         return self._slack
+
+    def _channel(self, name: str) -> HttpReceiver:
+        if name not in self._channels:
+            raise RuntimeError("the local runtime is not running")
+        return self._channels[name]
+
+    @property
+    def teams(self) -> TeamsReceiver:
+        """The local Teams receiver (a Workflows webhook)."""
+        return cast("TeamsReceiver", self._channel("teams"))
+
+    @property
+    def pagerduty(self) -> PagerDutyReceiver:
+        """The local PagerDuty Events API v2 (`alerts`: each dedup key's state)."""
+        return cast("PagerDutyReceiver", self._channel("pagerduty"))
+
+    @property
+    def webhook(self) -> WebhookReceiver:
+        """The local signed-webhook endpoint (checks every signature)."""
+        return cast("WebhookReceiver", self._channel("webhook"))
 
     @property
     def api_url(self) -> str:
@@ -462,6 +530,8 @@ class LocalRuntime:
             "   (these sign as root; keys you create for users sign as those users)",
             f"  status API     {self.api_url}/status   /users   /findings   /events   POST /audit",
             f"  Slack          messages are printed below (receiver on 127.0.0.1:{self.slack.port})",
+            f"  Teams, PagerDuty, webhook   one line each below (127.0.0.1:{self.teams.port}, "
+            f"{self.pagerduty.port}, {self.webhook.port})",
             "",
             "  Try it from another terminal:",
             f"    export AWS_ENDPOINT_URL={endpoint} AWS_ACCESS_KEY_ID={ROOT_ACCESS_KEY} "

@@ -17,9 +17,17 @@ class Channel(StrEnum):
     SLACK = "slack"
     EMAIL = "email"  # the SNS topic (email subscription, or any other subscriber)
     SECURITY_HUB = "securityhub"
+    TEAMS = "teams"  # a Microsoft Teams Workflows (or incoming) webhook
+    PAGERDUTY = "pagerduty"  # PagerDuty Events API v2
+    WEBHOOK = "webhook"  # any HTTPS endpoint: JSON signed with HMAC-SHA256
 
 
+# The pair that stands in for each other when one fails (Dispatcher fallback).
 PERSON_CHANNELS: tuple[Channel, ...] = (Channel.SLACK, Channel.EMAIL)
+# What severity routing may name (NotifySettings.routing).
+ROUTABLE_CHANNELS: tuple[Channel, ...] = (*PERSON_CHANNELS, Channel.TEAMS, Channel.PAGERDUTY, Channel.WEBHOOK)
+# Where the scheduled digest goes (PagerDuty pages, it does not remind).
+DIGEST_CHANNELS: tuple[Channel, ...] = (*PERSON_CHANNELS, Channel.TEAMS, Channel.WEBHOOK)
 
 
 SUBJECT_LIMIT = 99  # SNS: "less than 100 characters"

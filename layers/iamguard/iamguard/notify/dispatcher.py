@@ -1,7 +1,7 @@
 """The dispatcher: iamguard's `Announcer`. Routes, deduplicates, retries, falls back, never loses.
 
 For each message:
- 1. route by severity (NotifySettings.routing) to Slack and/or e-mail; Security
+ 1. route by severity (NotifySettings.routing) to Slack, e-mail, Teams, PagerDuty, the webhook; Security
     Hub gets every finding change; what routes nowhere is held for the digest;
  2. claim it in the outbox: a conditional write that, for finding changes, also
     takes the findings' pending announcements (one transaction). A message
@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from iamguard.domain.alerts import Action, Alert
 from iamguard.domain.findings import Change, Finding, Transition
-from iamguard.domain.messages import PERSON_CHANNELS, Channel, Language, Message, MessageKind
+from iamguard.domain.messages import DIGEST_CHANNELS, PERSON_CHANNELS, Channel, Language, Message, MessageKind
 from iamguard.notify.base import DeliveryError, Notifier
 from iamguard.notify.redact import scrub
 from iamguard.notify.render import MessageBuilder, when
@@ -212,7 +212,7 @@ class Dispatcher:
         if message.kind is MessageKind.FINDINGS_SYNC:
             wanted = frozenset({Channel.SECURITY_HUB})
         elif message.kind is MessageKind.DIGEST:
-            wanted = frozenset(PERSON_CHANNELS)
+            wanted = frozenset(DIGEST_CHANNELS)
         else:
             wanted = self.settings.channels_for(message.severity)
         return frozenset(c for c in wanted if c in self.notifiers and self.notifiers[c].accepts(message))
@@ -359,7 +359,8 @@ class Dispatcher:
                 continue
             result.counted.add(channel)
             self._send(channel, message, result)
-        missed = sorted(result.errors.keys() | result.skipped)
+        # Only Slack and e-mail stand in for each other; Teams, PagerDuty and the webhook wait in the outbox.
+        missed = sorted(c for c in result.errors.keys() | result.skipped if c in PERSON_CHANNELS)
         if missed and message.kind in PEOPLE_KINDS and not result.delivered & set(missed):
             failed = ", ".join(self.builder.catalog.channel[c] for c in missed)
             for spare in PERSON_CHANNELS:

@@ -6,12 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from iamguard.aws import AwsContext
-from iamguard.domain.messages import Language
+from iamguard.domain.messages import Channel, Language
 from iamguard.notify.base import Notifier
 from iamguard.notify.dispatcher import DeadLetterQueue, Dispatcher, MetricsSink
 from iamguard.persistence.findings import FindingsStore
 from iamguard.persistence.outbox import Outbox
 from iamguard.settings import Settings
+from iamguard.settings.notify import NotifySettings
 
 
 def build_dispatcher(
@@ -24,10 +25,11 @@ def build_dispatcher(
     extra: list[Notifier] | None = None,
     language: Language | None = None,
 ) -> Dispatcher:
-    """Channels from settings.notify (Slack secret, SNS topic, Security Hub), plus `extra` ones.
+    """Channels from settings.notify (Slack, Teams, PagerDuty, webhook secrets, SNS topic, Security Hub),
+    plus `extra` ones.
 
-    Clients are created here, once (module scope in a handler); the Slack secret
-    is read lazily at the first send and cached by Powertools.
+    Clients are created here, once (module scope in a handler); the channel secrets
+    are read lazily at the first send and cached by Powertools.
     """
     notify = settings.notify
     notifiers: list[Notifier] = list(extra or [])
@@ -40,6 +42,7 @@ def build_dispatcher(
             notify.slack_secret, aws, channel=notify.slack_channel, max_age=notify.secret_max_age_seconds
         )
         notifiers.append(SlackNotifier(secret))
+    notifiers += _http_channels(notify, aws, channels)
     if notify.topic_arn and "email" not in channels:
         from iamguard.notify.sns import SnsNotifier
 
@@ -60,6 +63,24 @@ def build_dispatcher(
         metrics=metrics,
         logger=logger,
     )
+
+
+def _http_channels(notify: NotifySettings, aws: AwsContext, configured: set[Channel]) -> list[Notifier]:
+    """Teams, PagerDuty and the webhook, for each secret that is set."""
+    from iamguard.notify.pagerduty import PagerDutyNotifier
+    from iamguard.notify.secrets import StoredSecret
+    from iamguard.notify.teams import TeamsNotifier
+    from iamguard.notify.webhook import WebhookNotifier
+
+    out: list[Notifier] = []
+    for reference, kind, what in (
+        (notify.teams_secret, TeamsNotifier, "the Teams secret"),
+        (notify.pagerduty_secret, PagerDutyNotifier, "the PagerDuty secret"),
+        (notify.webhook_secret, WebhookNotifier, "the webhook secret"),
+    ):
+        if reference and kind.channel not in configured:
+            out.append(kind(StoredSecret(reference, aws, what=what, max_age=notify.secret_max_age_seconds)))
+    return out
 
 
 def announcer_factory(aws: AwsContext, metrics: MetricsSink | None = None) -> Callable[[Settings, Any], Dispatcher]:

@@ -10,6 +10,7 @@ _PATTERNS = (
     (re.compile(r"https?://[^\s\"'<>]+/services/[^\s\"'<>]+"), "<webhook>"),
     (re.compile(r"xox[abposr]-[A-Za-z0-9-]+"), "<slack-token>"),
     (re.compile(r"(secret=)[^&\s\"']+", re.IGNORECASE), r"\1<redacted>"),  # otpauth:// URIs
+    (re.compile(r"([?&]sig=)[^&\s\"']+", re.IGNORECASE), r"\1<redacted>"),  # Teams Workflows URLs
     (re.compile(r"\b[A-Z2-7]{32,}={0,6}"), "<redacted-seed>"),  # Base32StringSeed and the like
 )
 
@@ -24,10 +25,18 @@ def scrub(text: str, *secrets: str) -> str:
     return text
 
 
+# A wire log of a secret's value (GetSecretValue, GetParameter of a SecureString): no pattern can know
+# every secret's shape (a PagerDuty routing key, a signing key), so the whole line goes.
+_SECRET_RESPONSE = re.compile(r"SecretString|SecretBinary|SecureString")
+
+
 class ScrubFilter(logging.Filter):
     """A logging filter that scrubs each record's rendered message (for third-party loggers)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = scrub(record.getMessage())
+        message = record.getMessage()
+        if _SECRET_RESPONSE.search(message):
+            message = "<a request or response carrying a secret value: not logged>"
+        record.msg = scrub(message)
         record.args = None
         return True

@@ -1,4 +1,5 @@
-"""The Slack webhook URL or bot token, read from Secrets Manager or an SSM SecureString.
+"""Channel secrets (the Slack webhook URL or bot token, the Teams URL, the PagerDuty routing key, the
+webhook URL and signing key), read from Secrets Manager or an SSM SecureString.
 
 Powertools' parameters utility caches the value for `max_age` seconds, so a warm
 Lambda reads the secret about once every few minutes and a rotated secret is
@@ -62,26 +63,54 @@ def parse_slack_secret(value: Any, default_channel: str | None = None) -> SlackC
     raise DeliveryError("the Slack secret holds neither a webhook URL nor a bot token", permanent=True)
 
 
+class StoredSecret:
+    """A callable returning a secret's current value (cached by Powertools for `max_age` seconds).
+
+    `what` names the secret in errors ("the Teams secret"); the value never appears in one.
+    """
+
+    def __init__(self, reference: str, aws: AwsContext, *, what: str, max_age: int = 300) -> None:
+        self._what = what
+        self._max_age = max_age
+        self._name = reference.removeprefix("ssm:")
+        self._provider: SSMProvider | SecretsProvider = (
+            SSMProvider(boto3_client=aws.client("ssm"))
+            if is_ssm_reference(reference)
+            else SecretsProvider(boto3_client=aws.client("secretsmanager"))
+        )
+
+    def __call__(self) -> Any:
+        try:
+            if isinstance(self._provider, SSMProvider):
+                return self._provider.get(self._name, max_age=self._max_age, decrypt=True)
+            return self._provider.get(self._name, max_age=self._max_age)
+        except Exception as exc:  # noqa: BLE001 - GetParameterError wraps any client error; the message stays pending
+            raise DeliveryError(f"cannot read {self._what} {self._name}: {type(exc).__name__}") from None
+
+
+def secret_fields(value: Any, what: str) -> dict[str, Any]:
+    """A secret's value as a mapping: JSON objects as they are, a bare string as {"value": it}."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.startswith("{"):
+            return {"value": text}
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise DeliveryError(f"{what} is not valid JSON", permanent=True) from None
+    if isinstance(value, dict):
+        return value
+    raise DeliveryError(f"{what} is neither a string nor a JSON object", permanent=True)
+
+
 class SlackSecret:
     """A callable returning the current Slack credentials (cached by Powertools for `max_age` seconds)."""
 
     def __init__(self, reference: str, aws: AwsContext, *, channel: str | None = None, max_age: int = 300) -> None:
         self._channel = channel
-        self._max_age = max_age
-        self._ssm = is_ssm_reference(reference)
-        self._name = reference.removeprefix("ssm:")
-        self._provider: SSMProvider | SecretsProvider = (
-            SSMProvider(boto3_client=aws.client("ssm"))
-            if self._ssm
-            else SecretsProvider(boto3_client=aws.client("secretsmanager"))
-        )
+        self._secret = StoredSecret(reference, aws, what="the Slack secret", max_age=max_age)
 
     def __call__(self) -> SlackCredentials:
-        try:
-            if isinstance(self._provider, SSMProvider):
-                value = self._provider.get(self._name, max_age=self._max_age, decrypt=True)
-            else:
-                value = self._provider.get(self._name, max_age=self._max_age)
-        except Exception as exc:  # noqa: BLE001 - GetParameterError wraps any client error; the message stays pending
-            raise DeliveryError(f"cannot read the Slack secret {self._name}: {type(exc).__name__}") from None
-        return parse_slack_secret(value, self._channel)
+        return parse_slack_secret(self._secret(), self._channel)

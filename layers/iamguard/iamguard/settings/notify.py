@@ -1,7 +1,8 @@
 """Notification settings: channels, severity routing, retry limits (part of `iamguard.settings.Settings`).
 
 Secrets are never settings: `SLACK_SECRET_ARN` names where the webhook URL or bot
-token is kept (Secrets Manager, or an SSM SecureString); the value itself is
+token is kept (likewise `TEAMS_SECRET_ARN`, `PAGERDUTY_SECRET_ARN`, `WEBHOOK_SECRET_ARN`)
+(Secrets Manager, or an SSM SecureString); the value itself is
 read at send time through Powertools' parameters utility.
 """
 
@@ -12,9 +13,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from iamguard.domain.findings import Severity
-from iamguard.domain.messages import PERSON_CHANNELS, Channel
+from iamguard.domain.messages import ROUTABLE_CHANNELS, Channel
 
-DEFAULT_ROUTING = "critical=slack+email,high=slack+email"
+# Every channel for critical and high: a channel without its secret is simply not configured.
+DEFAULT_ROUTING = "critical=slack+email+teams+pagerduty+webhook,high=slack+email+teams+pagerduty+webhook"
 
 
 def parse_routing(value: str) -> dict[Severity, frozenset[Channel]]:
@@ -32,8 +34,9 @@ def parse_routing(value: str) -> dict[Severity, frozenset[Channel]]:
             word = channel.strip().lower()
             if word in {"", "digest", "none"}:
                 continue
-            if word not in {c.value for c in PERSON_CHANNELS}:
-                raise ValueError(f"unknown channel {word!r} (use slack, email or digest)")
+            if word not in {c.value for c in ROUTABLE_CHANNELS}:
+                names = ", ".join(c.value for c in ROUTABLE_CHANNELS)
+                raise ValueError(f"unknown channel {word!r} (use {names} or digest)")
             chosen.add(Channel(word))
         routes[severity] = frozenset(chosen)
     return routes
@@ -55,6 +58,10 @@ class NotifySettings(BaseModel):
     slack_secret: str | None = Field(default=None, validation_alias="SLACK_SECRET_ARN")
     # for bot tokens, when the secret does not name the channel
     slack_channel: str | None = Field(default=None, validation_alias="SLACK_CHANNEL")
+    # Secrets Manager ARN/name or SSM parameter of each further channel (docs/notifications.md):
+    teams_secret: str | None = Field(default=None, validation_alias="TEAMS_SECRET_ARN")  # Workflows URL
+    pagerduty_secret: str | None = Field(default=None, validation_alias="PAGERDUTY_SECRET_ARN")  # routing key
+    webhook_secret: str | None = Field(default=None, validation_alias="WEBHOOK_SECRET_ARN")  # URL + HMAC key
     topic_arn: str | None = Field(default=None, validation_alias="ALERT_TOPIC_ARN")
     security_hub: bool = Field(default=False, validation_alias="SECURITY_HUB_ENABLED")
     dlq_url: str | None = Field(default=None, validation_alias="NOTIFY_DLQ_URL")
