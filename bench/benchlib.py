@@ -128,6 +128,11 @@ class MotoProcess:
         result: dict[str, int] = self._request("calls/reset", {})
         return result
 
+    def set_delay(self, seconds: float) -> float:
+        """Hold every later AWS request `seconds` before moto answers it (0: none)."""
+        result: float = self._request("delay", {"seconds": seconds})["delay_seconds"]
+        return result
+
     def sign_in(self, users: dict[str, float], account_id: str = ACCOUNT_ID) -> int:
         result: int = self._request("sign-in", {"account_id": account_id, "users": users})["signed_in"]
         return result
@@ -231,7 +236,7 @@ def machine() -> dict[str, Any]:
         match = re.search(r"^MemTotal:\s*(\d+) kB", meminfo.read_text(), re.MULTILINE)
         mem_gib = round(int(match.group(1)) / 1024 / 1024, 1) if match else None
     return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": now(),
         # The machine is shared with other work: the 1-minute load average when the run started.
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "nproc": os.cpu_count(),
@@ -263,6 +268,15 @@ def _git_dirty(path: str) -> list[str] | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return [line.strip() for line in out.splitlines()]
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def network_label(delay_ms: float) -> str:
+    """How a network model is named in the results: "moto", or "moto + 30 ms" per request."""
+    return "moto" if not delay_ms else f"moto + {delay_ms:g} ms"
 
 
 def write_json(path: Path, data: Any) -> None:
