@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -452,12 +453,17 @@ def bench_account(n: int, shape: str, args: argparse.Namespace) -> dict[str, Any
         }
         log(f"seeded in {result['seeding']['seconds']} s ({seed_calls} calls)")
         result["networks"] = []
+        path = result_path(shape, n, args.delay_ms)
+
+        def save(network: dict[str, Any]) -> None:
+            """Write what is measured so far: a run stopped part way keeps it (marked incomplete)."""
+            benchlib.write_json(path, {**result, "networks": [*result["networks"], network], "complete": False})
+
         for delay_ms in args.delay_ms:
             network_work = work / f"delay-{delay_ms:g}ms"
             network_work.mkdir()
             srv.set_delay(delay_ms / 1000)
-            result["networks"].append(bench_network(srv, users, delay_ms, network_work, args))
-            benchlib.write_json(result_path(shape, n), {**result, "complete": False})  # a partial run survives
+            result["networks"].append(bench_network(srv, users, delay_ms, network_work, args, save))
         srv.set_delay(0)
     result["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     result["finished_at"] = benchlib.now()
@@ -466,7 +472,12 @@ def bench_account(n: int, shape: str, args: argparse.Namespace) -> dict[str, Any
 
 
 def bench_network(
-    srv: benchlib.MotoProcess, users: list[seeding.PlannedUser], delay_ms: float, work: Path, args: argparse.Namespace
+    srv: benchlib.MotoProcess,
+    users: list[seeding.PlannedUser],
+    delay_ms: float,
+    work: Path,
+    args: argparse.Namespace,
+    save: Callable[[dict[str, Any]], None],
 ) -> dict[str, Any]:
     """iamguard (CLI, run_audit, in-process) and the peers against the server with `delay_ms` per request."""
     n = len(users)
@@ -533,6 +544,8 @@ def bench_network(
         }
 
     peers: dict[str, Any] = {}
+    result["peers"] = peers
+    save(result)
     if n > args.peers_max_users:
         peers["skipped"] = f"--peers-max-users {args.peers_max_users} < {n}"
     elif delay_ms > args.peers_max_delay_ms:
@@ -547,14 +560,19 @@ def bench_network(
             if wall is not None:
                 peers[name]["ratio_to_iamguard"] = round(wall / result["iamguard_cli"]["wall_seconds_median"], 1)
             log(f"[{label}] peer {name}: {wall} s, exit {peers[name].get('exit_code')}")
-    result["peers"] = peers
+            save(result)
     result["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     result["finished_at"] = benchlib.now()
     return result
 
 
-def result_path(shape: str, n: int) -> Path:
-    return benchlib.RESULTS / f"audit_users-{shape}-{n}.json"
+DEFAULT_DELAYS_MS = (0.0, 30.0)
+
+
+def result_path(shape: str, n: int, delays_ms: list[float]) -> Path:
+    """results/audit_users-SHAPE-N.json; a run of other network models than the default names them."""
+    suffix = "" if tuple(delays_ms) == DEFAULT_DELAYS_MS else "-" + "-".join(f"{d:g}ms" for d in delays_ms)
+    return benchlib.RESULTS / f"audit_users-{shape}-{n}{suffix}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -595,13 +613,13 @@ def main(argv: list[str] | None = None) -> int:
         return run_audit_only(args.run_audit_only)
     if args.profile and not PY_SPY.exists():
         parser.error(f"--profile needs {PY_SPY.relative_to(benchlib.REPO)} (bash bench/setup_peers.sh)")
-    args.delay_ms = args.delay_ms if args.delay_ms is not None else [0.0, 30.0]
+    args.delay_ms = args.delay_ms if args.delay_ms is not None else list(DEFAULT_DELAYS_MS)
 
     ok = True
     for n in args.users or [2000]:
         for shape in args.shape or seeding.SHAPES:
             result = bench_account(n, shape, args)
-            path = result_path(shape, n)
+            path = result_path(shape, n, args.delay_ms)
             benchlib.write_json(path, result)
             log(f"wrote {path.relative_to(benchlib.REPO)}")
             ok = ok and all(network["verification"]["ok"] for network in result["networks"])

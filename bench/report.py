@@ -70,11 +70,12 @@ def machine_line(machine: dict[str, Any]) -> str:
     )
 
 
-def _ratio(peer: dict[str, Any] | None) -> float | None:
-    if not peer or "wall_seconds" not in peer or peer.get("timed_out") or peer.get("exit_code"):
+def _ratio(peer: dict[str, Any] | None) -> tuple[float, bool] | None:
+    """The peer's wall time / iamguard's, and whether it is only a lower bound (the peer was stopped at its timeout)."""
+    if not peer or "wall_seconds" not in peer or (peer.get("exit_code") and not peer.get("timed_out")):
         return None
     ratio: float = peer["ratio_to_iamguard"]
-    return ratio
+    return ratio, bool(peer.get("timed_out"))
 
 
 def _peer_cell(peer: dict[str, Any] | None) -> str:
@@ -84,7 +85,7 @@ def _peer_cell(peer: dict[str, Any] | None) -> str:
         return "skipped"
     text = f"{peer['wall_seconds']:.1f} s"
     if peer.get("timed_out"):
-        return text + " (timed out)"
+        return f"> {text} (stopped at its timeout: > {peer['ratio_to_iamguard']:.1f}x)"
     if peer.get("exit_code"):
         return text + f" (exit {peer['exit_code']})"
     return text + f" ({peer['ratio_to_iamguard']:.1f}x)"
@@ -100,11 +101,15 @@ def targets_section(results: list[dict[str, Any]]) -> str:
             peers = network.get("peers", {})
             ratios = [_ratio(peers.get(name)) for name, _ in PEERS]
             target = target_ratio(result["shape"], network["delay_ms"])
-            if any(r is None for r in ratios):
+            measured = [r for r in ratios if r is not None]
+            if len(measured) < len(ratios):
                 verdict = "peers not measured"
             else:
-                worst = min(r for r in ratios if r is not None)
-                verdict = f"{'met' if worst >= target else 'not met'} (worst {worst:.1f}x)"
+                worst, bound = min(measured)
+                shown = f"worst {'> ' if bound else ''}{worst:.1f}x"
+                verdict = f"met ({shown})" if worst >= target else f"not met ({shown})"
+                if bound and worst < target:
+                    verdict = f"undecided ({shown}: a peer was stopped at its timeout)"
             rows.append(
                 [
                     result["shape"],
@@ -234,7 +239,9 @@ def account_line(result: dict[str, Any]) -> str:
 
 def audit_section(result: dict[str, Any]) -> str:
     out = [
-        f"### {result['shape']}, {result['users']:,} users",
+        f"### {result['shape']}, {result['users']:,} users: "
+        + ", ".join(n["network"] for n in result["networks"])
+        + f" (run of {result['machine'].get('date', '?')[:16].replace('T', ' ')} UTC)",
         "",
         f"Account ({SHAPE_TEXT.get(result['shape'], result['shape'])}): {account_line(result)}",
         "",
