@@ -141,6 +141,7 @@ def network_table(network: dict[str, Any]) -> str:
     runs = cli["runs"]
     cpu = sorted(r["user_cpu_seconds"] + r["system_cpu_seconds"] for r in runs)[len(runs) // 2]
     server = cli.get("server_cpu_seconds_median")
+    reference = cpu + server if server is not None else None
     rows = [
         [
             f"iamguard audit --format json, CLI (median of {len(runs)})",
@@ -148,6 +149,7 @@ def network_table(network: dict[str, Any]) -> str:
             "1",
             f"{cpu:.2f}",
             _num(server),
+            "1",
             f"{cli['peak_rss_mb_max']:.0f}",
             f"{cli['api_calls']:,}",
             ",".join(str(c) for c in cli["exit_codes"]),
@@ -164,6 +166,7 @@ def network_table(network: dict[str, Any]) -> str:
                 f"{lam['wall_seconds_median'] / cli['wall_seconds_median']:.2f}",
                 f"{lam_cpu:.2f}",
                 _num(lam.get("server_cpu_seconds_median")),
+                _cpu_ratio(lam_cpu, lam.get("server_cpu_seconds_median"), reference),
                 f"{lam['peak_rss_mb_max']:.0f}",
                 f"{lam['api_calls']:,}",
                 ",".join(str(c) for c in lam["exit_codes"]),
@@ -176,7 +179,7 @@ def network_table(network: dict[str, Any]) -> str:
         if not peer:
             continue
         if "skipped" in peer:
-            rows.append([label, "skipped: " + peer["skipped"], "", "", "", "", "", ""])
+            rows.append([label, "skipped: " + peer["skipped"], "", "", "", "", "", "", ""])
             continue
         rows.append(
             [
@@ -185,13 +188,18 @@ def network_table(network: dict[str, Any]) -> str:
                 f"{peer.get('ratio_to_iamguard', '?')}",
                 f"{peer['user_cpu_seconds'] + peer['system_cpu_seconds']:.1f}",
                 _num(peer.get("extra", {}).get("server_cpu_seconds")),
+                _cpu_ratio(
+                    peer["user_cpu_seconds"] + peer["system_cpu_seconds"],
+                    peer.get("extra", {}).get("server_cpu_seconds"),
+                    reference,
+                ),
                 f"{peer['peak_rss_mb']:.0f}",
                 f"{peer['api_calls']:,}",
                 peer["exit_code"],
             ]
         )
     if "skipped" in peers:
-        rows.append(["peers", "skipped: " + peers["skipped"], "", "", "", "", "", ""])
+        rows.append(["peers", "skipped: " + peers["skipped"], "", "", "", "", "", "", ""])
     return table(
         [
             "tool",
@@ -199,6 +207,7 @@ def network_table(network: dict[str, Any]) -> str:
             "x iamguard CLI",
             "CPU s (user+sys)",
             "moto server CPU s",
+            "x iamguard CLI, CPU (tool + server)",
             "peak RSS MB",
             "API calls",
             "exit",
@@ -209,6 +218,12 @@ def network_table(network: dict[str, Any]) -> str:
 
 def _spread(runs: dict[str, Any]) -> str:
     return "{wall_seconds_median:.2f} (min {wall_seconds_min:.2f}, max {wall_seconds_max:.2f})".format(**runs)
+
+
+def _cpu_ratio(tool: float, server: float | None, reference: float | None) -> str:
+    if server is None or not reference:
+        return "-"
+    return f"{(tool + server) / reference:.1f}"
 
 
 def _num(value: float | None) -> str:
@@ -246,7 +261,11 @@ def audit_section(result: dict[str, Any]) -> str:
         f"Account ({SHAPE_TEXT.get(result['shape'], result['shape'])}): {account_line(result)}",
         "",
         f"Run: {machine_line(result['machine'])}; at the end {result.get('load_avg_1m_end', '?')}"
-        + ("" if result.get("complete", True) else " (**incomplete run**: not every network model finished)")
+        + (
+            ""
+            if result.get("complete", True)
+            else " (**stopped part way**: only the network models below were measured)"
+        )
         + ".",
         "",
         f"Command: `{result['command']}`",
@@ -371,7 +390,7 @@ def profile_section(result: dict[str, Any], network: dict[str, Any]) -> str:
         out += [
             "",
             "Busiest moto server functions (self time, share of busy samples): "
-            + ", ".join(f"{k} {v * 100:.0f} %" for k, v in list(server["top_self"].items())[:6])
+            + ", ".join(f"{k} {v * 100:.0f} %" for k, v in [kv for kv in server["top_self"].items() if kv[0]][:6])
             + ".",
         ]
     return "\n".join(out)
@@ -505,6 +524,27 @@ def fuzz_section(data: dict[str, Any]) -> str:
     return "\n".join([", ".join(f"{k}: {v}" for k, v in summary.items()), "", run_footer(data)])
 
 
+def load_caveat(results: list[dict[str, Any]]) -> str:
+    """A warning when the machine was busier than its CPUs during an audit run (wall times inflate, ratios shrink)."""
+    loads = [
+        load
+        for r in results
+        for n in r["networks"]
+        for load in (n.get("load_avg_1m_before"), n.get("load_avg_1m_after"))
+        if load is not None
+    ]
+    cpus = max((r["machine"].get("nproc") or 1 for r in results), default=1)
+    if not loads or max(loads) <= 2 * cpus:
+        return ""
+    return (
+        f"**Load:** the machine was shared and busy during the audit runs (1-minute load average "
+        f"{min(loads):g}-{max(loads):g} on {cpus} CPUs): every wall time is inflated several times over "
+        "(compare the CPU seconds), and how the wait falls on each tool varies, so the ratios are of this run, "
+        "not constants; the CPU ratio (tool + moto server CPU) is shown beside the wall ratio. Rerun on a quiet "
+        "machine for numbers to quote.\n"
+    )
+
+
 def results_md() -> str:
     results = audit_results()
     out = [
@@ -521,6 +561,7 @@ def results_md() -> str:
         "trip; every tool pays it on every call). Ratios are peer wall time / iamguard CLI wall time,",
         "in the same run, against the same server.",
         "",
+        load_caveat(results),
         f"## Targets (issue #13) at {TARGET_USERS:,} users",
         "",
         targets_section(results),
