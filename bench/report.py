@@ -614,6 +614,8 @@ def readme_table() -> str:
                     network["network"],
                     f"{cli['wall_seconds_median']:.2f} s, {cli['api_calls']:,} calls",
                     *cells,
+                    f"{network.get('load_avg_1m_before', '?')}-{network.get('load_avg_1m_after', '?')}"
+                    f" on {result['machine'].get('nproc', '?')} CPUs",
                 ]
             )
     if not rows:
@@ -630,6 +632,7 @@ def readme_table() -> str:
                     "iamguard CLI",
                     "Prowler (x iamguard)",
                     "Cloud Custodian (x iamguard)",
+                    "load (1 min)",
                 ],
                 rows,
             ),
