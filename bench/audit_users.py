@@ -566,12 +566,9 @@ def bench_network(
     return result
 
 
-DEFAULT_DELAYS_MS = (0.0, 30.0)
-
-
 def result_path(shape: str, n: int, delays_ms: list[float]) -> Path:
     """results/audit_users-SHAPE-N.json; a run of other network models than the default names them."""
-    suffix = "" if tuple(delays_ms) == DEFAULT_DELAYS_MS else "-" + "-".join(f"{d:g}ms" for d in delays_ms)
+    suffix = "" if tuple(delays_ms) == benchlib.DEFAULT_DELAYS_MS else "-" + "-".join(f"{d:g}ms" for d in delays_ms)
     return benchlib.RESULTS / f"audit_users-{shape}-{n}{suffix}.json"
 
 
@@ -613,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_audit_only(args.run_audit_only)
     if args.profile and not PY_SPY.exists():
         parser.error(f"--profile needs {PY_SPY.relative_to(benchlib.REPO)} (bash bench/setup_peers.sh)")
-    args.delay_ms = args.delay_ms if args.delay_ms is not None else list(DEFAULT_DELAYS_MS)
+    args.delay_ms = args.delay_ms if args.delay_ms is not None else list(benchlib.DEFAULT_DELAYS_MS)
 
     ok = True
     for n in args.users or [2000]:

@@ -28,6 +28,8 @@ PEERS = BENCH / ".peers"
 VENV_BIN = Path(sys.executable).parent  # run the scripts with .venv/bin/python
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
+# The network models the audit benchmark measures by default: plain moto, and 30 ms per request.
+DEFAULT_DELAYS_MS = (0.0, 30.0)
 
 
 def free_port() -> int:
