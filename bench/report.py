@@ -190,20 +190,19 @@ def network_table(network: dict[str, Any]) -> str:
         if "skipped" in peer:
             rows.append([label, "skipped: " + peer["skipped"], "", "", "", "", "", "", ""])
             continue
+        stopped = bool(peer.get("timed_out"))  # GNU time was stopped with it: no CPU or RSS figures
+        cpu_peer = peer["user_cpu_seconds"] + peer["system_cpu_seconds"]
+        server_peer = peer.get("extra", {}).get("server_cpu_seconds")
         rows.append(
             [
                 f"{label} ({peer.get('version', '?')})",
-                f"{peer['wall_seconds']:.1f}" + (" (timed out)" if peer.get("timed_out") else ""),
-                f"{peer.get('ratio_to_iamguard', '?')}",
-                f"{peer['user_cpu_seconds'] + peer['system_cpu_seconds']:.1f}",
-                _num(peer.get("extra", {}).get("server_cpu_seconds")),
-                _cpu_ratio(
-                    peer["user_cpu_seconds"] + peer["system_cpu_seconds"],
-                    peer.get("extra", {}).get("server_cpu_seconds"),
-                    reference,
-                ),
-                f"{peer['peak_rss_mb']:.0f}",
-                f"{peer['api_calls']:,}",
+                f"{peer['wall_seconds']:.1f}" + (" (stopped at its timeout)" if stopped else ""),
+                ("> " if stopped else "") + f"{peer.get('ratio_to_iamguard', '?')}",
+                "-" if stopped else f"{cpu_peer:.1f}",
+                _num(server_peer) + (" (until stopped)" if stopped else ""),
+                "-" if stopped else _cpu_ratio(cpu_peer, server_peer, reference),
+                "-" if stopped else f"{peer['peak_rss_mb']:.0f}",
+                f"{peer['api_calls']:,}" + (" (until stopped)" if stopped else ""),
                 peer["exit_code"],
             ]
         )
@@ -629,6 +628,18 @@ def readme_table() -> str:
             )
     if not rows:
         return "No recorded run yet: `make bench`."
+    seen = {(r["shape"], n["delay_ms"]) for r in results if r["users"] == TARGET_USERS for n in r["networks"]}
+    missing = [
+        f"{shape} on {benchlib.network_label(delay_ms)}"
+        for shape in SHAPE_ORDER
+        for delay_ms in benchlib.DEFAULT_DELAYS_MS
+        if (shape, delay_ms) not in seen
+    ]
+    gap = (
+        f"Not in the recorded results at {TARGET_USERS:,} users: {', '.join(missing)} (`make bench` measures them). "
+        if missing
+        else ""
+    )
     dates = sorted({r["machine"]["date"][:10] for r in results})
     commits = sorted({str(r["machine"].get("git_commit")) for r in results})
     return "\n".join(
@@ -646,7 +657,7 @@ def readme_table() -> str:
                 rows,
             ),
             "",
-            f"Recorded {', '.join(dates)} at commit {', '.join(f'`{c}`' for c in commits)}; machine, load and "
+            gap + f"Recorded {', '.join(dates)} at commit {', '.join(f'`{c}`' for c in commits)}; machine, load and "
             "commands in [bench/RESULTS.md](bench/RESULTS.md).",
         ]
     )
