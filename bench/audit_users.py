@@ -526,8 +526,8 @@ def bench_network(
     result["iamguard_in_process"]["server_counted_calls"] = sum(srv.reset_calls().values())
     result["verification"] = verify(Path(runs[-1]["report"]), users, runs[-1]["api_calls_by_operation"])
     log(f"[{label}] verification: {'ok' if result['verification']['ok'] else 'MISMATCH'}")
-    for run in runs:  # identical reports (up to 130 MB each at 10,000 users), verified: not kept
-        (benchlib.REPO / run["report"]).unlink(missing_ok=True)
+    for verified in runs:  # identical reports (up to 130 MB each at 10,000 users), verified: not kept
+        (benchlib.REPO / verified["report"]).unlink(missing_ok=True)
 
     if args.profile:
         log(f"[{label}] profiling the audit (py-spy on the CLI and the server, cProfile in-process)")

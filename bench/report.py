@@ -127,9 +127,9 @@ def targets_section(results: list[dict[str, Any]]) -> str:
     for shape in SHAPE_ORDER:
         for delay_ms in benchlib.DEFAULT_DELAYS_MS:
             if (shape, delay_ms) not in seen:
-                target = f"≥ {target_ratio(shape, delay_ms)}x"
+                wanted = f"≥ {target_ratio(shape, delay_ms)}x"
                 rows.append(
-                    [shape, benchlib.network_label(delay_ms), "", "", "", target, "not measured in the results"]
+                    [shape, benchlib.network_label(delay_ms), "", "", "", wanted, "not measured in the results"]
                 )
     return table(
         [
