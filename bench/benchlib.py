@@ -28,6 +28,8 @@ PEERS = BENCH / ".peers"
 VENV_BIN = Path(sys.executable).parent  # run the scripts with .venv/bin/python
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
+# The network models the audit benchmark measures by default: plain moto, and 30 ms per request.
+DEFAULT_DELAYS_MS = (0.0, 30.0)
 
 
 def free_port() -> int:
@@ -126,6 +128,11 @@ class MotoProcess:
 
     def reset_calls(self) -> dict[str, int]:
         result: dict[str, int] = self._request("calls/reset", {})
+        return result
+
+    def set_delay(self, seconds: float) -> float:
+        """Hold every later AWS request `seconds` before moto answers it (0: none)."""
+        result: float = self._request("delay", {"seconds": seconds})["delay_seconds"]
         return result
 
     def sign_in(self, users: dict[str, float], account_id: str = ACCOUNT_ID) -> int:
@@ -231,7 +238,7 @@ def machine() -> dict[str, Any]:
         match = re.search(r"^MemTotal:\s*(\d+) kB", meminfo.read_text(), re.MULTILINE)
         mem_gib = round(int(match.group(1)) / 1024 / 1024, 1) if match else None
     return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": now(),
         # The machine is shared with other work: the 1-minute load average when the run started.
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "nproc": os.cpu_count(),
@@ -263,6 +270,15 @@ def _git_dirty(path: str) -> list[str] | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return [line.strip() for line in out.splitlines()]
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def network_label(delay_ms: float) -> str:
+    """How a network model is named in the results: "moto", or "moto + 30 ms" per request."""
+    return "moto" if not delay_ms else f"moto + {delay_ms:g} ms"
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -5,17 +5,24 @@ root-user extension installed) wrapped in a small WSGI middleware that
 
 * counts every request by service and operation, whoever sends it (iamguard, Prowler,
   Cloud Custodian), so every tool's API calls are counted the same way, on the server;
+* can hold every AWS request for a fixed delay before moto answers it (the network model
+  "moto + 30 ms": a real region's IAM round trip). The delay is a sleep in the request's
+  own server thread (werkzeug serves each connection in a thread), so concurrent requests
+  wait concurrently, as on a network, and it costs no CPU; every tool sends every AWS call
+  here (``AWS_ENDPOINT_URL``), so each of them pays it on every call. Control requests
+  are never delayed;
 * answers a few benchmark-only control requests under ``/__bench__/``:
 
   - ``GET  /__bench__/calls``        the counts so far, as JSON ``{"iam:GetUser": 12, ...}``;
   - ``POST /__bench__/calls/reset``  the counts so far, then start again from zero;
+  - ``POST /__bench__/delay``        body ``{"seconds": 0.03}``: the delay of every later AWS request;
   - ``POST /__bench__/sign-in``      body ``{"account_id": "...", "users": {"alice": 3}}``: record
     that each user last signed in to the console that many days ago. No IAM API sets
     ``PasswordLastUsed`` (only a real sign-in does), and an account where no console user
     ever signed in would not be realistic.
 
-Listens on 127.0.0.1 only. Run it directly (``python bench/moto_server.py --port 5055``) or let
-``bench/audit_users.py`` start it.
+Listens on 127.0.0.1 only. Run it directly (``python bench/moto_server.py --port 5055
+[--delay-ms 30]``) or let ``bench/audit_users.py`` start it.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -70,10 +78,11 @@ def _operation(environ: dict[str, Any]) -> str:
 class CallCounting:
     """WSGI middleware: count requests by ``service:Operation`` and serve the ``/__bench__/`` control paths."""
 
-    def __init__(self, app: WsgiApp) -> None:
+    def __init__(self, app: WsgiApp, delay_seconds: float = 0.0) -> None:
         self.app = app
         self.lock = threading.Lock()
         self.calls: Counter[str] = Counter()
+        self.delay_seconds = delay_seconds
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -82,6 +91,9 @@ class CallCounting:
         key = f"{_service(environ)}:{_operation(environ)}"
         with self.lock:
             self.calls[key] += 1
+            delay = self.delay_seconds
+        if delay:
+            time.sleep(delay)
         return self.app(environ, start_response)
 
     def control(self, action: str, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -93,6 +105,15 @@ class CallCounting:
             with self.lock:
                 payload = dict(self.calls)
                 self.calls.clear()
+        elif action == "delay" and method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            seconds = float(json.loads(environ["wsgi.input"].read(length) or b"{}")["seconds"])
+            if not 0 <= seconds <= 10:
+                start_response("400 Bad Request", [("Content-Type", "application/json")])
+                return [b'{"error": "delay seconds must be between 0 and 10"}']
+            with self.lock:
+                self.delay_seconds = seconds
+            payload = {"delay_seconds": seconds}
         elif action == "sign-in" and method == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             request = json.loads(environ["wsgi.input"].read(length) or b"{}")
@@ -119,12 +140,13 @@ def sign_in(account_id: str, users: dict[str, float]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=5055, help="port on 127.0.0.1 (default: 5055)")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="delay of every AWS request (default: 0)")
     args = parser.parse_args(argv)
 
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     from iamguard_cli.local.server import MotoServer
 
-    server = MotoServer(args.port, wrap=CallCounting).start()
+    server = MotoServer(args.port, wrap=lambda app: CallCounting(app, args.delay_ms / 1000)).start()
     print(f"moto server listening on {server.url} (pid {os.getpid()})", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -19,6 +19,14 @@ The mix (fractions of all users unless said otherwise):
   managed policy attached, 2 % a harmless inline policy.
 * 0.5 % tagged iamguard:exempt=true.
 * the account has a password policy (14 characters, users may not change their password).
+
+That is the "current" shape (`SHAPES`): most console users have signed in. The
+"never-signed-in" shape is a new account, or a batch of freshly created users: 65 % of
+the users are a batch with a console password they never used (80 % of them with a forced
+reset), in groups without IAMUserChangePassword (data, support, auditors, at the same
+shares) and without any admin grant, so that nothing lets them change their password and
+the audit cannot tell from the bulk reads whether a reset is pending (today: one
+GetLoginProfile each). The other 35 % follow the current mix.
 """
 
 from __future__ import annotations
@@ -81,11 +89,25 @@ class PlannedUser:
         return self.admin or bool(CHANGE_PASSWORD_GROUPS & set(self.groups))
 
 
-def plan(n: int, seed: int = 2) -> list[PlannedUser]:
-    """The users of the benchmark account, the same for the same (n, seed)."""
+CURRENT = "current"
+NEVER_SIGNED_IN = "never-signed-in"
+SHAPES = (CURRENT, NEVER_SIGNED_IN)
+# Share of the never-signed-in shape's users that are the fresh batch (see the module docstring).
+FRESH_BATCH = 0.65
+# Groups a fresh-batch user may join: none grants iam:ChangePassword or administrator access.
+FRESH_BATCH_GROUPS = (("data", 0.15), ("support", 0.08), ("auditors", 0.05))
+
+
+def plan(n: int, seed: int = 2, shape: str = CURRENT) -> list[PlannedUser]:
+    """The users of the benchmark account, the same for the same (n, seed, shape)."""
+    if shape not in SHAPES:
+        raise ValueError(f"unknown account shape {shape!r} (one of {', '.join(SHAPES)})")
     rng = random.Random(seed)
     users = []
     for i in range(n):
+        if shape == NEVER_SIGNED_IN and rng.random() < FRESH_BATCH:
+            users.append(_fresh_batch_user(f"user{i:05d}", rng))
+            continue
         console = rng.random() < 0.30
         signed_in: int | None = None
         reset_required = False
@@ -140,6 +162,23 @@ def plan(n: int, seed: int = 2) -> list[PlannedUser]:
     return users
 
 
+def _fresh_batch_user(name: str, rng: random.Random) -> PlannedUser:
+    """A user of a freshly created batch: a console password never used, no way to change it."""
+    r = rng.random()
+    return PlannedUser(
+        name=name,
+        console=True,
+        reset_required=rng.random() < 0.8,
+        signed_in_days_ago=None,
+        mfa=rng.random() < 0.10,
+        keys=2 if r < 0.02 else 1 if r < 0.12 else 0,
+        groups=tuple(group for group, share in FRESH_BATCH_GROUPS if rng.random() < share),
+        direct_policies=(),
+        inline_policies=("tooling",) if rng.random() < 0.02 else (),
+        exempt=rng.random() < 0.005,
+    )
+
+
 def expected(users: list[PlannedUser], unused_days: int = 45) -> dict[str, dict[str, int]]:
     """What the audit must report for the users, by check: {check_id: {"FAIL": n, "EXEMPT": n}}.
 
@@ -184,6 +223,9 @@ def describe(users: list[PlannedUser]) -> dict[str, int]:
         counts["console_users_without_mfa"] += u.console and not u.mfa
         counts["users_with_mfa"] += u.mfa
         counts["never_signed_in_console_users"] += u.console and u.signed_in_days_ago is None
+        counts["never_signed_in_cannot_change_password"] += (
+            u.console and u.signed_in_days_ago is None and not u.can_change_password
+        )
         counts["access_keys"] += u.keys
         counts["users_with_two_keys"] += u.keys == 2
         counts["admins"] += u.admin
