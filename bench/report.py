@@ -419,7 +419,7 @@ def event_path_section(data: dict[str, Any]) -> str:
     package = data["package"]
     rows = [
         [
-            "real handler `functions/on_iam_event/app.py`, module import (in the child, with the layer)",
+            f"real handler `{handler['handler']}`, module import (in the child, with the layer)",
             f"{handler['module_import_ms']:.0f} ms",
         ],
         ["first invocation after import", f"{handler['first_invocation_ms']:.0f} ms"],
