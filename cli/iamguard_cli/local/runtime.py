@@ -459,7 +459,7 @@ class LocalRuntime:
             f"language {self.options.language}",
             f"  credentials    AWS_ACCESS_KEY_ID={ROOT_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={ROOT_SECRET_KEY}"
             "   (these sign as root; keys you create for users sign as those users)",
-            f"  status API     {self.api_url}/status   /users   /findings   /events   POST /audit",
+            f"  status API     {self.api_url}/status   /users   /findings   /events   /trend   POST /audit",
             f"  Slack          messages are printed below (receiver on 127.0.0.1:{self.slack.port})",
             "",
             "  Try it from another terminal:",
