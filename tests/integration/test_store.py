@@ -114,7 +114,7 @@ def test_a_transition_is_written_with_its_announcement_and_handed_back_until_cla
     [opened] = store.record([finding(), finding(Status.PASS, user="ok")])[:1]
     [item] = [i for i in store.scan_findings() if i["resource_name"] == "bob"]
     assert item["notify_pending"] == opened.announcement == str(item["version"])
-    assert [f.resource_name for f in store.pending_notifications()] == ["bob"]
+    assert [c.finding.resource_name for c in store.pending_changes()] == ["bob"]
 
     # When later runs observe the same (unchanged) state, before and after the heartbeat rewrite
     soon = store.record([finding(at=NOW + timedelta(hours=1))])
@@ -129,7 +129,7 @@ def test_a_transition_is_written_with_its_announcement_and_handed_back_until_cla
 
     # When a run claims it, nothing is pending any more, and an unchanged observation does not re-arm it
     announce(store, late)
-    assert store.pending_notifications() == []
+    assert store.pending_changes() == []
     assert only(store.record([finding(at=NOW + timedelta(hours=60))])) is Transition.UNCHANGED
 
 

@@ -176,13 +176,6 @@ class SlackReceiver:
         with self._lock:
             return [_headline(payload) for payload in self.messages]
 
-    def posted_count(self) -> dict[str, int]:
-        """How many times each headline was posted."""
-        counts: dict[str, int] = {}
-        for headline in self.posts:
-            counts[headline] = counts.get(headline, 0) + 1
-        return counts
-
     def heal(self) -> None:
         """Forget all faults."""
         with self._lock:

@@ -558,10 +558,6 @@ class FindingsStore:
                     changes.append(change)
         return changes
 
-    def pending_notifications(self) -> list[Finding]:
-        """The findings whose last transition is not announced yet."""
-        return [change.finding for change in self.pending_changes()]
-
     def latest_audit(self) -> dict[str, Any] | None:
         return self._get("AUDIT", "LATEST")
 
