@@ -313,11 +313,11 @@ def _plain(value: Any) -> Any:
 
 def _trend_point(run: Item) -> TrendPoint:
     summary = _plain(run.get("summary") or {})
-    failed = {str(k): int(v) for k, v in (summary.get("failed_by_severity") or {}).items()}
+    counts = SeverityCounts.model_validate(summary.get("failed_by_severity") or {})
     return TrendPoint(
         at=datetime.fromisoformat(str(run["started_at"])),
-        open=sum(failed.values()),
-        failed_by_severity=SeverityCounts(**failed),
+        open=sum(counts.model_dump().values()),
+        failed_by_severity=counts,
         errors=len(run.get("errors") or {}),
     )
 
