@@ -196,6 +196,7 @@ def test_unknown_user_route_and_method(api: ApiServer) -> None:
     wrong_method = call(api.url, "/status", method="DELETE")
     assert wrong_method.status == 405 and wrong_method.headers["Allow"] == "GET"
     assert call(api.url, "/audit").headers["Allow"] == "POST"
+    assert call(api.url, "/trend", method="POST").headers["Allow"] == "GET"
 
 
 def test_concurrent_requests_all_succeed(api: ApiServer) -> None:

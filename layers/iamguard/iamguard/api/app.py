@@ -54,6 +54,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/users/<name>": ("GET",),
     "/findings": ("GET",),
     "/events": ("GET",),
+    "/trend": ("GET",),
     "/audit": ("POST",),
 }
 _ROUTE_RULES = [(re.compile(re.sub(r"<\w+>", "[^/]+", route)), methods) for route, methods in ROUTES.items()]
