@@ -389,7 +389,7 @@ class LocalRuntime:
     def sign_in(
         self, user: str, *, mfa_code: str | None = None, fail: bool = False, source_ip: str = "127.0.0.1"
     ) -> SignInResult:
-        """Simulate a console sign-in (see iamguard.local.signin)."""
+        """Simulate a console sign-in (see iamguard_cli.local.signin)."""
         return console_sign_in(self.trail, self.account_id, user, mfa_code=mfa_code, fail=fail, source_ip=source_ip)
 
     def run_audit(self) -> list[Invocation]:
