@@ -16,7 +16,7 @@ from iamguard.aws import AwsContext
 from iamguard_cli.local.seed import seed_designed_account
 from iamguard_cli.local.server import MotoServer
 
-# The designed account (iamguard.local.seed.seed_designed_account) and exactly what must fail in it.
+# The designed account (iamguard_cli.local.seed.seed_designed_account) and exactly what must fail in it.
 EXPECTED_FAILURES = {
     ("root_mfa_enabled", "root"),
     ("root_hardware_mfa", "root"),
