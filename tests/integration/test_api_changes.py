@@ -73,6 +73,34 @@ def test_events_are_the_latest_detections_and_actions(api: ApiServer, server_aws
     assert [e["kind"] for e in only_actions] == ["action"]
 
 
+def test_trend_shows_open_findings_after_each_audit(server_aws: AwsContext, moto_server: MotoServer) -> None:
+    seed_account(server_aws)
+    first = audit(moto_server.url, TABLE)
+    iam = server_aws.iam()  # a new console user without MFA: the next audit finds more open
+    iam.create_user(UserName="frank_new")
+    iam.create_login_profile(UserName="frank_new", Password="Initial-Passw0rd!x", PasswordResetRequired=False)
+    second = audit(moto_server.url, TABLE)
+    server = serve_in_thread(server_aws, TABLE)
+    try:
+        reply = call(server.url, "/trend?days=1")
+    finally:
+        server.stop()
+
+    assert reply.status == 200, reply.text
+    assert reply.body["days"] == 1 and reply.body["complete"] is True
+    points = reply.body["points"]
+    assert [p["failed_by_severity"] for p in points] == [
+        first["summary"]["failed_by_severity"],
+        second["summary"]["failed_by_severity"],
+    ]
+    assert [p["open"] for p in points] == [
+        first["summary"]["by_status"]["FAIL"],
+        second["summary"]["by_status"]["FAIL"],
+    ]
+    assert points[1]["open"] > points[0]["open"] and points[0]["at"] < points[1]["at"]
+    assert [p["errors"] for p in points] == [0, 0]
+
+
 def test_post_audit_starts_an_audit_that_status_then_shows(api: ApiServer, server_aws: AwsContext) -> None:
     before = call(api.url, "/status").body["last_audit"]["started_at"]
     server_aws.iam().create_user(UserName="frank_new")

@@ -39,6 +39,7 @@ def test_committed_openapi_is_what_the_resolver_generates() -> None:
         "/users/{name}": ["get"],
         "/findings": ["get"],
         "/events": ["get"],
+        "/trend": ["get"],
         "/audit": ["post"],
     }
 

@@ -162,6 +162,8 @@ def test_findings_filters_and_pages_match_the_audit(api: ApiServer, report: dict
         ("/findings?check_id=no_such_check", 400, "query.check_id"),
         ("/findings?status=fail", 400, "query.status"),
         ("/events?days=0", 400, "query.days"),
+        ("/trend?days=91", 400, "query.days"),
+        ("/trend?days=week", 400, "query.days"),
         ("/users/bad%20name", 400, "path.name"),
     ],
 )
@@ -194,10 +196,11 @@ def test_unknown_user_route_and_method(api: ApiServer) -> None:
     wrong_method = call(api.url, "/status", method="DELETE")
     assert wrong_method.status == 405 and wrong_method.headers["Allow"] == "GET"
     assert call(api.url, "/audit").headers["Allow"] == "POST"
+    assert call(api.url, "/trend", method="POST").headers["Allow"] == "GET"
 
 
 def test_concurrent_requests_all_succeed(api: ApiServer) -> None:
-    paths = ["/status", "/users", "/users/wonjun_admin", "/findings?limit=5", "/events"] * 6
+    paths = ["/status", "/users", "/users/wonjun_admin", "/findings?limit=5", "/events", "/trend"] * 6
     with ThreadPoolExecutor(max_workers=10) as pool:
         replies = list(pool.map(lambda p: call(api.url, p), paths))
     assert [r.status for r in replies] == [200] * len(paths)

@@ -211,3 +211,56 @@ def test_lambda_handler_answers_a_real_api_gateway_event(
     unavailable = handler.lambda_handler(post, lambda_context)
     assert unavailable["statusCode"] == 503
     assert json.loads(unavailable["body"])["error"] == "audit_unavailable"
+
+
+def run_summary(**failed: int) -> dict[str, Any]:
+    """An audit run's summary as `AuditResult.summary()` stores it."""
+    return {"total": 40, "by_status": {"FAIL": sum(failed.values())}, "failed_by_severity": failed, "users": 5}
+
+
+def test_trend_is_open_findings_after_each_audit_in_the_window_oldest_first(store: FindingsStore) -> None:
+    runs = [
+        (NOW - timedelta(days=40), {"critical": 9}, {}),  # outside a 30-day window
+        (NOW - timedelta(days=2), {"critical": 2, "high": 3}, {"credential_report": "AccessDenied"}),
+        (NOW - timedelta(days=1), {"critical": 1, "high": 3, "low": 1}, {}),
+        (NOW, {"high": 1}, {}),
+    ]
+    for at, failed, errors in reversed(runs):  # stored out of order: the table sorts them
+        store.record_audit_run(started_at=at, finished_at=at + timedelta(seconds=30), account_id=ACCOUNT,
+                               summary=run_summary(**failed), errors=errors, api_calls=9)  # fmt: skip
+
+    trend = service(store).trend(days=30)
+
+    assert trend.days == 30 and trend.complete
+    assert [(p.at, p.open, p.errors) for p in trend.points] == [
+        (NOW - timedelta(days=2), 5, 1),
+        (NOW - timedelta(days=1), 5, 0),
+        (NOW, 1, 0),
+    ]
+    assert trend.points[1].failed_by_severity.model_dump() == {
+        "critical": 1, "high": 3, "medium": 0, "low": 1, "informational": 0,
+    }  # fmt: skip
+    assert [p.open for p in service(store).trend(days=90).points] == [9, 5, 5, 1]
+    assert service(store).trend(days=1).points[-1].at == NOW
+
+
+def test_trend_reads_at_most_its_bound_with_one_query_newest_runs_kept(
+    store: FindingsStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for hour in range(7):
+        at = NOW - timedelta(hours=hour)
+        store.record_audit_run(started_at=at, finished_at=at, account_id=ACCOUNT,
+                               summary=run_summary(high=hour), errors={}, api_calls=1)  # fmt: skip
+    monkeypatch.setattr("iamguard.api.service.TREND_POINTS", 3)
+    calls: list[str] = []
+    store.client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+
+    trend = service(store).trend(days=7)
+
+    assert [p.open for p in trend.points] == [2, 1, 0]  # the three newest, oldest first
+    assert trend.complete is False
+    assert calls == ["Query"]  # one request: a page of bound + 1 tells whether more exist
+
+
+def test_no_audit_yet_is_an_empty_trend(store: FindingsStore) -> None:
+    assert service(store).trend(days=7).model_dump() == {"days": 7, "points": [], "complete": True}

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from iamguard.aws import AwsContext
 from iamguard_cli.local.seed import seed_designed_account
 from iamguard_cli.local.server import MotoServer
 
-# The designed account (iamguard.local.seed.seed_designed_account) and exactly what must fail in it.
+# The designed account (iamguard_cli.local.seed.seed_designed_account) and exactly what must fail in it.
 EXPECTED_FAILURES = {
     ("root_mfa_enabled", "root"),
     ("root_hardware_mfa", "root"),
@@ -120,10 +121,14 @@ def test_store_records_findings_and_a_second_run_changes_nothing(
     store = FindingsStore(server_aws.dynamodb(), "cli-findings")
     stored = store.findings()
     assert {(f.check_id, f.resource_name) for f in stored if f.status.value == "FAIL"} == EXPECTED_FAILURES
-    first_history = store.history(stored[0].observed_at)
     assert iamguard("audit", "--endpoint-url", moto_server.url, *table).returncode == 3
-    assert len(store.history(stored[0].observed_at)) == len(first_history) == len(EXPECTED_FAILURES)
-    assert store.latest_audit() is not None
+    again = store.findings()
+    assert {(f.key, f.status_changed_at) for f in again} == {(f.key, f.status_changed_at) for f in stored}
+    runs, complete = store.audit_runs(stored[0].observed_at - timedelta(hours=1), most=10)
+    assert complete and len(runs) == 2
+    assert [run["summary"]["by_status"]["FAIL"] for run in runs] == [len(EXPECTED_FAILURES)] * 2
+    latest = store.latest_audit()
+    assert latest is not None and latest["started_at"] == runs[-1]["started_at"] > runs[0]["started_at"]
 
 
 def test_usage_errors_exit_2() -> None:

@@ -122,7 +122,7 @@ def test_an_audit_killed_between_storing_and_posting_still_tells_everything_once
     assert last_line(after) == next_run, after.stderr
     assert last_line(again) == "notifications: nothing to send"
     assert posted(slack) == WALKTHROUGH
-    assert FindingsStore(server_aws.dynamodb(), TABLE).pending_notifications() == []
+    assert FindingsStore(server_aws.dynamodb(), TABLE).pending_changes() == []
 
 
 def test_an_audit_killed_after_slack_took_a_post_sends_that_one_at_most_once_more(
@@ -238,7 +238,7 @@ def test_a_large_change_is_claimed_in_transactions_dynamodb_accepts(
     # Then two messages (99 + 51 users) took every announcement, each claim within DynamoDB's limit
     assert report.sent == 2
     assert sorted(sizes) == [52, 100]
-    assert store.pending_notifications() == []
+    assert store.pending_changes() == []
     assert [m["blocks"][0]["text"]["text"] for m in slack.messages] == [
         "🟠 High · 99 new findings: Every user with a console password has MFA",
         "🟠 High · 51 new findings: Every user with a console password has MFA",
@@ -262,7 +262,7 @@ def test_an_announcement_whose_message_was_told_before_does_not_stay_pending(
 
     # Then it is not told twice, and its announcement is not left to be handed back by every later run
     assert (again.sent, again.duplicates) == (0, 1)
-    assert store.pending_notifications() == []
+    assert store.pending_changes() == []
     assert [c.transition for c in observe(Severity.CRITICAL)] == [Transition.UNCHANGED]
     assert [identity(m)[0] for m in slack.messages] == ["🟠 High · New finding: bob", "🔴 Escalated to Critical: bob"]
 

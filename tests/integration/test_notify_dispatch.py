@@ -87,7 +87,7 @@ def test_repeated_audits_announce_each_change_once_and_a_fix_once(
     }
     assert (fixed.sent, fixed.held) == (2, 1)  # user_mfa (low) resolved: digest only
     assert again.sent == again.held == 0
-    assert store.pending_notifications() == []
+    assert store.pending_changes() == []
 
 
 def test_a_duplicate_alert_is_sent_once_even_by_two_instances(
@@ -152,7 +152,7 @@ def test_an_outage_loses_nothing_and_duplicates_nothing(
     down = notify.announce(alerts=[], changes=audit(aws, store), actions=[])
     assert (down.sent, down.pending) == (0, 6)
     assert len(slack.requests) == 0
-    assert store.pending_notifications() == []  # the announcements left the findings for the outbox
+    assert store.pending_changes() == []  # the announcements left the findings for the outbox
     assert notify.outbox is not None
     assert any(f.check_id == "user_admin_without_mfa" for e in notify.outbox.due(clock()) for f in e.message.findings)
 
@@ -171,7 +171,7 @@ def test_an_outage_loses_nothing_and_duplicates_nothing(
     assert (back.sent, back.pending, later.sent) == (6, 0, 0)
     assert sorted(headers(slack)) == sorted(WALKTHROUGH_ANNOUNCED)
     assert headers(slack)[:2] == WALKTHROUGH_ANNOUNCED[:2]  # the worst first
-    assert store.pending_notifications() == []
+    assert store.pending_changes() == []
 
 
 def test_a_message_that_can_never_be_delivered_is_dead_lettered_with_a_metric(

@@ -35,14 +35,12 @@ def test_transitions_opened_unchanged_escalated_resolved(store: FindingsStore) -
     assert stored.status is Status.PASS
     assert stored.first_seen == NOW
     assert stored.status_changed_at == NOW + timedelta(hours=3)
-    history = store.history(NOW)
-    assert [h["transition"] for h in sorted(history, key=lambda h: h["at"])] == ["opened", "escalated", "resolved"]
 
 
 def test_a_first_pass_is_recorded_without_anything_to_announce(store: FindingsStore) -> None:
     [change] = store.record([finding(status=Status.PASS)])
     assert change.transition is Transition.RECORDED and not change.notable
-    assert store.history(NOW) == []
+    assert store.pending_changes() == []
 
 
 def test_overlapping_runs_record_one_transition(store: FindingsStore) -> None:
@@ -54,7 +52,7 @@ def test_overlapping_runs_record_one_transition(store: FindingsStore) -> None:
     # The second run recorded nothing new; it is handed the same unclaimed announcement (one claim wins).
     assert only(second) is Transition.OPENED and second[0].recovered
     assert second[0].announcement == first[0].announcement
-    assert len(store.history(NOW)) == 1
+    assert [c.transition for c in store.pending_changes()] == [Transition.OPENED]
 
 
 def test_conflicting_write_rereads_instead_of_double_counting(store: FindingsStore) -> None:
@@ -65,7 +63,7 @@ def test_conflicting_write_rereads_instead_of_double_counting(store: FindingsSto
     # … and our write, based on the stale read, must not record a second "opened".
     change = store._write(finding(at=NOW + timedelta(minutes=2)), stale_item)
     assert change.transition is Transition.UNCHANGED
-    assert [h["transition"] for h in store.history(NOW)] == ["opened"]
+    assert store.pending_changes() == []  # a second "opened" would wait here to be announced
 
 
 def test_an_older_observation_never_overwrites_a_newer_one(store: FindingsStore) -> None:
@@ -101,7 +99,7 @@ def test_a_transition_is_written_with_its_announcement_and_handed_back_until_cla
     [opened] = store.record([finding(), finding(user="ok", status=Status.PASS)])[:1]
     [item] = [i for i in store.scan_findings() if i["resource_name"] == "bob"]
     assert item["notify_pending"] == opened.announcement == str(item["version"])
-    assert [f.resource_name for f in store.pending_notifications()] == ["bob"]
+    assert [c.finding.resource_name for c in store.pending_changes()] == ["bob"]
 
     # When later runs observe the same (unchanged) state, before and after the heartbeat rewrite
     soon = store.record([finding(at=NOW + timedelta(hours=1))])
@@ -116,7 +114,7 @@ def test_a_transition_is_written_with_its_announcement_and_handed_back_until_cla
 
     # When a run claims it, nothing is pending any more, and an unchanged observation does not re-arm it
     announce(store, late)
-    assert store.pending_notifications() == []
+    assert store.pending_changes() == []
     assert only(store.record([finding(at=NOW + timedelta(hours=60))])) is Transition.UNCHANGED
 
 

@@ -85,15 +85,6 @@ def test_change_password_via_managed_policy_group_or_wildcards() -> None:
     assert policy.can_change_own_password(user("e", inline_policies=(InlinePolicy("x", iam_star),)), {}, {})
 
 
-def test_full_admin_needs_star_action_and_star_resource() -> None:
-    assert policy.grants_full_admin({"Statement": [{"Effect": "Allow", "Action": ["*"], "Resource": ["*"]}]})
-    assert not policy.grants_full_admin(
-        {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::b"}]}
-    )
-    assert not policy.grants_full_admin({"Statement": [{"Effect": "Allow", "Action": "iam:*", "Resource": "*"}]})
-    assert not policy.grants_full_admin({"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]})
-
-
 def test_settings_read_the_process_environment_and_keywords_win(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODE", "enforce")
     monkeypatch.setenv("PASSWORD_MIN_LENGTH", " 20 ")

@@ -458,7 +458,7 @@ class LocalRuntime:
     def sign_in(
         self, user: str, *, mfa_code: str | None = None, fail: bool = False, source_ip: str = "127.0.0.1"
     ) -> SignInResult:
-        """Simulate a console sign-in (see iamguard.local.signin)."""
+        """Simulate a console sign-in (see iamguard_cli.local.signin)."""
         return console_sign_in(self.trail, self.account_id, user, mfa_code=mfa_code, fail=fail, source_ip=source_ip)
 
     def run_audit(self) -> list[Invocation]:
@@ -528,7 +528,7 @@ class LocalRuntime:
             f"language {self.options.language}",
             f"  credentials    AWS_ACCESS_KEY_ID={ROOT_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={ROOT_SECRET_KEY}"
             "   (these sign as root; keys you create for users sign as those users)",
-            f"  status API     {self.api_url}/status   /users   /findings   /events   POST /audit",
+            f"  status API     {self.api_url}/status   /users   /findings   /events   /trend   POST /audit",
             f"  Slack          messages are printed below (receiver on 127.0.0.1:{self.slack.port})",
             f"  Teams, PagerDuty, webhook   one line each below (127.0.0.1:{self.teams.port}, "
             f"{self.pagerduty.port}, {self.webhook.port})",

@@ -9,7 +9,7 @@
         slack.slow(5)                   # posted at once, answered 5 s later (after the client gave up)
         slack.go_down(); slack.come_up()  # nothing listening, then back on the same port
 
-`python -m iamguard.local.slack_receiver --port 3000` runs one in the terminal
+`python -m iamguard_cli.local.slack_receiver --port 3000` runs one in the terminal
 and prints every message readably.
 """
 
@@ -96,13 +96,6 @@ class SlackReceiver(HttpReceiver):
         with self._lock:
             return [_headline(payload) for payload in self.messages]
 
-    def posted_count(self) -> dict[str, int]:
-        """How many times each headline was posted."""
-        counts: dict[str, int] = {}
-        for headline in self.posts:
-            counts[headline] = counts.get(headline, 0) + 1
-        return counts
-
     def render(self, payload: dict[str, Any]) -> str:
         return render(payload)
 
@@ -132,7 +125,7 @@ class SlackReceiver(HttpReceiver):
 def main(argv: list[str] | None = None, *, wait: Callable[[], None] | None = None) -> int:
     """Run a receiver in the foreground and print what arrives."""
     parser = argparse.ArgumentParser(
-        prog="python -m iamguard.local.slack_receiver", description="A local stand-in for a Slack incoming webhook."
+        prog="python -m iamguard_cli.local.slack_receiver", description="A local stand-in for a Slack incoming webhook."
     )
     parser.add_argument("--port", type=int, default=3000)
     args = parser.parse_args(argv)

@@ -34,6 +34,7 @@ from iamguard.api.models import (
     EventList,
     FindingPage,
     StatusReport,
+    Trend,
     UserDetail,
     UserPage,
     UserStatus,
@@ -53,6 +54,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/users/<name>": ("GET",),
     "/findings": ("GET",),
     "/events": ("GET",),
+    "/trend": ("GET",),
     "/audit": ("POST",),
 }
 _ROUTE_RULES = [(re.compile(re.sub(r"<\w+>", "[^/]+", route)), methods) for route, methods in ROUTES.items()]
@@ -167,6 +169,20 @@ def create_app(service: ServiceProvider) -> APIGatewayRestResolver:
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     ) -> EventList:
         return service().events(kind=kind, days=days, limit=limit)
+
+    @app.get(
+        "/trend",
+        summary="Open findings over time",
+        description="One point per audit run in the window, oldest first: failed findings by severity after "
+        "that audit. Audit runs are kept 90 days.",
+        operation_id="getTrend",
+        tags=["status"],
+        responses={**_ok(Trend, "Open findings after each audit."), **_errors(400, 500)},
+    )
+    def get_trend(
+        days: Annotated[int, Query(ge=1, le=90, description="How many days back to look.")] = 30,
+    ) -> Trend:
+        return service().trend(days=days)
 
     @app.post(
         "/audit",

@@ -190,6 +190,25 @@ class EventList(_Model):
     days: int
 
 
+class TrendPoint(_Model):
+    """Where one audit left the account."""
+
+    at: datetime = Field(description="When the audit read the account.")
+    open: int = Field(description="Failed findings (all severities) after the audit.")
+    failed_by_severity: SeverityCounts
+    errors: int = Field(description="Inventory parts the audit could not read: counts may be low when above 0.")
+
+
+class Trend(_Model):
+    """Open findings over time, one point per audit run, oldest first."""
+
+    days: int
+    points: list[TrendPoint]
+    complete: bool = Field(
+        description="False when the window held more runs than one answer carries: the oldest are left out."
+    )
+
+
 class AuditStarted(_Model):
     """An audit was requested; it runs asynchronously."""
 

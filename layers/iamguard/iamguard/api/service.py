@@ -6,7 +6,7 @@ import os
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import groupby
 from typing import Any
@@ -27,6 +27,8 @@ from iamguard.api.models import (
     SeverityCounts,
     StatusCounts,
     StatusReport,
+    Trend,
+    TrendPoint,
     UserCounts,
     UserDetail,
     UserPage,
@@ -44,6 +46,7 @@ from iamguard.settings import Settings
 from iamguard.settings.api import ApiSettings
 
 Item = dict[str, Any]
+TREND_POINTS = 2400  # audit runs in one GET /trend: 90 days of the default hourly audit, and on-demand runs
 Keyed = tuple[Item, dict[str, str]]
 
 
@@ -208,6 +211,12 @@ class StatusService:
         ]
         return EventList(events=[_event_record(item) for item in wanted[:limit]], days=days)
 
+    # -- GET /trend ----------------------------------------------------------------------
+    def trend(self, *, days: int = 30) -> Trend:
+        """Open findings after each audit of the last `days` days (audit runs are kept 90 days)."""
+        runs, complete = self.store.audit_runs(self.clock() - timedelta(days=days), most=TREND_POINTS)
+        return Trend(days=days, points=[_trend_point(run) for run in runs], complete=complete)
+
     # -- POST /audit ----------------------------------------------------------------------
     def start_audit(self) -> AuditStarted:
         if self.launcher is None:
@@ -300,6 +309,17 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | set | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def _trend_point(run: Item) -> TrendPoint:
+    summary = _plain(run.get("summary") or {})
+    counts = SeverityCounts.model_validate(summary.get("failed_by_severity") or {})
+    return TrendPoint(
+        at=datetime.fromisoformat(str(run["started_at"])),
+        open=sum(counts.model_dump().values()),
+        failed_by_severity=counts,
+        errors=len(run.get("errors") or {}),
+    )
 
 
 def _event_record(item: Item) -> EventRecord:

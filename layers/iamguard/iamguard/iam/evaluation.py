@@ -732,14 +732,6 @@ def _arn_parts(arn: str) -> tuple[str, str]:
 
 
 # -- what the rest of iamguard asks --------------------------------------------------------------
-def grants_full_admin(document: PolicyDocument) -> bool:
-    """True when the document itself has an Allow of every action (or a NotAction) on every resource."""
-    return any(
-        s.effect == "Allow" and s.all_actions and s.all_resources
-        for s in (c for c in map(_compile, statements(document)) if c is not None)
-    )
-
-
 def admin_verdict(
     user: User,
     groups: Mapping[str, Group],

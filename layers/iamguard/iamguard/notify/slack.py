@@ -12,7 +12,7 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from iamguard.domain.messages import Channel, Message, MessageKind
 from iamguard.notify.base import DeliveryError
@@ -23,10 +23,6 @@ if TYPE_CHECKING:
     from iamguard.notify.slack_transport import SlackTransport
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-HEADER_LIMIT = 150
-TEXT_LIMIT = 3000
-FIELDS_PER_BLOCK = 10
-BLOCK_LIMIT = 50
 
 
 @dataclass(frozen=True)
@@ -49,52 +45,6 @@ def check_webhook_url(url: str) -> str:
     if parsed.scheme == "http" and (parsed.hostname or "") in LOOPBACK:
         return url.strip()
     raise ValueError("the Slack webhook must be an https:// URL (http:// only for a receiver on 127.0.0.1)")
-
-
-# -- Block Kit ------------------------------------------------------------------
-def escape(text: str) -> str:
-    """Slack mrkdwn control characters (& < >); `<user>` would otherwise be read as a link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": _cut(text, TEXT_LIMIT)}
-
-
-def blocks(message: Message) -> list[dict[str, Any]]:
-    """The message as Block Kit blocks."""
-    out: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _cut(message.headline, HEADER_LIMIT), "emoji": True}},
-        {"type": "section", "text": _mrkdwn(f"*{escape(message.summary)}*")},
-    ]
-    cells = [
-        _mrkdwn(f"*{escape(f.label)}*\n" + (f"`{escape(f.value)}`" if f.code else escape(f.value)))
-        for f in message.fields
-    ]
-    for start in range(0, len(cells), FIELDS_PER_BLOCK):
-        out.append({"type": "section", "fields": cells[start : start + FIELDS_PER_BLOCK]})
-    for section in message.sections:
-        body = [
-            f"{n}. {escape(line)}" if section.numbered else f"• {escape(line)}"
-            for n, line in enumerate(section.lines, start=1)
-        ]
-        if section.code:
-            body.append("```" + _cut(escape(section.code), TEXT_LIMIT - 200) + "```")
-        out.append({"type": "section", "text": _mrkdwn(f"*{escape(section.title)}*\n" + "\n".join(body))})
-    context = [*(escape(note) for note in message.notes), *([escape(message.footer)] if message.footer else [])]
-    if context:
-        out.append({"type": "divider"})
-        out.append({"type": "context", "elements": [_mrkdwn(text) for text in context[:10]]})
-    return out[:BLOCK_LIMIT]
-
-
-def payload(message: Message) -> dict[str, Any]:
-    """What is posted: blocks, plus `text` for notifications and clients without Block Kit."""
-    return {"text": _cut(f"{message.headline} — {message.summary}", TEXT_LIMIT), "blocks": blocks(message)}
 
 
 # -- the channel ------------------------------------------------------------------
@@ -137,8 +87,10 @@ class SlackNotifier:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever the secret store raised, the message stays pending
             raise DeliveryError(f"cannot read the Slack credentials: {type(exc).__name__}") from None
-        body = payload(message)
+        from iamguard.notify.slack_blocks import payload  # slack_sdk, on the first send: slow to import
+
         try:
+            body = payload(message)
             if credentials.webhook_url:
                 self.transport().post_webhook(check_webhook_url(credentials.webhook_url), body)
             elif credentials.token and credentials.channel:

@@ -3,8 +3,7 @@
 Item layout (one table, see template.yaml):
   finding     pk=<TYPE>#<name>           sk=CHECK#<check_id>   gsi1pk=CHECK#<check_id> gsi1sk=<STATUS>#<name>
               notify_pending=<token>, notify_previous={...}   while its last transition is not yet announced
-  transition  pk=HISTORY#<yyyy-mm-dd>    sk=<iso time>#<check_id>#<resource key>   (TTL expires_at)
-  audit run   pk=AUDIT                   sk=LATEST | RUN#<iso time>
+  audit run   pk=AUDIT                   sk=LATEST | RUN#<iso time>   (RUN#: TTL expires_at; the trend)
   activity    pk=ACTIVITY#<yyyy-mm-dd>   sk=<iso time>#<kind>#<id>   (detections and enforcement actions, TTL)
   guardrail   pk=USER#<name>             sk=GUARDRAIL          gsi1pk=GUARDRAIL        gsi1sk=<name>
               (what enforcement remembers about one user's MFA guardrail: who detached - or attached -
@@ -352,35 +351,11 @@ class FindingsStore:
             except ClientError as exc:
                 raise StoreError(f"cannot write finding {finding.check_id} for {finding.resource_name}: {exc}") from exc
             if notable:
-                self._record_history(stored_finding, change)
                 return Change(stored_finding, previous, change, announcement=announcement)
             if pending is not None:
                 return Change(stored_finding, pending.previous, pending.transition, announcement, recovered=True)
             return Change(stored_finding, previous, change)
         raise StoreError(f"finding {finding.check_id} for {finding.resource_name} kept changing under us")
-
-    def _record_history(self, finding: Finding, change: Transition) -> None:
-        at = finding.observed_at
-        key = resource_key(finding.resource_type, finding.resource_name, finding.account_id)
-        self.client.put_item(
-            TableName=self.table,
-            Item=to_ddb(
-                {
-                    "pk": f"HISTORY#{at:%Y-%m-%d}",
-                    "sk": f"{iso(at)}#{finding.check_id}#{key}",
-                    "kind": "transition",
-                    "transition": change.value,
-                    "check_id": finding.check_id,
-                    "severity": finding.severity.value,
-                    "status": finding.status.value,
-                    "resource_name": finding.resource_name,
-                    "resource_arn": finding.resource_arn,
-                    "detail": finding.detail,
-                    "at": iso(at),
-                    "expires_at": int((at + timedelta(days=HISTORY_DAYS)).timestamp()),
-                }
-            ),
-        )
 
     def claim_announcement(self, change: Change) -> dict[str, Any]:
         """One step of the outbox's claim transaction: take the change's announcement out of its finding.
@@ -583,12 +558,23 @@ class FindingsStore:
                     changes.append(change)
         return changes
 
-    def pending_notifications(self) -> list[Finding]:
-        """The findings whose last transition is not announced yet."""
-        return [change.finding for change in self.pending_changes()]
-
     def latest_audit(self) -> dict[str, Any] | None:
         return self._get("AUDIT", "LATEST")
+
+    def audit_runs(self, since: datetime, *, most: int) -> tuple[list[dict[str, Any]], bool]:
+        """The audit runs started since `since`, oldest first: the newest `most` of them, and whether that was all.
+
+        One Query on the AUDIT partition, newest first, that stops after `most` items.
+        """
+        runs: list[dict[str, Any]] = []
+        for page in self.client.get_paginator("query").paginate(
+            TableName=self.table,
+            **expression(key_condition=Key("pk").eq("AUDIT") & Key("sk").between(f"RUN#{iso(since)}", "RUN#~")),
+            ScanIndexForward=False,
+            PaginationConfig={"MaxItems": most + 1, "PageSize": min(most + 1, 1000)},
+        ):
+            runs.extend(from_ddb(raw) for raw in page.get("Items", []))
+        return runs[:most][::-1], len(runs) <= most
 
     # -- enforcement memory (the MFA guardrail, see iamguard.enforce) ---------------
     def guardrail_record(self, user_name: str) -> GuardrailRecord | None:
@@ -618,11 +604,3 @@ class FindingsStore:
             )
             return
         self.client.put_item(TableName=self.table, Item=to_ddb(_guardrail_item(record)))
-
-    def history(self, day: datetime) -> list[dict[str, Any]]:
-        response = self.client.query(
-            TableName=self.table,
-            **expression(key_condition=Key("pk").eq(f"HISTORY#{day:%Y-%m-%d}")),
-            ScanIndexForward=False,
-        )
-        return [from_ddb(raw) for raw in response.get("Items", [])]
