@@ -258,3 +258,15 @@ def test_a_second_stored_audit_of_an_unchanged_2000_user_account_makes_at_most_2
         sum(1 for (check, _), (status, _) in verdicts(second).items() if check == RESET_CHECK and status is Status.FAIL)
         == 1200
     )
+
+
+def test_a_hand_edited_fact_is_read_live_not_trusted(aws: AwsContext, store: FindingsStore) -> None:
+    for sk, extra in (
+        ("USER#ann", {"observed_at": {"S": "yesterday"}, "user_id": {"S": "AIDAANN"}}),
+        ("USER#bob", {"observed_at": {"S": "2026-06-01T12:00:00+00:00"}, "user_id": {"S": "AIDABOB"}}),
+        ("USER#cy", {"observed_at": {"N": "5"}, "user_id": {"S": "AIDACY"}, "password_reset_required": {"BOOL": True}}),
+    ):
+        item = {"pk": {"S": "LOGIN_PROFILES"}, "sk": {"S": sk}, **extra}
+        store.client.put_item(TableName=store.table, Item=item)
+    # not a time, no flag at all, a number for a time: none is taken for a fact
+    assert LoginProfileStore(store.client, store.table).recall() == {}

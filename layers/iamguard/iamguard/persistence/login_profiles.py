@@ -70,17 +70,9 @@ class LoginProfileStore:
             TableName=self.table, **expression(key_condition=Key("pk").eq(PARTITION)), ConsistentRead=True
         ):
             for raw in page.get("Items", []):
-                item = from_ddb(raw)
-                observed = parse_time(item.get("observed_at"))
-                if observed is None or not item.get("user_id"):
-                    continue  # a tombstone, or not one of ours (hand-edited): read live
-                yield LoginProfileFacts(
-                    user_name=str(item["sk"]).removeprefix("USER#"),
-                    user_id=str(item["user_id"]),
-                    password_reset_required=bool(item.get("password_reset_required")),
-                    profile_created=parse_time(item.get("profile_created")),
-                    observed_at=observed,
-                )
+                facts = _facts(from_ddb(raw))
+                if facts is not None:
+                    yield facts
 
     def _put(self, facts: LoginProfileFacts, *, tombstone: bool = False) -> None:
         item: dict[str, Any] = {
@@ -100,6 +92,23 @@ class LoginProfileStore:
             pass  # a newer observation (an event's) is kept
         except ClientError as exc:
             log.warning("login-profile facts not kept", extra={"user": facts.user_name, "reason": str(exc)})
+
+
+def _facts(item: dict[str, Any]) -> LoginProfileFacts | None:
+    """An item's facts; None for a tombstone or an item that is not one of ours (then the user is read live)."""
+    try:
+        observed = parse_time(item.get("observed_at"))
+        if observed is None or not item.get("user_id") or not isinstance(item.get("password_reset_required"), bool):
+            return None
+        return LoginProfileFacts(
+            user_name=str(item["sk"]).removeprefix("USER#"),
+            user_id=str(item["user_id"]),
+            password_reset_required=item["password_reset_required"],
+            profile_created=parse_time(item.get("profile_created")),
+            observed_at=observed if observed.tzinfo else observed.replace(tzinfo=UTC),
+        )
+    except (TypeError, ValueError):  # hand-edited: not a time
+        return None
 
 
 def observed_facts(user: User) -> LoginProfileFacts | None:
