@@ -359,12 +359,16 @@ class Inventory:
     def _fetch_unknown_documents(
         self, users: Iterable[User], groups: Iterable[Group], documents: dict[str, PolicyDocument]
     ) -> None:
-        """AWS managed policies are not in the details response; fetch each distinct one once."""
+        """AWS managed policies are not in the details response; fetch each distinct one once, a few at a time."""
         wanted = {ref.arn for user in users for ref in user.attached_policies}
         wanted.update(user.permissions_boundary.arn for user in users if user.permissions_boundary is not None)
         wanted.update(ref.arn for group in groups for ref in group.attached_policies)
-        for arn in sorted(wanted - documents.keys()):
-            documents[arn] = self.managed_policy_document(arn)
+        missing = sorted(wanted - documents.keys())
+        if len(missing) <= 1:
+            documents.update((arn, self.managed_policy_document(arn)) for arn in missing)
+            return
+        with ThreadPoolExecutor(max_workers=PER_USER_WORKERS, thread_name_prefix="policy-documents") as pool:
+            documents.update(zip(missing, pool.map(self.managed_policy_document, missing), strict=True))
 
     def managed_policy_document(self, arn: str) -> PolicyDocument:
         if arn in KNOWN_POLICY_DOCUMENTS:
