@@ -222,7 +222,6 @@ class Inventory:
         self._report_timeout = report_timeout
         self._sleep = sleep
         self._login_profiles = login_profiles
-        self.login_profiles_reused = 0  # users whose PasswordResetRequired came from `login_profiles`
 
     # -- bulk -----------------------------------------------------------------
     def read_account(self, account_id: str | None = None) -> AccountState:
@@ -430,7 +429,6 @@ class Inventory:
             ]
             if observed:
                 self._login_profiles.remember(observed)
-        self.login_profiles_reused = len(reused)
         result = []
         for user in users:
             answer = reads.get(user.name)
