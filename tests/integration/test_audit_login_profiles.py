@@ -270,3 +270,16 @@ def test_a_hand_edited_fact_is_read_live_not_trusted(aws: AwsContext, store: Fin
         store.client.put_item(TableName=store.table, Item=item)
     # not a time, no flag at all, a number for a time: none is taken for a fact
     assert LoginProfileStore(store.client, store.table).recall() == {}
+
+
+def test_an_unusable_table_costs_the_saving_not_the_audit(aws: AwsContext, caplog: pytest.LogCaptureFixture) -> None:
+    from datetime import UTC, datetime
+
+    from iamguard.domain.account import LoginProfileFacts
+
+    memory = LoginProfileStore(aws.dynamodb(), "no-such-table")
+    now = datetime.now(UTC)
+    assert memory.recall() == {}
+    memory.remember([LoginProfileFacts(f"user{n}", f"AIDA{n}", True, None, now) for n in range(40)])
+    kept = [r for r in caplog.records if r.getMessage().startswith("login-profile facts not kept")]
+    assert len(kept) == 1 and kept[0].__dict__["users"] == 40

@@ -55,15 +55,21 @@ class LoginProfileStore:
 
     def remember(self, facts: list[LoginProfileFacts]) -> None:
         if len(facts) <= _PARALLEL_THRESHOLD:
-            for one in facts:
-                self._put(one)
-            return
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="login-profiles") as pool:
-            list(pool.map(self._put, facts))
+            failures = [problem for problem in map(self._put, facts) if problem]
+        else:
+            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="login-profiles") as pool:
+                failures = [problem for problem in pool.map(self._put, facts) if problem]
+        if failures:  # once per run, not once per user
+            log.warning(
+                "login-profile facts not kept; the next audit reads them live",
+                extra={"users": len(failures), "reason": failures[0]},
+            )
 
     def forget(self, user_name: str, at: datetime) -> None:
         """The user had no login profile at `at`: nothing of it may be reused."""
-        self._put(LoginProfileFacts(user_name, "", False, None, at), tombstone=True)
+        problem = self._put(LoginProfileFacts(user_name, "", False, None, at), tombstone=True)
+        if problem:
+            log.warning("login-profile facts not removed", extra={"user": user_name, "reason": problem})
 
     def _items(self) -> Iterator[LoginProfileFacts]:
         for page in self.client.get_paginator("query").paginate(
@@ -74,7 +80,8 @@ class LoginProfileStore:
                 if facts is not None:
                     yield facts
 
-    def _put(self, facts: LoginProfileFacts, *, tombstone: bool = False) -> None:
+    def _put(self, facts: LoginProfileFacts, *, tombstone: bool = False) -> str | None:
+        """Write one observation unless a newer one is stored; the error, if DynamoDB refused it."""
         item: dict[str, Any] = {
             "pk": PARTITION,
             "sk": f"USER#{facts.user_name}",
@@ -91,7 +98,8 @@ class LoginProfileStore:
         except self.client.exceptions.ConditionalCheckFailedException:
             pass  # a newer observation (an event's) is kept
         except ClientError as exc:
-            log.warning("login-profile facts not kept", extra={"user": facts.user_name, "reason": str(exc)})
+            return str(exc)
+        return None
 
 
 def _facts(item: dict[str, Any]) -> LoginProfileFacts | None:
