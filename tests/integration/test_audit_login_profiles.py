@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 import time
 import urllib.parse
@@ -272,14 +273,23 @@ def test_a_hand_edited_fact_is_read_live_not_trusted(aws: AwsContext, store: Fin
     assert LoginProfileStore(store.client, store.table).recall() == {}
 
 
-def test_an_unusable_table_costs_the_saving_not_the_audit(aws: AwsContext, caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unusable_table_costs_the_saving_not_the_audit(aws: AwsContext) -> None:
     from datetime import UTC, datetime
 
     from iamguard.domain.account import LoginProfileFacts
 
-    memory = LoginProfileStore(aws.dynamodb(), "no-such-table")
-    now = datetime.now(UTC)
-    assert memory.recall() == {}
-    memory.remember([LoginProfileFacts(f"user{n}", f"AIDA{n}", True, None, now) for n in range(40)])
-    kept = [r for r in caplog.records if r.getMessage().startswith("login-profile facts not kept")]
+    # (a handler on the module's own logger: a Powertools logger above it may not propagate to pytest's)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("iamguard.persistence.login_profiles")
+    logger.addHandler(handler)
+    try:
+        memory = LoginProfileStore(aws.dynamodb(), "no-such-table")
+        now = datetime.now(UTC)
+        assert memory.recall() == {}
+        memory.remember([LoginProfileFacts(f"user{n}", f"AIDA{n}", True, None, now) for n in range(40)])
+    finally:
+        logger.removeHandler(handler)
+    kept = [r for r in records if r.getMessage().startswith("login-profile facts not kept")]
     assert len(kept) == 1 and kept[0].__dict__["users"] == 40
