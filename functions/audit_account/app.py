@@ -14,6 +14,7 @@ from iamguard.enforcement.enforcer import Enforcer
 from iamguard.iam.inventory import Inventory
 from iamguard.notify.factory import build_dispatcher
 from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.settings import Settings
 
 logger = Logger()
@@ -24,6 +25,7 @@ SETTINGS = Settings.from_env()  # invalid settings fail the cold start, loudly
 AWS = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
 IAM = AWS.iam()  # one client for the container's life; each run counts its calls afresh
 STORE = FindingsStore(AWS.dynamodb(), SETTINGS.findings_table)
+LOGIN_PROFILES = LoginProfileStore(STORE.client, STORE.table)  # what earlier audits and events read
 # Slack (secret read lazily, cached), the SNS topic, Security Hub: whatever the stack configured.
 NOTIFY = build_dispatcher(SETTINGS, AWS, store=STORE, metrics=metrics, logger=logger)
 
@@ -32,7 +34,7 @@ NOTIFY = build_dispatcher(SETTINGS, AWS, store=STORE, metrics=metrics, logger=lo
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    inventory = Inventory(AWS, iam_client=IAM)
+    inventory = Inventory(AWS, iam_client=IAM, login_profiles=LOGIN_PROFILES)
     # MODE=enforce: attach the MFA guardrail when due (grace period), take it off once users have MFA.
     enforcer = Enforcer(inventory.iam, SETTINGS, memory=STORE)
     result = run_audit(inventory, SETTINGS, enforcer=enforcer)

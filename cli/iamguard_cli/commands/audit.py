@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from iamguard.audit.report import render_csv, render_json, render_table
-from iamguard.audit.run import run_audit, store_audit
-from iamguard.domain.findings import Change, Severity, Status, at_or_above
+from iamguard.audit.report import write_csv, write_json, write_table
+from iamguard.audit.run import AuditResult, run_audit, store_audit
+from iamguard.domain.findings import Change, Finding, Severity, Status, at_or_above
 from iamguard.iam.inventory import Inventory
 from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.settings import DEFAULT_FINDINGS_TABLE, ConfigError, Settings
 
 from iamguard_cli.commands.common import (
@@ -101,26 +102,23 @@ def run(args: argparse.Namespace) -> int:
             if is_local_endpoint(args.endpoint_url):
                 ensure_findings_table(store)
         announcer = announcer_from_args(args, settings, ctx, store=store)
-        result = run_audit(Inventory(ctx), settings)
+        # With --store, login-profile facts earlier runs (and the event path) kept are reused while they hold.
+        memory = LoginProfileStore(store.client, store.table) if store is not None else None
+        result = run_audit(Inventory(ctx, login_profiles=memory), settings)
         if store is not None:
             changes = store_audit(result, store)
 
     shown = (
         [f for f in result.findings if f.status in {Status.FAIL, Status.ERROR}] if args.only_failed else result.findings
     )
-    if args.format == "json":
-        text = render_json(result, shown) + "\n"
-    elif args.format == "csv":
-        text = render_csv(shown)
-    else:
-        text = render_table(result, shown)
     if args.output:
         try:
-            args.output.write_text(text, encoding="utf-8")
+            with args.output.open("w", encoding="utf-8", newline="") as out:
+                _write_report(out, args.format, result, shown)
         except OSError as exc:
             raise CliError(f"cannot write {args.output}: {exc.strerror}") from exc
     else:
-        sys.stdout.write(text)
+        _write_report(sys.stdout, args.format, result, shown)
 
     if announcer is not None:
         with aws_errors(args.endpoint_url):
@@ -135,3 +133,14 @@ def run(args: argparse.Namespace) -> int:
     if any(f.status is Status.ERROR for f in result.findings) and args.fail_on is not None:
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _write_report(out: TextIO, kind: str, result: AuditResult, findings: list[Finding]) -> None:
+    """The report, written finding by finding (never whole in memory)."""
+    if kind == "json":
+        write_json(out, result, findings)
+        out.write("\n")
+    elif kind == "csv":
+        write_csv(out, findings)
+    else:
+        write_table(out, result, findings)

@@ -27,6 +27,7 @@ from iamguard.audit.run import run_audit, store_audit
 from iamguard.aws import AwsContext
 from iamguard.iam.inventory import Inventory
 from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.settings import Settings
 
 from iamguard_cli.local.bootstrap import ensure_findings_table
@@ -69,7 +70,8 @@ class ThreadAuditLauncher:
 
     def _run(self, run_id: str) -> None:
         try:
-            result = run_audit(Inventory(self._aws), self._settings)
+            memory = LoginProfileStore(self._store.client, self._store.table)
+            result = run_audit(Inventory(self._aws, login_profiles=memory), self._settings)
             store_audit(result, self._store)
             log.info("local audit finished", extra={"run_id": run_id, "summary": result.summary()})
         except Exception:  # a background failure must not vanish silently

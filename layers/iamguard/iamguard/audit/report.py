@@ -1,23 +1,30 @@
-"""Renders audit results as a table, JSON or CSV."""
+"""Renders audit results as a table, JSON or CSV, written to a stream finding by finding.
+
+`write_json` / `write_csv` / `write_table` never build the whole report: each finding is
+rendered and written on its own, so a 10,000-user report costs the memory of one line.
+`render_*` return the same text as a string, for callers that want it whole (tests, small reports).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Callable
+from typing import TextIO
 
 from iamguard.audit.run import AuditResult, finding_dict
 from iamguard.domain.findings import Finding, Status
 
 CSV_FIELDS = ["check_id", "severity", "status", "resource_type", "resource_name", "resource_arn", "detail"]
+_STATUS_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.EXEMPT: 2, Status.PASS: 3}
 
 
 def _sorted(findings: list[Finding]) -> list[Finding]:
-    status_order = {Status.FAIL: 0, Status.ERROR: 1, Status.EXEMPT: 2, Status.PASS: 3}
     return sorted(
         findings,
         key=lambda f: (
-            status_order[f.status],
+            _STATUS_ORDER[f.status],
             -f.severity.rank,
             f.resource_type != "root",
             f.resource_name,
@@ -26,42 +33,71 @@ def _sorted(findings: list[Finding]) -> list[Finding]:
     )
 
 
-def render_json(result: AuditResult, findings: list[Finding]) -> str:
-    """The report as JSON: each finding rendered once, one per line (the C encoder, not indent's slow path)."""
+def write_json(out: TextIO, result: AuditResult, findings: list[Finding]) -> None:
+    """The report as JSON: the head, then each finding on its own line (the C encoder, not indent's slow path)."""
     head = {
         "account_id": result.account_id,
         "generated_at": result.generated_at.isoformat(timespec="seconds"),
         "summary": result.summary(),
         "errors": result.errors,
     }
-    lines = [json.dumps(finding_dict(f), ensure_ascii=False) for f in _sorted(findings)]
-    opening = json.dumps(head, indent=2, ensure_ascii=False)[:-2]  # without the closing "\n}"
-    return opening + ',\n  "findings": [\n    ' + ",\n    ".join(lines) + ("\n  ]\n}" if lines else "]\n}")
+    out.write(json.dumps(head, indent=2, ensure_ascii=False)[:-2])  # without the closing "\n}"
+    out.write(',\n  "findings": [')
+    separator = "\n    "
+    for finding in _sorted(findings):
+        out.write(separator)
+        out.write(json.dumps(finding_dict(finding), ensure_ascii=False))
+        separator = ",\n    "
+    out.write("\n  ]\n}" if findings else "]\n}")
 
 
-def render_csv(findings: list[Finding]) -> str:
-    out = io.StringIO()
+def write_csv(out: TextIO, findings: list[Finding]) -> None:
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
     for finding in _sorted(findings):
-        writer.writerow(finding.model_dump(mode="json"))
+        writer.writerow(finding.model_dump(mode="json", include=set(CSV_FIELDS)))
+
+
+def write_table(out: TextIO, result: AuditResult, findings: list[Finding]) -> None:
+    """Aligned columns: one pass for the widths, one to write the rows."""
+    header = ("STATUS", "SEVERITY", "CHECK", "RESOURCE", "DETAIL")
+    ordered = _sorted(findings)
+    widths = [len(title) for title in header[:4]]
+    for f in ordered:
+        cells = (f.status.value, f.severity.value, f.check_id, f.resource_name)
+        widths = [max(width, len(cell)) for width, cell in zip(widths, cells, strict=True)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(cells[:4])) + "  " + cells[4] + "\n"
+
+    out.write(line(header))
+    for f in ordered:
+        out.write(line((f.status.value, f.severity.value, f.check_id, f.resource_name, f.detail)))
+    summary = result.summary()
+    counts = ", ".join(f"{count} {sev}" for sev, count in summary["failed_by_severity"].items() if count)
+    out.write(
+        f"\nAccount {result.account_id}: {summary['by_status']['FAIL']} failed "
+        f"({counts or 'none'}), {summary['by_status']['PASS']} passed, {summary['by_status']['EXEMPT']} exempt, "
+        f"{summary['by_status']['ERROR']} errors — {summary['users']} users, {result.api_calls} API calls, "
+        f"{result.duration_seconds:.2f}s.\n"
+    )
+    for part, reason in result.errors.items():
+        out.write(f"warning: {part} unavailable: {reason}\n")
+
+
+def _rendered(write: Callable[[TextIO], None]) -> str:
+    out = io.StringIO()
+    write(out)
     return out.getvalue()
 
 
+def render_json(result: AuditResult, findings: list[Finding]) -> str:
+    return _rendered(lambda out: write_json(out, result, findings))
+
+
+def render_csv(findings: list[Finding]) -> str:
+    return _rendered(lambda out: write_csv(out, findings))
+
+
 def render_table(result: AuditResult, findings: list[Finding]) -> str:
-    rows = [("STATUS", "SEVERITY", "CHECK", "RESOURCE", "DETAIL")]
-    rows += [(f.status.value, f.severity.value, f.check_id, f.resource_name, f.detail) for f in _sorted(findings)]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4] for row in rows]
-    summary = result.summary()
-    counts = ", ".join(f"{count} {sev}" for sev, count in summary["failed_by_severity"].items() if count)
-    lines.append("")
-    lines.append(
-        f"Account {result.account_id}: {summary['by_status']['FAIL']} failed "
-        f"({counts or 'none'}), {summary['by_status']['PASS']} passed, {summary['by_status']['EXEMPT']} exempt, "
-        f"{summary['by_status']['ERROR']} errors — {summary['users']} users, {result.api_calls} API calls, "
-        f"{result.duration_seconds:.2f}s."
-    )
-    for part, reason in result.errors.items():
-        lines.append(f"warning: {part} unavailable: {reason}")
-    return "\n".join(lines) + "\n"
+    return _rendered(lambda out: write_table(out, result, findings))

@@ -243,6 +243,9 @@ def user_required_policies(user: User, ctx: UserContext) -> Outcome:
 )
 def user_password_reset_possible(user: User, ctx: UserContext) -> Outcome:
     assert user.credentials is not None
+    if user.login_profile_error is not None:
+        reason = user.login_profile_error
+        return Outcome(False, f"Could not be evaluated — iam:GetLoginProfile: {reason}.", unknown=True)
     if not user.credentials.password_enabled or not user.password_reset_required:
         return Outcome(True, f"User {user.name} does not have to reset a password.")
     if ctx.password_policy is not None and ctx.password_policy.allow_users_to_change_password:

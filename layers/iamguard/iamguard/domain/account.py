@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 PolicyDocument = dict[str, Any]
 
@@ -96,10 +96,38 @@ class User:
     credentials: Credentials | None = None
     # Only looked up (GetLoginProfile) where it matters: console users that never signed in.
     password_reset_required: bool | None = None
+    # Why that lookup failed for this user (throttled, denied): its checks report ERROR, the audit goes on.
+    login_profile_error: str | None = None
 
     @property
     def has_mfa(self) -> bool:
         return bool(self.mfa_devices) or bool(self.credentials and self.credentials.mfa_active)
+
+
+@dataclass(frozen=True)
+class LoginProfileFacts:
+    """What GetLoginProfile said about one user's console password, and when it said it."""
+
+    user_name: str
+    user_id: str  # a user re-created under the same name has another id: its facts start afresh
+    password_reset_required: bool
+    profile_created: datetime | None  # LoginProfile.CreateDate
+    observed_at: datetime  # when GetLoginProfile answered
+
+
+class LoginProfileMemory(Protocol):
+    """Where an audit keeps the login-profile facts it read, to reuse while they cannot have changed.
+
+    A cache: a failed read or write loses nothing but the saving (the facts are read live).
+    """
+
+    def recall(self) -> dict[str, LoginProfileFacts]:
+        """The facts kept, by user name."""
+        ...
+
+    def remember(self, facts: list[LoginProfileFacts]) -> None:
+        """Keep new observations (an older one never replaces a newer one)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,11 @@ GetCredentialReport, ...), so the number of calls grows with pages, not users.
 Throttling and transient errors are retried by botocore's retry mode (see
 iamguard.aws); the only loop here is the credential report's own
 generate-then-poll protocol.
+
+Where no bulk API has a fact (PasswordResetRequired: GetLoginProfile, one user at a
+time), the per-user calls run in a small bounded pool, each user's failure stays that
+user's (its check says ERROR), and an audit given a `LoginProfileMemory` reuses what
+an earlier run read while it cannot have changed (see `login_profile_facts_hold`).
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from iamguard.aws import AwsContext, error_text
+from botocore.exceptions import ClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
+
+from iamguard.aws import AwsContext, error_code, error_text
 from iamguard.domain.account import (
     ADMINISTRATOR_ACCESS_ARN,
     AccessKey,
@@ -29,6 +37,8 @@ from iamguard.domain.account import (
     Group,
     InlinePolicy,
     InventoryPart,
+    LoginProfileFacts,
+    LoginProfileMemory,
     ManagedPolicyRef,
     MfaDevice,
     PasswordPolicy,
@@ -49,6 +59,18 @@ ROOT_REPORT_NAME = "<root_account>"
 MAX_LIVE_CREDENTIAL_READS = 100
 # A live read of what the report says about a user: credentials, MFA devices, PasswordResetRequired.
 LiveCredentials = tuple[Credentials, tuple[MfaDevice, ...], bool | None]
+# Per-user calls in flight at once. IAM's request quotas are per account, shared with every other
+# caller (console, CLI, other tools), unpublished as numbers and not raisable; AWS's guidance is to
+# back off when throttled and not to fire many calls at once (re:Post knowledge center
+# "iam-sts-throttling-error"; AWS Security Blog "How to monitor and query IAM resources at scale,
+# part 2": a token bucket per API). So a few calls at a time, on ONE client whose adaptive retry
+# mode (iamguard.aws) slows every thread down together as soon as IAM throttles.
+PER_USER_WORKERS = 8
+# How long a login-profile fact may be reused: no longer than the credential report it sits next to
+# may be old (AWS regenerates the report at most every 4 hours). See `login_profile_facts_hold`.
+LOGIN_PROFILE_FACTS_MAX_AGE = timedelta(hours=4)
+# Error codes of a request IAM refused for lack of capacity (after botocore's own retries).
+_THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"})
 # AdministratorAccess is the one AWS managed policy the checks must know without a call.
 KNOWN_POLICY_DOCUMENTS: dict[str, PolicyDocument] = {
     ADMINISTRATOR_ACCESS_ARN: {
@@ -156,6 +178,38 @@ def parse_credential_report(content: bytes | str, generated_at: datetime | None 
     return result
 
 
+def login_profile_facts_hold(facts: LoginProfileFacts, user: User, now: datetime) -> bool:
+    """Whether GetLoginProfile would still say what it said when `facts` were observed.
+
+    PasswordResetRequired changes only with the login profile: CreateLoginProfile,
+    UpdateLoginProfile, DeleteLoginProfile, or the user's own ChangePassword. A new
+    password (any of those but a flag-only update) moves the credential report's
+    password_last_changed past the observation; the report can be 4 hours behind and a
+    flag-only update moves nothing, which is what the event path is for: it rewrites
+    the facts on Create/UpdateLoginProfile and removes them on DeleteLoginProfile. Should
+    an event never arrive (EventBridge is best effort, or no stack watches the account),
+    the facts expire after LOGIN_PROFILE_FACTS_MAX_AGE, so a verdict built on them is
+    never older than the report-based verdicts beside it.
+    """
+    credentials = user.credentials
+    if credentials is None or facts.user_id != user.user_id:
+        return False  # no report row to compare with, or a re-created user of the same name
+    if not timedelta(0) <= now - facts.observed_at <= LOGIN_PROFILE_FACTS_MAX_AGE:
+        return False
+    changed = credentials.password_last_changed
+    # The report has whole seconds: a password set within the observed second may be the newer one.
+    return changed is not None and changed + timedelta(seconds=1) <= facts.observed_at
+
+
+@dataclass(frozen=True)
+class _ProfileRead:
+    """One user's GetLoginProfile: the flag and the profile's creation (None: no profile), or the error."""
+
+    reset_required: bool | None = None
+    created: datetime | None = None
+    error: ClientError | BotocoreConnectionError | None = None
+
+
 class Inventory:
     """Reads an account through one IAM client (whose calls it counts)."""
 
@@ -166,12 +220,14 @@ class Inventory:
         report_timeout: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         iam_client: IAMClient | None = None,
+        login_profiles: LoginProfileMemory | None = None,
     ) -> None:
         self.counter = CallCounter()
         self.iam: IAMClient = self.counter.attach(iam_client or ctx.iam())
         self._ctx = ctx
         self._report_timeout = report_timeout
         self._sleep = sleep
+        self._login_profiles = login_profiles
 
     # -- bulk -----------------------------------------------------------------
     def read_account(self, account_id: str | None = None) -> AccountState:
@@ -308,12 +364,16 @@ class Inventory:
     def _fetch_unknown_documents(
         self, users: Iterable[User], groups: Iterable[Group], documents: dict[str, PolicyDocument]
     ) -> None:
-        """AWS managed policies are not in the details response; fetch each distinct one once."""
+        """AWS managed policies are not in the details response; fetch each distinct one once, a few at a time."""
         wanted = {ref.arn for user in users for ref in user.attached_policies}
         wanted.update(user.permissions_boundary.arn for user in users if user.permissions_boundary is not None)
         wanted.update(ref.arn for group in groups for ref in group.attached_policies)
-        for arn in sorted(wanted - documents.keys()):
-            documents[arn] = self.managed_policy_document(arn)
+        missing = sorted(wanted - documents.keys())
+        if len(missing) <= 1:
+            documents.update((arn, self.managed_policy_document(arn)) for arn in missing)
+            return
+        with ThreadPoolExecutor(max_workers=PER_USER_WORKERS, thread_name_prefix="policy-documents") as pool:
+            documents.update(zip(missing, pool.map(self.managed_policy_document, missing), strict=True))
 
     def managed_policy_document(self, arn: str) -> PolicyDocument:
         if arn in KNOWN_POLICY_DOCUMENTS:
@@ -332,9 +392,12 @@ class Inventory:
 
         That is a console user who has never signed in and has no ChangePassword
         permission of its own, in an account whose password policy does not let
-        users change their password: a transient state of few users. This is the
-        one per-user call of the bulk read (GetLoginProfile; nothing else has the
-        flag), made in parallel.
+        users change their password. This is the one per-user call of the bulk read
+        (GetLoginProfile; nothing else has the flag): facts an earlier run observed
+        are reused while they hold, the rest are read concurrently (PER_USER_WORKERS).
+        A user whose read failed keeps `login_profile_error` (its check says ERROR);
+        only when every read failed, none for throttling, is the first error raised:
+        the role may not call GetLoginProfile at all, or IAM cannot be reached.
         """
 
         cache = policy.PolicyCache()
@@ -349,20 +412,60 @@ class Inventory:
                 and not policy.can_change_own_password(user, groups, documents, cache)
             )
 
-        wanted = [user.name for user in users if at_risk(user)]
+        wanted = [user for user in users if at_risk(user)]
         if not wanted:
             return users
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="login-profile") as pool:
-            flags = dict(zip(wanted, pool.map(self._reset_required, wanted), strict=True))
-        return [
-            replace(user, password_reset_required=flags[user.name]) if user.name in flags else user for user in users
-        ]
+        now = datetime.now(UTC)
+        kept = self._login_profiles.recall() if self._login_profiles is not None else {}
+        reused = {
+            user.name: facts.password_reset_required
+            for user in wanted
+            if (facts := kept.get(user.name)) is not None and login_profile_facts_hold(facts, user, now)
+        }
+        to_read = [user for user in wanted if user.name not in reused]
+        reads = self._read_login_profiles([user.name for user in to_read])
+        failures = [read.error for read in reads.values() if read.error is not None]
+        if failures and len(failures) == len(reads) and not any(_throttled(error) for error in failures):
+            raise failures[0]
+        if self._login_profiles is not None:
+            observed = [
+                LoginProfileFacts(user.name, user.user_id, read.reset_required, read.created, now)
+                for user in to_read
+                if (read := reads[user.name]).error is None and read.reset_required is not None
+            ]
+            if observed:
+                self._login_profiles.remember(observed)
+        result = []
+        for user in users:
+            answer = reads.get(user.name)
+            if user.name in reused:
+                user = replace(user, password_reset_required=reused[user.name])
+            elif answer is not None and answer.error is not None:
+                user = replace(user, login_profile_error=_failure_text(answer.error))
+            elif answer is not None:
+                user = replace(user, password_reset_required=answer.reset_required)
+            result.append(user)
+        return result
 
-    def _reset_required(self, user_name: str) -> bool | None:
+    def _read_login_profiles(self, user_names: list[str]) -> dict[str, _ProfileRead]:
+        """GetLoginProfile for each user, PER_USER_WORKERS at a time; results in `user_names` order."""
+        if not user_names:
+            return {}
+        with ThreadPoolExecutor(max_workers=PER_USER_WORKERS, thread_name_prefix="login-profile") as pool:
+            return dict(zip(user_names, pool.map(self._read_login_profile, user_names), strict=True))
+
+    def _read_login_profile(self, user_name: str) -> _ProfileRead:
         try:
-            return bool(self.iam.get_login_profile(UserName=user_name)["LoginProfile"].get("PasswordResetRequired"))
+            profile = self.iam.get_login_profile(UserName=user_name)["LoginProfile"]
         except self.iam.exceptions.NoSuchEntityException:
-            return None
+            return _ProfileRead()  # deleted since the report: no password, nothing to reset
+        except (ClientError, BotocoreConnectionError) as exc:  # after botocore's retries: this user's problem
+            return _ProfileRead(error=exc)
+        created = profile.get("CreateDate")
+        return _ProfileRead(
+            reset_required=bool(profile.get("PasswordResetRequired")),
+            created=_as_utc(created) if created else None,
+        )
 
     # -- one user (event path) ---------------------------------------------------
     def read_user(self, user_name: str) -> tuple[User, dict[str, Group], dict[str, PolicyDocument]]:
@@ -441,7 +544,7 @@ class Inventory:
         stale = [user.name for user in users if _report_row_is_stale(user)][:MAX_LIVE_CREDENTIAL_READS]
         if not stale:
             return users
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="live-credentials") as pool:
+        with ThreadPoolExecutor(max_workers=PER_USER_WORKERS, thread_name_prefix="live-credentials") as pool:
             live = dict(zip(stale, pool.map(self._live_credentials_or_none, stale), strict=True))
         result = []
         for user in users:
@@ -497,6 +600,14 @@ class Inventory:
         )
         reset = bool(profile.get("PasswordResetRequired")) if profile else None
         return credentials, devices, reset
+
+
+def _throttled(error: Exception) -> bool:
+    return isinstance(error, ClientError) and error_code(error) in _THROTTLING_CODES
+
+
+def _failure_text(error: Exception) -> str:
+    return error_text(error) if isinstance(error, ClientError) else str(error)
 
 
 def _boundary(raw: Mapping[str, Any]) -> ManagedPolicyRef | None:

@@ -99,6 +99,8 @@ RULES: dict[str, EventRule] = {
         _iam("CreateUser", _USER, USER_CHECKS, Detection.USER_CREATED),
         _iam("CreateLoginProfile", _USER_OR_CALLER, USER_CHECKS, Detection.CONSOLE_ACCESS_GRANTED),
         _iam("UpdateLoginProfile", _USER_OR_CALLER, USER_CHECKS, Detection.CONSOLE_ACCESS_GRANTED),
+        # Console access removed: its findings change, and the audit must not reuse the old profile's facts.
+        _iam("DeleteLoginProfile", _USER_OR_CALLER, USER_CHECKS),
         _iam("AttachUserPolicy", _USER, USER_CHECKS, Detection.ADMIN_ACCESS_GRANTED),
         _iam("PutUserPolicy", _USER, USER_CHECKS, Detection.ADMIN_ACCESS_GRANTED),
         _iam("AddUserToGroup", _USER, USER_CHECKS, Detection.ADMIN_ACCESS_GRANTED),

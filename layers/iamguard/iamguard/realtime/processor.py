@@ -45,6 +45,7 @@ from iamguard.domain.findings import Change, Finding, Status
 from iamguard.enforcement.enforcer import DETACH_GUARDRAIL, Enforcer, ManualChange
 from iamguard.iam.inventory import Inventory, UnknownUser
 from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.login_profiles import LoginProfileStore, login_profile_changed
 from iamguard.realtime.cloudtrail import (
     HIDDEN_USER_NAME,
     CloudTrailDetail,
@@ -269,6 +270,7 @@ class EventProcessor:
         # One inventory for the processor's life: its call counter hooks the client once, not once per event.
         self.inventory = Inventory(aws, iam_client=self.iam)
         self.enforcer = Enforcer(self.iam, settings, memory=store, clock=self.clock)
+        self.login_profiles = LoginProfileStore(store.client, store.table)
         self.failures = SignInFailures(
             store.client,
             store.table,
@@ -462,6 +464,8 @@ class EventProcessor:
                 continue
             views.append(view)
             actions.extend(done)
+        for view in views:  # after a login-profile event, what the audit may reuse (no-op for other events)
+            login_profile_changed(self.login_profiles, event.detail.event_name, view.user)
         seen = Observed(users=tuple(views), removed_policy_arns=self._removed_policies(event, rule))
         findings = [f for view in views for f in view.findings]
         changes = [c for view in views for c in view.changes]
