@@ -16,7 +16,7 @@ from iamguard.domain.findings import Severity
 from iamguard.domain.messages import ROUTABLE_CHANNELS, Channel
 
 # Every channel for critical and high: a channel without its secret is simply not configured.
-DEFAULT_ROUTING = "critical=slack+email+teams+pagerduty+webhook,high=slack+email+teams+pagerduty+webhook"
+DEFAULT_ROUTING = "critical: slack+email+teams+pagerduty+webhook, high: slack+email+teams+pagerduty+webhook"
 
 
 def parse_routing(value: str) -> dict[Severity, frozenset[Channel]]:
