@@ -274,7 +274,8 @@ class FindingsStore:
                 return changes
             steps: list[dict[str, Any]] = []
             for decision in written.values():
-                steps.append({"Put": {"TableName": self.table, "Item": to_ddb(decision.item), **decision.condition}})
+                item = decision.item or {}
+                steps.append({"Put": {"TableName": self.table, "Item": to_ddb(item), **decision.condition}})
                 if decision.history is not None:
                     steps.append({"Put": {"TableName": self.table, "Item": to_ddb(decision.history)}})
             for key, item in current.items():
@@ -655,6 +656,21 @@ class FindingsStore:
 
     def latest_audit(self) -> dict[str, Any] | None:
         return self._get("AUDIT", "LATEST")
+
+    def summary_and_audit(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The account summary (iamguard.persistence.summary) and the latest audit run, in one read."""
+        wanted: list[Any] = [item_key(summary.SUMMARY_PK, summary.SUMMARY_SK), item_key("AUDIT", "LATEST")]
+        found: dict[str, dict[str, Any]] = {}
+        for _ in range(5):
+            response = self.client.batch_get_item(RequestItems={self.table: {"Keys": wanted, "ConsistentRead": True}})
+            for raw in response.get("Responses", {}).get(self.table, []):
+                item = from_ddb(raw)
+                found[str(item["pk"])] = item
+            unprocessed: Mapping[str, Any] = response.get("UnprocessedKeys") or {}
+            wanted = list((unprocessed.get(self.table) or {}).get("Keys", []))
+            if not wanted:
+                break
+        return found.get(summary.SUMMARY_PK), found.get("AUDIT")
 
     # -- enforcement memory (the MFA guardrail, see iamguard.enforce) ---------------
     def guardrail_record(self, user_name: str) -> GuardrailRecord | None:
