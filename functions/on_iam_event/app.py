@@ -9,15 +9,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from iamguard.aws import AwsContext
+from iamguard.aws import AwsContext, lambda_tracer
 from iamguard.notify.factory import announcer_factory
 from iamguard.realtime.handler import EventHandler
 from iamguard.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = lambda_tracer()  # X-Ray only when the stack turns it on (template parameter Tracing)
 metrics = Metrics(namespace="iamguard")
 
 AWS = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
