@@ -44,8 +44,9 @@ def test_function_logs_to_its_own_log_group_with_retention(logical_id: str) -> N
 
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)
-def test_function_is_traced(logical_id: str) -> None:
-    assert function_props(logical_id)["Tracing"] == "Active"
+def test_function_is_traced_when_the_stack_turns_tracing_on(logical_id: str) -> None:
+    # X-Ray is opt-in (parameter Tracing): its SDK costs every cold start ~120 ms
+    assert function_props(logical_id)["Tracing"] == {"Fn::If": ["TracingOn", "Active", "PassThrough"]}
 
 
 @pytest.mark.parametrize("logical_id", FUNCTIONS)
