@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
 import boto3
 from botocore.config import Config
@@ -85,14 +85,23 @@ def error_text(exc: ClientError) -> str:
     return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".strip()
 
 
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+class HandlerTracer(Protocol):
+    """What a handler module uses of Powertools' Tracer."""
+
+    def capture_lambda_handler(self, handler: Handler) -> Handler: ...
+
+
 class _NoTracer:
     """What a handler decorates with while X-Ray tracing is off: nothing happens, nothing is imported."""
 
-    def capture_lambda_handler(self, handler: Callable[..., Any]) -> Callable[..., Any]:
+    def capture_lambda_handler(self, handler: Handler) -> Handler:
         return handler
 
 
-def lambda_tracer() -> Any:
+def lambda_tracer() -> HandlerTracer:
     """Powertools' Tracer when the stack turns tracing on (template parameter Tracing), else a no-op.
 
     Creating a Tracer imports aws_xray_sdk (about 120 ms of every cold start) even when it
@@ -103,4 +112,4 @@ def lambda_tracer() -> Any:
         return _NoTracer()
     from aws_lambda_powertools import Tracer
 
-    return Tracer()
+    return cast(HandlerTracer, Tracer())
