@@ -6,10 +6,10 @@ import os
 from dataclasses import asdict
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from iamguard.audit.run import report_audit, run_audit, store_audit
-from iamguard.aws import AwsContext
+from iamguard.aws import AwsContext, lambda_tracer
 from iamguard.enforcement.enforcer import Enforcer
 from iamguard.iam.inventory import Inventory
 from iamguard.notify.factory import build_dispatcher
@@ -18,7 +18,7 @@ from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = lambda_tracer()  # X-Ray only when the stack turns it on (template parameter Tracing)
 metrics = Metrics(namespace="iamguard")
 
 SETTINGS = Settings.from_env()  # invalid settings fail the cold start, loudly

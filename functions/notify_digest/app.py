@@ -7,15 +7,15 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from iamguard.aws import AwsContext
+from iamguard.aws import AwsContext, lambda_tracer
 from iamguard.notify.factory import build_dispatcher
 from iamguard.persistence.findings import FindingsStore
 from iamguard.settings import Settings
 
 logger = Logger()
-tracer = Tracer()
+tracer = lambda_tracer()  # X-Ray only when the stack turns it on (template parameter Tracing)
 metrics = Metrics(namespace="iamguard")
 
 SETTINGS = Settings.from_env()

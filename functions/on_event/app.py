@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from iamguard.aws import lambda_tracer
 from iamguard.realtime.handler import EventHandler
 
 logger = Logger()
-tracer = Tracer()
+tracer = lambda_tracer()  # X-Ray only when the stack turns it on (template parameter Tracing)
 metrics = Metrics(namespace="iamguard")
 
 HANDLER = EventHandler.from_env(logger=logger, metrics=metrics)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from iamguard.api import create_app
 from iamguard.api.service import service_from_env
+from iamguard.aws import lambda_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = lambda_tracer()  # X-Ray only when the stack turns it on (template parameter Tracing)
 app = create_app(cache(service_from_env))  # clients are made on the first request, settings read once
 
 

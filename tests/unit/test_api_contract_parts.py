@@ -52,7 +52,7 @@ def test_status_function_may_only_read_the_table_and_start_the_audit() -> None:
     actions = {
         action for s in statements for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     }
-    assert actions == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "lambda:InvokeFunction"}
+    assert actions == {"dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan", "lambda:InvokeFunction"}
     invoke = next(s for s in statements if s["Action"] == "lambda:InvokeFunction")
     assert invoke["Resource"] == {"Fn::GetAtt": ["AuditAccountFunction", "Arn"]}
     assert function["Environment"]["Variables"]["AUDIT_FUNCTION_NAME"] == {"Ref": "AuditAccountFunction"}

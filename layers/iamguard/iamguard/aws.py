@@ -7,8 +7,10 @@ pointed at a local emulator with an endpoint URL.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
 import boto3
 from botocore.config import Config
@@ -81,3 +83,33 @@ def error_text(exc: ClientError) -> str:
     """`Code: Message`, as a finding or an API response reports an AWS error."""
     error = exc.response.get("Error", {})
     return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".strip()
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+
+class HandlerTracer(Protocol):
+    """What a handler module uses of Powertools' Tracer."""
+
+    def capture_lambda_handler(self, handler: Handler) -> Handler: ...
+
+
+class _NoTracer:
+    """What a handler decorates with while X-Ray tracing is off: nothing happens, nothing is imported."""
+
+    def capture_lambda_handler(self, handler: Handler) -> Handler:
+        return handler
+
+
+def lambda_tracer() -> HandlerTracer:
+    """Powertools' Tracer when the stack turns tracing on (template parameter Tracing), else a no-op.
+
+    Creating a Tracer imports aws_xray_sdk (about 120 ms of every cold start) even when it
+    is disabled, so tracing is opt-in: only POWERTOOLS_TRACE_DISABLED=false (template.yaml
+    sets it from the parameter) creates one. Tests and the local runtime never pay for it.
+    """
+    if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() not in {"0", "false", "no", "off"}:
+        return _NoTracer()
+    from aws_lambda_powertools import Tracer
+
+    return cast(HandlerTracer, Tracer())

@@ -300,8 +300,8 @@ def test_settings_are_validated_at_cold_start(make_bot: BotFactory) -> None:
 
 
 def test_api_calls_are_counted_per_event_in_a_warm_environment(bot: Bot) -> None:
-    # The same work twice in one execution environment costs the same handful of calls
+    # The same work twice in one execution environment costs a handful of calls; the second
+    # reuses the managed policy documents the first read (a warm function keeps them)
     first = bot(sample("create_user", new_id=True))["api_calls"]
     second = bot(sample("create_user", new_id=True))["api_calls"]
-    assert first == second
-    assert 0 < first <= 15  # one user's live state, not an audit
+    assert 0 < second < first <= 15  # one user's live state, not an audit

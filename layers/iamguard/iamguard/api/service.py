@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -41,7 +40,9 @@ from iamguard.audit.run import finding_dict
 from iamguard.aws import AwsContext, error_code
 from iamguard.checks import CATALOG
 from iamguard.domain.findings import Finding, Severity, Status
-from iamguard.persistence.findings import GONE_DETAIL, FindingsStore, item_to_finding
+from iamguard.persistence import summary
+from iamguard.persistence.findings import FindingsStore, item_to_finding
+from iamguard.persistence.summary import is_gone
 from iamguard.settings import Settings
 from iamguard.settings.api import ApiSettings
 
@@ -67,30 +68,53 @@ class StatusService:
 
     # -- GET /status ----------------------------------------------------------------
     def status(self) -> StatusReport:
-        now = self.clock()
-        findings = [
+        """The account's posture from the summary the audit and the events keep (three reads at any size).
+
+        A table no audit has summarised yet is answered by `computed_status` (a full read).
+        """
+        counts, record = self.store.summary_and_audit()
+        if counts is None or not counts.get("audited_at"):
+            return self.computed_status(record)
+        account_id = str(record["account_id"]) if record else counts.get("account_id")
+        account_wide = [
             f
-            for f in map(item_to_finding, (item for item, _ in self.store.finding_items()))
-            if not f.detail.endswith(GONE_DETAIL)
+            for kind in ("root", "account")
+            for f in (self.store.findings_for_resource(kind, "", str(account_id)) if account_id else [])
+            if not is_gone(f)
         ]
-        record = self.store.latest_audit()
-        audit = self._last_audit(record, now) if record else None
+        by_status, failed, users = summary.counters(counts)
+        return self._report(record, account_id, account_wide, by_status, failed, users)
+
+    def computed_status(self, record: Mapping[str, Any] | None) -> StatusReport:
+        """The same answer computed from every stored finding (what the summary spares the API)."""
+        findings = [f for f in map(item_to_finding, (item for item, _ in self.store.finding_items())) if not is_gone(f)]
         account_id = (
             str(record["account_id"])
             if record
             else next((f.account_id for f in findings if f.resource_type != "user"), None)
         )
-        by_status = Counter(f.status.value for f in findings)
-        failed = Counter(f.severity.value for f in findings if f.failed)
-        users = Counter(s.status.value for s in map(_user_summary, _by_user(findings)) if s is not None)
+        by_status, failed, users = summary.counters(summary.tally(findings))
+        account_wide = [f for f in findings if f.resource_type != "user" and f.account_id == account_id]
+        return self._report(record, account_id, account_wide, by_status, failed, users)
+
+    def _report(
+        self,
+        record: Mapping[str, Any] | None,
+        account_id: str | None,
+        account_wide: list[Finding],
+        by_status: Mapping[str, int],
+        failed: Mapping[str, int],
+        users: Mapping[str, int],
+    ) -> StatusReport:
+        now = self.clock()
+        audit = self._last_audit(record, now) if record else None
         stale = audit is None or audit.stale
-        if any(f.failed and f.severity is not Severity.INFORMATIONAL for f in findings):
+        if any(count for severity, count in failed.items() if severity != Severity.INFORMATIONAL.value):
             verdict = Verdict.NON_COMPLIANT
-        elif stale or not findings or by_status[Status.ERROR.value]:
+        elif stale or not sum(by_status.values()) or by_status[Status.ERROR.value]:
             verdict = Verdict.UNKNOWN
         else:
             verdict = Verdict.COMPLIANT
-        account_wide = [f for f in findings if f.resource_type != "user" and f.account_id == account_id]
         return StatusReport(
             verdict=verdict,
             account_id=account_id,
@@ -240,12 +264,6 @@ def service_from_env() -> StatusService:
     return StatusService(FindingsStore(aws.dynamodb(), settings.findings_table), settings.api, launcher)
 
 
-def _by_user(findings: Iterable[Finding]) -> Iterator[list[Finding]]:
-    users = sorted((f for f in findings if f.resource_type == "user"), key=lambda f: f.resource_name)
-    for _, group in groupby(users, key=lambda f: f.resource_name):
-        yield list(group)
-
-
 def _worst_first(finding: Finding) -> tuple[int, int, str]:
     order = {Status.FAIL: 0, Status.ERROR: 1, Status.EXEMPT: 2, Status.PASS: 3}
     return order[finding.status], -finding.severity.rank, finding.check_id
@@ -253,20 +271,14 @@ def _worst_first(finding: Finding) -> tuple[int, int, str]:
 
 def _user_summary(findings: list[Finding]) -> UserSummary | None:
     """One user's standing; None when it has no findings or no longer exists."""
-    findings = [f for f in findings if f.check_id in CATALOG]
-    if not findings or all(f.detail.endswith(GONE_DETAIL) for f in findings):
+    standing = summary.standing(findings)
+    if standing is None:
         return None
+    findings = [f for f in findings if f.check_id in CATALOG]
     failed = sorted((f for f in findings if f.status is Status.FAIL), key=_worst_first)
     exempt = [f.check_id for f in findings if f.status is Status.EXEMPT]
     errors = [f.check_id for f in findings if f.status is Status.ERROR]
-    if failed:
-        status = UserStatus.NON_COMPLIANT
-    elif exempt:
-        status = UserStatus.EXEMPT
-    elif errors:
-        status = UserStatus.UNKNOWN
-    else:
-        status = UserStatus.COMPLIANT
+    status = UserStatus(standing)
     seen = [f.last_seen for f in findings if f.last_seen]
     return UserSummary.model_validate(
         {

@@ -248,10 +248,11 @@ def user_password_reset_possible(user: User, ctx: UserContext) -> Outcome:
         return Outcome(False, f"Could not be evaluated — iam:GetLoginProfile: {reason}.", unknown=True)
     if not user.credentials.password_enabled or not user.password_reset_required:
         return Outcome(True, f"User {user.name} does not have to reset a password.")
-    if ctx.password_policy is not None and ctx.password_policy.allow_users_to_change_password:
-        return Outcome(True, f"User {user.name} must reset the password and the account lets users do so.")
+    # The user's own permission first: the event path reads the password policy only when it is missing.
     if ctx.permissions(user).can_change_own_password():
         return Outcome(True, f"User {user.name} must reset the password and is allowed iam:ChangePassword.")
+    if ctx.password_policy is not None and ctx.password_policy.allow_users_to_change_password:
+        return Outcome(True, f"User {user.name} must reset the password and the account lets users do so.")
     return Outcome(
         False,
         f"User {user.name} must reset the password at first sign-in but is not allowed iam:ChangePassword.",

@@ -80,6 +80,8 @@ KNOWN_POLICY_DOCUMENTS: dict[str, PolicyDocument] = {
 }
 
 
+# How long a warm function reuses an AWS managed policy's document (see managed_policy_document).
+AWS_MANAGED_TTL = 900.0
 # The largest page IAM serves (MaxItems 1000): fewer round trips for large accounts.
 _BIG_PAGES: Any = {"PageSize": 1000}
 
@@ -228,6 +230,8 @@ class Inventory:
         self._report_timeout = report_timeout
         self._sleep = sleep
         self._login_profiles = login_profiles
+        self._aws_managed: dict[str, tuple[float, PolicyDocument]] = {}  # arn -> (read at, document)
+        self._versions: dict[tuple[str, str], PolicyDocument] = {}  # (arn, version id) -> document
 
     # -- bulk -----------------------------------------------------------------
     def read_account(self, account_id: str | None = None) -> AccountState:
@@ -376,14 +380,29 @@ class Inventory:
             documents.update(zip(missing, pool.map(self.managed_policy_document, missing), strict=True))
 
     def managed_policy_document(self, arn: str) -> PolicyDocument:
+        """The default version's document of a managed policy ({} when it no longer exists).
+
+        A warm function reuses what it read: an AWS managed policy for AWS_MANAGED_TTL (AWS
+        publishes new versions rarely, and the audit re-reads them), a customer managed
+        policy's version for good (a version never changes; the default version is read each time).
+        """
         if arn in KNOWN_POLICY_DOCUMENTS:
             return KNOWN_POLICY_DOCUMENTS[arn]
+        now = time.monotonic()
+        kept = self._aws_managed.get(arn)
+        if kept is not None and now - kept[0] < AWS_MANAGED_TTL:
+            return kept[1]
         try:
             version = self.iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
-            raw = self.iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+            document = self._versions.get((arn, version))
+            if document is None:
+                raw = self.iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+                document = self._versions[(arn, version)] = _document(raw)
         except self.iam.exceptions.NoSuchEntityException:
             return {}
-        return _document(raw)
+        if arn.split(":")[4] == "aws":
+            self._aws_managed[arn] = (now, document)
+        return document
 
     def _with_reset_flags(
         self, users: list[User], groups: Mapping[str, Group], documents: Mapping[str, PolicyDocument]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,8 @@ from botocore.exceptions import ClientError
 
 from iamguard.checks import CATALOG
 from iamguard.domain.findings import Change, Finding, Severity, Status, Transition, transition
+from iamguard.persistence import summary
+from iamguard.persistence.summary import GONE_DETAIL
 from iamguard.persistence.table import expression, from_ddb, iso, item_key, parse_time, to_ddb
 
 if TYPE_CHECKING:
@@ -48,7 +50,6 @@ if TYPE_CHECKING:
 
 HISTORY_DAYS = 90
 _PARALLEL_THRESHOLD = 32  # below this many writes, threads cost more than they save
-GONE_DETAIL = "no longer exists; the finding is resolved."  # detail of findings resolved because the resource is gone
 
 
 class StoreError(RuntimeError):
@@ -197,6 +198,15 @@ def item_to_finding(item: Mapping[str, Any]) -> Finding:
     )
 
 
+@dataclass(frozen=True)
+class _Decision:
+    """What one observation does to its stored item."""
+
+    change: Change
+    item: dict[str, Any] | None = None  # the item to write; None: nothing to write
+    condition: dict[str, Any] = field(default_factory=dict)  # ConditionExpression & co. of that write
+
+
 class FindingsStore:
     """Reads and writes the findings table through one injected DynamoDB client."""
 
@@ -218,27 +228,79 @@ class FindingsStore:
         """Store observations; return what changed.
 
         With `full_audit_account`, stored open findings of that account that the
-        audit no longer produced (the user was deleted) are resolved.
+        audit no longer produced (the user was deleted) are resolved, and the
+        account summary (iamguard.persistence.summary) is rewritten from what is stored.
         """
         observed = list(findings)
         if full_audit_account is None:
             return self.record_resources(observed)
-        current = {
-            self._key_of(item): item for item in self.scan_findings() if item["account_id"] == full_audit_account
-        }
-        return self._record_against(observed, current, full_audit_account)
+        everything = {self._key_of(item): item for item in self.scan_findings()}
+        current = {key: item for key, item in everything.items() if item["account_id"] == full_audit_account}
+        changes = self._record_against(observed, current, full_audit_account)
+        stored = {key: item_to_finding(item) for key, item in everything.items()}
+        stored.update((self._finding_key(change.finding), change.finding) for change in changes)
+        audited_at = max((f.observed_at for f in observed), default=datetime.now(UTC))
+        self.client.put_item(
+            TableName=self.table,
+            Item=to_ddb(summary.summary_item(stored.values(), account_id=full_audit_account, audited_at=audited_at)),
+        )
+        return changes
 
     def record_resources(self, findings: Iterable[Finding]) -> list[Change]:
         """Store observations of a few resources (the event path); return what changed.
 
-        One consistent Query per resource reads all of its stored findings; nothing scans
-        the table (the event functions hold no dynamodb:Scan).
+        Per resource: one consistent Query reads all of its stored items, and one transaction
+        writes what changed - the findings (each conditional on the version read) and the
+        summary's counters - with a condition on every other finding read,
+        so the counters move exactly with the findings. A conflicting writer cancels it: re-read,
+        re-decide. Nothing scans the table (the event functions hold no dynamodb:Scan).
         """
-        observed = list(findings)
-        current: dict[tuple[str, str], dict[str, Any]] = {}
-        for pk in dict.fromkeys(self._finding_key(finding)[0] for finding in observed):
-            current.update((self._key_of(item), item) for item in self._resource_items(pk))
-        return self._record_against(observed, current, None)
+        by_resource: dict[str, dict[tuple[str, str], Finding]] = {}
+        for finding in findings:
+            pk, sk = self._finding_key(finding)
+            by_resource.setdefault(pk, {})[(pk, sk)] = finding
+        return [change for pk, observed in by_resource.items() for change in self._record_resource(pk, observed)]
+
+    def _record_resource(self, pk: str, observed: Mapping[tuple[str, str], Finding], attempts: int = 8) -> list[Change]:
+        for _ in range(attempts):
+            current = {self._key_of(item): item for item in self._resource_items(pk)}
+            decisions = {key: self._decide(finding, current.get(key)) for key, finding in observed.items()}
+            changes = [decision.change for decision in decisions.values()]
+            changes += [p for key, item in current.items() if key not in observed and (p := pending_change(item))]
+            written = {key: decision for key, decision in decisions.items() if decision.item is not None}
+            if not written:
+                return changes
+            steps: list[dict[str, Any]] = []
+            for decision in written.values():
+                item = decision.item or {}
+                steps.append({"Put": {"TableName": self.table, "Item": to_ddb(item), **decision.condition}})
+            for key, item in current.items():
+                if key not in written:  # what the counters were computed from must still hold
+                    steps.append(self._unchanged(key, item))
+            before = [item_to_finding(item) for item in current.values()]
+            after = {key: item_to_finding(item) for key, item in current.items()}
+            after.update((key, decision.change.finding) for key, decision in written.items())
+            counted = summary.delta(before, after.values())
+            if counted:
+                account = next(iter(observed.values())).account_id
+                steps.append(summary.delta_update(self.table, counted, account))
+            try:
+                self.client.transact_write_items(TransactItems=steps)  # type: ignore[arg-type]
+            except self.client.exceptions.TransactionCanceledException:
+                continue  # another writer changed this resource since the read: re-read and re-decide
+            except ClientError as exc:
+                raise StoreError(f"cannot write the findings of {pk}: {exc}") from exc
+            return changes
+        raise StoreError(f"the findings of {pk} kept changing under us")
+
+    def _unchanged(self, key: tuple[str, str], item: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "ConditionCheck": {
+                "TableName": self.table,
+                "Key": item_key(*key),
+                **expression(condition=Attr("version").eq(item.get("version"))),
+            }
+        }
 
     def _record_against(
         self,
@@ -284,78 +346,79 @@ class FindingsStore:
     def _write(self, finding: Finding, stored: Mapping[str, Any] | None, attempts: int = 5) -> Change:
         """Write one observation; the Change it made, or the pending announcement an earlier run left."""
         for _ in range(attempts):
-            previous = item_to_finding(stored) if stored else None
-            pending = pending_change(stored) if stored else None
-            if previous is not None and previous.observed_at > finding.observed_at:
-                return pending or Change(previous, previous, Transition.UNCHANGED)  # a newer observation is stored
-            if previous is not None and finding.status is Status.ERROR and previous.status is not Status.ERROR:
-                # A check that could not run says nothing new: the last known verdict stands (the audit
-                # run records the error), so FAIL -> ERROR is not "resolved" and ERROR -> FAIL not "opened".
-                return pending or Change(previous, previous, Transition.UNCHANGED)
-            change = transition(previous, finding)
-            same = (
-                previous is not None
-                and change is Transition.UNCHANGED
-                and previous.status == finding.status
-                and previous.severity == finding.severity
-                and previous.detail == finding.detail
-            )
-            if (
-                same
-                and previous is not None
-                and previous.last_seen
-                and (finding.observed_at - previous.last_seen < self.heartbeat)
-            ):
-                return pending or Change(previous, previous, Transition.UNCHANGED)
-            status_changed = previous is None or previous.status != finding.status
-            stored_finding = finding.model_copy(
-                update={
-                    "first_seen": previous.first_seen if previous else finding.observed_at,
-                    "last_seen": finding.observed_at,
-                    "status_changed_at": finding.observed_at
-                    if status_changed
-                    else previous.status_changed_at
-                    if previous
-                    else finding.observed_at,
-                }
-            )
-            version = int(stored["version"]) if stored else 0
-            notable = change in {Transition.OPENED, Transition.RESOLVED, Transition.ESCALATED}
-            announcement: str | None = None
-            announced_previous: Finding | None = None
-            if notable:  # the announcement is written with the transition, in this one conditional put
-                announcement, announced_previous = str(version + 1), previous
-            elif pending is not None:  # still waiting: carried over
-                announcement, announced_previous = pending.announcement, pending.previous
-            item = finding_to_item(
-                stored_finding,
-                version + 1,
-                change
-                if notable or not stored
-                else Transition(stored.get("last_transition", Transition.UNCHANGED.value)),
-                announcement,
-                announced_previous,
-            )
+            decision = self._decide(finding, stored)
+            if decision.item is None:
+                return decision.change
             try:
-                if stored is None:
-                    self.client.put_item(
-                        TableName=self.table, Item=to_ddb(item), **expression(condition=Attr("pk").not_exists())
-                    )
-                else:
-                    self.client.put_item(
-                        TableName=self.table, Item=to_ddb(item), **expression(condition=Attr("version").eq(version))
-                    )
+                self.client.put_item(TableName=self.table, Item=to_ddb(decision.item), **decision.condition)
             except self.client.exceptions.ConditionalCheckFailedException:
-                stored = self._get(item["pk"], item["sk"])  # someone else wrote first: re-read and re-decide
+                stored = self._get(*self._finding_key(finding))  # someone else wrote first: re-read and re-decide
                 continue
             except ClientError as exc:
                 raise StoreError(f"cannot write finding {finding.check_id} for {finding.resource_name}: {exc}") from exc
-            if notable:
-                return Change(stored_finding, previous, change, announcement=announcement)
-            if pending is not None:
-                return Change(stored_finding, pending.previous, pending.transition, announcement, recovered=True)
-            return Change(stored_finding, previous, change)
+            return decision.change
         raise StoreError(f"finding {finding.check_id} for {finding.resource_name} kept changing under us")
+
+    def _decide(self, finding: Finding, stored: Mapping[str, Any] | None) -> _Decision:
+        """What one observation does to the stored item: the Change, and the item to write (if any)."""
+        previous = item_to_finding(stored) if stored else None
+        pending = pending_change(stored) if stored else None
+        if previous is not None and previous.observed_at > finding.observed_at:
+            return _Decision(pending or Change(previous, previous, Transition.UNCHANGED))  # a newer one is stored
+        if previous is not None and finding.status is Status.ERROR and previous.status is not Status.ERROR:
+            # A check that could not run says nothing new: the last known verdict stands (the audit
+            # run records the error), so FAIL -> ERROR is not "resolved" and ERROR -> FAIL not "opened".
+            return _Decision(pending or Change(previous, previous, Transition.UNCHANGED))
+        change = transition(previous, finding)
+        same = (
+            previous is not None
+            and change is Transition.UNCHANGED
+            and previous.status == finding.status
+            and previous.severity == finding.severity
+            and previous.detail == finding.detail
+        )
+        if (
+            same
+            and previous is not None
+            and previous.last_seen
+            and (finding.observed_at - previous.last_seen < self.heartbeat)
+        ):
+            return _Decision(pending or Change(previous, previous, Transition.UNCHANGED))
+        status_changed = previous is None or previous.status != finding.status
+        stored_finding = finding.model_copy(
+            update={
+                "first_seen": previous.first_seen if previous else finding.observed_at,
+                "last_seen": finding.observed_at,
+                "status_changed_at": finding.observed_at
+                if status_changed
+                else previous.status_changed_at
+                if previous
+                else finding.observed_at,
+            }
+        )
+        version = int(stored["version"]) if stored else 0
+        notable = change in {Transition.OPENED, Transition.RESOLVED, Transition.ESCALATED}
+        announcement: str | None = None
+        announced_previous: Finding | None = None
+        if notable:  # the announcement is written with the transition, in the same conditional write
+            announcement, announced_previous = str(version + 1), previous
+        elif pending is not None:  # still waiting: carried over
+            announcement, announced_previous = pending.announcement, pending.previous
+        item = finding_to_item(
+            stored_finding,
+            version + 1,
+            change if notable or not stored else Transition(stored.get("last_transition", Transition.UNCHANGED.value)),
+            announcement,
+            announced_previous,
+        )
+        condition = Attr("pk").not_exists() if stored is None else Attr("version").eq(version)
+        if notable:
+            result = Change(stored_finding, previous, change, announcement=announcement)
+        elif pending is not None:
+            result = Change(stored_finding, pending.previous, pending.transition, announcement, recovered=True)
+        else:
+            result = Change(stored_finding, previous, change)
+        return _Decision(result, item, expression(condition=condition))
 
     def claim_announcement(self, change: Change) -> dict[str, Any]:
         """One step of the outbox's claim transaction: take the change's announcement out of its finding.
@@ -575,6 +638,21 @@ class FindingsStore:
         ):
             runs.extend(from_ddb(raw) for raw in page.get("Items", []))
         return runs[:most][::-1], len(runs) <= most
+
+    def summary_and_audit(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The account summary (iamguard.persistence.summary) and the latest audit run, in one read."""
+        wanted: list[Any] = [item_key(summary.SUMMARY_PK, summary.SUMMARY_SK), item_key("AUDIT", "LATEST")]
+        found: dict[str, dict[str, Any]] = {}
+        for _ in range(5):
+            response = self.client.batch_get_item(RequestItems={self.table: {"Keys": wanted, "ConsistentRead": True}})
+            for raw in response.get("Responses", {}).get(self.table, []):
+                item = from_ddb(raw)
+                found[str(item["pk"])] = item
+            unprocessed: Mapping[str, Any] = response.get("UnprocessedKeys") or {}
+            wanted = list((unprocessed.get(self.table) or {}).get("Keys", []))
+            if not wanted:
+                break
+        return found.get(summary.SUMMARY_PK), found.get("AUDIT")
 
     # -- enforcement memory (the MFA guardrail, see iamguard.enforce) ---------------
     def guardrail_record(self, user_name: str) -> GuardrailRecord | None:

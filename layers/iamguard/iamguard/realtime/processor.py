@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -39,10 +39,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from iamguard.aws import AwsContext
 from iamguard.checks import CATALOG, run_checks, run_user_checks
 from iamguard.checks.base import UserContext
-from iamguard.domain.account import AccountState, PasswordPolicy, RootState, RootUse
+from iamguard.domain.account import AccountState, Group, PasswordPolicy, PolicyDocument, RootState, RootUse, User
 from iamguard.domain.alerts import Action, Alert, Announcer, Detection, LogOnlyAnnouncer
 from iamguard.domain.findings import Change, Finding, Status
 from iamguard.enforcement.enforcer import DETACH_GUARDRAIL, Enforcer, ManualChange
+from iamguard.iam.evaluation import PolicyCache, can_change_own_password
 from iamguard.iam.inventory import Inventory, UnknownUser
 from iamguard.persistence.findings import FindingsStore
 from iamguard.persistence.login_profiles import LoginProfileStore, login_profile_changed
@@ -546,7 +547,15 @@ class EventProcessor:
         )
         if any(action.performed for action in actions):
             user, groups, documents = inventory.read_user(name)  # judge the state enforcement left behind
-        context = UserContext(self.settings, now, groups, documents, password_policy())
+        cache = PolicyCache()
+        context = UserContext(
+            self.settings,
+            now,
+            groups,
+            documents,
+            password_policy() if _needs_password_policy(user, groups, documents, cache) else None,
+            cache,
+        )
         only = [check for check in rule.checks if CATALOG[check].scope == "user"]
         findings = run_user_checks(user, context, self.account_id, only=only)
         changes = self.store.record_resources(findings)
@@ -631,6 +640,16 @@ class EventProcessor:
         notable = [change for change in changes if change.notable]
         if alerts or notable or taken:
             self.announcer.announce(alerts=alerts, changes=notable, actions=taken)
+
+
+def _needs_password_policy(
+    user: User, groups: Mapping[str, Group], documents: Mapping[str, PolicyDocument], cache: PolicyCache
+) -> bool:
+    """Only user_password_reset_possible reads the policy: for a user who must reset a password it may not change."""
+    credentials = user.credentials
+    if credentials is None or not credentials.password_enabled or not user.password_reset_required:
+        return False
+    return not can_change_own_password(user, groups, documents, cache)
 
 
 def root_use(event: CloudTrailEvent, now: datetime, settings: Settings) -> RootUse | None:
