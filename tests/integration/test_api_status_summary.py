@@ -23,9 +23,9 @@ from iamguard.settings.api import ApiSettings
 from iamguard_cli.local.api_server import ApiServer
 from iamguard_cli.local.bootstrap import ensure_findings_table
 
-from tests.factories import NOW
+from tests.factories import NOW, finding
 from tests.integration.api_support import call
-from tests.integration.test_api_service import ACCOUNT, finding
+from tests.integration.test_api_service import ACCOUNT
 
 TABLE = "api-status-summary"
 USERS = 400
@@ -39,19 +39,19 @@ def user_findings(index: int, at=NOW) -> list[Finding]:  # type: ignore[no-untyp
     admin = Status.FAIL if index % 7 == 0 else Status.EXEMPT if index % 11 == 0 else Status.PASS
     keys = Status.ERROR if index % 13 == 0 else Status.PASS
     return [
-        finding("user_console_mfa", mfa, user=name, at=at),
-        finding("user_mfa", mfa, user=name, at=at, severity=Severity.LOW),
-        finding("user_admin_access", admin, user=name, at=at),
-        finding("user_access_keys_rotated", keys, user=name, at=at, severity=Severity.MEDIUM),
+        finding("user_console_mfa", status=mfa, user=name, at=at),
+        finding("user_mfa", status=mfa, user=name, at=at, severity=Severity.LOW),
+        finding("user_admin_access", status=admin, user=name, at=at),
+        finding("user_access_keys_rotated", status=keys, user=name, at=at, severity=Severity.MEDIUM),
     ]
 
 
 def account_findings(at=NOW) -> list[Finding]:  # type: ignore[no-untyped-def]
     return [
-        finding("root_mfa_enabled", Status.FAIL, at=at, severity=Severity.CRITICAL),
-        finding("root_no_access_keys", at=at),
-        finding("password_policy", Status.FAIL, at=at, severity=Severity.MEDIUM),
-        finding("account_alias_set", at=at, severity=Severity.INFORMATIONAL),
+        finding("root_mfa_enabled", user=None, status=Status.FAIL, at=at, severity=Severity.CRITICAL),
+        finding("root_no_access_keys", user=None, status=Status.PASS, at=at),
+        finding("password_policy", user=None, status=Status.FAIL, at=at, severity=Severity.MEDIUM),
+        finding("account_alias_set", user=None, status=Status.PASS, at=at, severity=Severity.INFORMATIONAL),
     ]
 
 
@@ -101,8 +101,8 @@ def test_status_reads_the_summary_not_every_finding(
     # it (compliant -> non-compliant), a new user appears failing, and root's finding escalates
     events = [f.model_copy(update={"status": Status.PASS}) for f in user_findings(0, LATER)]
     events += [f.model_copy(update={"status": Status.FAIL}) for f in user_findings(1, LATER)[:2]]
-    events += [finding("user_console_mfa", Status.FAIL, user="newcomer", at=LATER)]
-    events += [finding("user_mfa", Status.PASS, user="newcomer", at=LATER, severity=Severity.LOW)]
+    events += [finding("user_console_mfa", status=Status.FAIL, user="newcomer", at=LATER)]
+    events += [finding("user_mfa", status=Status.PASS, user="newcomer", at=LATER, severity=Severity.LOW)]
     changes = audited.record_resources(events)
     assert {c.finding.resource_name for c in changes if c.transition is Transition.OPENED} == {"user00001", "newcomer"}
     server, counter = counted_api

@@ -252,8 +252,8 @@ def test_a_deleted_users_findings_resolve_even_when_the_report_is_older(store: F
     store.record([finding(user="bob", at=NOW - timedelta(hours=1))], full_audit_account=ACCOUNT_ID)
     # When this audit reads the account at NOW with a report generated three hours ago, and bob is gone
     alice = [
-        finding(Status.PASS, user="alice", at=NOW - timedelta(hours=3)),  # from the report
-        finding(Status.PASS, user="alice", check="user_admin_access", at=NOW),  # read live
+        finding(status=Status.PASS, user="alice", at=NOW - timedelta(hours=3)),  # from the report
+        finding(status=Status.PASS, user="alice", check="user_admin_access", at=NOW),  # read live
     ]
     changes = store.record(alice, full_audit_account=ACCOUNT_ID)
     # Then bob's finding resolves now: the audit read the account after it was stored

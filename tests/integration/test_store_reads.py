@@ -29,7 +29,7 @@ def test_the_event_path_reads_one_resource_by_key_and_never_scans(store: Finding
     seen = operations(store)
 
     # When the event path records bob's new observation
-    [change] = store.record_resources([finding(Status.PASS, user="bob")])
+    [change] = store.record_resources([finding(status=Status.PASS, user="bob")])
 
     # Then it resolved bob's finding with a Query and a conditional write; nothing scanned
     assert change.transition.value == "resolved"

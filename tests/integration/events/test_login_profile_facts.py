@@ -52,7 +52,8 @@ def test_update_and_delete_events_refresh_what_the_audit_reuses(aws: AwsContext,
     # ... and the next audit judges nina from them, without asking IAM
     assert bot.auditor is not None
     calls: Counter[str] = Counter()
-    bot.auditor.AWS.session().events.register("before-call.iam.*", lambda model, **_: calls.update([model.name]))
+    # the audit function reads IAM through the one client it made at cold start
+    bot.auditor.IAM.meta.events.register("before-call.iam.*", lambda model, **_: calls.update([model.name]))
     bot.audit()
     assert calls["GetLoginProfile"] == 0 and calls["GetAccountAuthorizationDetails"] == 1
     verdict = {f.check_id: f for f in bot.store.findings_for_resource("user", "nina", ACCOUNT_ID)}[RESET_CHECK]

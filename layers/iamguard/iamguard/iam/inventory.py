@@ -494,15 +494,10 @@ class Inventory:
         except self.iam.exceptions.NoSuchEntityException as exc:
             raise UnknownUser(f"user {user_name} does not exist") from exc
         iam = self.iam
-        attached = tuple(
-            ManagedPolicyRef(arn=p["PolicyArn"], name=p["PolicyName"])
-            for page in iam.get_paginator("list_attached_user_policies").paginate(UserName=user_name)
-            for p in page["AttachedPolicies"]
-        )
-        inline = tuple(
-            InlinePolicy(name, _document(iam.get_user_policy(UserName=user_name, PolicyName=name)["PolicyDocument"]))
-            for page in iam.get_paginator("list_user_policies").paginate(UserName=user_name)
-            for name in page["PolicyNames"]
+        attached, inline = self._live_policies(
+            iam.get_paginator("list_attached_user_policies").paginate(UserName=user_name),
+            iam.get_paginator("list_user_policies").paginate(UserName=user_name),
+            lambda name: iam.get_user_policy(UserName=user_name, PolicyName=name)["PolicyDocument"],
         )
         groups: dict[str, Group] = {}
         for page in iam.get_paginator("list_groups_for_user").paginate(UserName=user_name):
@@ -530,17 +525,31 @@ class Inventory:
 
     def _read_group(self, name: str, arn: str) -> Group:
         iam = self.iam
+        attached, inline = self._live_policies(
+            iam.get_paginator("list_attached_group_policies").paginate(GroupName=name),
+            iam.get_paginator("list_group_policies").paginate(GroupName=name),
+            lambda policy: iam.get_group_policy(GroupName=name, PolicyName=policy)["PolicyDocument"],
+        )
+        return Group(name=name, arn=arn, attached_policies=attached, inline_policies=inline)
+
+    @staticmethod
+    def _live_policies(
+        attached_pages: Iterable[Mapping[str, Any]],
+        inline_pages: Iterable[Mapping[str, Any]],
+        inline_document: Callable[[str], Any],
+    ) -> tuple[tuple[ManagedPolicyRef, ...], tuple[InlinePolicy, ...]]:
+        """A user's or a group's policies, read live: the attached ones and each inline one's document."""
         attached = tuple(
             ManagedPolicyRef(arn=p["PolicyArn"], name=p["PolicyName"])
-            for page in iam.get_paginator("list_attached_group_policies").paginate(GroupName=name)
+            for page in attached_pages
             for p in page["AttachedPolicies"]
         )
         inline = tuple(
-            InlinePolicy(n, _document(iam.get_group_policy(GroupName=name, PolicyName=n)["PolicyDocument"]))
-            for page in iam.get_paginator("list_group_policies").paginate(GroupName=name)
-            for n in page["PolicyNames"]
+            InlinePolicy(name, _document(inline_document(name)))
+            for page in inline_pages
+            for name in page["PolicyNames"]
         )
-        return Group(name=name, arn=arn, attached_policies=attached, inline_policies=inline)
+        return attached, inline
 
     def read_root(self, account_id: str) -> RootState:
         """Root state without the credential report (event path: password, keys and MFA from the summary)."""

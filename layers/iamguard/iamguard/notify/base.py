@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from iamguard.domain.messages import Channel, Message
 
@@ -20,6 +21,19 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.permanent = permanent
         self.unknown = unknown
+
+
+_Secret = TypeVar("_Secret")
+
+
+def read_secret(read: Callable[[], _Secret], what: str) -> _Secret:
+    """A channel's secret; whatever the secret store raised becomes a DeliveryError, so the message stays pending."""
+    try:
+        return read()
+    except DeliveryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the store: retried by a later run
+        raise DeliveryError(f"cannot read {what}: {type(exc).__name__}") from None
 
 
 class Notifier(Protocol):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from iamguard.domain.messages import Channel, Message
-from iamguard.notify.base import DeliveryError
+from iamguard.notify.base import DeliveryError, read_secret
 from iamguard.notify.redact import scrub
 from iamguard.notify.retry import SlackRetryPolicy
 from iamguard.notify.secrets import secret_fields
@@ -74,12 +74,7 @@ class HttpChannel:
         return (*whole, *(v for v in fields.values() if isinstance(v, str) and v))
 
     def send(self, message: Message) -> None:
-        try:
-            secret = self._secret()
-        except DeliveryError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - whatever the secret store raised, the message stays pending
-            raise DeliveryError(f"cannot read the {self.name} secret: {type(exc).__name__}") from None
+        secret = read_secret(self._secret, f"the {self.name} secret")
         try:
             for request in self.requests(message, secret):
                 self.answered(

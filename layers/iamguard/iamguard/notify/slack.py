@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from iamguard.domain.messages import Channel, Message, MessageKind
-from iamguard.notify.base import DeliveryError
+from iamguard.notify.base import DeliveryError, read_secret
 from iamguard.notify.redact import scrub
 from iamguard.notify.retry import SlackRetryPolicy
 
@@ -81,12 +81,7 @@ class SlackNotifier:
         return message.kind is not MessageKind.FINDINGS_SYNC
 
     def send(self, message: Message) -> None:
-        try:
-            credentials = self._credentials()
-        except DeliveryError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - whatever the secret store raised, the message stays pending
-            raise DeliveryError(f"cannot read the Slack credentials: {type(exc).__name__}") from None
+        credentials = read_secret(self._credentials, "the Slack credentials")
         from iamguard.notify.slack_blocks import payload  # slack_sdk, on the first send: slow to import
 
         try:

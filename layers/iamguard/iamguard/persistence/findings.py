@@ -43,7 +43,7 @@ from iamguard.checks import CATALOG
 from iamguard.domain.findings import Change, Finding, Severity, Status, Transition, transition
 from iamguard.persistence import summary
 from iamguard.persistence.summary import GONE_DETAIL
-from iamguard.persistence.table import expression, from_ddb, iso, item_key, parse_time, to_ddb
+from iamguard.persistence.table import expression, from_ddb, iso, item_key, parse_time, read_items, to_ddb
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -499,16 +499,17 @@ class FindingsStore:
         found: list[dict[str, Any]] = []
         for offset in range(days):
             day = now - timedelta(days=offset)
-            paginator = self.client.get_paginator("query")
-            for page in paginator.paginate(
+            for item in read_items(
+                self.client,
+                "query",
                 TableName=self.table,
                 **expression(key_condition=Key("pk").eq(f"ACTIVITY#{day:%Y-%m-%d}")),
                 ScanIndexForward=False,
             ):
-                found.extend(from_ddb(raw) for raw in page.get("Items", []))
+                found.append(item)
                 if len(found) >= limit:
-                    return found[:limit]
-        return found[:limit]
+                    return found
+        return found
 
     # -- reads -------------------------------------------------------------------
     def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
@@ -526,24 +527,22 @@ class FindingsStore:
         ), f"CHECK#{finding.check_id}"
 
     def _resource_items(self, pk: str) -> Iterator[dict[str, Any]]:
-        paginator = self.client.get_paginator("query")
-        for page in paginator.paginate(
+        return read_items(
+            self.client,
+            "query",
             TableName=self.table,
             **expression(key_condition=Key("pk").eq(pk) & Key("sk").begins_with("CHECK#")),
             ConsistentRead=True,
-        ):
-            for raw in page.get("Items", []):
-                yield from_ddb(raw)
+        )
 
     def scan_findings(self) -> Iterator[dict[str, Any]]:
-        paginator = self.client.get_paginator("scan")
-        for page in paginator.paginate(
+        return read_items(
+            self.client,
+            "scan",
             TableName=self.table,
             **expression(filter_condition=Attr("kind").eq("finding")),
             ConsistentRead=True,
-        ):
-            for raw in page.get("Items", []):
-                yield from_ddb(raw)
+        )
 
     def finding_items(
         self,
@@ -593,33 +592,31 @@ class FindingsStore:
 
         For tests and the local demo; the index is eventually consistent in AWS.
         """
-        found: list[Finding] = []
-        for check_id in CATALOG:
-            for page in self.client.get_paginator("query").paginate(
+        return [
+            item_to_finding(item)
+            for check_id in CATALOG
+            for item in read_items(
+                self.client,
+                "query",
                 TableName=self.table,
                 IndexName="gsi1",
                 **expression(key_condition=Key("gsi1pk").eq(f"CHECK#{check_id}")),
-            ):
-                found.extend(item_to_finding(from_ddb(raw)) for raw in page.get("Items", []))
-        return found
+            )
+        ]
 
     def findings_for_resource(self, resource_type: str, name: str, account_id: str) -> list[Finding]:
         return [item_to_finding(item) for item in self._resource_items(resource_key(resource_type, name, account_id))]
 
     def pending_changes(self) -> list[Change]:
         """Every announcement no run has claimed yet (a full scan: the digest's, not the event path's)."""
-        paginator = self.client.get_paginator("scan")
-        changes = []
-        for page in paginator.paginate(
+        pending = read_items(
+            self.client,
+            "scan",
             TableName=self.table,
             **expression(filter_condition=Attr("kind").eq("finding") & Attr("notify_pending").exists()),
             ConsistentRead=True,
-        ):
-            for raw in page.get("Items", []):
-                change = pending_change(from_ddb(raw))
-                if change is not None:
-                    changes.append(change)
-        return changes
+        )
+        return [change for item in pending if (change := pending_change(item)) is not None]
 
     def latest_audit(self) -> dict[str, Any] | None:
         return self._get("AUDIT", "LATEST")
@@ -629,14 +626,16 @@ class FindingsStore:
 
         One Query on the AUDIT partition, newest first, that stops after `most` items.
         """
-        runs: list[dict[str, Any]] = []
-        for page in self.client.get_paginator("query").paginate(
-            TableName=self.table,
-            **expression(key_condition=Key("pk").eq("AUDIT") & Key("sk").between(f"RUN#{iso(since)}", "RUN#~")),
-            ScanIndexForward=False,
-            PaginationConfig={"MaxItems": most + 1, "PageSize": min(most + 1, 1000)},
-        ):
-            runs.extend(from_ddb(raw) for raw in page.get("Items", []))
+        runs = list(
+            read_items(
+                self.client,
+                "query",
+                TableName=self.table,
+                **expression(key_condition=Key("pk").eq("AUDIT") & Key("sk").between(f"RUN#{iso(since)}", "RUN#~")),
+                ScanIndexForward=False,
+                PaginationConfig={"MaxItems": most + 1, "PageSize": min(most + 1, 1000)},
+            )
+        )
         return runs[:most][::-1], len(runs) <= most
 
     def summary_and_audit(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -661,17 +660,14 @@ class FindingsStore:
 
     def guardrail_records(self) -> dict[str, GuardrailRecord]:
         """Every user's guardrail record (one index query for the whole account, paginated)."""
-        records: dict[str, GuardrailRecord] = {}
-        paginator = self.client.get_paginator("query")
-        for page in paginator.paginate(
+        items = read_items(
+            self.client,
+            "query",
             TableName=self.table,
             IndexName="gsi1",
             **expression(key_condition=Key("gsi1pk").eq(_GUARDRAIL_SK)),
-        ):
-            for raw in page.get("Items", []):
-                record = _guardrail_record(from_ddb(raw))
-                records[record.user_name] = record
-        return records
+        )
+        return {record.user_name: record for record in map(_guardrail_record, items)}
 
     def save_guardrail_record(self, record: GuardrailRecord) -> None:
         """Keep the record; an empty one (nothing left to remember) is removed."""

@@ -26,7 +26,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from iamguard.domain.account import LoginProfileFacts, User
-from iamguard.persistence.table import expression, from_ddb, iso, parse_time, to_ddb
+from iamguard.persistence.table import expression, iso, parse_time, read_items, to_ddb
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -72,13 +72,14 @@ class LoginProfileStore:
             log.warning("login-profile facts not removed", extra={"user": user_name, "reason": problem})
 
     def _items(self) -> Iterator[LoginProfileFacts]:
-        for page in self.client.get_paginator("query").paginate(
-            TableName=self.table, **expression(key_condition=Key("pk").eq(PARTITION)), ConsistentRead=True
-        ):
-            for raw in page.get("Items", []):
-                facts = _facts(from_ddb(raw))
-                if facts is not None:
-                    yield facts
+        items = read_items(
+            self.client,
+            "query",
+            TableName=self.table,
+            **expression(key_condition=Key("pk").eq(PARTITION)),
+            ConsistentRead=True,
+        )
+        yield from (facts for item in items if (facts := _facts(item)) is not None)
 
     def _put(self, facts: LoginProfileFacts, *, tombstone: bool = False) -> str | None:
         """Write one observation unless a newer one is stored; the error, if DynamoDB refused it."""

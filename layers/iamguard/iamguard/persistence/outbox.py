@@ -27,6 +27,7 @@ settled.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
 
 from iamguard.domain.messages import Channel, Message
-from iamguard.persistence.table import expression, from_ddb, iso, item_key, to_ddb
+from iamguard.persistence.table import expression, from_ddb, iso, item_key, read_items, to_ddb
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -295,18 +296,14 @@ class Outbox:
 
     # -- reading -------------------------------------------------------------------
     def _query(self, index_key: str, limit: int) -> Iterator[dict[str, Any]]:
-        paginator = self.client.get_paginator("query")
-        seen = 0
-        for page in paginator.paginate(
+        items = read_items(
+            self.client,
+            "query",
             TableName=self.table,
             IndexName="gsi1",
             **expression(key_condition=Key("gsi1pk").eq(index_key)),
-        ):
-            for raw in page.get("Items", []):
-                yield from_ddb(raw)
-                seen += 1
-                if seen >= limit:
-                    return
+        )
+        return itertools.islice(items, limit)
 
     def due(self, now: datetime, limit: int = 200) -> list[OutboxEntry]:
         """Undelivered messages whose lease has run out, oldest (then worst) first."""

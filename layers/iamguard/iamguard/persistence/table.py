@@ -9,12 +9,15 @@ ConditionExpressionBuilder, so no writer spells placeholders by hand. Update exp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from boto3.dynamodb.conditions import ConditionBase, ConditionExpressionBuilder
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -28,6 +31,13 @@ def to_ddb(item: Mapping[str, Any]) -> dict[str, Any]:
 def from_ddb(item: Mapping[str, Any]) -> dict[str, Any]:
     """An item as plain Python (numbers come back as Decimal)."""
     return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+def read_items(client: DynamoDBClient, operation: Literal["query", "scan"], **params: Any) -> Iterator[dict[str, Any]]:
+    """Every item a Query or Scan returns, page after page, as plain Python (stop early by not reading on)."""
+    for page in client.get_paginator(operation).paginate(**params):
+        for raw in page.get("Items", []):
+            yield from_ddb(raw)
 
 
 def iso(value: datetime) -> str:
