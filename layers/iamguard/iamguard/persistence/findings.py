@@ -500,8 +500,7 @@ class FindingsStore:
         for offset in range(days):
             day = now - timedelta(days=offset)
             for item in read_items(
-                self.client,
-                "query",
+                self.client.get_paginator("query"),
                 TableName=self.table,
                 **expression(key_condition=Key("pk").eq(f"ACTIVITY#{day:%Y-%m-%d}")),
                 ScanIndexForward=False,
@@ -528,8 +527,7 @@ class FindingsStore:
 
     def _resource_items(self, pk: str) -> Iterator[dict[str, Any]]:
         return read_items(
-            self.client,
-            "query",
+            self.client.get_paginator("query"),
             TableName=self.table,
             **expression(key_condition=Key("pk").eq(pk) & Key("sk").begins_with("CHECK#")),
             ConsistentRead=True,
@@ -537,8 +535,7 @@ class FindingsStore:
 
     def scan_findings(self) -> Iterator[dict[str, Any]]:
         return read_items(
-            self.client,
-            "scan",
+            self.client.get_paginator("scan"),
             TableName=self.table,
             **expression(filter_condition=Attr("kind").eq("finding")),
             ConsistentRead=True,
@@ -596,8 +593,7 @@ class FindingsStore:
             item_to_finding(item)
             for check_id in CATALOG
             for item in read_items(
-                self.client,
-                "query",
+                self.client.get_paginator("query"),
                 TableName=self.table,
                 IndexName="gsi1",
                 **expression(key_condition=Key("gsi1pk").eq(f"CHECK#{check_id}")),
@@ -610,8 +606,7 @@ class FindingsStore:
     def pending_changes(self) -> list[Change]:
         """Every announcement no run has claimed yet (a full scan: the digest's, not the event path's)."""
         pending = read_items(
-            self.client,
-            "scan",
+            self.client.get_paginator("scan"),
             TableName=self.table,
             **expression(filter_condition=Attr("kind").eq("finding") & Attr("notify_pending").exists()),
             ConsistentRead=True,
@@ -628,8 +623,7 @@ class FindingsStore:
         """
         runs = list(
             read_items(
-                self.client,
-                "query",
+                self.client.get_paginator("query"),
                 TableName=self.table,
                 **expression(key_condition=Key("pk").eq("AUDIT") & Key("sk").between(f"RUN#{iso(since)}", "RUN#~")),
                 ScanIndexForward=False,
@@ -661,8 +655,7 @@ class FindingsStore:
     def guardrail_records(self) -> dict[str, GuardrailRecord]:
         """Every user's guardrail record (one index query for the whole account, paginated)."""
         items = read_items(
-            self.client,
-            "query",
+            self.client.get_paginator("query"),
             TableName=self.table,
             IndexName="gsi1",
             **expression(key_condition=Key("gsi1pk").eq(_GUARDRAIL_SK)),

@@ -73,8 +73,7 @@ class LoginProfileStore:
 
     def _items(self) -> Iterator[LoginProfileFacts]:
         items = read_items(
-            self.client,
-            "query",
+            self.client.get_paginator("query"),
             TableName=self.table,
             **expression(key_condition=Key("pk").eq(PARTITION)),
             ConsistentRead=True,

@@ -297,8 +297,7 @@ class Outbox:
     # -- reading -------------------------------------------------------------------
     def _query(self, index_key: str, limit: int) -> Iterator[dict[str, Any]]:
         items = read_items(
-            self.client,
-            "query",
+            self.client.get_paginator("query"),
             TableName=self.table,
             IndexName="gsi1",
             **expression(key_condition=Key("gsi1pk").eq(index_key)),

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import ConditionBase, ConditionExpressionBuilder
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.paginator import QueryPaginator, ScanPaginator
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -33,9 +33,13 @@ def from_ddb(item: Mapping[str, Any]) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in item.items()}
 
 
-def read_items(client: DynamoDBClient, operation: Literal["query", "scan"], **params: Any) -> Iterator[dict[str, Any]]:
-    """Every item a Query or Scan returns, page after page, as plain Python (stop early by not reading on)."""
-    for page in client.get_paginator(operation).paginate(**params):
+def read_items(paginator: QueryPaginator | ScanPaginator, **params: Any) -> Iterator[dict[str, Any]]:
+    """Every item a Query or Scan returns, page after page, as plain Python (stop early by not reading on).
+
+    The caller names the operation (`client.get_paginator("query")`), so the permission
+    derivation of tests/support/derive_permissions.py sees it where it is used.
+    """
+    for page in paginator.paginate(**params):
         for raw in page.get("Items", []):
             yield from_ddb(raw)
 
