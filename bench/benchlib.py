@@ -282,8 +282,11 @@ def network_label(delay_ms: float) -> str:
 
 
 def write_json(path: Path, data: Any) -> None:
+    """Write a result; paths inside the repository are recorded by their repository path."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    text = json.dumps(data, indent=2, sort_keys=False, default=str)
+    text = text.replace(json.dumps(f"{REPO}/")[1:-1], "")  # as JSON escapes it
+    path.write_text(text + "\n", encoding="utf-8")
 
 
 def command_line() -> str:

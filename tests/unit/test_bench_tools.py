@@ -171,3 +171,15 @@ def test_results_md_and_readme_table_are_generated_from_the_raw_results(
     assert (
         "| 2,000 | never-signed-in | moto + 30 ms | 3.00 s, 1,300 calls | 600.0 s (200.0x), 14,000 calls |" in written
     )
+
+
+def test_results_name_files_by_their_repository_path(tmp_path: Path) -> None:
+    import benchlib
+
+    # Given a result that mentions files inside the repository by absolute path
+    out = tmp_path / "result.json"
+    benchlib.write_json(out, {"report": str(benchlib.REPO / "bench" / "results" / "work" / "r.json")})
+    # Then it is written by its repository path, and no committed result names this machine's checkout
+    assert json.loads(out.read_text())["report"] == "bench/results/work/r.json"
+    for committed in benchlib.RESULTS.glob("*.json"):
+        assert '"/' not in committed.read_text(), f"{committed.name} names an absolute path"
