@@ -24,7 +24,7 @@ CLI = ROOT / "cli" / "iamguard_cli"
 LAYERS: list[set[str]] = [
     {"iamguard.domain"},
     {"iamguard.settings", "iamguard.aws"},
-    {"iamguard.iam"},
+    {"iamguard.iam", "iamguard.organization"},
     {"iamguard.checks"},
     {"iamguard.persistence"},
     {"iamguard.notify", "iamguard.enforcement"},

@@ -21,8 +21,17 @@ from iamguard.domain.messages import Language
 from iamguard.settings.api import ApiSettings
 from iamguard.settings.base import CommaSeparated, ConfigError, EnvironSource, PolicyArn, RoleArn, config_error
 from iamguard.settings.notify import NotifySettings
+from iamguard.settings.organization import OrganizationSettings
 
-__all__ = ["DEFAULT_FINDINGS_TABLE", "EXEMPT_TAG_KEY", "ConfigError", "Mode", "PasswordBaseline", "Settings"]
+__all__ = [
+    "DEFAULT_FINDINGS_TABLE",
+    "EXEMPT_TAG_KEY",
+    "ConfigError",
+    "Mode",
+    "OrganizationSettings",
+    "PasswordBaseline",
+    "Settings",
+]
 
 Mode = Literal["monitor", "enforce"]
 EventSource = Literal["aws.iam", "aws.sts", "aws.signin"]
@@ -72,6 +81,8 @@ class Settings(BaseSettings):
     notify: NotifySettings = NotifySettings()
     # The status API (iamguard.api): audit interval, the audit function POST /audit invokes.
     api: ApiSettings = ApiSettings()
+    # Organization mode (iamguard.organization): the organization and the member accounts' roles.
+    organization: OrganizationSettings = OrganizationSettings()
     # Event path (iamguard.realtime): the stack's MFA guardrail policy, the roles
     # iamguard itself runs as (their CloudTrail events are ignored: no loops), the
     # idempotency table, and what counts as a burst of failed console sign-ins.

@@ -1,0 +1,1 @@
+"""Organization mode: reaching member accounts from the hub (see docs/organizations.md)."""

@@ -1,0 +1,49 @@
+"""Settings of organization mode (part of `iamguard.settings.Settings`).
+
+Organization mode is on when ORGANIZATION_ID is set: the hub's functions then take
+events and audits from member accounts, reaching each one through the role the
+member StackSet creates in it (MEMBER_AUDIT_ROLE_NAME to read, MEMBER_ENFORCE_ROLE_NAME
+to attach and detach the guardrail). Unset, iamguard watches its own account only.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")  # the pattern of Organizations' API reference
+_ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+
+DEFAULT_MEMBER_AUDIT_ROLE = "iamguard-member-audit"
+DEFAULT_MEMBER_ENFORCE_ROLE = "iamguard-member-enforce"
+
+
+class OrganizationSettings(BaseModel):
+    """Where the hub finds its member accounts and the roles it assumes in them."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    organization_id: str | None = Field(default=None, validation_alias="ORGANIZATION_ID")
+    member_audit_role_name: str = Field(default=DEFAULT_MEMBER_AUDIT_ROLE, validation_alias="MEMBER_AUDIT_ROLE_NAME")
+    member_enforce_role_name: str = Field(
+        default=DEFAULT_MEMBER_ENFORCE_ROLE, validation_alias="MEMBER_ENFORCE_ROLE_NAME"
+    )
+
+    @field_validator("organization_id")
+    @classmethod
+    def _organization_id(cls, value: str | None) -> str | None:
+        if value is not None and not _ORGANIZATION_ID.match(value):
+            raise ValueError(f"not an organization id (o-…): {value!r}")
+        return value
+
+    @field_validator("member_audit_role_name", "member_enforce_role_name")
+    @classmethod
+    def _role_name(cls, value: str) -> str:
+        if not _ROLE_NAME.match(value):
+            raise ValueError(f"not an IAM role name: {value!r}")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.organization_id is not None
