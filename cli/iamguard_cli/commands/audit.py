@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from iamguard.audit.compliance_report import write_compliance_json, write_compliance_table
 from iamguard.audit.report import write_csv, write_json, write_table
 from iamguard.audit.run import AuditResult, run_audit, store_audit
+from iamguard.checks.compliance import FRAMEWORK_IDS, evaluate
 from iamguard.domain.findings import Change, Finding, Severity, Status, at_or_above
 from iamguard.iam.inventory import Inventory
 from iamguard.persistence.findings import FindingsStore
@@ -18,6 +20,7 @@ from iamguard.settings import DEFAULT_FINDINGS_TABLE, ConfigError, Settings
 from iamguard_cli.commands.common import (
     EXIT_FINDINGS,
     EXIT_OK,
+    EXIT_USAGE,
     CliError,
     add_aws_arguments,
     aws_context,
@@ -45,6 +48,13 @@ def register(subparsers: Any) -> None:
         metavar="SEVERITY",
         help="exit 3 when a finding at or above SEVERITY failed (critical|high|medium|low|informational|none; "
         "default: any failure)",
+    )
+    parser.add_argument(
+        "--compliance",
+        choices=FRAMEWORK_IDS,
+        metavar="FRAMEWORK",
+        help=f"report control by control against a framework ({', '.join(FRAMEWORK_IDS)}): passed, failed with "
+        "the failing resources, not covered by iamguard (manual); --format table or json",
     )
     parser.add_argument("--store", action="store_true", help="record the findings in the findings table")
     parser.add_argument(
@@ -93,6 +103,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    if args.compliance and args.format not in COMPLIANCE_FORMATS:
+        raise CliError(
+            f"--compliance reports as {' or '.join(COMPLIANCE_FORMATS)}, not {args.format}", exit_code=EXIT_USAGE
+        )
     ctx = aws_context(args)
     store: FindingsStore | None = None
     changes: list[Change] = []
@@ -111,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
     shown = (
         [f for f in result.findings if f.status in {Status.FAIL, Status.ERROR}] if args.only_failed else result.findings
     )
-    if args.output:
+    if args.compliance:
+        _write_compliance(args, result, settings)
+    elif args.output:
         try:
             with args.output.open("w", encoding="utf-8", newline="") as out:
                 _write_report(out, args.format, result, shown)
@@ -144,3 +160,27 @@ def _write_report(out: TextIO, kind: str, result: AuditResult, findings: list[Fi
         write_csv(out, findings)
     else:
         write_table(out, result, findings)
+
+
+COMPLIANCE_FORMATS = ("table", "json")
+
+
+def _write_compliance(args: argparse.Namespace, result: AuditResult, settings: Settings) -> None:
+    """The framework's controls judged from this audit's findings."""
+    language = args.language or settings.language
+    report = evaluate(args.compliance, result.findings, language)
+
+    def write(out: TextIO) -> None:
+        if args.format == "json":
+            write_compliance_json(out, report)
+        else:
+            write_compliance_table(out, report, language)
+
+    if not args.output:
+        write(sys.stdout)
+        return
+    try:
+        with args.output.open("w", encoding="utf-8") as out:
+            write(out)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror}") from exc

@@ -40,11 +40,14 @@ from iamguard.api.models import (
     UserStatus,
 )
 from iamguard.api.service import StatusService
+from iamguard.checks.compliance import FRAMEWORK_IDS, ComplianceReport
 from iamguard.domain.findings import Severity, Status
+from iamguard.domain.messages import Language
 
 log = logging.getLogger(__name__)
 
 USER_NAME_PATTERN = r"^[A-Za-z0-9_+=,.@-]{1,64}$"  # IAM user names
+FRAMEWORK_PATTERN = r"^[a-z0-9.-]{1,32}$"
 MAX_PAGE_SIZE = 100
 ServiceProvider = Callable[[], StatusService]
 # Every route and its methods, for 405 answers (a test keeps it equal to the OpenAPI paths).
@@ -56,6 +59,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/events": ("GET",),
     "/trend": ("GET",),
     "/audit": ("POST",),
+    "/compliance/<framework>": ("GET",),
 }
 _ROUTE_RULES = [(re.compile(re.sub(r"<\w+>", "[^/]+", route)), methods) for route, methods in ROUTES.items()]
 
@@ -183,6 +187,23 @@ def create_app(service: ServiceProvider) -> APIGatewayRestResolver:
         days: Annotated[int, Query(ge=1, le=90, description="How many days back to look.")] = 30,
     ) -> Trend:
         return service().trend(days=days)
+
+    @app.get(
+        "/compliance/<framework>",
+        summary="A compliance framework, control by control",
+        description=f"Frameworks: {', '.join(FRAMEWORK_IDS)}. Each control of the framework's identity section "
+        "with its status from the stored findings (PASS, FAIL with the failing resources, EXEMPT, ERROR, "
+        "NO_DATA before the first audit, MANUAL when iamguard does not cover it), and the totals. Control "
+        "titles are in the framework's own language; notes follow `language`.",
+        operation_id="getCompliance",
+        tags=["compliance"],
+        responses={**_ok(ComplianceReport, "The framework's controls and totals."), **_errors(400, 404, 500)},
+    )
+    def get_compliance(
+        framework: Annotated[str, Path(pattern=FRAMEWORK_PATTERN, description="A framework id, e.g. cis-5.0.")],
+        language: Annotated[Language, Query(description="Language of iamguard's notes.")] = "en",
+    ) -> ComplianceReport:
+        return service().compliance(framework, language)
 
     @app.post(
         "/audit",

@@ -33,3 +33,8 @@ class AuditUnavailable(ApiError):
 
     status = HTTPStatus.SERVICE_UNAVAILABLE
     code = "audit_unavailable"
+
+
+class FrameworkNotFound(ApiError):
+    status = HTTPStatus.NOT_FOUND
+    code = "not_found"

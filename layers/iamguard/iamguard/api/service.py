@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from iamguard.api.errors import AuditUnavailable, BadRequest, UserNotFound
+from iamguard.api.errors import AuditUnavailable, BadRequest, FrameworkNotFound, UserNotFound
 from iamguard.api.launch import AuditLauncher, LambdaAuditLauncher
 from iamguard.api.models import (
     AuditStarted,
@@ -39,7 +39,9 @@ from iamguard.api.pagination import BAD_TOKEN, decode_token, encode_token, query
 from iamguard.audit.run import finding_dict
 from iamguard.aws import AwsContext, error_code
 from iamguard.checks import CATALOG
+from iamguard.checks.compliance import ComplianceReport, UnknownFramework, evaluate, load_framework
 from iamguard.domain.findings import Finding, Severity, Status
+from iamguard.domain.messages import Language
 from iamguard.persistence import summary
 from iamguard.persistence.findings import FindingsStore, item_to_finding
 from iamguard.persistence.summary import is_gone
@@ -224,6 +226,16 @@ class StatusService:
             if start_key and error_code(exc) == "ValidationException":
                 raise BadRequest(BAD_TOKEN) from exc
             raise
+
+    # -- GET /compliance/{framework} -----------------------------------------------------
+    def compliance(self, framework: str, language: Language = "en") -> ComplianceReport:
+        """The framework's controls judged from the stored findings of resources that still exist."""
+        try:
+            spec = load_framework(framework)
+        except UnknownFramework as exc:
+            raise FrameworkNotFound(str(exc)) from exc
+        stored = (item_to_finding(item) for item, _ in self.store.finding_items())
+        return evaluate(spec, (f for f in stored if f.check_id in CATALOG and not is_gone(f)), language)
 
     # -- GET /events ----------------------------------------------------------------------
     def events(self, *, kind: EventKind | None = None, days: int = 7, limit: int = 50) -> EventList:
