@@ -36,8 +36,8 @@ def call(base_url: str, path: str, method: str = "GET") -> Reply:
     return Reply(status, headers, json.loads(text) if text else None, text)
 
 
-def audit(endpoint_url: str, table: str) -> dict[str, Any]:
-    """`iamguard audit --store` as a user runs it; returns its JSON report."""
+def audit(endpoint_url: str, table: str, *extra: str) -> dict[str, Any]:
+    """`iamguard audit --store` as a user runs it (with `extra` arguments); returns its JSON report."""
     result = subprocess.run(
         [
             sys.executable,
@@ -53,6 +53,7 @@ def audit(endpoint_url: str, table: str) -> dict[str, Any]:
             "json",
             "--fail-on",
             "none",
+            *extra,
         ],
         capture_output=True,
         text=True,

@@ -50,7 +50,7 @@ def test_every_framework_id_has_its_catalog_and_nothing_else_is_shipped() -> Non
         assert framework.sources and all(s.url.startswith("https://") for s in framework.sources)
         assert len(framework.controls) == COUNTS[framework_id]
         assert len({c.id for c in framework.controls}) == len(framework.controls)
-    with pytest.raises(UnknownFramework, match="cis-3.0, cis-5.0, cis-7.0, fsbp, isms-p"):
+    with pytest.raises(UnknownFramework, match=re.escape("cis-3.0, cis-5.0, cis-7.0, fsbp, isms-p")):
         load_framework("cis-9.9")
 
 

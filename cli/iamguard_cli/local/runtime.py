@@ -529,6 +529,7 @@ class LocalRuntime:
             f"  credentials    AWS_ACCESS_KEY_ID={ROOT_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={ROOT_SECRET_KEY}"
             "   (these sign as root; keys you create for users sign as those users)",
             f"  status API     {self.api_url}/status   /users   /findings   /events   /trend   POST /audit",
+            f"                 {self.api_url}/compliance/cis-5.0   (cis-3.0, cis-7.0, fsbp, isms-p)",
             f"  Slack          messages are printed below (receiver on 127.0.0.1:{self.slack.port})",
             f"  Teams, PagerDuty, webhook   one line each below (127.0.0.1:{self.teams.port}, "
             f"{self.pagerduty.port}, {self.webhook.port})",

@@ -103,7 +103,9 @@ def evaluate(framework: str | Framework, findings: Iterable[Finding], language: 
         no_data=counts[ControlStatus.NO_DATA],
         manual=counts[ControlStatus.MANUAL],
     )
-    info = FrameworkInfo.model_validate(spec.model_dump(include={"id", "name", "version", "language", "scope", "sources"}))
+    info = FrameworkInfo.model_validate(
+        spec.model_dump(include={"id", "name", "version", "language", "scope", "sources"})
+    )
     return ComplianceReport(
         framework=info,
         accounts=tuple(sorted(accounts)),
@@ -113,9 +115,7 @@ def evaluate(framework: str | Framework, findings: Iterable[Finding], language: 
     )
 
 
-def _control(
-    control: Control, by_check: dict[str, list[Finding]], audited: bool, language: Language
-) -> ControlResult:
+def _control(control: Control, by_check: dict[str, list[Finding]], audited: bool, language: Language) -> ControlResult:
     seen: set[ControlStatus] = set()
     passed = 0
     resources: list[ResourceResult] = []
