@@ -180,5 +180,41 @@ def test_the_table_speaks_the_readers_language_and_titles_stay_in_the_frameworks
     assert "대상 bob (user_console_mfa): 사용자 bob에게 콘솔 비밀번호는 있지만 MFA 장치가 없습니다." in korean
     assert re.search(r"^\[수동 확인\] +2\.5\.2 +사용자 식별$", korean, re.M)
     assert "일부만 점검: iamguard는" in korean
+    fsbp = render_compliance_table(evaluate("fsbp", findings, "ko"), "ko")
+    iam8 = re.search(r"^\[수동 확인\] +IAM\.8 .*?\n(.*?)\n\[", fsbp, re.M | re.S)
+    assert iam8 is not None and "IAM.8은 90일 기준입니다." in iam8.group(1)
     # English readers get the same Korean control titles; our notes in English.
     assert "2.5.3  사용자 인증" in render_compliance_table(evaluate("isms-p", findings), "en")
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "compliance.md"
+
+
+def mapping_tables() -> str:
+    """docs/compliance.md's mapping section, from the catalogs (so the page cannot drift from them)."""
+    out: list[str] = []
+    for framework_id in FRAMEWORK_IDS:
+        framework = load_framework(framework_id)
+        out += [f"### `{framework.id}`: {framework.name} {framework.version}", "", framework.scope, ""]
+        out += [f"- Source: [{s.title}]({s.url}) ({s.version})" for s in framework.sources]
+        out += ["", "| control | title | iamguard checks | coverage |", "|---|---|---|---|"]
+        for control in framework.controls:
+            title = control.title + (f" ({control.title_en})" if control.title_en else "")
+            checks = ", ".join(
+                f"`{e.check}`"
+                + (f" (failing when the detail names {' or '.join(e.failing_when)})" if e.failing_when else "")
+                for e in control.evidence
+            )
+            out.append(f"| {control.id} | {title.replace('|', '/')} | {checks or '-'} | {control.coverage.value} |")
+        out += ["", "Checks that evidence no control of this framework:", ""]
+        out += [f"- `{check}`: {reason}" for check, reason in sorted(framework.unmapped_checks.items())]
+        out.append("")
+    return "\n".join(out)
+
+
+def test_the_docs_mapping_tables_are_the_catalogs() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    start, end = "<!-- mapping:start -->\n", "<!-- mapping:end -->"
+    assert text[text.index(start) + len(start) : text.index(end)] == mapping_tables(), (
+        "regenerate the section between the markers from mapping_tables() (sys.stdout.write, no extra newline)"
+    )

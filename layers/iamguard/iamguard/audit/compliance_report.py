@@ -44,7 +44,7 @@ def render_compliance_table(report: ComplianceReport, language: Language = "en")
 
 def _details(control: ControlResult, catalog: Catalog, language: Language, exempt: str) -> list[str]:
     if control.status is ControlStatus.MANUAL:
-        return [catalog.text("compliance.manual")]
+        return [catalog.text("compliance.manual"), *([control.note] if control.note else [])]
     lines = [catalog.text("compliance.checks", checks=", ".join(control.checks))]
     if control.note:
         partial = control.coverage is Coverage.PARTIAL
