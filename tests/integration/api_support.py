@@ -81,6 +81,14 @@ def seed_account(aws: AwsContext) -> None:
 
 
 # What the API must say about the seeded account.
+def seeded_and_audited(server: MotoServer, table: str, *extra: str) -> tuple[AwsContext, dict[str, Any]]:
+    """An empty account on `server`, seeded (seed_account) and audited into `table`; the audit's JSON report."""
+    reset_moto(server)
+    aws = AwsContext(region="us-east-1", endpoint_url=server.url, retry_mode="standard", max_attempts=2)
+    seed_account(aws)
+    return aws, audit(server.url, table, *extra)
+
+
 USER_STATUS = {
     "alice": "compliant",
     "bob_ci": "non_compliant",

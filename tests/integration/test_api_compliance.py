@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from iamguard.api.service import StatusService
 from iamguard.aws import AwsContext
+from iamguard.domain.findings import Finding, Status
 from iamguard.persistence.findings import FindingsStore
+from iamguard.settings.api import ApiSettings
 from iamguard_cli.local.api_server import ApiServer, serve_in_thread
 from iamguard_cli.local.bootstrap import ensure_findings_table
 from iamguard_cli.local.server import MotoServer
 
-from tests.integration.api_support import audit, call, reset_moto, seed_account
+from tests.factories import ACCOUNT, NOW, finding
+from tests.integration.api_support import call, seeded_and_audited
 
 TABLE = "api-compliance-findings"
+ROOT_CHECKS = ("root_mfa_enabled", "root_hardware_mfa", "root_no_access_keys", "root_not_used_recently")
 
 
 @pytest.fixture(scope="module")
 def audited(_moto_server: MotoServer) -> tuple[AwsContext, dict[str, Any]]:
     """The seeded account, audited and stored once; the CLI's own CIS v5.0 view of that audit."""
-    reset_moto(_moto_server)
-    aws = AwsContext(region="us-east-1", endpoint_url=_moto_server.url, retry_mode="standard", max_attempts=2)
-    seed_account(aws)
-    return aws, audit(_moto_server.url, TABLE, "--compliance", "cis-5.0")
+    return seeded_and_audited(_moto_server, TABLE, "--compliance", "cis-5.0")
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +113,23 @@ def test_before_any_audit_every_covered_control_has_no_data(_moto_server: MotoSe
     assert reply.status == 200
     assert set(statuses(reply.body).values()) == {"NO_DATA", "MANUAL"}
     assert reply.body["accounts"] == [] and reply.body["totals"]["no_data"] == 8
+
+
+def test_deleted_users_leave_the_view_and_user_passes_are_counted_not_read(store: FindingsStore) -> None:
+    def audit_of(*users: str, at: datetime) -> list[Finding]:
+        root = [finding(check, user=None, status=Status.PASS, at=at) for check in ROOT_CHECKS]
+        bob = [finding("user_console_mfa", user="bob", at=at, detail="User bob has a console password but no MFA.")]
+        alice = [finding("user_console_mfa", user="alice", status=Status.PASS, at=at)]
+        return root + (bob if "bob" in users else []) + (alice if "alice" in users else [])
+
+    store.record(audit_of("alice", "bob", at=NOW), full_audit_account=ACCOUNT)
+    before = StatusService(store, ApiSettings()).compliance("cis-5.0")
+    console = next(c for c in before.controls if c.id == "1.9")
+    assert (console.status, console.passed, [r.resource_name for r in console.resources]) == ("FAIL", 1, ["bob"])
+
+    store.record(audit_of("alice", at=NOW + timedelta(hours=1)), full_audit_account=ACCOUNT)  # bob was deleted
+    after = StatusService(store, ApiSettings()).compliance("cis-5.0")
+    console = next(c for c in after.controls if c.id == "1.9")
+    assert (console.status, console.passed, console.resources) == ("PASS", 1, ())
+    assert store.count_findings("user_console_mfa", Status.PASS) == 1  # bob's resolved finding is not a pass
+    assert {c.id: c.status for c in after.controls}["1.4"] == "PASS"  # root: read, not counted

@@ -600,6 +600,21 @@ class FindingsStore:
             )
         ]
 
+    def count_findings(self, check_id: str, status: Status) -> int:
+        """How many findings of one check have `status`, those resolved because their resource is gone left out.
+
+        Counted by DynamoDB (Select COUNT on the check's index partition): nothing is sent back but numbers.
+        """
+        in_check = Key("gsi1pk").eq(f"CHECK#{check_id}") & Key("gsi1sk").begins_with(f"{status.value}#")
+        live = Attr("kind").eq("finding") & ~Attr("detail").contains(GONE_DETAIL)
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.table,
+            IndexName="gsi1",
+            Select="COUNT",
+            **expression(key_condition=in_check, filter_condition=live),
+        )
+        return sum(page["Count"] for page in pages)
+
     def findings_for_resource(self, resource_type: str, name: str, account_id: str) -> list[Finding]:
         return [item_to_finding(item) for item in self._resource_items(resource_key(resource_type, name, account_id))]
 
