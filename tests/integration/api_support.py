@@ -69,7 +69,7 @@ def audit(endpoint_url: str, table: str, *extra: str) -> dict[str, Any]:
 def reset_moto(server: MotoServer) -> None:
     """An empty account on the shared moto server (what the moto_server fixture does per test)."""
     request = urllib.request.Request(f"{server.url}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10):
+    with urllib.request.urlopen(request, timeout=120):  # after a big test, on a loaded machine: tens of seconds
         pass
     moto_ext.reset()
 
