@@ -56,8 +56,15 @@ def iam_actions_of_the_code() -> frozenset[str]:
     return frozenset(actions)
 
 
+MEMBER_ACCOUNT = "222233334444"
+GUARDRAIL_ARN = f"arn:aws:iam::{MEMBER_ACCOUNT}:policy/iamguard-mfa-guardrail"
+
+
 def resolver(**parameters: str) -> Resolver:
-    return Resolver.for_template(member(), {**PARAMETERS, **parameters}, account_id="222233334444")
+    # The guardrail's Ref is its ARN, named as test_the_guardrail_is_the_enforcers_document checks.
+    return Resolver.for_template(
+        member(), {**PARAMETERS, **parameters}, refs={"GuardrailPolicy": GUARDRAIL_ARN}, account_id=MEMBER_ACCOUNT
+    )
 
 
 def test_it_is_plain_cloudformation_for_a_service_managed_stackset() -> None:
@@ -136,14 +143,14 @@ def test_the_enforcement_role_exists_only_in_enforce_mode() -> None:
 def _policy_arns(grant: Grant, **parameters: str) -> tuple[set[str], list[str]]:
     condition = resolver(**parameters).resolve(grant.condition or {})
     keys = {f"{operator}:{key}" for operator, entries in condition.items() for key in entries}
-    arns = [arn for entries in condition.values() for key, value in entries.items() if key == "iam:PolicyARN"]
+    arns = [value for entries in condition.values() for key, value in entries.items() if key == "iam:PolicyARN"]
     flat = [a for value in arns for a in (value if isinstance(value, list) else [value])]
     return keys, flat
 
 
 @pytest.mark.parametrize("required", ["", "arn:aws:iam::aws:policy/IAMUserChangePassword,arn:aws:iam::aws:policy/X"])
 def test_enforcement_writes_are_limited_to_the_guardrail_and_the_required_policies(required: str) -> None:
-    guardrail = "arn:aws:iam::222233334444:policy/iamguard-mfa-guardrail"
+    guardrail = GUARDRAIL_ARN
     grants = {g.action: g for g in role_grants("EnforceRole")}
     attach_keys, attach = _policy_arns(grants["iam:AttachUserPolicy"], Mode="enforce", RequiredPolicyArns=required)
     detach_keys, detach = _policy_arns(grants["iam:DetachUserPolicy"], Mode="enforce", RequiredPolicyArns=required)
@@ -173,7 +180,9 @@ def test_the_hubs_function_roles_are_the_ones_trusted() -> None:
     assert pattern["StringLike"]["aws:PrincipalArn"]["Fn::Sub"].endswith(":role/${HubStackName}-*")
 
 
-@pytest.mark.parametrize(("rule", "handler"), [("IamForwardRule", "on_iam_event"), ("SignInForwardRule", "on_signin_event")])
+@pytest.mark.parametrize(
+    ("rule", "handler"), [("IamForwardRule", "on_iam_event"), ("SignInForwardRule", "on_signin_event")]
+)
 def test_the_forward_rules_select_what_the_hubs_functions_receive(rule: str, handler: str) -> None:
     properties = resource(rule)["Properties"]
     assert properties["EventPattern"] == event_patterns()[handler]
@@ -185,7 +194,9 @@ def test_the_forward_rules_select_what_the_hubs_functions_receive(rule: str, han
 
 
 def test_every_hub_event_function_has_its_forward_rule() -> None:
-    forwarded = [r["Properties"]["EventPattern"] for r in member()["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
+    forwarded = [
+        r["Properties"]["EventPattern"] for r in member()["Resources"].values() if r["Type"] == "AWS::Events::Rule"
+    ]
     assert sorted(map(json.dumps, forwarded)) == sorted(json.dumps(p) for p in event_patterns().values())
 
 
