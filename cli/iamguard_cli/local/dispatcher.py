@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
@@ -138,6 +138,7 @@ class Invocation:
     duration_ms: float
     result: Any = None
     error: str | None = None
+    event: Any = field(default=None, repr=False, compare=False)  # what the handler was given
 
 
 class LocalFunction:
@@ -321,14 +322,14 @@ class FunctionRunner:
             self._busy += 1
         try:
             result = function.invoke(event)
-            invocation = Invocation(function.spec.name, _trigger_of(event), _ms(started), result=result)
+            invocation = Invocation(function.spec.name, _trigger_of(event), _ms(started), result=result, event=event)
         except Exception as exc:  # a failing handler is reported and retried, never fatal to the runtime
             if self._stop.is_set():  # cut off by the runtime stopping (its endpoint went away): nothing to report
                 log.info("%s interrupted by the runtime stopping: %s", function.spec.name, exc)
                 return Invocation(function.spec.name, _trigger_of(event), _ms(started), error="interrupted")
             log.exception("%s failed", function.spec.name)
             invocation = Invocation(
-                function.spec.name, _trigger_of(event), _ms(started), error=f"{type(exc).__name__}: {exc}"
+                function.spec.name, _trigger_of(event), _ms(started), error=f"{type(exc).__name__}: {exc}", event=event
             )
         finally:
             with self._busy_lock:

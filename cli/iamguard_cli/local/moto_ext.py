@@ -383,9 +383,9 @@ def _keep_the_source_account_across_buses() -> None:
                 logging.getLogger(__name__).warning("%s: no event bus %s", self.name, target["Arn"])
                 continue
             for rule in list(bus.rules.values()):
-                rule.send_to_targets(dict(original_event))
+                rule.send_to_targets(copy.copy(original_event))
 
-    Rule.send_to_targets = send_to_targets
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
 
 
 def _is_bus(arn: Any) -> bool:
