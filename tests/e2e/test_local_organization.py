@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from iamguard.aws import AwsContext
 from iamguard.organization.access import MemberAccess
+from iamguard_cli.commands.common import EXIT_USAGE
 from iamguard_cli.local.organization import MemberAccount
 from iamguard_cli.local.runtime import LocalOptions, LocalRuntime, control_request
 
@@ -176,3 +181,67 @@ def test_the_banner_prints_each_members_endpoint_and_credentials(runtime: LocalR
 
 def _keys(member: MemberAccount) -> tuple[str, str, str]:
     return member.session.access_key_id, member.session.secret_access_key, member.session.session_token
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--accounts", "51"], "--accounts must be between 0 and 50"),
+        (["--accounts", "-1"], "--accounts must be between 0 and 50"),
+        (["--accounts", "2", "--member-template", "/nonexistent/member.yaml"], "no member template at"),
+    ],
+)
+def test_careless_organization_options_are_usage_errors(args: list[str], message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "iamguard_cli", "local", "--port", "0", "--api-port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == EXIT_USAGE
+    assert message in done.stderr
+
+
+def test_the_command_prints_credentials_that_act_in_the_member_account() -> None:
+    # Given `iamguard local --accounts 1` in its own process, as a person would start it
+    process = subprocess.Popen(
+        [sys.executable, "-m", "iamguard_cli", "local", "--port", "0", "--api-port", "0", "--no-schedules"]
+        + ["--accounts", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        account = _wait_for(lines, r"member-1\s+account (\d{12})")
+        exported = _wait_for(lines, r"export (AWS_ENDPOINT_URL=\S+ .*AWS_SESSION_TOKEN=\S+)")
+        # When another process uses exactly what the banner printed for that member
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(dict(pair.split("=", 1) for pair in exported.split()))
+        create_user_in_another_process(env, "from-the-member-banner")
+        # Then the call acted in the member account, and the hub's event function saw it there
+        _wait_for(
+            lines, r"trail\s+CreateUser by role OrganizationAccountAccessRole \(userName=from-the-member-banner\)"
+        )
+        _wait_for(lines, r"lambda\s+on_iam_event ← CreateUser")
+        script = "import boto3; print(boto3.client('sts').get_caller_identity()['Account'])"
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+        assert done.stdout.strip() == account
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    reader.join(timeout=5)
+
+
+def _wait_for(lines: list[str], pattern: str, timeout: float = 120.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(lines):
+            match = re.search(pattern, line)
+            if match:
+                return match.group(1) if match.groups() else match.group(0)
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} never appeared in:\n{''.join(lines)[-3000:]}")
