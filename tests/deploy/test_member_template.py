@@ -232,3 +232,10 @@ def test_make_lints_and_scans_the_member_template() -> None:
     makefile = (REPO / "Makefile").read_text()
     (templates,) = re.findall(r"^TEMPLATES := (.*)$", makefile, flags=re.MULTILINE)
     assert "member/template.yaml" in templates.split()
+
+
+@pytest.mark.parametrize("careless", ["*", "iamguard*", "iam?guard", "", "-x", "a/b"])
+def test_the_trusted_stack_name_cannot_widen_the_trust(careless: str) -> None:
+    # HubStackName is written into the trust's aws:PrincipalArn pattern: no wildcard may get in.
+    assert re.fullmatch(member()["Parameters"]["HubStackName"]["AllowedPattern"], careless) is None
+    assert re.fullmatch(member()["Parameters"]["HubStackName"]["AllowedPattern"], "iamguard-prod")

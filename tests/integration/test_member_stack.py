@@ -120,3 +120,20 @@ def test_organization_access_role_is_the_one_organizations_creates(aws: AwsConte
     assert trust["Principal"] == {"AWS": f"arn:aws:iam::{HUB}:root"}
     attached = iam.list_attached_role_policies(RoleName="OrganizationAccountAccessRole")["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == ["arn:aws:iam::aws:policy/AdministratorAccess"]
+
+
+def test_rules_forwarding_in_a_circle_stop(aws: AwsContext) -> None:
+    # Given two buses whose rules forward everything to each other, and one of them to a queue
+    events, sqs = aws.client("events"), aws.client("sqs")
+    arns = {name: events.create_event_bus(Name=name)["EventBusArn"] for name in ("a", "b")}
+    url = sqs.create_queue(QueueName="b-seen")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for bus, other in (("a", "b"), ("b", "a")):
+        events.put_rule(Name="loop", EventBusName=bus, EventPattern=json.dumps({"source": ["aws.iam"]}))
+        targets = [{"Id": "other", "Arn": arns[other]}] + ([{"Id": "q", "Arn": queue_arn}] if bus == "b" else [])
+        events.put_targets(Rule="loop", EventBusName=bus, Targets=targets)
+    # When an event arrives on the first one
+    events.put_events(Entries=[{"Source": "aws.iam", "DetailType": "x", "Detail": "{}", "EventBusName": "a"}])
+    # Then forwarding stops after a few hops instead of recursing for ever
+    seen = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert 1 <= len(seen) <= moto_ext.MAX_BUS_HOPS

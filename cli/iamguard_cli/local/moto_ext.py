@@ -375,17 +375,32 @@ def _keep_the_source_account_across_buses() -> None:
         others = copy.copy(self)
         others.targets = [t for t in self.targets if t not in buses]
         original(others, original_event, transform_input)
+        hops = getattr(_forwarding, "hops", 0)
+        if hops >= MAX_BUS_HOPS:  # rules forwarding in a circle: moto would recurse until the stack overflows
+            logging.getLogger(__name__).warning("%s: not forwarded, %d buses deep already", self.name, hops)
+            return
+        _forwarding.hops = hops + 1
+        try:
+            _forward(buses, original_event, self.name)
+        finally:
+            _forwarding.hops = hops
+
+    def _forward(buses: list[dict[str, Any]], original_event: Any, rule_name: str) -> None:
         for target in buses:
             arn = parse_arn(target["Arn"])
             try:
                 bus = events_backends[arn.account][arn.region].describe_event_bus(arn.resource_id)
             except ResourceNotFoundException:  # AWS keeps it in the rule's dead-letter queue
-                logging.getLogger(__name__).warning("%s: no event bus %s", self.name, target["Arn"])
+                logging.getLogger(__name__).warning("%s: no event bus %s", rule_name, target["Arn"])
                 continue
             for rule in list(bus.rules.values()):
                 rule.send_to_targets(copy.copy(original_event))
 
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+
+MAX_BUS_HOPS = 4
+_forwarding = threading.local()
 
 
 def _is_bus(arn: Any) -> bool:
