@@ -224,7 +224,8 @@ def test_the_command_prints_credentials_that_act_in_the_member_account() -> None
         create_user_in_another_process(env, "from-the-member-banner")
         # Then the call acted in the member account, and the hub's event function saw it there
         _wait_for(
-            lines, r"trail\s+CreateUser by role OrganizationAccountAccessRole \(userName=from-the-member-banner\)"
+            lines,
+            rf"trail\s+\[{account}\] CreateUser by role OrganizationAccountAccessRole \(userName=from-the-member-banner\)",
         )
         _wait_for(lines, r"lambda\s+on_iam_event ← CreateUser")
         script = "import boto3; print(boto3.client('sts').get_caller_identity()['Account'])"

@@ -323,8 +323,14 @@ class LocalRuntime:
             function.load()
         self.api = self._start_api(aws, specs)
         if self.options.show_trail:
-            self.trail.subscribe(lambda event: self.terminal.line(f"  trail   {describe_event(event)}"))
+            self.trail.subscribe(
+                lambda event: self.terminal.line(f"  trail   {self._account_tag(event)}{describe_event(event)}")
+            )
         self.dispatcher.start()
+
+    def _account_tag(self, event: dict[str, Any]) -> str:
+        """In an organization, which account an event happened in (one account needs no saying)."""
+        return f"[{event.get('account', '?')}] " if self.organization is not None else ""
 
     def join_organization(self, name: str) -> MemberAccount:
         """A new member account: CreateAccount, then the member stack in it (StackSets' automatic deployment)."""
