@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +18,7 @@ from iamguard_cli.commands.common import EXIT_USAGE
 from iamguard_cli.local.organization import MemberAccount
 from iamguard_cli.local.runtime import LocalOptions, LocalRuntime, control_request
 
-from tests.integration.local_support import client
+from tests.integration.local_support import client, wait_for_line
 
 pytestmark = pytest.mark.e2e
 HUB = "123456789012"
@@ -50,6 +48,10 @@ def member_environment(runtime: LocalRuntime, member: MemberAccount) -> dict[str
         "AWS_SECRET_ACCESS_KEY": session.secret_access_key,
         "AWS_SESSION_TOKEN": session.session_token,
     }
+
+
+def _wait_for(lines: list[str], pattern: str) -> str:
+    return wait_for_line(lines, pattern, timeout=120.0)  # the organization takes longer to start
 
 
 def create_user_in_another_process(env: dict[str, str], user: str) -> None:
@@ -235,14 +237,3 @@ def test_the_command_prints_credentials_that_act_in_the_member_account() -> None
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     reader.join(timeout=5)
-
-
-def _wait_for(lines: list[str], pattern: str, timeout: float = 120.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in list(lines):
-            match = re.search(pattern, line)
-            if match:
-                return match.group(1) if match.groups() else match.group(0)
-        time.sleep(0.1)
-    raise AssertionError(f"{pattern!r} never appeared in:\n{''.join(lines)[-3000:]}")
