@@ -86,7 +86,7 @@ STOP_HANDLER_GRACE = 1.0
 
 def default_template() -> Path:
     """template.yaml of the repository this package runs from, else of the working directory."""
-    repository = Path(__file__).resolve().parents[4] / "template.yaml"
+    repository = Path(__file__).resolve().parents[3] / "template.yaml"
     return repository if repository.is_file() else Path.cwd() / "template.yaml"
 
 
