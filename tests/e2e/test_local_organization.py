@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,7 +81,7 @@ def test_the_organization_has_the_hub_as_management_account_and_three_active_mem
     assert runtime.organization is not None and organization["Id"] == runtime.organization.organization_id
     accounts = {a["Id"]: a["Status"] for a in organizations.list_accounts()["Accounts"]}
     ids = [m.account_id for m in members(runtime)]
-    assert len(set(ids)) == 3 and HUB not in ids
+    assert len(set(ids)) == len(ids) >= 3 and HUB not in ids
     assert all(accounts[account] == "ACTIVE" for account in ids)
     # The control API tells other processes about the organization (without credentials)
     info = control_request(runtime.endpoint_url, "info")["organization"]
@@ -237,3 +238,44 @@ def test_the_command_prints_credentials_that_act_in_the_member_account() -> None
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     reader.join(timeout=5)
+
+
+def test_an_account_that_joins_later_gets_the_member_stack_and_is_watched(runtime: LocalRuntime) -> None:
+    # Given a running organization, when an account joins it from another process (`iamguard local join`)
+    done = subprocess.run(
+        [sys.executable, "-m", "iamguard_cli", "local", "join", "late comer", "--endpoint-url", runtime.endpoint_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    account = re.search(r"account (\d{12}) \(late comer\) joined", done.stdout)
+    exported = re.search(r"export (AWS_ENDPOINT_URL=.*)", done.stdout)
+    assert account and exported
+    # Then it is an ACTIVE member with the member stack (what auto-deployment gives a new account)
+    accounts = client("organizations", runtime.endpoint_url).list_accounts()["Accounts"]
+    assert {a["Id"]: a["Status"] for a in accounts}[account.group(1)] == "ACTIVE"
+    member = runtime.organization.member(account.group(1)) if runtime.organization else None
+    assert member is not None
+    assert client("iam", runtime.endpoint_url, *_keys(member)).get_role(RoleName="iamguard-member-audit")
+    # and a user created with the printed session reaches the hub as that account's
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(dict(pair.split("=", 1) for pair in exported.group(1).split()))
+    create_user_in_another_process(env, "late-user")
+    assert runtime.wait_idle(60)
+    (event,) = handled(runtime, "late-user")
+    assert event["account"] == event["detail"]["recipientAccountId"] == account.group(1)
+
+
+@pytest.mark.parametrize("name", ["", "x" * 51, "bad/name", None])
+def test_a_careless_account_name_is_refused(runtime: LocalRuntime, name: str | None) -> None:
+    before = len(members(runtime))
+    status, body = runtime.control("POST", "join", {"name": name})
+    assert status == 400 and body["error"]
+    assert len(members(runtime)) == before
+
+
+def test_joining_needs_an_organization() -> None:
+    status, body = LocalRuntime(LocalOptions()).control("POST", "join", {"name": "dev"})
+    assert status == 400 and "--accounts" in body["error"]

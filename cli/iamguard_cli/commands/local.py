@@ -71,6 +71,16 @@ def register(subparsers: Any) -> None:
     _add_endpoint(audit)
     audit.set_defaults(run=run_audit)
 
+    join = commands.add_parser(
+        "join",
+        help="a new member account joins the organization of a running `iamguard local --accounts N`",
+        description="Create an account in the running local organization; it gets the member stack, as a "
+        "service-managed StackSet deploys it to an account that joins. Prints an administrator's session in it.",
+    )
+    join.add_argument("name", metavar="NAME", help="the account's name")
+    _add_endpoint(join)
+    join.set_defaults(run=run_join)
+
 
 def start_runtime(options: LocalOptions) -> LocalRuntime:
     """Start a runtime, with problems as one-line CLI errors; Ctrl-C and SIGTERM stop it from now on."""
@@ -224,4 +234,14 @@ def run_audit(args: argparse.Namespace) -> int:
         sys.stdout.write(
             f"audit done in {invocation['duration_ms']:.0f} ms: {summary.get('total', 0)} findings, failed: {shown}\n"
         )
+    return EXIT_OK
+
+
+def run_join(args: argparse.Namespace) -> int:
+    answer = _control(args, "join", {"name": args.name})
+    sys.stdout.write(
+        f"account {answer['account_id']} ({answer['name']}) joined the organization and has the member stack.\n"
+        "An administrator's session in it (OrganizationAccountAccessRole):\n"
+        "  export " + " ".join(f"{key}={value}" for key, value in answer["environment"].items()) + "\n"
+    )
     return EXIT_OK

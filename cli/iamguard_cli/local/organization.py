@@ -77,7 +77,9 @@ class LocalOrganization:
             raise OrganizationError("create the organization first")
         if not _ACCOUNT_NAME.fullmatch(name):
             raise OrganizationError(f"{name!r} is not an account name (1-50 letters, digits, spaces, .@+=,-)")
-        email = f"{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-') or 'member'}@example.com"
+        # Unique, as Organizations requires of an account's e-mail address (names may repeat).
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "member"
+        email = f"{slug}-{len(self.members) + 1}@example.com"
         organizations = self.hub.client("organizations")
         status = organizations.create_account(Email=email, AccountName=name)["CreateAccountStatus"]
         if status.get("State") != "SUCCEEDED":

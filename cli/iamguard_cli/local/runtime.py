@@ -46,7 +46,12 @@ from iamguard.settings import Mode
 from iamguard_cli.local import moto_ext
 from iamguard_cli.local.cfn import TemplateError
 from iamguard_cli.local.dispatcher import FunctionRunner, Invocation, LocalFunction
-from iamguard_cli.local.organization import LocalOrganization, MemberAccount, default_member_template
+from iamguard_cli.local.organization import (
+    LocalOrganization,
+    MemberAccount,
+    OrganizationError,
+    default_member_template,
+)
 from iamguard_cli.local.provision import Provisioned, Provisioner
 from iamguard_cli.local.routing import FunctionSpec, Template
 from iamguard_cli.local.server import LOCAL_ACCOUNT_ID, MotoServer
@@ -555,7 +560,7 @@ class LocalRuntime:
         }
 
     def control(self, method: str, command: str, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """The `/_iamguard/` API: info, signin, audit, schedules, wait."""
+        """The `/_iamguard/` API: info, signin, audit, schedules, wait, join (a new member account)."""
         if method == "GET" and command in {"", "info"}:
             return 200, self.info()
         if method != "POST":
@@ -577,7 +582,32 @@ class LocalRuntime:
             return 200, {"invocations": [_invocation_dict(i) for i in invocations]}
         if command == "wait":
             return 200, {"idle": self.wait_idle(float(request.get("timeout", 30)))}
+        if command == "join":
+            return self._join(request)
         return 404, {"error": f"unknown command {command!r}"}
+
+    def _join(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A new member account, with an administrator's session in it (moto's keys, this machine only)."""
+        if self.organization is None:
+            return 400, {"error": "this local runtime has no organization (start it with --accounts N)"}
+        name = request.get("name")
+        if not isinstance(name, str):
+            return 400, {"error": "name is required"}
+        try:
+            member = self.join_organization(name)
+        except OrganizationError as exc:
+            return 400, {"error": str(exc)}
+        session = member.session
+        return 200, {
+            "account_id": member.account_id,
+            "name": member.name,
+            "role_arn": session.role_arn,
+            "environment": {
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_DEFAULT_REGION": REGION,
+                **session.environment(),
+            },
+        }
 
     def banner(self) -> str:
         endpoint = self.endpoint_url
