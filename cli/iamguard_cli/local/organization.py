@@ -18,6 +18,7 @@ it to the hub's bus with the member's account id.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,7 @@ class LocalOrganization:
         self.endpoint_url = endpoint_url or hub.endpoint_url
         self.organization_id = ""
         self.members: list[MemberAccount] = []
+        self._joining = threading.Lock()  # one account at a time: each gets its own e-mail address
 
     def create(self) -> str:
         """CreateOrganization with all features; the hub's account is its management account."""
@@ -73,6 +75,10 @@ class LocalOrganization:
 
     def join(self, name: str, template: Template, parameters: dict[str, str]) -> MemberAccount:
         """CreateAccount, then the member stack in it (what StackSets' automatic deployment does)."""
+        with self._joining:
+            return self._join(name, template, parameters)
+
+    def _join(self, name: str, template: Template, parameters: dict[str, str]) -> MemberAccount:
         if not self.organization_id:
             raise OrganizationError("create the organization first")
         if not _ACCOUNT_NAME.fullmatch(name):

@@ -350,7 +350,7 @@ class LocalRuntime:
             "Mode": self.options.mode,
             "RequiredPolicyArns": hub_parameters.get("RequiredPolicyArns", ""),
         }
-        parameters = {name: value for name, value in wanted.items() if name in known}
+        parameters = {key: value for key, value in wanted.items() if key in known}
         return self.organization.join(name, template, parameters)
 
     def hub_bus_arn(self) -> str:
