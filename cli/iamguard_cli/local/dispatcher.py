@@ -151,6 +151,21 @@ class LocalFunction:
         self.arn = arn
         self._handler: Callable[[Any, Any], Any] | None = None
         self._module: ModuleType | None = None
+        self._default_session: Any = None  # boto3's default session as this function's process would have it
+
+    @contextmanager
+    def _own_default_session(self) -> Iterator[None]:
+        """`boto3.client(...)` in the handler uses this function's own default session (its role), as in its
+        own Lambda process, never one another function or the runtime's process made with other credentials."""
+        import boto3
+
+        outside = boto3.DEFAULT_SESSION
+        boto3.DEFAULT_SESSION = self._default_session
+        try:
+            yield
+        finally:
+            self._default_session = boto3.DEFAULT_SESSION
+            boto3.DEFAULT_SESSION = outside
 
     def load(self) -> None:
         """Import the handler module (the cold start), under the function's environment."""
@@ -158,7 +173,7 @@ class LocalFunction:
         path = self.spec.handler_file
         if not path.is_file():
             raise FileNotFoundError(f"{self.spec.logical_id}: handler file {path} not found")
-        with _INVOKE_LOCK, environment(self.environment), functions_logging():
+        with _INVOKE_LOCK, environment(self.environment), functions_logging(), self._own_default_session():
             _module_counter += 1
             name = f"_iamguard_local_{self.spec.name}_{_module_counter}"
             spec = importlib.util.spec_from_file_location(name, path)
@@ -182,7 +197,7 @@ class LocalFunction:
             self.load()
         assert self._handler is not None
         context = LambdaContext(self.function_name, self.arn, self.spec.memory, self.spec.timeout)
-        with _INVOKE_LOCK, environment(self.environment), functions_logging():
+        with _INVOKE_LOCK, environment(self.environment), functions_logging(), self._own_default_session():
             return self._handler(event, context)
 
 
