@@ -30,8 +30,8 @@ BIN := $(VENV)/bin
 SAM := $(VENV_SAM)/bin/sam
 PYTEST := $(BIN)/pytest
 CHECKOV := $(VENV_CHECKOV)/bin/checkov
-# Every CloudFormation template in the repository: the stack and the sign-in forwarder.
-TEMPLATES := template.yaml forwarder/signin-forwarder.yaml
+# Every CloudFormation template in the repository: the stack, the sign-in forwarder, the member stack.
+TEMPLATES := template.yaml forwarder/signin-forwarder.yaml member/template.yaml
 
 # Lambda runtime of template.yaml: `sam build` needs exactly this interpreter on PATH.
 LAMBDA_PYTHON := python3.12

@@ -19,7 +19,7 @@ from tests.support.template import REPO, require
 
 CONFIG = REPO / ".checkov.yaml"
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
-TEMPLATES = [REPO / "template.yaml", REPO / "forwarder" / "signin-forwarder.yaml"]
+TEMPLATES = [REPO / "template.yaml", REPO / "forwarder" / "signin-forwarder.yaml", REPO / "member" / "template.yaml"]
 MIN_REASON = 40  # characters: a reason, not a placeholder
 
 
@@ -62,7 +62,7 @@ def test_every_account_wide_suppression_says_why(check_id: str, comment: str) ->
     assert len(comment) - len(check_id) >= MIN_REASON, f"{check_id}: no written reason"
 
 
-@pytest.mark.parametrize("path", TEMPLATES, ids=[p.name for p in TEMPLATES])
+@pytest.mark.parametrize("path", TEMPLATES, ids=[str(p.relative_to(REPO)) for p in TEMPLATES])
 def test_every_resource_suppression_says_why(path: Path) -> None:
     for logical_id, check_id, comment in resource_skips(path):
         assert re.fullmatch(r"CKV\w+", check_id), f"{logical_id}: skip without a check id"

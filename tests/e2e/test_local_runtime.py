@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from iamguard_cli.local.trail import API_CALL
 from iamguard_cli.mfa import Enrollment, authenticator_codes
 
 from tests.conftest import load_event
-from tests.integration.local_support import client
+from tests.integration.local_support import client, wait_for_line
 
 pytestmark = pytest.mark.e2e
 ACCOUNT = "123456789012"
@@ -264,18 +263,18 @@ def test_the_iamguard_local_command_prints_its_banner_and_what_happens() -> None
     reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
     reader.start()
     try:
-        endpoint = _wait_for(lines, r"AWS endpoint\s+(http://127\.0\.0\.1:\d+)")
-        api = _wait_for(lines, r"status API\s+(http://127\.0\.0\.1:\d+)/status")
-        assert _wait_for(lines, r"(export AWS_ENDPOINT_URL=http://127\.0\.0\.1:\d+)")
-        assert _wait_for(lines, r"(Stop with Ctrl-C)")
-        _wait_for(lines, r"lambda\s+audit_account ← Scheduled Event")  # the first audit
+        endpoint = wait_for_line(lines, r"AWS endpoint\s+(http://127\.0\.0\.1:\d+)")
+        api = wait_for_line(lines, r"status API\s+(http://127\.0\.0\.1:\d+)/status")
+        assert wait_for_line(lines, r"(export AWS_ENDPOINT_URL=http://127\.0\.0\.1:\d+)")
+        assert wait_for_line(lines, r"(Stop with Ctrl-C)")
+        wait_for_line(lines, r"lambda\s+audit_account ← Scheduled Event")  # the first audit
 
         # When another process creates a user through the endpoint the banner gave
         client("iam", endpoint).create_user(UserName="from_the_banner")
 
         # Then the terminal shows the CloudTrail event and the handler's run, and the API knows the user
-        _wait_for(lines, r"trail\s+CreateUser by root \(userName=from_the_banner\)")
-        _wait_for(lines, r"lambda\s+on_iam_event ← CreateUser")
+        wait_for_line(lines, r"trail\s+CreateUser by root \(userName=from_the_banner\)")
+        wait_for_line(lines, r"lambda\s+on_iam_event ← CreateUser")
         with urllib.request.urlopen(f"{api}/users/from_the_banner", timeout=10) as response:
             assert json.loads(response.read())["name"] == "from_the_banner"
     finally:
@@ -283,14 +282,3 @@ def test_the_iamguard_local_command_prints_its_banner_and_what_happens() -> None
         assert process.wait(timeout=30) == 0
     reader.join(timeout=5)
     assert any("stopping the local runtime" in line for line in lines)
-
-
-def _wait_for(lines: list[str], pattern: str, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in list(lines):
-            match = re.search(pattern, line)
-            if match:
-                return match.group(1) if match.groups() else match.group(0)
-        time.sleep(0.1)
-    raise AssertionError(f"{pattern!r} never appeared in:\n{''.join(lines)[-3000:]}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,3 +60,15 @@ def queue_events(sqs: Any, queue_url: str, *, expect: int, attempts: int = 20) -
         if len(events) >= expect:
             break
     return events
+
+
+def wait_for_line(lines: list[str], pattern: str, timeout: float = 60.0) -> str:
+    """The first group (or the match) of `pattern` in the lines a process printed, waiting for it to appear."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in list(lines):
+            match = re.search(pattern, line)
+            if match:
+                return match.group(1) if match.groups() else match.group(0)
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} never appeared in:\n{''.join(lines)[-3000:]}")

@@ -209,3 +209,20 @@ def test_a_functions_logging_setup_stays_its_own(runtime: LocalRuntime) -> None:
     (invocation,) = runtime.run_schedules("echo")
     assert invocation.result["log_level"] == logging.ERROR  # the function runs with its own setup
     assert set_aside()
+
+
+def test_a_default_boto3_session_of_the_process_is_not_the_functions(runtime: LocalRuntime) -> None:
+    # Given a default boto3 session made in the runtime's process with other (root's) credentials
+    import boto3
+
+    boto3.setup_default_session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    assert runtime.dispatcher is not None
+    before = len(runtime.dispatcher.invocations)
+    try:
+        _put(runtime, "echo")
+        assert runtime.wait_idle()
+    finally:
+        boto3.DEFAULT_SESSION = None
+    # Then the handler's boto3.client(...) still signs with the function's role, as in its own Lambda process
+    (invocation,) = runtime.dispatcher.invocations[before:]
+    assert invocation.result["caller"] == "arn:aws:sts::123456789012:assumed-role/iamguard-EchoRole/iamguard-Echo"

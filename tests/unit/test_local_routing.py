@@ -231,3 +231,14 @@ def test_for_each_refuses_what_it_cannot_expand() -> None:
     from_parameter = {"Resources": {"Fn::ForEach::L": ["N", {"Ref": "Names"}, {"${N}Queue": {}}]}}
     with pytest.raises(TemplateError, match="literal collections"):
         expand_for_each(from_parameter)
+
+
+def test_the_default_templates_are_the_repositorys_from_any_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from iamguard_cli.local.organization import default_member_template
+    from iamguard_cli.local.runtime import default_template
+
+    monkeypatch.chdir(tmp_path)  # `iamguard local` started outside the checkout
+    assert default_template() == REPO / "template.yaml"
+    assert default_member_template() == REPO / "member" / "template.yaml"

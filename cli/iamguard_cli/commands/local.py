@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PORT = 5000
 DEFAULT_API_PORT = 8080
+MAX_ACCOUNTS = 50  # each member account adds its stack and a few seconds to the start
 
 
 def register(subparsers: Any) -> None:
@@ -37,6 +38,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--mode", choices=["monitor", "enforce"], default=os.environ.get("MODE") or "monitor")
     parser.add_argument("--language", choices=["en", "ko"], default=language_from_env())
     parser.add_argument("--template", type=Path, default=None, help="SAM template (default: the repository's)")
+    parser.add_argument(
+        "--accounts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run an organization: this account manages it and runs the hub, N member accounts get the member "
+        "stack (member/template.yaml) and forward their events to the hub; their credentials are printed",
+    )
+    parser.add_argument(
+        "--member-template", type=Path, default=None, help="member template (default: the repository's)"
+    )
     parser.add_argument("--no-schedules", action="store_true", help="run scheduled functions only on demand")
     parser.add_argument("--quiet", action="store_true", help="do not print each CloudTrail event")
     parser.add_argument("--verbose", action="store_true", help="show the handlers' own log lines (JSON)")
@@ -59,20 +71,35 @@ def register(subparsers: Any) -> None:
     _add_endpoint(audit)
     audit.set_defaults(run=run_audit)
 
+    join = commands.add_parser(
+        "join",
+        help="a new member account joins the organization of a running `iamguard local --accounts N`",
+        description="Create an account in the running local organization; it gets the member stack, as a "
+        "service-managed StackSet deploys it to an account that joins. Prints an administrator's session in it.",
+    )
+    join.add_argument("name", metavar="NAME", help="the account's name")
+    _add_endpoint(join)
+    join.set_defaults(run=run_join)
+
 
 def start_runtime(options: LocalOptions) -> LocalRuntime:
     """Start a runtime, with problems as one-line CLI errors; Ctrl-C and SIGTERM stop it from now on."""
     from iamguard_cli.local.cfn import TemplateError
+    from iamguard_cli.local.organization import OrganizationError
     from iamguard_cli.local.runtime import LocalRuntime
 
     install_stop_signals()
     if not options.template.is_file():
         raise CliError(f"no template at {options.template} (use --template)", exit_code=EXIT_USAGE)
+    if options.accounts and not options.member_template.is_file():
+        raise CliError(f"no member template at {options.member_template} (use --member-template)", exit_code=EXIT_USAGE)
     runtime = LocalRuntime(options)
     try:
         runtime.start()
     except TemplateError as exc:
         raise CliError(f"template.yaml: {exc}") from exc
+    except OrganizationError as exc:
+        raise CliError(f"the local organization: {exc}") from exc
     except OSError as exc:
         raise CliError(f"cannot start the local runtime: {exc.strerror or exc}") from exc
     return runtime
@@ -128,9 +155,12 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def run_local(args: argparse.Namespace) -> int:
+    from iamguard_cli.local.organization import default_member_template
     from iamguard_cli.local.runtime import LocalOptions, default_template
 
     check_ports(args, ("port", "api_port", "slack_port"))
+    if not 0 <= args.accounts <= MAX_ACCOUNTS:
+        raise CliError(f"--accounts must be between 0 and {MAX_ACCOUNTS}", exit_code=EXIT_USAGE)
     options = LocalOptions(
         port=args.port,
         api_port=args.api_port,
@@ -142,6 +172,8 @@ def run_local(args: argparse.Namespace) -> int:
         log_level="INFO" if args.verbose else "ERROR",
         echo=sys.stdout,
         show_trail=not args.quiet,
+        accounts=args.accounts,
+        member_template=args.member_template or default_member_template(),
     )
     sys.stdout.write("starting the local runtime...\n")
     sys.stdout.flush()
@@ -202,4 +234,14 @@ def run_audit(args: argparse.Namespace) -> int:
         sys.stdout.write(
             f"audit done in {invocation['duration_ms']:.0f} ms: {summary.get('total', 0)} findings, failed: {shown}\n"
         )
+    return EXIT_OK
+
+
+def run_join(args: argparse.Namespace) -> int:
+    answer = _control(args, "join", {"name": args.name})
+    sys.stdout.write(
+        f"account {answer['account_id']} ({answer['name']}) joined the organization and has the member stack.\n"
+        "An administrator's session in it (OrganizationAccountAccessRole):\n"
+        "  export " + " ".join(f"{key}={value}" for key, value in answer["environment"].items()) + "\n"
+    )
     return EXIT_OK

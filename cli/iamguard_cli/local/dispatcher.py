@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
@@ -138,6 +138,7 @@ class Invocation:
     duration_ms: float
     result: Any = None
     error: str | None = None
+    event: Any = field(default=None, repr=False, compare=False)  # what the handler was given
 
 
 class LocalFunction:
@@ -150,6 +151,21 @@ class LocalFunction:
         self.arn = arn
         self._handler: Callable[[Any, Any], Any] | None = None
         self._module: ModuleType | None = None
+        self._default_session: Any = None  # boto3's default session as this function's process would have it
+
+    @contextmanager
+    def _own_default_session(self) -> Iterator[None]:
+        """`boto3.client(...)` in the handler uses this function's own default session (its role), as in its
+        own Lambda process, never one another function or the runtime's process made with other credentials."""
+        import boto3
+
+        outside = boto3.DEFAULT_SESSION
+        boto3.DEFAULT_SESSION = self._default_session
+        try:
+            yield
+        finally:
+            self._default_session = boto3.DEFAULT_SESSION
+            boto3.DEFAULT_SESSION = outside
 
     def load(self) -> None:
         """Import the handler module (the cold start), under the function's environment."""
@@ -157,7 +173,7 @@ class LocalFunction:
         path = self.spec.handler_file
         if not path.is_file():
             raise FileNotFoundError(f"{self.spec.logical_id}: handler file {path} not found")
-        with _INVOKE_LOCK, environment(self.environment), functions_logging():
+        with _INVOKE_LOCK, environment(self.environment), functions_logging(), self._own_default_session():
             _module_counter += 1
             name = f"_iamguard_local_{self.spec.name}_{_module_counter}"
             spec = importlib.util.spec_from_file_location(name, path)
@@ -181,7 +197,7 @@ class LocalFunction:
             self.load()
         assert self._handler is not None
         context = LambdaContext(self.function_name, self.arn, self.spec.memory, self.spec.timeout)
-        with _INVOKE_LOCK, environment(self.environment), functions_logging():
+        with _INVOKE_LOCK, environment(self.environment), functions_logging(), self._own_default_session():
             return self._handler(event, context)
 
 
@@ -321,14 +337,14 @@ class FunctionRunner:
             self._busy += 1
         try:
             result = function.invoke(event)
-            invocation = Invocation(function.spec.name, _trigger_of(event), _ms(started), result=result)
+            invocation = Invocation(function.spec.name, _trigger_of(event), _ms(started), result=result, event=event)
         except Exception as exc:  # a failing handler is reported and retried, never fatal to the runtime
             if self._stop.is_set():  # cut off by the runtime stopping (its endpoint went away): nothing to report
                 log.info("%s interrupted by the runtime stopping: %s", function.spec.name, exc)
                 return Invocation(function.spec.name, _trigger_of(event), _ms(started), error="interrupted")
             log.exception("%s failed", function.spec.name)
             invocation = Invocation(
-                function.spec.name, _trigger_of(event), _ms(started), error=f"{type(exc).__name__}: {exc}"
+                function.spec.name, _trigger_of(event), _ms(started), error=f"{type(exc).__name__}: {exc}", event=event
             )
         finally:
             with self._busy_lock:

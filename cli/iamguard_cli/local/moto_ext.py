@@ -42,6 +42,15 @@ moto's EventBridge drops the `account` field from the events it delivers to
 targets (its default input template lacks it); the template is completed here,
 so a handler parsing the envelope sees what EventBridge sends.
 
+moto's EventBridge re-stamps an event it forwards to another account's (or region's) bus
+as that bus's own: `account`, `time`, `region` and `resources` become the target's. AWS
+keeps them - an organization's hub bus receives each member's events with the member's
+account id - and so does this module.
+
+Organizations' CreateAccount creates OrganizationAccountAccessRole in the new account,
+trusted by the management account, with AdministratorAccess; moto creates no role.
+`organization_access_role(account_id, management_account_id)` adds it.
+
 moto has no ResyncMFADevice either; it is added here (the device must belong to
 the user; the local trail checks the codes, as for EnableMFADevice).
 
@@ -59,6 +68,9 @@ Python); it mirrors what AWS itself would hold for the root user.
 
 from __future__ import annotations
 
+import copy
+import json
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -270,6 +282,7 @@ def install() -> None:
     _install_root_calls(responses.IamResponse)
     _install_user_boundaries(models, responses.IamResponse)
     _complete_event_envelope()
+    _keep_the_source_account_across_buses()
     models.IAMBackend.get_credential_report = get_credential_report  # type: ignore[method-assign]
     models.AccountSummary.summary_map = property(summary_map)  # type: ignore[assignment,method-assign]
     models.IAMBackend.list_virtual_mfa_devices = list_virtual_mfa_devices  # type: ignore[method-assign]
@@ -345,6 +358,89 @@ def _complete_event_envelope() -> None:
         EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE = template.replace(
             '"source": "<source>",', '"source": "<source>", "account": "<account>",'
         )
+
+
+def _keep_the_source_account_across_buses() -> None:
+    from moto.events.exceptions import ResourceNotFoundException
+    from moto.events.models import Rule, events_backends
+    from moto.utilities.arns import parse_arn
+
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        buses = [t for t in self.targets if _is_bus(parse_arn(t["Arn"]))]
+        if not buses or not self.event_pattern.matches_event(original_event):
+            original(self, original_event, transform_input)
+            return
+        others = copy.copy(self)
+        others.targets = [t for t in self.targets if t not in buses]
+        original(others, original_event, transform_input)
+        hops = getattr(_forwarding, "hops", 0)
+        if hops >= MAX_BUS_HOPS:  # rules forwarding in a circle: moto would recurse until the stack overflows
+            logging.getLogger(__name__).warning("%s: not forwarded, %d buses deep already", self.name, hops)
+            return
+        _forwarding.hops = hops + 1
+        try:
+            _forward(buses, original_event, self.name)
+        finally:
+            _forwarding.hops = hops
+
+    def _forward(buses: list[dict[str, Any]], original_event: Any, rule_name: str) -> None:
+        for target in buses:
+            arn = parse_arn(target["Arn"])
+            try:
+                bus = events_backends[arn.account][arn.region].describe_event_bus(arn.resource_id)
+            except ResourceNotFoundException:  # AWS keeps it in the rule's dead-letter queue
+                logging.getLogger(__name__).warning("%s: no event bus %s", rule_name, target["Arn"])
+                continue
+            for rule in list(bus.rules.values()):
+                rule.send_to_targets(copy.copy(original_event))
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+
+MAX_BUS_HOPS = 4
+_forwarding = threading.local()
+
+
+def _is_bus(arn: Any) -> bool:
+    return bool(arn.service == "events" and arn.resource_type == "event-bus")
+
+
+ORGANIZATION_ACCESS_ROLE = "OrganizationAccountAccessRole"
+ADMINISTRATOR_ACCESS = "arn:aws:iam::aws:policy/AdministratorAccess"
+
+
+def organization_access_role(account_id: str, management_account_id: str) -> str:
+    """The role Organizations creates in an account it creates; returns its ARN (idempotent)."""
+    from moto.iam.exceptions import EntityAlreadyExists
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[account_id]["aws"]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{management_account_id}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    try:
+        role = backend.create_role(
+            role_name=ORGANIZATION_ACCESS_ROLE,
+            assume_role_policy_document=json.dumps(trust),
+            path="/",
+            permissions_boundary=None,
+            description="",
+            tags=[],
+            max_session_duration="3600",
+        )
+    except EntityAlreadyExists:
+        return str(backend.get_role(ORGANIZATION_ACCESS_ROLE).arn)
+    backend.attach_role_policy(ADMINISTRATOR_ACCESS, ORGANIZATION_ACCESS_ROLE)
+    return str(role.arn)
 
 
 # -- calls made with root's credentials -------------------------------------------------

@@ -57,16 +57,30 @@ class Provisioned:
 
 
 class Provisioner:
-    """Creates the template's resources through the local endpoint (as root)."""
+    """Creates the template's resources through the local endpoint (as root).
+
+    `roles_and_rules` also creates the template's own IAM roles (trust, inline policies,
+    managed policies) and EventBridge rules with their targets: what the member template is
+    made of. The hub's stack leaves them out (its roles are the functions' roles, made here,
+    and its rules are the functions' routes, which the dispatcher installs).
+    """
 
     def __init__(
-        self, template: Template, aws: AwsContext, parameters: Mapping[str, str], *, stack_name: str, account_id: str
+        self,
+        template: Template,
+        aws: AwsContext,
+        parameters: Mapping[str, str],
+        *,
+        stack_name: str,
+        account_id: str,
+        roles_and_rules: bool = False,
     ) -> None:
         self.template = template
         self.aws = aws
         self.parameters = dict(parameters)
         self.stack_name = stack_name
         self.account_id = account_id
+        self.roles_and_rules = roles_and_rules
         self.done = Provisioned()
 
     def resolver(self) -> Resolver:
@@ -94,10 +108,17 @@ class Provisioner:
             self._topic(logical_id, self.resolver().resolve(properties))
         for logical_id, properties in self._of_type("AWS::DynamoDB::Table"):
             self._table(logical_id, self.resolver().resolve(properties))
+        for logical_id, properties in self._of_type("AWS::Events::EventBus"):
+            self._event_bus(logical_id, self.resolver().resolve(properties))
         for logical_id, properties in self._of_type("AWS::IAM::ManagedPolicy"):
             self._managed_policy(logical_id, self.resolver().resolve(properties))
         for logical_id, properties in self._of_type("AWS::Serverless::Function"):
             self._function(logical_id, properties)
+        if self.roles_and_rules:
+            for logical_id, properties in self._of_type("AWS::IAM::Role"):
+                self._role(logical_id, self.resolver().resolve(properties))
+            for logical_id, properties in self._of_type("AWS::Events::Rule"):
+                self._rule(logical_id, self.resolver().resolve(properties))
         return self.done
 
     def _default_name(self, logical_id: str) -> str:
@@ -159,6 +180,57 @@ class Provisioner:
         )["Policy"]["Arn"]
         self.done.refs[logical_id] = arn
         self.done.attrs[(logical_id, "PolicyArn")] = arn
+
+    def _event_bus(self, logical_id: str, properties: Mapping[str, Any]) -> None:
+        name = str(properties.get("Name") or self._default_name(logical_id))
+        arn: str = self.aws.client("events").create_event_bus(Name=name)["EventBusArn"]
+        self.done.refs[logical_id] = name
+        self.done.attrs[(logical_id, "Arn")] = arn
+        self.done.attrs[(logical_id, "Name")] = name
+
+    def _role(self, logical_id: str, properties: Mapping[str, Any]) -> None:
+        iam = self.aws.iam()
+        name = str(properties.get("RoleName") or self._default_name(logical_id))[:64]
+        role = iam.create_role(
+            RoleName=name,
+            Path=str(properties.get("Path", "/")),
+            AssumeRolePolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"]),
+            Description=str(properties.get("Description", ""))[:1000],
+            MaxSessionDuration=int(properties.get("MaxSessionDuration", 3600)),
+        )["Role"]
+        for policy in properties.get("Policies") or []:
+            iam.put_role_policy(
+                RoleName=name, PolicyName=str(policy["PolicyName"]), PolicyDocument=json.dumps(policy["PolicyDocument"])
+            )
+        for arn in properties.get("ManagedPolicyArns") or []:
+            iam.attach_role_policy(RoleName=name, PolicyArn=str(arn))
+        self.done.refs[logical_id] = name
+        self.done.attrs[(logical_id, "Arn")] = str(role["Arn"])
+        self.done.attrs[(logical_id, "RoleId")] = str(role["RoleId"])
+
+    def _rule(self, logical_id: str, properties: Mapping[str, Any]) -> None:
+        events = self.aws.client("events")
+        name = str(properties.get("Name") or self._default_name(logical_id))[:64]
+        bus = str(properties.get("EventBusName", "default"))
+        request: dict[str, Any] = {
+            "Name": name,
+            "EventBusName": bus,
+            "State": str(properties.get("State", "ENABLED")),
+            "Description": str(properties.get("Description", ""))[:512],
+        }
+        if properties.get("EventPattern") is not None:
+            request["EventPattern"] = json.dumps(properties["EventPattern"])
+        if properties.get("ScheduleExpression"):
+            request["ScheduleExpression"] = str(properties["ScheduleExpression"])
+        arn: str = events.put_rule(**request)["RuleArn"]
+        targets = [
+            {key: value for key, value in target.items() if key in {"Id", "Arn", "RoleArn", "DeadLetterConfig"}}
+            for target in properties.get("Targets") or []
+        ]
+        if targets:
+            events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+        self.done.refs[logical_id] = name
+        self.done.attrs[(logical_id, "Arn")] = arn
 
     def _function(self, logical_id: str, properties: Mapping[str, Any]) -> None:
         name = str(self.resolver().resolve(properties.get("FunctionName") or self._default_name(logical_id)))

@@ -17,7 +17,10 @@ What starts, all bound to 127.0.0.1:
   receiver, and the template's routing with a dispatcher running the real
   handlers;
 - the status API (the resolver the Lambda uses) and the Slack receiver, which
-  prints each message readably.
+  prints each message readably;
+- with `accounts=N`, an organization (iamguard_cli.local.organization): the hub's
+  account manages it, N member accounts join it and get the member stack
+  (member/template.yaml), whose rules forward their events to the hub's bus.
 
 The runtime owns this process's moto state: starting it resets every moto backend.
 """
@@ -43,6 +46,12 @@ from iamguard.settings import Mode
 from iamguard_cli.local import moto_ext
 from iamguard_cli.local.cfn import TemplateError
 from iamguard_cli.local.dispatcher import FunctionRunner, Invocation, LocalFunction
+from iamguard_cli.local.organization import (
+    LocalOrganization,
+    MemberAccount,
+    OrganizationError,
+    default_member_template,
+)
 from iamguard_cli.local.provision import Provisioned, Provisioner
 from iamguard_cli.local.routing import FunctionSpec, Template
 from iamguard_cli.local.server import LOCAL_ACCOUNT_ID, MotoServer
@@ -82,7 +91,7 @@ STOP_HANDLER_GRACE = 1.0
 
 def default_template() -> Path:
     """template.yaml of the repository this package runs from, else of the working directory."""
-    repository = Path(__file__).resolve().parents[4] / "template.yaml"
+    repository = Path(__file__).resolve().parents[3] / "template.yaml"
     return repository if repository.is_file() else Path.cwd() / "template.yaml"
 
 
@@ -100,6 +109,8 @@ class LocalOptions:
     log_level: str = "ERROR"  # the handlers' Powertools log level
     echo: TextIO | None = None  # where the trail, the handlers' runs and Slack messages are shown
     show_trail: bool = True
+    accounts: int = 0  # member accounts of a local organization; 0 = one account, no organization
+    member_template: Path = field(default_factory=default_member_template)
 
 
 class Terminal:
@@ -234,6 +245,8 @@ class LocalRuntime:
         self.provisioned = Provisioned()
         self.functions: list[LocalFunction] = []
         self.findings_table = ""
+        self.organization: LocalOrganization | None = None
+        self.provisioned_parameters: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> LocalRuntime:
@@ -255,6 +268,11 @@ class LocalRuntime:
         ).start()
         self._reset_moto()
         aws = self.root_aws()
+        if self.options.accounts:
+            if not self.options.member_template.is_file():
+                raise TemplateError(f"no member template at {self.options.member_template}")
+            self.organization = LocalOrganization(aws, hub_account_id=self.account_id)
+            self.organization.create()
 
         self._slack = SlackReceiver(self.options.slack_port, echo=cast(TextIO, _SlackEcho(self.terminal))).start()
         secret_arn = aws.client("secretsmanager").create_secret(
@@ -278,6 +296,7 @@ class LocalRuntime:
             for parameter, (name, value) in channel_secrets.items()
         }
         parameters = self._parameters(template, secret_arn, arns)
+        self.provisioned_parameters = {**template.parameter_defaults(), **parameters}
         self.provisioned = Provisioner(
             template, aws, parameters, stack_name=self.options.stack_name, account_id=self.account_id
         ).run()
@@ -303,12 +322,41 @@ class LocalRuntime:
             run_schedules_on_time=self.options.run_schedules_on_time,
         )
         self.dispatcher.install()
+        for number in range(1, self.options.accounts + 1):
+            self.join_organization(f"member-{number}")
         for function in self.functions:
             function.load()
         self.api = self._start_api(aws, specs)
         if self.options.show_trail:
-            self.trail.subscribe(lambda event: self.terminal.line(f"  trail   {describe_event(event)}"))
+            self.trail.subscribe(
+                lambda event: self.terminal.line(f"  trail   {self._account_tag(event)}{describe_event(event)}")
+            )
         self.dispatcher.start()
+
+    def _account_tag(self, event: dict[str, Any]) -> str:
+        """In an organization, which account an event happened in (one account needs no saying)."""
+        return f"[{event.get('account', '?')}] " if self.organization is not None else ""
+
+    def join_organization(self, name: str) -> MemberAccount:
+        """A new member account: CreateAccount, then the member stack in it (StackSets' automatic deployment)."""
+        if self.organization is None:
+            raise RuntimeError("the local runtime runs without an organization (start it with accounts=N)")
+        template = Template.load(self.options.member_template)
+        known = template.parameter_defaults()
+        hub_parameters = self.provisioned_parameters
+        wanted = {
+            "HubStackName": self.options.stack_name,
+            "HubEventBusArn": self.hub_bus_arn(),
+            "Mode": self.options.mode,
+            "RequiredPolicyArns": hub_parameters.get("RequiredPolicyArns", ""),
+        }
+        parameters = {key: value for key, value in wanted.items() if key in known}
+        return self.organization.join(name, template, parameters)
+
+    def hub_bus_arn(self) -> str:
+        """The bus the hub's event functions listen on: members forward their events there."""
+        buses = sorted({route.event_bus for f in self.functions for route in f.spec.routes} - {"default"})
+        return f"arn:aws:events:{REGION}:{self.account_id}:event-bus/{buses[0] if buses else 'default'}"
 
     def stop(self) -> None:
         """Stop within STOP_SECONDS: a running handler gets STOP_HANDLER_GRACE, the servers stop together."""
@@ -357,6 +405,8 @@ class LocalRuntime:
             "SlackSecretArn": slack_secret_arn,
             "SeverityRouting": self.options.severity_routing,
         }
+        if self.organization is not None:
+            wanted["OrganizationId"] = self.organization.organization_id
         known = template.parameter_defaults()
         missing = sorted(set(wanted) - known.keys())
         if missing:
@@ -484,6 +534,7 @@ class LocalRuntime:
             "region": REGION,
             "mode": self.options.mode,
             "language": self.options.language,
+            **self._organization_info(),
             "functions": {
                 f.spec.name: {
                     "routes": [r.name for r in f.spec.routes],
@@ -493,8 +544,23 @@ class LocalRuntime:
             },
         }
 
+    def _organization_info(self) -> dict[str, Any]:
+        if self.organization is None:
+            return {}
+        return {
+            "organization": {
+                "id": self.organization.organization_id,
+                "management_account_id": self.account_id,
+                "hub_event_bus_arn": self.hub_bus_arn(),
+                "accounts": [
+                    {"account_id": m.account_id, "name": m.name, "role_arn": m.session.role_arn}
+                    for m in self.organization.members
+                ],
+            }
+        }
+
     def control(self, method: str, command: str, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        """The `/_iamguard/` API: info, signin, audit, schedules, wait."""
+        """The `/_iamguard/` API: info, signin, audit, schedules, wait, join (a new member account)."""
         if method == "GET" and command in {"", "info"}:
             return 200, self.info()
         if method != "POST":
@@ -516,7 +582,32 @@ class LocalRuntime:
             return 200, {"invocations": [_invocation_dict(i) for i in invocations]}
         if command == "wait":
             return 200, {"idle": self.wait_idle(float(request.get("timeout", 30)))}
+        if command == "join":
+            return self._join(request)
         return 404, {"error": f"unknown command {command!r}"}
+
+    def _join(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A new member account, with an administrator's session in it (moto's keys, this machine only)."""
+        if self.organization is None:
+            return 400, {"error": "this local runtime has no organization (start it with --accounts N)"}
+        name = request.get("name")
+        if not isinstance(name, str):
+            return 400, {"error": "name is required"}
+        try:
+            member = self.join_organization(name)
+        except OrganizationError as exc:
+            return 400, {"error": str(exc)}
+        session = member.session
+        return 200, {
+            "account_id": member.account_id,
+            "name": member.name,
+            "role_arn": session.role_arn,
+            "environment": {
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_DEFAULT_REGION": REGION,
+                **session.environment(),
+            },
+        }
 
     def banner(self) -> str:
         endpoint = self.endpoint_url
@@ -545,9 +636,30 @@ class LocalRuntime:
             f"    iamguard local audit --endpoint-url {endpoint}",
             f"    curl -s {self.api_url}/status",
             "",
+            *self._organization_banner(),
             "  Stop with Ctrl-C.",
         ]
         return "\n".join(lines) + "\n"
+
+    def _organization_banner(self) -> list[str]:
+        if self.organization is None:
+            return []
+        lines = [
+            f"  Organization {self.organization.organization_id}: the account above is its management account and"
+            " runs the hub;",
+            f"  each member account forwards its IAM and sign-in events to the hub's bus ({self.hub_bus_arn()}).",
+            "  An administrator's session in each member (OrganizationAccountAccessRole), for another terminal:",
+        ]
+        for member in self.organization.members:
+            session = member.session
+            lines += [
+                f"    {member.name}  account {member.account_id}",
+                f"      export AWS_ENDPOINT_URL={self.endpoint_url} AWS_DEFAULT_REGION={REGION} "
+                f"AWS_ACCESS_KEY_ID={session.access_key_id} AWS_SECRET_ACCESS_KEY={session.secret_access_key} "
+                f"AWS_SESSION_TOKEN={session.session_token}",
+            ]
+        lines += ["    aws iam create-user --user-name alice   # seen by the hub, in that account", ""]
+        return lines
 
 
 def _invocation_dict(invocation: Invocation) -> dict[str, Any]:
