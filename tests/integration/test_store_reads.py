@@ -6,8 +6,8 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from iamguard.domain.findings import Status
-from iamguard.persistence.findings import FindingsStore
+from iamguard.domain.findings import Status, Transition
+from iamguard.persistence.findings import FindingsStore, GuardrailRecord
 
 from tests.factories import NOW
 from tests.integration.test_store import finding
@@ -55,3 +55,44 @@ def test_findings_lists_every_stored_finding_without_a_scan(store: FindingsStore
         ("user_mfa", "bob"),
     ]
     assert seen["Scan"] == 0
+
+
+def test_one_query_reads_a_users_findings_and_guardrail_record_for_the_whole_event(store: FindingsStore) -> None:
+    # Given bob's stored finding and his guardrail record (one partition), and carol's finding
+    store.record([finding(user="bob"), finding(user="carol")])
+    record = GuardrailRecord("bob", "AIDABOB", detached_by="alice", detached_at=NOW)
+    store.save_guardrail_record(record)
+    seen = operations(store)
+
+    # When the event path reads bob once, then records his new observation with that read
+    read = store.read_resource("user", "bob", "")
+    [change] = store.record_resources(
+        [finding(status=Status.PASS, user="bob", at=NOW + timedelta(minutes=1))], read=[read]
+    )
+
+    # Then one Query gave both, no GetItem, and the write went through on it
+    assert read.guardrail == record
+    assert [item["check_id"] for item in read.findings] == ["user_console_mfa"]
+    assert seen["Query"] == 1 and seen["GetItem"] == 0 and seen["TransactWriteItems"] == 1, dict(seen)
+    assert change.transition is Transition.RESOLVED
+    assert {f.resource_name: f.status for f in store.findings()} == {"bob": Status.PASS, "carol": Status.FAIL}
+
+
+def test_a_read_that_went_stale_before_the_write_is_read_again(store: FindingsStore) -> None:
+    # Given the event path read bob, and another run resolved his finding in between
+    store.record([finding(user="bob")])
+    read = store.read_resource("user", "bob", "")
+    store.record_resources([finding(status=Status.PASS, user="bob", at=NOW + timedelta(minutes=1))])
+    seen = operations(store)
+
+    # When the event path writes its own (later) observation from the stale read
+    [change] = store.record_resources(
+        [finding(status=Status.PASS, user="bob", at=NOW + timedelta(minutes=2))], read=[read]
+    )
+
+    # Then the version condition cancelled the first write; it re-read and made no transition of its own:
+    # what it hands back is the other run's resolution, still waiting to be announced
+    assert seen["TransactWriteItems"] >= 1 and seen["Query"] == 1, dict(seen)
+    assert change.recovered and change.transition is Transition.RESOLVED
+    [stored] = store.findings()
+    assert stored.status is Status.PASS and stored.status_changed_at == NOW + timedelta(minutes=1)

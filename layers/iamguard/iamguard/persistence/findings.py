@@ -207,6 +207,16 @@ class _Decision:
     condition: dict[str, Any] = field(default_factory=dict)  # ConditionExpression & co. of that write
 
 
+@dataclass(frozen=True)
+class ResourceItems:
+    """One resource's partition, read once (one consistent Query): its finding items and, for a user,
+    the guardrail record. The event path hands it to enforcement and to `record_resources`."""
+
+    pk: str
+    findings: tuple[dict[str, Any], ...]
+    guardrail: GuardrailRecord | None = None
+
+
 class FindingsStore:
     """Reads and writes the findings table through one injected DynamoDB client."""
 
@@ -246,7 +256,19 @@ class FindingsStore:
         )
         return changes
 
-    def record_resources(self, findings: Iterable[Finding]) -> list[Change]:
+    def read_resource(self, resource_type: str, resource_name: str, account_id: str) -> ResourceItems:
+        """Everything stored under one resource, in one consistent Query (no separate guardrail read)."""
+        pk = resource_key(resource_type, resource_name, account_id)
+        findings: list[dict[str, Any]] = []
+        guardrail: GuardrailRecord | None = None
+        for item in self._partition(pk):
+            if str(item["sk"]).startswith("CHECK#"):
+                findings.append(item)
+            elif item["sk"] == _GUARDRAIL_SK and resource_type == "user":
+                guardrail = _guardrail_record(item)
+        return ResourceItems(pk, tuple(findings), guardrail)
+
+    def record_resources(self, findings: Iterable[Finding], *, read: Iterable[ResourceItems] = ()) -> list[Change]:
         """Store observations of a few resources (the event path); return what changed.
 
         Per resource: one consistent Query reads all of its stored items, and one transaction
@@ -254,16 +276,31 @@ class FindingsStore:
         summary's counters - with a condition on every other finding read,
         so the counters move exactly with the findings. A conflicting writer cancels it: re-read,
         re-decide. Nothing scans the table (the event functions hold no dynamodb:Scan).
+        A resource already read (`read`, `read_resource`) is not read again unless the write
+        is cancelled.
         """
         by_resource: dict[str, dict[tuple[str, str], Finding]] = {}
         for finding in findings:
             pk, sk = self._finding_key(finding)
             by_resource.setdefault(pk, {})[(pk, sk)] = finding
-        return [change for pk, observed in by_resource.items() for change in self._record_resource(pk, observed)]
+        known = {items.pk: items.findings for items in read}
+        return [
+            change
+            for pk, observed in by_resource.items()
+            for change in self._record_resource(pk, observed, known.get(pk))
+        ]
 
-    def _record_resource(self, pk: str, observed: Mapping[tuple[str, str], Finding], attempts: int = 8) -> list[Change]:
+    def _record_resource(
+        self,
+        pk: str,
+        observed: Mapping[tuple[str, str], Finding],
+        read: Iterable[Mapping[str, Any]] | None = None,
+        attempts: int = 8,
+    ) -> list[Change]:
         for _ in range(attempts):
-            current = {self._key_of(item): item for item in self._resource_items(pk)}
+            items = self._resource_items(pk) if read is None else read
+            read = None  # a cancelled write re-reads
+            current = {self._key_of(item): dict(item) for item in items}
             decisions = {key: self._decide(finding, current.get(key)) for key, finding in observed.items()}
             changes = [decision.change for decision in decisions.values()]
             changes += [p for key, item in current.items() if key not in observed and (p := pending_change(item))]
@@ -530,6 +567,14 @@ class FindingsStore:
             self.client.get_paginator("query"),
             TableName=self.table,
             **expression(key_condition=Key("pk").eq(pk) & Key("sk").begins_with("CHECK#")),
+            ConsistentRead=True,
+        )
+
+    def _partition(self, pk: str) -> Iterator[dict[str, Any]]:
+        return read_items(
+            self.client.get_paginator("query"),
+            TableName=self.table,
+            **expression(key_condition=Key("pk").eq(pk)),
             ConsistentRead=True,
         )
 

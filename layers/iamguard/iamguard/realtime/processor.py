@@ -542,8 +542,15 @@ class EventProcessor:
         except UnknownUser:
             self.logger.info("user no longer exists", extra={"user": name, "event_id": event_id})
             return None, []
+        stored = self.store.read_resource("user", name, self.account_id)  # findings and guardrail: one Query
         actions = self.enforcer.enforce(
-            user, groups, event_id, manual=manual, documents=documents, password_policy=password_policy
+            user,
+            groups,
+            event_id,
+            manual=manual,
+            documents=documents,
+            password_policy=password_policy,
+            remembered=stored.guardrail,
         )
         if any(action.performed for action in actions):
             user, groups, documents = inventory.read_user(name)  # judge the state enforcement left behind
@@ -558,7 +565,7 @@ class EventProcessor:
         )
         only = [check for check in rule.checks if CATALOG[check].scope == "user"]
         findings = run_user_checks(user, context, self.account_id, only=only)
-        changes = self.store.record_resources(findings)
+        changes = self.store.record_resources(findings, read=[stored])
         restored = tuple(a.policy_arn for a in actions if a.performed and a.action != DETACH_GUARDRAIL)
         return UserView(user, groups, documents, tuple(findings), tuple(changes), restored), actions
 
