@@ -1,11 +1,17 @@
 """Benchmark: cold-start import cost of each Lambda handler module (functions/*/app.py).
 
 Each handler is imported --repeat times, every time in a fresh interpreter, the way the
-Lambda runtime does it: the layer (layers/iamguard) and the function's directory on
-sys.path, the environment template.yaml sets, AWS_LAMBDA_FUNCTION_NAME set (so Powertools
+Lambda runtime does it: the layer and the function's directory on sys.path - the layer as
+layers/iamguard/Makefile builds it, with its bytecode (a copy of layers/iamguard/iamguard
+compiled by this interpreter; `--source-layer` imports the sources instead, compiled at
+every import, which is what a layer without .pyc files costs in Lambda's read-only /opt),
+the environment template.yaml sets, AWS_LAMBDA_FUNCTION_NAME set (so Powertools
 Tracer is enabled as in Lambda). Reported per handler:
 
 * import_ms: time.perf_counter() around `import app` inside the fresh process (median, min, max);
+* over_boto3_ms: that median minus the median of a bare `import boto3`, measured the same way
+  (boto3_import_ms) - what the handler adds to what any Python Lambda pays; and the same in CPU
+  time (import_cpu_ms, over_boto3_cpu_ms: time.process_time(), less disturbed by a busy machine);
 * process_ms: wall time of the whole process (interpreter start-up + import), and of a
   bare `python -c pass` for reference;
 * peak RSS after the import;
@@ -22,9 +28,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -36,11 +44,12 @@ LAYER = benchlib.REPO / "layers" / "iamguard"
 PROBE = """
 import json, resource, sys, time
 sys.path[:0] = [{function_dir!r}, {layer!r}]
-started = time.perf_counter()
-import app  # noqa: F401
-elapsed = time.perf_counter() - started
+started, cpu = time.perf_counter(), time.process_time()
+import {module}  # noqa: F401
+elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
 peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({{"import_ms": elapsed * 1000, "peak_rss_mb": peak_rss_mb, "modules": len(sys.modules)}}))
+result = {{"import_ms": elapsed * 1000, "import_cpu_ms": cpu * 1000, "peak_rss_mb": peak_rss_mb}}
+print(json.dumps({{**result, "modules": len(sys.modules)}}))
 """
 
 
@@ -74,8 +83,18 @@ def lambda_env(function: str) -> dict[str, str]:
     return env
 
 
-def probe(function_dir: Path, env: dict[str, str]) -> dict[str, Any]:
-    code = PROBE.format(function_dir=str(function_dir), layer=str(LAYER))
+def compiled_layer(into: Path) -> Path:
+    """The layer as layers/iamguard/Makefile builds it: the package and its unchecked-hash bytecode."""
+    target = into / "python"
+    shutil.copytree(LAYER / "iamguard", target / "iamguard", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(target)], check=True
+    )
+    return target
+
+
+def probe(function_dir: Path, env: dict[str, str], layer: Path = LAYER, module: str = "app") -> dict[str, Any]:
+    code = PROBE.format(function_dir=str(function_dir), layer=str(layer), module=module)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
@@ -86,9 +105,9 @@ def probe(function_dir: Path, env: dict[str, str]) -> dict[str, Any]:
     return result
 
 
-def heaviest_imports(function_dir: Path, env: dict[str, str], top: int) -> dict[str, Any]:
+def heaviest_imports(function_dir: Path, env: dict[str, str], top: int, layer: Path = LAYER) -> dict[str, Any]:
     """One `-X importtime` run: the top-level packages by cumulative time, and the modules by self time."""
-    code = f"import sys; sys.path[:0] = [{str(function_dir)!r}, {str(LAYER)!r}]; import app"
+    code = f"import sys; sys.path[:0] = [{str(function_dir)!r}, {str(layer)!r}]; import app"
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", code], env=env, capture_output=True, text=True, check=False
     )
@@ -127,9 +146,15 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="handler directory name under functions/ (repeatable; default: every functions/*/app.py)",
     )
+    parser.add_argument("--source-layer", action="store_true", help="import the layer's sources (no bytecode)")
     parser.add_argument("--out", type=Path, default=benchlib.RESULTS / "cold_start.json")
     args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="iamguard-layer-") as work:
+        layer = LAYER if args.source_layer else compiled_layer(Path(work))
+        return measure(args, layer)
 
+
+def measure(args: argparse.Namespace, layer: Path) -> int:
     functions_dir = benchlib.REPO / "functions"
     names = args.function or sorted(p.parent.name for p in functions_dir.glob("*/app.py"))
     bare = []
@@ -137,17 +162,23 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True, env=lambda_env("bare"))
         bare.append((time.perf_counter() - started) * 1000)
+    boto3 = [probe(functions_dir, lambda_env("bare"), layer, module="boto3") for _ in range(args.repeat)]
+    boto3_ms = stats([r["import_ms"] for r in boto3])
+    boto3_cpu_ms = stats([r["import_cpu_ms"] for r in boto3])
     results: dict[str, Any] = {
         "benchmark": "cold_start",
         "command": benchlib.command_line(),
         "machine": benchlib.machine(),
+        "layer": "sources, compiled at each import" if layer == LAYER else "with bytecode, as the layer is built",
         "bare_interpreter_process_ms": stats(bare),
+        "boto3_import_ms": boto3_ms,
+        "boto3_import_cpu_ms": boto3_cpu_ms,
         "handlers": {},
     }
     for name in names:
         function_dir = functions_dir / name
         env = lambda_env(name)
-        runs = [probe(function_dir, env) for _ in range(args.repeat)]
+        runs = [probe(function_dir, env, layer) for _ in range(args.repeat)]
         failed = [r for r in runs if "error" in r]
         if failed:
             results["handlers"][name] = {"error": failed[0]["error"]}
@@ -155,13 +186,17 @@ def main(argv: list[str] | None = None) -> int:
             continue
         results["handlers"][name] = {
             "import_ms": stats([r["import_ms"] for r in runs]),
+            "over_boto3_ms": round(statistics.median(r["import_ms"] for r in runs) - boto3_ms["median"], 1),
+            "import_cpu_ms": stats([r["import_cpu_ms"] for r in runs]),
+            "over_boto3_cpu_ms": round(statistics.median(r["import_cpu_ms"] for r in runs) - boto3_cpu_ms["median"], 1),
             "process_ms": stats([r["process_ms"] for r in runs]),
             "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
             "modules_loaded": runs[0]["modules"],
-            "heaviest_imports": heaviest_imports(function_dir, env, args.top),
+            "heaviest_imports": heaviest_imports(function_dir, env, args.top, layer),
         }
         print(
-            f"{name}: import {results['handlers'][name]['import_ms']['median']} ms (median of {args.repeat}), "
+            f"{name}: import {results['handlers'][name]['import_ms']['median']} ms (median of {args.repeat}; "
+            f"boto3 alone {boto3_ms['median']} ms), "
             f"process {results['handlers'][name]['process_ms']['median']} ms",
             file=sys.stderr,
         )

@@ -482,11 +482,18 @@ def gc_section(data: dict[str, Any]) -> str:
     )
 
 
+def _over_boto3(handler: dict[str, Any]) -> str:
+    if "over_boto3_ms" not in handler:
+        return "not measured"
+    cpu = f" ({handler['over_boto3_cpu_ms']:.0f})" if "over_boto3_cpu_ms" in handler else ""
+    return f"{handler['over_boto3_ms']:.0f}{cpu}"
+
+
 def cold_start_section(data: dict[str, Any]) -> str:
     rows = []
     for name, handler in data["handlers"].items():
         if "error" in handler:
-            rows.append([f"functions/{name}", "error: " + handler["error"], "", "", "", ""])
+            rows.append([f"functions/{name}", "error: " + handler["error"], "", "", "", "", ""])
             continue
         heavy = ", ".join(
             f"{k} {v:.0f}" for k, v in list(handler["heaviest_imports"]["top_level_cumulative_ms"].items())[:5]
@@ -495,6 +502,7 @@ def cold_start_section(data: dict[str, Any]) -> str:
             [
                 f"functions/{name}",
                 "{median:.0f} ({min:.0f}-{max:.0f})".format(**handler["import_ms"]),
+                _over_boto3(handler),
                 f"{handler['process_ms']['median']:.0f}",
                 f"{handler['peak_rss_mb']:.0f}",
                 handler["modules_loaded"],
@@ -502,12 +510,15 @@ def cold_start_section(data: dict[str, Any]) -> str:
             ]
         )
     bare = data["bare_interpreter_process_ms"]["median"]
+    boto3 = data.get("boto3_import_ms")
+    boto3_note = f"; a bare `import boto3`, {boto3['median']:.0f} ms" if boto3 else ""
     return "\n".join(
         [
             table(
                 [
                     "handler",
                     "import ms, median (min-max)",
+                    "ms more than `import boto3` (CPU ms)",
                     "process ms (start-up + import)",
                     "peak RSS MB",
                     "modules",
@@ -516,7 +527,8 @@ def cold_start_section(data: dict[str, Any]) -> str:
                 rows,
             ),
             "",
-            f"A bare `python -c pass` takes {bare:.0f} ms here.",
+            f"A bare `python -c pass` takes {bare:.0f} ms here{boto3_note}. Layer imported: "
+            f"{data.get('layer', 'sources, compiled at each import')}.",
             "",
             run_footer(data),
         ]

@@ -321,3 +321,19 @@ def test_the_built_layer_installs_only_what_requirements_name(lambda_python: str
 
 def _normalized(distribution: str) -> str:
     return re.sub(r"[-_.]+", "_", distribution).lower()
+
+
+def test_the_built_layer_carries_bytecode_for_the_runtime(lambda_python: str) -> None:
+    """/opt is read-only in Lambda: without .pyc files in the layer, every cold start compiles it from source."""
+    tag = subprocess.run(
+        [lambda_python, "-c", "import sys; print(sys.implementation.cache_tag)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    missing = sorted(
+        str(path.relative_to(LAYER))
+        for path in LAYER.rglob("*.py")
+        if not (path.parent / "__pycache__" / f"{path.stem}.{tag}.pyc").is_file()
+    )
+    assert missing == []

@@ -6,8 +6,9 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from iamguard.domain.findings import Status
-from iamguard.persistence.findings import FindingsStore
+import pytest
+from iamguard.domain.findings import Change, Status, Transition
+from iamguard.persistence.findings import FindingsStore, GuardrailRecord
 
 from tests.factories import NOW
 from tests.integration.test_store import finding
@@ -55,3 +56,89 @@ def test_findings_lists_every_stored_finding_without_a_scan(store: FindingsStore
         ("user_mfa", "bob"),
     ]
     assert seen["Scan"] == 0
+
+
+def test_one_query_reads_a_users_findings_and_guardrail_record_for_the_whole_event(store: FindingsStore) -> None:
+    # Given bob's stored finding and his guardrail record (one partition), and carol's finding
+    store.record([finding(user="bob"), finding(user="carol")])
+    record = GuardrailRecord("bob", "AIDABOB", detached_by="alice", detached_at=NOW)
+    store.save_guardrail_record(record)
+    seen = operations(store)
+
+    # When the event path reads bob once, then records his new observation with that read
+    read = store.read_resource("user", "bob", "")
+    [change] = store.record_resources(
+        [finding(status=Status.PASS, user="bob", at=NOW + timedelta(minutes=1))], read=[read]
+    )
+
+    # Then one Query gave both, no GetItem, and the write went through on it
+    assert read.guardrail == record
+    assert [item["check_id"] for item in read.findings] == ["user_console_mfa"]
+    assert seen["Query"] == 1 and seen["GetItem"] == 0 and seen["TransactWriteItems"] == 1, dict(seen)
+    assert change.transition is Transition.RESOLVED
+    assert {f.resource_name: f.status for f in store.findings()} == {"bob": Status.PASS, "carol": Status.FAIL}
+
+
+def test_a_read_that_went_stale_before_the_write_is_read_again(store: FindingsStore) -> None:
+    # Given the event path read bob, and another run resolved his finding in between
+    store.record([finding(user="bob")])
+    read = store.read_resource("user", "bob", "")
+    store.record_resources([finding(status=Status.PASS, user="bob", at=NOW + timedelta(minutes=1))])
+    seen = operations(store)
+
+    # When the event path writes its own (later) observation from the stale read
+    [change] = store.record_resources(
+        [finding(status=Status.PASS, user="bob", at=NOW + timedelta(minutes=2))], read=[read]
+    )
+
+    # Then the version condition cancelled the first write; it re-read and made no transition of its own:
+    # what it hands back is the other run's resolution, still waiting to be announced
+    assert seen["TransactWriteItems"] >= 1 and seen["Query"] == 1, dict(seen)
+    assert change.recovered and change.transition is Transition.RESOLVED
+    [stored] = store.findings()
+    assert stored.status is Status.PASS and stored.status_changed_at == NOW + timedelta(minutes=1)
+
+
+def test_the_events_activity_goes_in_the_findings_transaction_made_from_the_final_changes(
+    store: FindingsStore,
+) -> None:
+    # Given bob's finding, read by the event path, then resolved by another run before the write
+    store.record([finding(user="bob")])
+    read = store.read_resource("user", "bob", "")
+    store.record_resources([finding(status=Status.PASS, user="bob", at=NOW + timedelta(minutes=1))])
+    seen = operations(store)
+    made_from: list[list[str]] = []
+
+    def activity(changes: list[Change]) -> list[dict[str, Any]]:
+        made_from.append([c.transition.value + ("/recovered" if c.recovered else "") for c in changes])
+        return [store.activity_item("alert", NOW, "bob#mfa", {"attempt": len(made_from)})] * 2  # one item, twice
+
+    # When the event path writes its observation with the event's activity item
+    store.record_resources(
+        [finding(status=Status.FAIL, user="bob", at=NOW + timedelta(minutes=2))], read=[read], also=activity
+    )
+
+    # Then the stale first attempt (made from the read: bob's FAIL still waiting to be announced) was
+    # cancelled, the item was re-made from the re-decided changes and written once, in the transaction that held
+    assert made_from == [["opened/recovered"], ["opened"]]
+    assert seen["PutItem"] == 0 and seen["TransactWriteItems"] == 2, dict(seen)
+    [item] = [i for i in store.recent_activity(days=400, now=NOW) if i["kind"] == "alert"]
+    assert item["data"] == {"attempt": 2}
+
+
+def test_the_events_activity_is_written_when_no_finding_changed(store: FindingsStore) -> None:
+    store.record([finding(user="bob")])
+    read = store.read_resource("user", "bob", "")
+    seen = operations(store)
+
+    changes = store.record_resources(
+        [finding(user="bob", at=NOW + timedelta(minutes=1))],
+        read=[read],
+        also=lambda _: [store.activity_item("alert", NOW, "bob#signin", {"n": 1})],
+    )
+
+    assert [(c.transition, c.recovered) for c in changes] == [(Transition.OPENED, True)]  # nothing new to write
+    assert seen["TransactWriteItems"] == 1 and seen["Query"] == 0, dict(seen)
+    assert [i["data"] for i in store.recent_activity(days=400, now=NOW)] == [{"n": 1}]
+    with pytest.raises(ValueError, match="one resource"):
+        store.record_resources([finding(user="bob"), finding(user="carol")], also=lambda _: [])

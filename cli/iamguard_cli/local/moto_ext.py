@@ -62,6 +62,13 @@ whose boundary the policy is (with no PolicyUsageFilter, or PermissionsBoundary;
 moto ignores that filter and lists only attachments) and failing with
 NoSuchEntity for a policy that does not exist (moto lists nobody).
 
+moto's TransactWriteItems deep-copies the whole table once per step of the
+transaction (its way to roll back), so a transaction costs steps x table size:
+measured on moto 5.2.5, 13 Puts into a table of 1,000 items take seconds, where
+AWS's cost does not depend on the table at all. Here a transaction keeps only the
+items it touches and puts those back when it is cancelled; what it accepts,
+writes and answers (CancellationReasons, ALL_OLD items) is moto's own.
+
 The state lives in the moto process (in-process mock or a server started from
 Python); it mirrors what AWS itself would hold for the root user.
 """
@@ -283,6 +290,7 @@ def install() -> None:
     _install_user_boundaries(models, responses.IamResponse)
     _complete_event_envelope()
     _keep_the_source_account_across_buses()
+    _install_item_level_transactions()
     models.IAMBackend.get_credential_report = get_credential_report  # type: ignore[method-assign]
     models.AccountSummary.summary_map = property(summary_map)  # type: ignore[assignment,method-assign]
     models.IAMBackend.list_virtual_mfa_devices = list_virtual_mfa_devices  # type: ignore[method-assign]
@@ -441,6 +449,102 @@ def organization_access_role(account_id: str, management_account_id: str) -> str
         return str(backend.get_role(ORGANIZATION_ACCESS_ROLE).arn)
     backend.attach_role_policy(ADMINISTRATOR_ACCESS, ORGANIZATION_ACCESS_ROLE)
     return str(role.arn)
+
+
+def _install_item_level_transactions() -> None:
+    from moto.dynamodb import models as dynamodb
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MockValidationException,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+
+    def item_key(backend: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
+        if op_type != "Put":
+            return dict(op["Key"])
+        table = backend.get_table(op["TableName"])
+        names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+        return {name: op["Item"][name] for name in names}
+
+    def snapshot(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], Any]]:
+        """Copies of the items the transaction may write (None: absent); Update changes an item in place."""
+        saved = []
+        for step in transact_items:
+            for op_type, op in step.items():
+                try:
+                    key = item_key(backend, op_type, op)
+                    saved.append((op["TableName"], key, copy.deepcopy(backend.get_item(op["TableName"], key))))
+                except Exception:  # noqa: BLE001, S112 - a step moto rejects below writes nothing
+                    continue
+        return saved
+
+    def roll_back(backend: Any, saved: list[tuple[str, dict[str, Any], Any]]) -> None:
+        for table_name, key, item in reversed(saved):
+            table = backend.get_table(table_name)
+            hash_value, range_value = backend.get_keys_value(table, key)
+            if item is None:
+                table.delete_item(hash_value, range_value)
+            else:
+                backend.put_item(table_name, item.to_json()["Attributes"])
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        # moto 5.2.5's transact_write_items, rolling back the touched items instead of deep copies of the tables.
+        if len(transact_items) > 100:
+            raise TooManyTransactionsException()
+        saved = snapshot(self, transact_items)
+        targets: set[tuple[str, str]] = set()
+        errors: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
+        for step in transact_items:
+            if len(step) > 1:
+                roll_back(self, saved)
+                raise TransactWriteSingleOpException
+            original_item: dict[str, Any] | None = None
+            try:
+                op_type, op = next(iter(step.items()))
+                if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                    raise ValueError("Unsupported transaction operation")
+                table_name = op["TableName"]
+                key = item_key(self, op_type, op)
+                target = (str(table_name), str(dict(sorted(key.items()))))
+                if target in targets:
+                    raise MultipleTransactionsException()
+                targets.add(target)
+                names = op.get("ExpressionAttributeNames")
+                values = op.get("ExpressionAttributeValues")
+                condition = op.get("ConditionExpression")
+                current = self.get_item(table_name, key)
+                if condition is not None and not get_filter_expression(condition, names, values).expr(current):
+                    if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                        original_item = current.to_json()["Attributes"]
+                    raise ConditionalCheckFailed(item=original_item)
+                written = {
+                    "condition_expression": condition,
+                    "expression_attribute_names": names,
+                    "expression_attribute_values": values,
+                }
+                if op_type == "Put":
+                    self.put_item(table_name, op["Item"], **written)
+                elif op_type == "Delete":
+                    self.delete_item(table_name, key, **written)
+                elif op_type == "Update":
+                    self.update_item(table_name, key, update_expression=op["UpdateExpression"], **written)
+                errors.append((None, None, None))
+            except (MultipleTransactionsException, MockValidationException):
+                roll_back(self, saved)
+                raise
+            except ConditionalCheckFailed as exc:
+                errors.append(("ConditionalCheckFailed", str(exc.message), original_item))
+            except Exception as exc:  # noqa: BLE001 - moto makes any other failure the step's cancellation reason
+                errors.append((type(exc).__name__, str(exc), original_item))
+        if any(code is not None for code, _, _ in errors):
+            roll_back(self, saved)
+            raise TransactionCanceledException(errors)
+
+    dynamodb.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 # -- calls made with root's credentials -------------------------------------------------

@@ -59,6 +59,13 @@ UNSEEN_DETACHER = "someone outside iamguard (the DetachUserPolicy event never re
 AUDIT_USER_BUDGET = 50
 
 
+class Unread:
+    """The guardrail record was not read by the caller (None means: read, and there is none)."""
+
+
+UNREAD = Unread()
+
+
 @dataclass(frozen=True)
 class PlannedAction:
     action: str
@@ -238,16 +245,20 @@ class Enforcer:
         manual: ManualChange | None = None,
         documents: Mapping[str, PolicyDocument] | None = None,
         password_policy: Callable[[], PasswordPolicy | None] | None = None,
+        remembered: GuardrailRecord | Unread | None = UNREAD,
     ) -> list[Action]:
         """Act on the plan for one user; every attempt becomes an `Action` tied to the causing event.
 
         `documents` and `password_policy` (read only if needed) tell whether the guardrail is still
-        what lets the user change the password at first sign-in.
+        what lets the user change the password at first sign-in. `remembered`: the user's guardrail
+        record as the caller already read it (`FindingsStore.read_resource`); else it is read here.
         """
         if exemption_reason(user, self.settings) is not None:
             return []
         now = self._clock()
-        stored = self._record(user, self.memory.guardrail_record(user.name) if self.memory else None)
+        if isinstance(remembered, Unread):
+            remembered = self.memory.guardrail_record(user.name) if self.memory else None
+        stored = self._record(user, remembered)
         record = _apply_manual(stored, user, manual)
         keep = self._keep_for_reset(user, groups, documents or {}, password_policy or (lambda: None))
         steps = plan(user, groups, self.settings, record=record, now=now, keep_for_reset=keep)

@@ -30,7 +30,7 @@ when its message enters the outbox. A run that dies in between loses nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -207,6 +207,16 @@ class _Decision:
     condition: dict[str, Any] = field(default_factory=dict)  # ConditionExpression & co. of that write
 
 
+@dataclass(frozen=True)
+class ResourceItems:
+    """One resource's partition, read once (one consistent Query): its finding items and, for a user,
+    the guardrail record. The event path hands it to enforcement and to `record_resources`."""
+
+    pk: str
+    findings: tuple[dict[str, Any], ...]
+    guardrail: GuardrailRecord | None = None
+
+
 class FindingsStore:
     """Reads and writes the findings table through one injected DynamoDB client."""
 
@@ -246,7 +256,25 @@ class FindingsStore:
         )
         return changes
 
-    def record_resources(self, findings: Iterable[Finding]) -> list[Change]:
+    def read_resource(self, resource_type: str, resource_name: str, account_id: str) -> ResourceItems:
+        """Everything stored under one resource, in one consistent Query (no separate guardrail read)."""
+        pk = resource_key(resource_type, resource_name, account_id)
+        findings: list[dict[str, Any]] = []
+        guardrail: GuardrailRecord | None = None
+        for item in self._partition(pk):
+            if str(item["sk"]).startswith("CHECK#"):
+                findings.append(item)
+            elif item["sk"] == _GUARDRAIL_SK and resource_type == "user":
+                guardrail = _guardrail_record(item)
+        return ResourceItems(pk, tuple(findings), guardrail)
+
+    def record_resources(
+        self,
+        findings: Iterable[Finding],
+        *,
+        read: Iterable[ResourceItems] = (),
+        also: Callable[[list[Change]], list[dict[str, Any]]] | None = None,
+    ) -> list[Change]:
         """Store observations of a few resources (the event path); return what changed.
 
         Per resource: one consistent Query reads all of its stored items, and one transaction
@@ -254,21 +282,47 @@ class FindingsStore:
         summary's counters - with a condition on every other finding read,
         so the counters move exactly with the findings. A conflicting writer cancels it: re-read,
         re-decide. Nothing scans the table (the event functions hold no dynamodb:Scan).
+        A resource already read (`read`, `read_resource`) is not read again unless the write
+        is cancelled. `also` (one resource only) gives items that depend on the changes - the
+        event's activity items - and they are written in the same transaction, re-made with the
+        changes of each attempt; the transaction happens for them even when no finding changed.
         """
         by_resource: dict[str, dict[tuple[str, str], Finding]] = {}
         for finding in findings:
             pk, sk = self._finding_key(finding)
             by_resource.setdefault(pk, {})[(pk, sk)] = finding
-        return [change for pk, observed in by_resource.items() for change in self._record_resource(pk, observed)]
+        known = {items.pk: items.findings for items in read}
+        if also is not None and len(by_resource) > 1:
+            raise ValueError("items that depend on the changes are written with one resource at most")
+        if also is not None and not by_resource:
+            extra = self._extra_steps(also([]))
+            if extra:
+                self.client.transact_write_items(TransactItems=extra)  # type: ignore[arg-type]
+            return []
+        return [
+            change
+            for pk, observed in by_resource.items()
+            for change in self._record_resource(pk, observed, known.get(pk), also)
+        ]
 
-    def _record_resource(self, pk: str, observed: Mapping[tuple[str, str], Finding], attempts: int = 8) -> list[Change]:
+    def _record_resource(
+        self,
+        pk: str,
+        observed: Mapping[tuple[str, str], Finding],
+        read: Iterable[Mapping[str, Any]] | None = None,
+        also: Callable[[list[Change]], list[dict[str, Any]]] | None = None,
+        attempts: int = 8,
+    ) -> list[Change]:
         for _ in range(attempts):
-            current = {self._key_of(item): item for item in self._resource_items(pk)}
+            items = self._resource_items(pk) if read is None else read
+            read = None  # a cancelled write re-reads
+            current = {self._key_of(item): dict(item) for item in items}
             decisions = {key: self._decide(finding, current.get(key)) for key, finding in observed.items()}
             changes = [decision.change for decision in decisions.values()]
             changes += [p for key, item in current.items() if key not in observed and (p := pending_change(item))]
             written = {key: decision for key, decision in decisions.items() if decision.item is not None}
-            if not written:
+            extra = self._extra_steps(also(changes)) if also is not None else []
+            if not written and not extra:
                 return changes
             steps: list[dict[str, Any]] = []
             for decision in written.values():
@@ -284,6 +338,7 @@ class FindingsStore:
             if counted:
                 account = next(iter(observed.values())).account_id
                 steps.append(summary.delta_update(self.table, counted, account))
+            steps += extra
             try:
                 self.client.transact_write_items(TransactItems=steps)  # type: ignore[arg-type]
             except self.client.exceptions.TransactionCanceledException:
@@ -292,6 +347,11 @@ class FindingsStore:
                 raise StoreError(f"cannot write the findings of {pk}: {exc}") from exc
             return changes
         raise StoreError(f"the findings of {pk} kept changing under us")
+
+    def _extra_steps(self, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Unconditional Puts, one per key (a transaction may touch an item once; a retry rewrites the same)."""
+        unique = {(str(item["pk"]), str(item["sk"])): item for item in items}
+        return [{"Put": {"TableName": self.table, "Item": to_ddb(item)}} for item in unique.values()]
 
     def _unchanged(self, key: tuple[str, str], item: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -475,9 +535,10 @@ class FindingsStore:
             ),
         )
 
-    def record_activity(self, kind: str, at: datetime, identifier: str, data: Mapping[str, Any]) -> bool:
-        """Keep a detection or enforcement action for the status API. False if it was already recorded."""
-        item = {
+    @staticmethod
+    def activity_item(kind: str, at: datetime, identifier: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """A detection or enforcement action as the status API reads it (one item per kind, time and id)."""
+        return {
             "pk": f"ACTIVITY#{at.astimezone(UTC):%Y-%m-%d}",
             "sk": f"{iso(at)}#{kind}#{identifier}",
             "kind": kind,
@@ -485,6 +546,10 @@ class FindingsStore:
             "data": dict(data),
             "expires_at": int((at + timedelta(days=HISTORY_DAYS)).timestamp()),
         }
+
+    def record_activity(self, kind: str, at: datetime, identifier: str, data: Mapping[str, Any]) -> bool:
+        """Keep a detection or enforcement action for the status API. False if it was already recorded."""
+        item = self.activity_item(kind, at, identifier, data)
         try:
             self.client.put_item(
                 TableName=self.table, Item=to_ddb(item), **expression(condition=Attr("pk").not_exists())
@@ -530,6 +595,14 @@ class FindingsStore:
             self.client.get_paginator("query"),
             TableName=self.table,
             **expression(key_condition=Key("pk").eq(pk) & Key("sk").begins_with("CHECK#")),
+            ConsistentRead=True,
+        )
+
+    def _partition(self, pk: str) -> Iterator[dict[str, Any]]:
+        return read_items(
+            self.client.get_paginator("query"),
+            TableName=self.table,
+            **expression(key_condition=Key("pk").eq(pk)),
             ConsistentRead=True,
         )
 

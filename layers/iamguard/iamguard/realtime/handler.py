@@ -17,8 +17,8 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from iamguard.aws import AwsContext
-from iamguard.domain.alerts import Announcer, LogOnlyAnnouncer
-from iamguard.notify.factory import announcer_factory as stack_announcer_factory
+from iamguard.domain.alerts import Action, Alert, Announcer, LogOnlyAnnouncer
+from iamguard.domain.findings import Change
 from iamguard.persistence.findings import FindingsStore
 from iamguard.realtime.processor import EventProcessor, EventResult
 from iamguard.settings import ConfigError, Settings
@@ -33,6 +33,38 @@ def required_settings(settings: Settings) -> Settings:
     if not settings.idempotency_table:
         raise ConfigError("invalid iamguard settings: IDEMPOTENCY_TABLE must be set for the event functions")
     return settings
+
+
+class DeferredAnnouncer:
+    """The stack's channels, built at the first announcement.
+
+    Most events have nothing to tell: they never import iamguard.notify (Slack's Block Kit,
+    the outbox, the renderer), which keeps it out of the cold start. The settings of the
+    channels are still validated at cold start (`Settings.notify`).
+    """
+
+    def __init__(self, build: Callable[[], Announcer]) -> None:
+        self._build = build
+        self._announcer: Announcer | None = None
+
+    def announce(self, *, alerts: list[Alert], changes: list[Change], actions: list[Action]) -> object:
+        if self._announcer is None:
+            self._announcer = self._build()
+        return self._announcer.announce(alerts=alerts, changes=changes, actions=actions)
+
+
+def stack_announcer_factory(aws: AwsContext, metrics: Any) -> AnnouncerFactory:
+    """Slack, the SNS topic, Security Hub - whatever the stack configured - on first use."""
+
+    def make(settings: Settings, logger: Any) -> Announcer:
+        def build() -> Announcer:
+            from iamguard.notify.factory import announcer_factory
+
+            return announcer_factory(aws, metrics)(settings, logger)
+
+        return DeferredAnnouncer(build)
+
+    return make
 
 
 class EventHandler:

@@ -405,21 +405,22 @@ class EventProcessor:
         now = self.clock()
         actions: list[Action] = []
         used = root_use(event, now, self.settings)
+        recorded = False  # the activity items went in with the findings' transaction
         if rule.source == "signin.amazonaws.com" and detail.console_login_result == "Failure":
             seen, findings, changes, notes = self._failed_sign_in(event)
         elif not rule.checks:  # alert-only rows (sts:AssumeRoot): nothing of this account to re-read
             seen, findings, changes, notes = Observed(), [], [], []
         elif subject.kind in {"user", "group", "policy"}:
-            seen, findings, changes, actions, notes = self._evaluate_users(event, rule, subject, now)
+            seen, findings, changes, actions, notes, recorded = self._evaluate_users(event, rule, subject, now)
         else:
             seen, findings, changes = self._evaluate_account(subject, rule, now, used)
-            notes = []
+            notes, recorded = [], False
         if used is not None and subject.kind != "root":
             usage = self._record_root_use(used, now)
             findings, changes = findings + usage, changes + self.store.record_resources(usage)
 
-        alerts = [alert for detection in rule.detections for alert in DETECTORS[detection](event, seen, self.settings)]
-        self._record_and_announce(alerts, changes, actions)
+        alerts = self._detect(event, rule, seen)
+        self._record_and_announce(alerts, changes, actions, recorded=recorded)
         if findings:
             failed = sum(1 for f in findings if f.status is Status.FAIL)
             notes.insert(0, f"re-evaluated {_describe(subject)}: {failed} failing finding{'s' if failed != 1 else ''}")
@@ -448,15 +449,28 @@ class EventProcessor:
 
     def _evaluate_users(
         self, event: CloudTrailEvent, rule: EventRule, subject: Subject, now: datetime
-    ) -> tuple[Observed, list[Finding], list[Change], list[Action], list[str]]:
-        """The event's user, or every member of its group: read, enforce, check, store."""
+    ) -> tuple[Observed, list[Finding], list[Change], list[Action], list[str], bool]:
+        """The event's user, or every member of its group: read, enforce, check, store.
+
+        For one user, the event's activity items (its alerts and actions) are written in the
+        transaction of the user's findings; the last value says whether they were.
+        """
         names, notes = self._user_names(subject)
         views: list[UserView] = []
         actions: list[Action] = []
         password_policy = cache(self.inventory.password_policy)  # read once per event, only if a user exists
         manual = manual_guardrail_change(event, self.settings)  # an administrator attached/detached the guardrail
+        removed = self._removed_policies(event, rule)
+        single = subject.kind == "user"
+
+        def activity(view: UserView, taken: list[Action]) -> list[dict[str, Any]]:
+            alerts = self._detect(event, rule, Observed(users=(view,), removed_policy_arns=removed))
+            return [self.store.activity_item(*entry) for entry in _activity_entries(alerts, taken)]
+
         for name in names:
-            view, done = self._evaluate_user(name, rule, event.detail.event_id, now, password_policy, manual)
+            view, done = self._evaluate_user(
+                name, rule, event.detail.event_id, now, password_policy, manual, activity if single else None
+            )
             if view is None:
                 notes.append(
                     f"user {name} no longer exists (deleted before iamguard looked); "
@@ -467,10 +481,10 @@ class EventProcessor:
             actions.extend(done)
         for view in views:  # after a login-profile event, what the audit may reuse (no-op for other events)
             login_profile_changed(self.login_profiles, event.detail.event_name, view.user)
-        seen = Observed(users=tuple(views), removed_policy_arns=self._removed_policies(event, rule))
+        seen = Observed(users=tuple(views), removed_policy_arns=removed)
         findings = [f for view in views for f in view.findings]
         changes = [c for view in views for c in view.changes]
-        return seen, findings, changes, actions, notes
+        return seen, findings, changes, actions, notes, single and bool(views)
 
     def _user_names(self, subject: Subject) -> tuple[list[str], list[str]]:
         if subject.kind == "user":
@@ -534,6 +548,7 @@ class EventProcessor:
         now: datetime,
         password_policy: Callable[[], PasswordPolicy | None],
         manual: ManualChange | None = None,
+        activity: Callable[[UserView, list[Action]], list[dict[str, Any]]] | None = None,
     ) -> tuple[UserView | None, list[Action]]:
         """Read one user live, enforce (if configured), run its checks and store the findings."""
         inventory = self.inventory
@@ -542,8 +557,15 @@ class EventProcessor:
         except UnknownUser:
             self.logger.info("user no longer exists", extra={"user": name, "event_id": event_id})
             return None, []
+        stored = self.store.read_resource("user", name, self.account_id)  # findings and guardrail: one Query
         actions = self.enforcer.enforce(
-            user, groups, event_id, manual=manual, documents=documents, password_policy=password_policy
+            user,
+            groups,
+            event_id,
+            manual=manual,
+            documents=documents,
+            password_policy=password_policy,
+            remembered=stored.guardrail,
         )
         if any(action.performed for action in actions):
             user, groups, documents = inventory.read_user(name)  # judge the state enforcement left behind
@@ -558,9 +580,13 @@ class EventProcessor:
         )
         only = [check for check in rule.checks if CATALOG[check].scope == "user"]
         findings = run_user_checks(user, context, self.account_id, only=only)
-        changes = self.store.record_resources(findings)
         restored = tuple(a.policy_arn for a in actions if a.performed and a.action != DETACH_GUARDRAIL)
-        return UserView(user, groups, documents, tuple(findings), tuple(changes), restored), actions
+
+        def view(changes: list[Change]) -> UserView:
+            return UserView(user, groups, documents, tuple(findings), tuple(changes), restored)
+
+        also = (lambda changes: activity(view(changes), actions)) if activity is not None else None
+        return view(self.store.record_resources(findings, read=[stored], also=also)), actions
 
     def _removed_policies(self, event: CloudTrailEvent, rule: EventRule) -> tuple[str, ...]:
         """Managed policies the event took away; only looked up when required policies are configured."""
@@ -625,21 +651,33 @@ class EventProcessor:
         )
         return seen, findings, changes
 
-    def _record_and_announce(self, alerts: list[Alert], changes: list[Change], actions: list[Action]) -> None:
-        for alert in alerts:
-            self.store.record_activity("alert", alert.event_time, alert.dedup_key, alert.model_dump(mode="json"))
-        # Monitor mode's would-be actions, and what people were already told, are reported in the result only.
+    def _detect(self, event: CloudTrailEvent, rule: EventRule, seen: Observed) -> list[Alert]:
+        return [alert for detection in rule.detections for alert in DETECTORS[detection](event, seen, self.settings)]
+
+    def _record_and_announce(
+        self, alerts: list[Alert], changes: list[Change], actions: list[Action], *, recorded: bool = False
+    ) -> None:
+        if not recorded:  # else they went in with the findings' transaction
+            for entry in _activity_entries(alerts, actions):
+                self.store.record_activity(*entry)
         taken = [action for action in actions if action.announce]
-        for action in taken:
-            self.store.record_activity(
-                "action",
-                action.at,
-                f"{action.event_id}#{action.action}#{action.user_name}",
-                action.model_dump(mode="json"),
-            )
         notable = [change for change in changes if change.notable]
         if alerts or notable or taken:
             self.announcer.announce(alerts=alerts, changes=notable, actions=taken)
+
+
+def _activity_entries(alerts: list[Alert], actions: list[Action]) -> list[tuple[str, datetime, str, dict[str, Any]]]:
+    """What the status API keeps of an event: its alerts, and the actions people are told of.
+
+    Monitor mode's would-be actions, and what people were already told, are reported in the result only.
+    """
+    entries = [("alert", alert.event_time, alert.dedup_key, alert.model_dump(mode="json")) for alert in alerts]
+    entries += [
+        ("action", action.at, f"{action.event_id}#{action.action}#{action.user_name}", action.model_dump(mode="json"))
+        for action in actions
+        if action.announce
+    ]
+    return entries
 
 
 def _needs_password_policy(
