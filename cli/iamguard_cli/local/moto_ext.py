@@ -56,9 +56,8 @@ NoSuchEntity for a policy that does not exist (moto lists nobody).
 moto's STS lets anyone assume any role ARN, even one that does not exist ("the role
 does not need to exist", moto's own docstring). AWS answers AccessDenied: a role that
 is not there cannot be assumed, so neither can it here (the hub's MemberAccess must see
-a member account without its StackSet role exactly as on AWS). And as on AWS,
-Organizations' CreateAccount leaves an `OrganizationAccountAccessRole` in the new
-account (trusting the management account), the way into a fresh account.
+a member account without its StackSet role exactly as on AWS). moto's CreateAccount,
+like AWS's, leaves an `OrganizationAccountAccessRole` in the new account: the way in.
 
 The state lives in the moto process (in-process mock or a server started from
 Python); it mirrors what AWS itself would hold for the root user.
@@ -66,7 +65,6 @@ Python); it mirrors what AWS itself would hold for the root user.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,7 +75,6 @@ ROOT_U2F_SERIAL = "arn:aws:iam::{account_id}:u2f/root/security-key-EXAMPLE{n}"
 ROOT_HARDWARE_SERIAL = "GAHT0000000{n}"
 MAX_MFA_DEVICES = 8  # per user, and for root
 MfaKind = Literal["virtual", "hardware", "u2f"]
-ORGANIZATION_ACCESS_ROLE = "OrganizationAccountAccessRole"  # CreateAccount's default RoleName
 ROOT_USER_NAME = "<root_account>"  # stands for root where an API insists on a UserName
 _DATE = "%Y-%m-%dT%H:%M:%S+00:00"
 
@@ -348,17 +345,15 @@ def _install_user_boundaries(models: Any, response_class: Any) -> None:
 
 
 def _install_role_assumption() -> None:
-    """AssumeRole needs the role to exist (AccessDenied otherwise); CreateAccount creates the access role."""
+    """AssumeRole needs the role to exist (AccessDenied otherwise), as on AWS."""
     import re
 
     from moto.iam.models import iam_backends
-    from moto.organizations.models import OrganizationsBackend
     from moto.sts.exceptions import STSClientError
     from moto.sts.models import STSBackend
 
     role_arn_pattern = re.compile(r"^arn:[\w-]+:iam::(\d{12}):role/(?:[\w+=,.@/-]*/)?([\w+=,.@-]+)$")
     original_assume = STSBackend.assume_role
-    original_create_account = OrganizationsBackend.create_account
 
     def assume_role(self: Any, **kwargs: Any) -> Any:
         arn = str(kwargs.get("role_arn") or "")
@@ -372,34 +367,7 @@ def _install_role_assumption() -> None:
             )
         return original_assume(self, **kwargs)
 
-    def create_account(self: Any, **kwargs: Any) -> dict[str, Any]:
-        status: dict[str, Any] = original_create_account(self, **kwargs)
-        account_id = status["CreateAccountStatus"]["AccountId"]
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{self.account_id}:root"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        role_name = kwargs.get("RoleName") or ORGANIZATION_ACCESS_ROLE
-        iam = iam_backends[account_id][self.partition]
-        iam.create_role(
-            role_name=role_name,
-            assume_role_policy_document=json.dumps(trust),
-            path="/",
-            permissions_boundary=None,
-            description="",
-            tags=[],
-            max_session_duration="3600",
-        )
-        return status
-
     STSBackend.assume_role = assume_role  # type: ignore[method-assign]
-    OrganizationsBackend.create_account = create_account  # type: ignore[method-assign]
 
 
 def _complete_event_envelope() -> None:
