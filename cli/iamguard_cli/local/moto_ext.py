@@ -367,7 +367,7 @@ def _install_role_assumption() -> None:
             )
         return original_assume(self, **kwargs)
 
-    STSBackend.assume_role = assume_role  # type: ignore[method-assign]
+    STSBackend.assume_role = assume_role  # type: ignore[method-assign,assignment]
 
 
 def _complete_event_envelope() -> None:
