@@ -135,23 +135,39 @@ def test_each_members_event_is_evaluated_in_its_account_and_named_in_its_message
 
 def test_duplicate_delivery_is_handled_once_per_account(hub: Hub, slack: SlackReceiver, lambda_context: Any) -> None:
     first, second = list(hub.members)[:2]
-    admin_without_mfa(hub.members[first], "twice")
-    admin_without_mfa(hub.members[second], "twice")
+    admin_without_mfa(hub.members[first], "twice-a")
+    admin_without_mfa(hub.members[second], "twice-b")
 
-    once = hub(create_user_event(first, "twice", "same-event-id"), lambda_context)
-    again = hub(create_user_event(first, "twice", "same-event-id"), lambda_context)
-    elsewhere = hub(create_user_event(second, "twice", "same-event-id"), lambda_context)
+    once = hub(create_user_event(first, "twice-a", "same-event-id"), lambda_context)
+    again = hub(create_user_event(first, "twice-a", "same-event-id"), lambda_context)
+    elsewhere = hub(create_user_event(second, "twice-b", "same-event-id"), lambda_context)
 
     assert once["outcome"] == "evaluated" and not once["duplicate"]
     assert again["duplicate"] and "duplicate delivery" in again["reason"]
-    # The same eventID in another account is another event
+    # The same eventID in another account is another event: evaluated, stored and announced there
     assert elsewhere["outcome"] == "evaluated" and not elsewhere["duplicate"]
+    assert {f["transition"] for f in elsewhere["findings"] if f["status"] == "FAIL"} == {"opened"}
     posts_first = [text for text in texts(slack) if first in text]
     posts_second = [text for text in texts(slack) if second in text]
-    assert len(posts_first) == 4  # the new user, and its critical and high findings: once
-    # The other account's user_created alert is its own (alert keys carry the account). Its finding
-    # messages are not sent yet: open issue, see /work/notes/org-events.md.
-    assert any("user_created" in text for text in posts_second)
+    assert len(posts_first) == len(posts_second) == 4  # the new user, its critical and high findings: once each
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the findings table keys users by name only (persistence.findings.resource_key: USER#<name>), so one "
+    "user name in two accounts shares one item; see /work/notes/org-events.md",
+)
+def test_one_user_name_in_two_accounts_is_two_resources(hub: Hub, lambda_context: Any) -> None:
+    first, second = list(hub.members)[:2]
+    admin_without_mfa(hub.members[first], "admin")
+    admin_without_mfa(hub.members[second], "admin")
+
+    hub(create_user_event(first, "admin", "first-admin"), lambda_context)
+    elsewhere = hub(create_user_event(second, "admin", "second-admin"), lambda_context)
+
+    assert {f["transition"] for f in elsewhere["findings"] if f["status"] == "FAIL"} == {"opened"}
+    assert hub.store.findings_for_resource("user", "admin", first)[0].account_id == first
+    assert hub.store.findings_for_resource("user", "admin", second)[0].account_id == second
 
 
 def test_an_account_outside_the_organization_is_rejected_without_a_retry(
