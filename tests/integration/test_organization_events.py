@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from iamguard.aws import AwsContext
+from iamguard.organization.access import MemberAccess
 from iamguard.persistence.findings import FindingsStore
 from iamguard_cli.local.bootstrap import ensure_findings_table, ensure_guardrail_policy, ensure_idempotency_table
 from iamguard_cli.local.server import MotoServer
@@ -198,3 +199,33 @@ def test_a_member_without_the_stackset_roles_is_rejected_with_its_reason(
     member = next(iter(hub.members))
     admin_without_mfa(hub.members[member], "fine")
     assert hub(create_user_event(member, "fine", "fine-1"), lambda_context)["outcome"] == "evaluated"
+
+
+def test_an_enforcing_hub_attaches_the_members_guardrail_through_the_enforce_role(
+    hub: Hub, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an enforcing hub, one member with both roles and its guardrail, one whose StackSet runs in
+    # monitor mode (no enforce role)
+    monkeypatch.setenv("MODE", "enforce")
+    handler = load_handler("on_iam_event", prefix="org_enforce")
+    enforcing, _ = member_account(hub.aws, "enforced")
+    monitored, _ = member_account(hub.aws, "monitored", roles=("iamguard-member-audit",))
+    members = {
+        account: MemberAccess(hub.aws, "OrganizationAccountAccessRole").context(account)
+        for account in (enforcing, monitored)
+    }
+    for admin in members.values():
+        admin.iam().create_policy(PolicyName="iamguard-member-mfa-guardrail", PolicyDocument=ADMIN_POLICY)
+        admin.iam().create_user(UserName="console-only")
+        admin.iam().create_login_profile(UserName="console-only", Password="Initial-Passw0rd!")
+
+    done = handler.lambda_handler(create_user_event(enforcing, "console-only", "enforce-1"), lambda_context)
+    watched = handler.lambda_handler(create_user_event(monitored, "console-only", "monitor-1"), lambda_context)
+
+    # Then the guardrail is attached in the enforcing member only, by the member enforce role
+    attached = members[enforcing].iam().list_attached_user_policies(UserName="console-only")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [f"arn:aws:iam::{enforcing}:policy/iamguard-member-mfa-guardrail"]
+    assert [a["action"] for a in done["actions"]] == ["attach_guardrail_policy"]
+    assert all(a["performed"] for a in done["actions"])
+    assert members[monitored].iam().list_attached_user_policies(UserName="console-only")["AttachedPolicies"] == []
+    assert watched["outcome"] == "evaluated" and not any(a["performed"] for a in watched["actions"])

@@ -12,7 +12,9 @@ Lambda do not retry it:
 | account_mismatch | the envelope's `account` and CloudTrail's `recipientAccountId` differ |
 | organization_mode_off | another account's event, and ORGANIZATION_ID is not set |
 | not_in_organization | the account is not an ACTIVE account of ORGANIZATION_ID |
-| member_role_missing | the member audit (or, in enforce mode, enforce) role cannot be assumed |
+| member_role_missing | the member audit role cannot be assumed |
+
+(Without the enforce role, an enforcing hub watches that account in monitor mode.)
 
 Organizations failing to answer is not a rejection: it raises, and the event is retried and
 kept in the events dead-letter queue (a hub that cannot tell must not drop events).
@@ -136,13 +138,30 @@ class MemberRouter:
     def _processor(self, account_id: str) -> EventProcessor:
         assert self.directory is not None
         audit = self.directory.audit.context(account_id)
-        enforce = self.directory.enforce.context(account_id) if self.settings.mode == "enforce" else None
+        enforce = self._enforce_context(account_id) if self.settings.mode == "enforce" else None
         kept = self._members.get(account_id)
         if kept is not None and kept[0] is audit and kept[1] is enforce:
             return kept[2]  # the same credentials: the same clients
-        processor = self.build(account_id, self.member_settings(account_id), audit, enforce)
+        settings = self.member_settings(account_id)
+        if enforce is None and self.settings.mode == "enforce":
+            settings = settings.model_copy(update={"mode": "monitor"})
+        processor = self.build(account_id, settings, audit, enforce)
         self._members[account_id] = (audit, enforce, processor)
         return processor
+
+    def _enforce_context(self, account_id: str) -> AwsContext | None:
+        """The enforce role, or None: a member whose StackSet runs in monitor mode has none, and is then
+        watched in monitor mode (findings, alerts, the would-be actions) rather than not at all."""
+        assert self.directory is not None
+        try:
+            return self.directory.enforce.context(account_id)
+        except MemberAccessError as exc:
+            if self.logger is not None:
+                self.logger.warning(
+                    "member enforce role unavailable: monitoring the account only",
+                    extra={"account_id": account_id, "reason": exc.reason},
+                )
+            return None
 
     def member_settings(self, account_id: str) -> Settings:
         """The hub's settings as they apply in a member account: its guardrail, and the member roles as
