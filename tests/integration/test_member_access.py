@@ -10,17 +10,29 @@ from iamguard.aws import AwsContext
 from iamguard.organization.access import MemberAccess, MemberAccessError
 from iamguard.settings import ConfigError, Settings
 
+from tests.support.organization import member_account
+
 MEMBER = "222233334444"
 
 
 def test_context_acts_in_the_member_account(aws: AwsContext) -> None:
+    account, _admin = member_account(aws, "member-a")
     access = MemberAccess(aws, "iamguard-member-audit")
-    member = access.context(MEMBER)
-    assert member.sts().get_caller_identity()["Account"] == MEMBER
+    member = access.context(account)
+    assert member.sts().get_caller_identity()["Account"] == account
     member.iam().create_user(UserName="only-in-member")
     assert [u["UserName"] for u in member.iam().list_users()["Users"]] == ["only-in-member"]
     assert aws.iam().list_users()["Users"] == []  # the hub's own account is untouched
-    assert access.context(MEMBER) is member  # credentials are kept until shortly before they expire
+    assert access.context(account) is member  # credentials are kept until shortly before they expire
+
+
+def test_an_account_without_the_role_cannot_be_entered(aws: AwsContext) -> None:
+    # AWS refuses AssumeRole on a role that does not exist (moto would not: iamguard_cli.local.moto_ext)
+    account, _admin = member_account(aws, "no-stackset", roles=())
+    with pytest.raises(MemberAccessError) as raised:
+        MemberAccess(aws, "iamguard-member-audit").context(account)
+    assert f"arn:aws:iam::{account}:role/iamguard-member-audit" in raised.value.reason
+    assert "AccessDenied" in raised.value.reason or "not authorized" in raised.value.reason
 
 
 def test_a_role_that_cannot_be_assumed_names_the_stackset() -> None:
@@ -47,10 +59,11 @@ def test_a_role_that_cannot_be_assumed_names_the_stackset() -> None:
 
 
 def test_expired_credentials_are_assumed_again(aws: AwsContext) -> None:
+    account, _admin = member_account(aws, "member-b")
     access = MemberAccess(aws, "iamguard-member-audit")
-    first = access.context(MEMBER)
-    access._cache[MEMBER] = (first, datetime.now(UTC) + timedelta(minutes=1))  # within the refresh margin
-    assert access.context(MEMBER) is not first
+    first = access.context(account)
+    access._cache[account] = (first, datetime.now(UTC) + timedelta(minutes=1))  # within the refresh margin
+    assert access.context(account) is not first
 
 
 @pytest.mark.parametrize("account", ["12345", "12345678901a", ""])

@@ -174,7 +174,7 @@ def test_an_alert_names_the_actor_the_source_and_the_response_steps() -> None:
     assert fields(body)["Event"] == "`ConsoleLogin`"
     assert fields(body)["Detail"] == "The root user signed in to the console without MFA."
     assert "change the root password" in sections(body)["How to fix (console)"]
-    assert message.key == "alert:0f7b6c1e-1111-2222-3333-444455556666#root_console_sign_in#root"
+    assert message.key == "alert:123456789012#0f7b6c1e-1111-2222-3333-444455556666#root_console_sign_in#root"
 
     korean = payload(KO.alert_message(alert(detection=Detection.MFA_REMOVED, resource_name="alice", actor="admin-bob")))
     assert blocks_of("header", korean)[0]["text"]["text"] == "🔴 [심각] MFA 장치 제거"

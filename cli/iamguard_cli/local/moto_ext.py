@@ -69,6 +69,12 @@ AWS's cost does not depend on the table at all. Here a transaction keeps only th
 items it touches and puts those back when it is cancelled; what it accepts,
 writes and answers (CancellationReasons, ALL_OLD items) is moto's own.
 
+moto's STS lets anyone assume any role ARN, even one that does not exist ("the role
+does not need to exist", moto's own docstring). AWS answers AccessDenied: a role that
+is not there cannot be assumed, so neither can it here (the hub's MemberAccess must see
+a member account without its StackSet role exactly as on AWS). moto's CreateAccount,
+like AWS's, leaves an `OrganizationAccountAccessRole` in the new account: the way in.
+
 The state lives in the moto process (in-process mock or a server started from
 Python); it mirrors what AWS itself would hold for the root user.
 """
@@ -291,6 +297,7 @@ def install() -> None:
     _complete_event_envelope()
     _keep_the_source_account_across_buses()
     _install_item_level_transactions()
+    _install_role_assumption()
     models.IAMBackend.get_credential_report = get_credential_report  # type: ignore[method-assign]
     models.AccountSummary.summary_map = property(summary_map)  # type: ignore[assignment,method-assign]
     models.IAMBackend.list_virtual_mfa_devices = list_virtual_mfa_devices  # type: ignore[method-assign]
@@ -356,6 +363,32 @@ def _install_user_boundaries(models: Any, response_class: Any) -> None:
     response_class.put_user_permissions_boundary = put_user_permissions_boundary
     response_class.delete_user_permissions_boundary = delete_user_permissions_boundary
     response_class.list_entities_for_policy = list_entities_for_policy
+
+
+def _install_role_assumption() -> None:
+    """AssumeRole needs the role to exist (AccessDenied otherwise), as on AWS."""
+    import re
+
+    from moto.iam.models import iam_backends
+    from moto.sts.exceptions import STSClientError
+    from moto.sts.models import STSBackend
+
+    role_arn_pattern = re.compile(r"^arn:[\w-]+:iam::(\d{12}):role/(?:[\w+=,.@/-]*/)?([\w+=,.@-]+)$")
+    original_assume = STSBackend.assume_role
+
+    def assume_role(self: Any, **kwargs: Any) -> Any:
+        arn = str(kwargs.get("role_arn") or "")
+        match = role_arn_pattern.match(arn)
+        exists = match is not None and any(
+            role.name == match.group(2) for role in iam_backends[match.group(1)][self.partition].roles.values()
+        )
+        if not exists:
+            raise STSClientError(
+                "AccessDenied", f"User is not authorized to perform: sts:AssumeRole on resource: {arn}"
+            )
+        return original_assume(self, **kwargs)
+
+    STSBackend.assume_role = assume_role  # type: ignore[method-assign,assignment]
 
 
 def _complete_event_envelope() -> None:

@@ -165,3 +165,52 @@ def test_the_deployed_pattern_delivers_every_mapped_event_and_nothing_else(aws: 
     }
     delivered = deliver(aws, template_pattern(handler), {**samples, **unrelated})
     assert delivered == {name for name, to in ROUTES.items() if to == handler}
+
+
+# Organization mode: the hub bus's rules carry the same patterns to the same functions.
+HUB_RULES = {
+    "on_iam_event": ("HubIamEventsRule", "OnIamEventFunction"),
+    "on_signin_event": ("HubSignInEventsRule", "OnSigninEventFunction"),
+}
+
+
+@pytest.mark.parametrize("handler", sorted(event_patterns()))
+def test_hub_bus_rules_are_the_event_maps_and_target_their_function(handler: str) -> None:
+    rule_id, function_id = HUB_RULES[handler]
+    resources = sam_template()["Resources"]
+    rule = resources[rule_id]
+    assert rule["Condition"] == "OrganizationMode"
+    assert json.dumps(rule["Properties"]["EventBusName"]) == json.dumps({"Ref": "HubEventBus"})
+    assert rule["Properties"]["EventPattern"] == event_patterns()[handler]
+    [target] = rule["Properties"]["Targets"]
+    assert function_id in json.dumps(target["Arn"]) and "EventsDeadLetterQueue" in json.dumps(
+        target["DeadLetterConfig"]
+    )
+    [permission] = [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Permission" and rule_id in json.dumps(r["Properties"])
+    ]
+    assert permission["Condition"] == "OrganizationMode" and function_id in json.dumps(permission["Properties"])
+
+
+def test_a_single_account_deployment_has_nothing_of_organization_mode() -> None:
+    # Every resource organization mode adds exists only with OrganizationId set.
+    resources = sam_template()["Resources"]
+    organization = {name for name, r in resources.items() if r.get("Condition") == "OrganizationMode"}
+    assert organization == {
+        "HubEventBus",
+        "HubIamEventsRule",
+        "HubIamEventsPermission",
+        "HubSignInEventsRule",
+        "HubSignInEventsPermission",
+        "OrganizationPolicy",
+        "EventPathOrganizationPolicy",
+    }
+    bus = resources["HubEventBus"]["Properties"]
+    [statement] = bus["Policy"]["Statement"]
+    assert statement["Action"] == "events:PutEvents"
+    assert json.dumps(statement["Condition"]) == json.dumps(
+        {"StringEquals": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}}
+    )
+    assert sam_template()["Parameters"]["OrganizationId"]["Default"] == ""

@@ -80,11 +80,23 @@ def test_events_to_ignore_are_ignored_with_their_reason_and_touch_nothing(bot: B
     assert bot.announcer.calls == []
 
 
-def test_events_from_another_account_are_ignored(bot: Bot) -> None:
+def test_events_from_another_account_are_rejected_without_organization_mode(
+    bot: Bot, capsys: pytest.CaptureFixture[str]
+) -> None:
     event = sample("create_user", recipientAccountId="210987654321")
+    event["account"] = "210987654321"
     result = bot(event)
-    assert result["outcome"] == "ignored"
-    assert "from account 210987654321; this deployment watches 123456789012" in result["reason"]
+    assert result["outcome"] == "rejected"
+    assert "from account 210987654321; this deployment watches 123456789012 only" in result["reason"]
+    assert "organization mode is off" in result["reason"]
+    assert bot.store.findings() == [] and bot.announcer.calls == []
+    assert '"reason":"organization_mode_off","EventsRejected":[1.0]' in capsys.readouterr().out
+
+
+def test_an_envelope_and_record_of_different_accounts_are_rejected(bot: Bot) -> None:
+    result = bot(sample("create_user", recipientAccountId="210987654321"))
+    assert result["outcome"] == "rejected"
+    assert "envelope names account 123456789012 but its CloudTrail record account 210987654321" in result["reason"]
 
 
 def test_an_own_role_is_recognised_by_its_assumed_role_arn_too(bot: Bot) -> None:

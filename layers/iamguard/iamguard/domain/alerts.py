@@ -51,7 +51,8 @@ class Alert(BaseModel):
 
     @property
     def dedup_key(self) -> str:
-        return f"{self.event_id}#{self.detection.value}#{self.resource_name}"
+        # The account too: in organization mode one eventID may come from several accounts.
+        return f"{self.account_id}#{self.event_id}#{self.detection.value}#{self.resource_name}"
 
 
 # Why iamguard held an action back (iamguard.enforce): the user has an active access key, the

@@ -228,8 +228,10 @@ class Enforcer:
         *,
         memory: FindingsStore | None = None,
         clock: Callable[[], datetime] | None = None,
+        writer: IAMClient | None = None,
     ) -> None:
         self.iam = iam
+        self.writer = writer or iam  # the attach/detach client (a member account's enforce role)
         self.settings = settings
         self.memory = memory
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -441,13 +443,13 @@ class Enforcer:
         return None
 
     def _attach(self, user_name: str, policy_arn: str) -> None:
-        self.iam.attach_user_policy(UserName=user_name, PolicyArn=policy_arn)
+        self.writer.attach_user_policy(UserName=user_name, PolicyArn=policy_arn)
 
     def detach_guardrail(self, user_name: str, policy_arn: str) -> None:
         """Detach the stack's guardrail — the one policy iamguard ever detaches (the role can detach no other)."""
         if not self.settings.guardrail_policy_arn or policy_arn != self.settings.guardrail_policy_arn:
             raise ValueError(f"refusing to detach {policy_arn}: iamguard only ever detaches its own MFA guardrail")
-        self.iam.detach_user_policy(UserName=user_name, PolicyArn=policy_arn)
+        self.writer.detach_user_policy(UserName=user_name, PolicyArn=policy_arn)
 
     # -- memory ----------------------------------------------------------------------------
     @staticmethod

@@ -151,6 +151,7 @@ class Dispatcher:
         metrics: MetricsSink | None = None,
         logger: Any = None,
         clock: Callable[[], datetime] | None = None,
+        account_alias: Callable[[str], str | None] | None = None,
     ) -> None:
         self.notifiers = {n.channel: n for n in notifiers}
         self.settings = settings
@@ -160,7 +161,7 @@ class Dispatcher:
         self.metrics = metrics
         self.log = logger or logging.getLogger("iamguard.notify")
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.builder = MessageBuilder(language, clock=self.clock)
+        self.builder = MessageBuilder(language, clock=self.clock, account_alias=account_alias)
         self._down_until: dict[Channel, datetime] = {}
         self.total = DeliveryReport()  # everything this dispatcher did (a CLI run's summary)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iamguard.aws import AwsContext
 from iamguard.domain.messages import Channel, Language
@@ -13,6 +13,9 @@ from iamguard.persistence.findings import FindingsStore
 from iamguard.persistence.outbox import Outbox
 from iamguard.settings import Settings
 from iamguard.settings.notify import NotifySettings
+
+if TYPE_CHECKING:
+    from iamguard.organization.directory import AccountDirectory
 
 
 def build_dispatcher(
@@ -34,24 +37,24 @@ def build_dispatcher(
     notify = settings.notify
     notifiers: list[Notifier] = list(extra or [])
     channels = {n.channel for n in notifiers}
-    if notify.slack_secret and "slack" not in channels:
-        from iamguard.notify.secrets import SlackSecret
-        from iamguard.notify.slack import SlackNotifier
-
-        secret = SlackSecret(
-            notify.slack_secret, aws, channel=notify.slack_channel, max_age=notify.secret_max_age_seconds
+    directory = _directory(settings, aws, logger)
+    if (notify.slack_secret or _routed(notify, "slack")) and "slack" not in channels:
+        notifiers.append(
+            _routed_channel(Channel.SLACK, notify, aws, directory, _slack(notify.slack_secret, notify, aws))
         )
-        notifiers.append(SlackNotifier(secret))
     notifiers += _http_channels(notify, aws, channels)
-    if notify.topic_arn and "email" not in channels:
-        from iamguard.notify.sns import SnsNotifier
-
-        notifiers.append(SnsNotifier(aws.client("sns"), notify.topic_arn))
+    if (notify.topic_arn or _routed(notify, "email")) and "email" not in channels:
+        notifiers.append(_routed_channel(Channel.EMAIL, notify, aws, directory, _sns(notify.topic_arn, aws)))
     if notify.security_hub and "securityhub" not in channels:
         from iamguard.notify.securityhub import SecurityHubNotifier
 
         notifiers.append(
-            SecurityHubNotifier(aws.client("securityhub"), aws.region, language=language or settings.language)
+            SecurityHubNotifier(
+                aws.client("securityhub"),
+                aws.region,
+                language=language or settings.language,
+                member_client=_member_security_hub(directory) if directory is not None else None,
+            )
         )
     return Dispatcher(
         notifiers,
@@ -62,7 +65,78 @@ def build_dispatcher(
         dead_letters=DeadLetterQueue(aws.client("sqs"), notify.dlq_url) if notify.dlq_url else None,
         metrics=metrics,
         logger=logger,
+        account_alias=directory.alias if directory is not None else None,
     )
+
+
+def _directory(settings: Settings, aws: AwsContext, logger: Any) -> AccountDirectory | None:
+    """Organization mode: what messages need to know about member accounts (alias, OUs, their Security Hub)."""
+    if not settings.organization.enabled:
+        return None
+    from iamguard.organization.directory import AccountDirectory
+
+    return AccountDirectory(aws, settings.organization, logger=logger)
+
+
+def _slack(reference: str | None, notify: NotifySettings, aws: AwsContext) -> Notifier | None:
+    if not reference:
+        return None
+    from iamguard.notify.secrets import SlackSecret
+    from iamguard.notify.slack import SlackNotifier
+
+    return SlackNotifier(
+        SlackSecret(reference, aws, channel=notify.slack_channel, max_age=notify.secret_max_age_seconds)
+    )
+
+
+def _sns(topic_arn: str | None, aws: AwsContext) -> Notifier | None:
+    if not topic_arn:
+        return None
+    from iamguard.notify.sns import SnsNotifier
+
+    return SnsNotifier(aws.client("sns"), topic_arn)
+
+
+def _routed(notify: NotifySettings, channel: str) -> bool:
+    return any((route.slack_secret if channel == "slack" else route.topic_arn) for route in notify.account_routing)
+
+
+def _routed_channel(
+    channel: Channel,
+    notify: NotifySettings,
+    aws: AwsContext,
+    directory: AccountDirectory | None,
+    default: Notifier | None,
+) -> Notifier:
+    """The stack's own Slack / e-mail channel, or (with ACCOUNT_ROUTING) one that picks it per account."""
+    routes: dict[str, Notifier] = {}
+    for route in notify.account_routing:
+        notifier = _slack(route.slack_secret, notify, aws) if channel is Channel.SLACK else _sns(route.topic_arn, aws)
+        if notifier is not None:
+            routes[route.target] = notifier
+    if not routes:
+        assert default is not None
+        return default
+    from iamguard.notify.routing import AccountRoutedNotifier
+
+    return AccountRoutedNotifier(
+        channel,
+        default=default,
+        routes=routes,
+        settings=notify,
+        organizational_units=directory.organizational_units if directory is not None else None,
+    )
+
+
+def _member_security_hub(directory: AccountDirectory) -> Callable[[str], Any]:
+    """Security Hub of the finding's own account: the hub's own client there, the member audit role's elsewhere."""
+
+    def client_for(account_id: str) -> Any:
+        if account_id == directory.hub_account_id():
+            return directory.hub.client("securityhub")
+        return directory.audit.context(account_id).client("securityhub")
+
+    return client_for
 
 
 def _http_channels(notify: NotifySettings, aws: AwsContext, configured: set[Channel]) -> list[Notifier]:

@@ -72,10 +72,18 @@ def sync_transition(change: Change) -> str:
 class MessageBuilder:
     """Builds messages in one language from the catalog."""
 
-    def __init__(self, language: Language, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        language: Language,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        account_alias: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.language: Language = language
         self.catalog: Catalog = load_catalog(language)
         self._clock = clock or (lambda: datetime.now(UTC))
+        # Organization mode: the account's alias next to its id (iamguard.organization.directory).
+        self._alias = account_alias
 
     # -- pieces ------------------------------------------------------------------
     def _severity_field(self, severity: Severity) -> Field:
@@ -98,8 +106,18 @@ class MessageBuilder:
             Section(title=self.catalog.text("section.cli"), code=for_user(cli, user) if user else cli),
         )
 
+    def account(self, account_id: str) -> str:
+        """How a message names an account: its id, and its alias when the builder knows one."""
+        alias = self._alias(account_id) if self._alias is not None and account_id else None
+        if not alias:
+            return account_id
+        return self.catalog.text("value.account_alias", account=account_id, alias=scrub(alias))
+
+    def _account_field(self, account_id: str) -> Field:
+        return self._field("account", self.account(account_id), code=True)
+
     def _footer(self, account_id: str, ref: str) -> str:
-        return self.catalog.text("footer", account=account_id or "—", ref=ref)
+        return self.catalog.text("footer", account=self.account(account_id) or "—", ref=ref)
 
     def _more(self, total: int, shown: int) -> tuple[str, ...]:
         return (self.catalog.text("note.more", count=total - shown),) if total > shown else ()
@@ -141,7 +159,7 @@ class MessageBuilder:
                 summary = fill(text.failed if failing else text.passed, resource=first.resource_name)
             fields += [
                 self._field("resource", first.resource_name, code=True),
-                self._field("account", first.account_id, code=True),
+                self._account_field(first.account_id),
                 self._field("check", text.title),
                 *self._english("detail", first.detail, summary),
             ]
@@ -163,7 +181,7 @@ class MessageBuilder:
             summary = self.catalog.text(
                 f"summary.group.{result}", title=text.title, count=count, severity=self.catalog.severity[severity]
             )
-            fields.append(self._field("account", first.account_id, code=True))
+            fields.append(self._account_field(first.account_id))
             lines = tuple(
                 f"{c.finding.resource_name} — {scrub(c.finding.detail)}"
                 if self.language == "en"
@@ -252,7 +270,7 @@ class MessageBuilder:
             self._field("event", alert.event_name, code=True),
             self._field("when", when(alert.event_time)),
             *([self._field("region", alert.region, code=True)] if alert.region else []),
-            self._field("account", alert.account_id, code=True),
+            self._account_field(alert.account_id),
             *self._english("detail", alert.summary, summary),
         ]
         return Message(
@@ -418,7 +436,7 @@ class MessageBuilder:
             created_at=self._clock(),
             headline=self.catalog.text("headline.digest", count=len(serious)),
             summary=self.catalog.text("summary.digest", count=len(serious), account=account_id),
-            fields=(self._field("account", account_id, code=True),),
+            fields=(self._account_field(account_id),),
             sections=tuple(sections),
             footer=self._footer(account_id, "digest"),
             attributes={

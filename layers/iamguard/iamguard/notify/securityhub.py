@@ -5,10 +5,20 @@ import updates it: Compliance.Status follows the finding (FAILED / PASSED /
 NOT_AVAILABLE). BatchImportFindings cannot change the workflow of an existing
 finding, so a resolved finding is then set to RESOLVED (an exempt one to
 SUPPRESSED, a reopened one back to NEW) with BatchUpdateFindings.
+
+Organization mode: each finding is imported by its own account. With the account's
+"default" product ARN, BatchImportFindings "must be called by ... the Amazon Web Services
+account that is associated with a finding ... the identifier of the account that you are
+calling BatchImportFindings from needs to be the same as the AwsAccountId attribute for the
+finding" (Security Hub API Reference, BatchImportFindings); only an allow-listed partner
+account may send other accounts' findings. So a member account's findings are imported (and
+their workflow set) through the member audit role's credentials in that account, and reach
+the organization's Security Hub administrator like any finding of a member.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +30,7 @@ from iamguard.domain.findings import Finding, Status
 from iamguard.domain.messages import Channel, Language, Message, MessageKind
 from iamguard.notify.base import DeliveryError
 from iamguard.notify.catalog import fill, load_catalog
+from iamguard.organization.access import MemberAccessError
 
 if TYPE_CHECKING:
     from mypy_boto3_securityhub import SecurityHubClient
@@ -115,12 +126,20 @@ class SecurityHubNotifier:
     """Imports the findings of FINDINGS_SYNC messages (at most 100 per message) and sets their workflow."""
 
     def __init__(
-        self, client: SecurityHubClient, region: str, *, language: Language = "en", partition: str = "aws"
+        self,
+        client: SecurityHubClient,
+        region: str,
+        *,
+        language: Language = "en",
+        partition: str = "aws",
+        member_client: Callable[[str], SecurityHubClient] | None = None,
     ) -> None:
         self._client = client
         self._region = region
         self._language: Language = language
         self._partition = partition
+        # Organization mode: the Security Hub client acting in a finding's own account.
+        self._member_client = member_client
 
     @property
     def channel(self) -> Channel:
@@ -135,12 +154,25 @@ class SecurityHubNotifier:
 
     def send(self, message: Message) -> None:
         findings = list(message.findings)
-        if not findings:
-            return
+        by_account: dict[str, list[Finding]] = {}
+        for finding in findings:
+            by_account.setdefault(finding.account_id, []).append(finding)
+        for account_id, own in by_account.items():
+            if self._member_client is None:
+                client = self._client
+            else:
+                try:
+                    client = self._member_client(account_id)
+                except MemberAccessError as exc:
+                    raise DeliveryError(f"Security Hub of {exc}", permanent=True) from None
+                except (ClientError, BotoCoreError) as exc:
+                    raise DeliveryError(f"cannot reach account {account_id}: {type(exc).__name__}") from None
+            self._import(client, own, message.attributes.get("transition", ""))
+
+    def _import(self, client: SecurityHubClient, findings: list[Finding], transition: str) -> None:
         documents = [asff(f, region=self._region, language=self._language, partition=self._partition) for f in findings]
-        transition = message.attributes.get("transition", "")
         try:
-            result = self._client.batch_import_findings(Findings=documents)  # type: ignore[arg-type]
+            result = client.batch_import_findings(Findings=documents)  # type: ignore[arg-type]
             if result.get("FailedCount"):
                 reasons = {item.get("ErrorMessage", "?") for item in result.get("FailedFindings", [])}
                 raise DeliveryError(
@@ -154,7 +186,7 @@ class SecurityHubNotifier:
                         {"Id": document["Id"], "ProductArn": document["ProductArn"]}
                     )
             for status, identifiers in by_status.items():
-                updated = self._client.batch_update_findings(
+                updated = client.batch_update_findings(
                     FindingIdentifiers=identifiers,  # type: ignore[arg-type]
                     Workflow={"Status": status},  # type: ignore[typeddict-item]
                 )

@@ -6,6 +6,10 @@ EVENT_SOURCES says which sources its rule delivers. Malformed input is answered 
 result (and the `RejectedEvents` metric) instead of an exception, so
 EventBridge does not retry it; only infrastructure failures raise, and the
 function's on-failure destination keeps those events.
+
+Organization mode (ORGANIZATION_ID): an event from another account — delivered by the hub
+bus's rules — is evaluated in that account (`iamguard.realtime.accounts`), or rejected
+with its reason and the `EventsRejected` metric (dimension `reason`), never retried.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from iamguard.aws import AwsContext
 from iamguard.domain.alerts import Action, Alert, Announcer, LogOnlyAnnouncer
 from iamguard.domain.findings import Change
 from iamguard.persistence.findings import FindingsStore
+from iamguard.realtime.accounts import MemberRouter, Rejection
 from iamguard.realtime.processor import EventProcessor, EventResult
 from iamguard.settings import ConfigError, Settings
 
@@ -87,6 +92,8 @@ class EventHandler:
         self.aws = aws or AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
         self.announcer_factory = announcer_factory or (lambda _settings, log: LogOnlyAnnouncer(log))
         self._processors: dict[str, EventProcessor] = {}
+        self._shared_announcer: Announcer | None = None  # one dispatcher for every account's processor
+        self.members = MemberRouter(self.settings, self.aws, self._member_processor, logger=logger)
 
     @classmethod
     def from_env(cls, *, logger: Any, metrics: Any) -> EventHandler:
@@ -111,23 +118,54 @@ class EventHandler:
                 self.aws,
                 self.settings,
                 account_id=account_id,
-                store=FindingsStore(self.aws.dynamodb(), self.settings.findings_table),
-                announcer=self.announcer_factory(self.settings, self.logger),
+                store=self._store(),
+                announcer=self._announcer(),
                 accept_sources=self.sources,
                 logger=self.logger,
             )
         return self._processors[account_id]
 
+    def _store(self) -> FindingsStore:
+        return FindingsStore(self.aws.dynamodb(), self.settings.findings_table)
+
+    def _announcer(self) -> Announcer:
+        if self._shared_announcer is None:
+            self._shared_announcer = self.announcer_factory(self.settings, self.logger)
+        return self._shared_announcer
+
+    def _member_processor(
+        self, account_id: str, settings: Settings, audit: AwsContext, enforce: AwsContext | None
+    ) -> EventProcessor:
+        """A processor acting in a member account: reads through `audit`, enforces through `enforce`."""
+        return EventProcessor(
+            self.aws,
+            settings,
+            account_id=account_id,
+            store=self._store(),
+            announcer=self._announcer(),
+            accept_sources=self.sources,
+            logger=self.logger,
+            iam_client=audit.iam(),
+            enforce_iam=enforce.iam() if enforce is not None else None,
+        )
+
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
-        account_id = str(context.invoked_function_arn).split(":")[4]
-        processor = self.processor(account_id)
-        processor.register_lambda_context(context)
-        result = processor.process(event)
+        hub_account = str(context.invoked_function_arn).split(":")[4]
+        chosen = self.members.route(event, hub_account, hub=self.processor)
+        if isinstance(chosen, Rejection):
+            result = chosen.result(event)
+            self.members.log_rejection(result, chosen)
+            self.record_metrics(result, rejection=chosen)
+            return result.line()
+        chosen.register_lambda_context(context)
+        result = chosen.process(event)
         self.record_metrics(result)
         return result.line()
 
-    def record_metrics(self, result: EventResult) -> None:
+    def record_metrics(self, result: EventResult, rejection: Rejection | None = None) -> None:
         self.metrics.add_metric(name=_OUTCOME_METRICS[result.outcome], unit=MetricUnit.Count, value=1)
+        if rejection is not None:
+            rejection.emit_metric(self.metrics)
         if result.duplicate:  # its alerts and actions were counted when it was first processed
             self.metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=1)
             return

@@ -253,6 +253,7 @@ class EventProcessor:
         accept_sources: Iterable[str] | None = None,
         logger: Any = None,
         iam_client: IAMClient | None = None,
+        enforce_iam: IAMClient | None = None,
         clock: Callable[[], datetime] | None = None,
         concurrent_wait: float = CONCURRENT_WAIT,
         sleep: Callable[[float], None] = time.sleep,
@@ -270,7 +271,8 @@ class EventProcessor:
         self._sleep = sleep
         # One inventory for the processor's life: its call counter hooks the client once, not once per event.
         self.inventory = Inventory(aws, iam_client=self.iam)
-        self.enforcer = Enforcer(self.iam, settings, memory=store, clock=self.clock)
+        # A member account is read through its audit role and enforced through its enforce role.
+        self.enforcer = Enforcer(self.iam, settings, memory=store, clock=self.clock, writer=enforce_iam)
         self.login_profiles = LoginProfileStore(store.client, store.table)
         self.failures = SignInFailures(
             store.client,
@@ -295,7 +297,7 @@ class EventProcessor:
                 ),
                 config=self._idempotency_config,
                 output_serializer=PydanticSerializer(EventResult),
-                key_prefix="iamguard-cloudtrail-event",
+                key_prefix=f"iamguard-cloudtrail-event#{account_id}",  # once per (account, eventID)
             )
 
     def register_lambda_context(self, context: Any) -> None:

@@ -17,6 +17,7 @@ _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 
 DEFAULT_MEMBER_AUDIT_ROLE = "iamguard-member-audit"
 DEFAULT_MEMBER_ENFORCE_ROLE = "iamguard-member-enforce"
+DEFAULT_MEMBER_GUARDRAIL = "iamguard-member-mfa-guardrail"
 
 
 class OrganizationSettings(BaseModel):
@@ -30,6 +31,11 @@ class OrganizationSettings(BaseModel):
         default=DEFAULT_MEMBER_ENFORCE_ROLE, validation_alias="MEMBER_ENFORCE_ROLE_NAME"
     )
 
+    # The MFA guardrail the member StackSet creates in each account (its policy name; the ARN is per account).
+    member_guardrail_policy_name: str = Field(
+        default=DEFAULT_MEMBER_GUARDRAIL, validation_alias="MEMBER_GUARDRAIL_POLICY_NAME"
+    )
+
     @field_validator("organization_id")
     @classmethod
     def _organization_id(cls, value: str | None) -> str | None:
@@ -37,7 +43,7 @@ class OrganizationSettings(BaseModel):
             raise ValueError(f"not an organization id (o-…): {value!r}")
         return value
 
-    @field_validator("member_audit_role_name", "member_enforce_role_name")
+    @field_validator("member_audit_role_name", "member_enforce_role_name", "member_guardrail_policy_name")
     @classmethod
     def _role_name(cls, value: str) -> str:
         if not _ROLE_NAME.match(value):
@@ -47,3 +53,13 @@ class OrganizationSettings(BaseModel):
     @property
     def enabled(self) -> bool:
         return self.organization_id is not None
+
+    def member_guardrail_arn(self, account_id: str, partition: str = "aws") -> str:
+        return f"arn:{partition}:iam::{account_id}:policy/{self.member_guardrail_policy_name}"
+
+    def member_role_arns(self, account_id: str, partition: str = "aws") -> tuple[str, str]:
+        """The ARNs of the member audit and enforce roles in one account (the hub's own identities there)."""
+        return tuple(  # type: ignore[return-value]
+            f"arn:{partition}:iam::{account_id}:role/{name}"
+            for name in (self.member_audit_role_name, self.member_enforce_role_name)
+        )
