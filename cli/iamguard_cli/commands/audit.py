@@ -15,6 +15,7 @@ from iamguard.persistence.findings import FindingsStore
 from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.settings import DEFAULT_FINDINGS_TABLE, ConfigError, Settings
 
+from iamguard_cli.commands.audit_organization import add_organization_arguments, run_organization
 from iamguard_cli.commands.common import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -65,6 +66,7 @@ def register(subparsers: Any) -> None:
         help="a user to report as exempt (repeatable; adds to $EXEMPT_USERS)",
     )
     add_notify_arguments(parser)
+    add_organization_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -93,6 +95,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    if args.organization:
+        return run_organization(args, settings)
     ctx = aws_context(args)
     store: FindingsStore | None = None
     changes: list[Change] = []

@@ -53,12 +53,27 @@ whose boundary the policy is (with no PolicyUsageFilter, or PermissionsBoundary;
 moto ignores that filter and lists only attachments) and failing with
 NoSuchEntity for a policy that does not exist (moto lists nobody).
 
+Organization mode (the hub and its member accounts):
+- moto's AssumeRole hands out credentials for any role ARN, existing or not; AWS refuses
+  (AccessDenied) when the role does not exist. Here too, so an account without the
+  member role is an account the hub cannot enter;
+- CreateAccount in AWS leaves a role in the new account that the management account
+  can assume (RoleName, default OrganizationAccountAccessRole; AdministratorAccess in AWS,
+  and moto checks no permissions);
+  moto creates none, which with the rule above would leave the account unreachable.
+  It is created here, as AWS does;
+- moto has no ListOrganizationsFeatures (centralized root access): it is added here,
+  answering the organization of the calling management account and the features
+  `organization_features` holds (none until a test or the local runtime sets them;
+  OrganizationNotFound outside an organization).
+
 The state lives in the moto process (in-process mock or a server started from
 Python); it mirrors what AWS itself would hold for the root user.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,6 +89,8 @@ _DATE = "%Y-%m-%dT%H:%M:%S+00:00"
 
 _lock = threading.Lock()
 _installed = False
+# iam:ListOrganizationsFeatures' EnabledFeatures (RootCredentialsManagement, RootSessions) of the organization.
+organization_features: set[str] = set()
 
 
 @dataclass
@@ -180,9 +197,10 @@ def root(account_id: str) -> RootAccount:
 
 
 def reset() -> None:
-    """Forget all root state (between tests)."""
+    """Forget all root state and the organization's features (between tests)."""
     with _lock:
         _roots.clear()
+        organization_features.clear()
 
 
 class _RootUserView:
@@ -268,6 +286,7 @@ def install() -> None:
         return responses.IamResponse.get_login_profile(self)
 
     _install_root_calls(responses.IamResponse)
+    _install_organization_calls(responses.IamResponse)
     _install_user_boundaries(models, responses.IamResponse)
     _complete_event_envelope()
     models.IAMBackend.get_credential_report = get_credential_report  # type: ignore[method-assign]
@@ -513,3 +532,58 @@ def _install_root_calls(response_class: Any) -> None:
     response_class.list_access_keys = list_access_keys
     response_class.update_access_key = update_access_key
     response_class.delete_access_key = delete_access_key
+
+
+def _install_organization_calls(response_class: Any) -> None:
+    """AssumeRole of a role that does not exist fails as in AWS; ListOrganizationsFeatures exists."""
+    from moto.core.exceptions import ServiceException
+    from moto.core.responses import ActionResult
+    from moto.iam.models import iam_backends
+    from moto.organizations.models import OrganizationsBackend, organizations_backends
+    from moto.sts.models import STSBackend
+
+    original_assume_role = STSBackend.assume_role
+
+    def assume_role(self: Any, **kwargs: Any) -> Any:
+        arn = str(kwargs["role_arn"])
+        parts = arn.split(":")
+        if len(parts) == 6 and parts[5].startswith("role/"):
+            role_name = parts[5].rsplit("/", 1)[-1]
+            roles = iam_backends[parts[4]][parts[1]].roles.values()
+            if not any(role.name == role_name for role in roles):
+                raise ServiceException(
+                    "AccessDenied", f"User is not authorized to perform: sts:AssumeRole on resource: {arn}"
+                )
+        return original_assume_role(self, **kwargs)
+
+    def list_organizations_features(self: Any) -> Any:
+        backend = organizations_backends[self.current_account]["aws"]
+        if backend.org is None:
+            raise ServiceException("OrganizationNotFound", "No organization is associated with your account.")
+        with _lock:
+            features = sorted(organization_features)
+        return ActionResult({"OrganizationId": backend.org.id, "EnabledFeatures": features})
+
+    original_create_account = OrganizationsBackend.create_account
+
+    def create_account(self: Any, **kwargs: Any) -> Any:
+        created = original_create_account(self, **kwargs)
+        account_id = created["CreateAccountStatus"]["AccountId"]
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{self.account_id}:root"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        iam = iam_backends[account_id]["aws"]
+        role_name = kwargs.get("RoleName") or "OrganizationAccountAccessRole"
+        iam.create_role(role_name, json.dumps(trust), "/", None, "", [], None)
+        return created
+
+    STSBackend.assume_role = assume_role  # type: ignore[method-assign]
+    OrganizationsBackend.create_account = create_account  # type: ignore[method-assign]
+    response_class.list_organizations_features = list_organizations_features

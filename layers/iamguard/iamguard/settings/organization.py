@@ -13,6 +13,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")  # the pattern of Organizations' API reference
+_STACKSET_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,127}$")  # CloudFormation's StackSetName pattern
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 
 DEFAULT_MEMBER_AUDIT_ROLE = "iamguard-member-audit"
@@ -29,6 +30,11 @@ class OrganizationSettings(BaseModel):
     member_enforce_role_name: str = Field(
         default=DEFAULT_MEMBER_ENFORCE_ROLE, validation_alias="MEMBER_ENFORCE_ROLE_NAME"
     )
+    # The StackSet that deploys member/template.yaml: accounts without an instance of it are reported.
+    # Empty: coverage is not checked.
+    member_stackset_name: str | None = Field(default=None, validation_alias="MEMBER_STACKSET_NAME")
+    # The planner's queue of per-account audits (functions/plan_audit); set on the planner only.
+    audit_queue_url: str | None = Field(default=None, validation_alias="AUDIT_QUEUE_URL")
 
     @field_validator("organization_id")
     @classmethod
@@ -42,6 +48,15 @@ class OrganizationSettings(BaseModel):
     def _role_name(cls, value: str) -> str:
         if not _ROLE_NAME.match(value):
             raise ValueError(f"not an IAM role name: {value!r}")
+        return value
+
+    @field_validator("member_stackset_name")
+    @classmethod
+    def _stackset_name(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not _STACKSET_NAME.match(value):
+            raise ValueError(f"not a StackSet name: {value!r}")
         return value
 
     @property
