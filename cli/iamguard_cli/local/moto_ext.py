@@ -57,11 +57,6 @@ Organization mode (the hub and its member accounts):
 - moto's AssumeRole hands out credentials for any role ARN, existing or not; AWS refuses
   (AccessDenied) when the role does not exist. Here too, so an account without the
   member role is an account the hub cannot enter;
-- CreateAccount in AWS leaves a role in the new account that the management account
-  can assume (RoleName, default OrganizationAccountAccessRole; AdministratorAccess in AWS,
-  and moto checks no permissions);
-  moto creates none, which with the rule above would leave the account unreachable.
-  It is created here, as AWS does;
 - moto has no ListOrganizationsFeatures (centralized root access): it is added here,
   answering the organization of the calling management account and the features
   `organization_features` holds (none until a test or the local runtime sets them;
@@ -73,7 +68,6 @@ Python); it mirrors what AWS itself would hold for the root user.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -536,10 +530,11 @@ def _install_root_calls(response_class: Any) -> None:
 
 def _install_organization_calls(response_class: Any) -> None:
     """AssumeRole of a role that does not exist fails as in AWS; ListOrganizationsFeatures exists."""
-    from moto.core.exceptions import ServiceException
     from moto.core.responses import ActionResult
+    from moto.iam.exceptions import IAMException
     from moto.iam.models import iam_backends
-    from moto.organizations.models import OrganizationsBackend, organizations_backends
+    from moto.organizations.models import organizations_backends
+    from moto.sts.exceptions import STSClientError
     from moto.sts.models import STSBackend
 
     original_assume_role = STSBackend.assume_role
@@ -549,9 +544,9 @@ def _install_organization_calls(response_class: Any) -> None:
         parts = arn.split(":")
         if len(parts) == 6 and parts[5].startswith("role/"):
             role_name = parts[5].rsplit("/", 1)[-1]
-            roles = iam_backends[parts[4]][parts[1]].roles.values()
+            roles = iam_backends[parts[4]]["global"].roles.values()
             if not any(role.name == role_name for role in roles):
-                raise ServiceException(
+                raise STSClientError(
                     "AccessDenied", f"User is not authorized to perform: sts:AssumeRole on resource: {arn}"
                 )
         return original_assume_role(self, **kwargs)
@@ -559,31 +554,10 @@ def _install_organization_calls(response_class: Any) -> None:
     def list_organizations_features(self: Any) -> Any:
         backend = organizations_backends[self.current_account]["aws"]
         if backend.org is None:
-            raise ServiceException("OrganizationNotFound", "No organization is associated with your account.")
+            raise IAMException("OrganizationNotFound", "No organization is associated with your account.")
         with _lock:
             features = sorted(organization_features)
         return ActionResult({"OrganizationId": backend.org.id, "EnabledFeatures": features})
 
-    original_create_account = OrganizationsBackend.create_account
-
-    def create_account(self: Any, **kwargs: Any) -> Any:
-        created = original_create_account(self, **kwargs)
-        account_id = created["CreateAccountStatus"]["AccountId"]
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{self.account_id}:root"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        iam = iam_backends[account_id]["aws"]
-        role_name = kwargs.get("RoleName") or "OrganizationAccountAccessRole"
-        iam.create_role(role_name, json.dumps(trust), "/", None, "", [], None)
-        return created
-
-    STSBackend.assume_role = assume_role  # type: ignore[method-assign]
-    OrganizationsBackend.create_account = create_account  # type: ignore[method-assign]
+    STSBackend.assume_role = assume_role  # type: ignore[assignment, method-assign]
     response_class.list_organizations_features = list_organizations_features

@@ -18,7 +18,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from iamguard.audit.organization import audit_member
+from iamguard.audit.organization import audit_member, hub_account_of
 from iamguard.audit.run import AuditResult, report_audit, store_audit
 from iamguard.aws import AwsContext
 from iamguard.checks.organization import access_error_finding
@@ -119,6 +119,7 @@ class MemberAuditor:
         self.store = store
         self.access = MemberAccess(hub, settings.organization.member_audit_role_name)
         self._facts: tuple[OrganizationFacts, datetime] | None = None
+        self._hub_account: str | None = None
 
     def facts(self, now: datetime) -> OrganizationFacts:
         """The organization-wide facts, read again at most every 15 minutes by a warm function."""
@@ -133,7 +134,11 @@ class MemberAuditor:
     def audit(self, account_id: str, now: datetime | None = None) -> MemberOutcome:
         now = now or datetime.now(UTC)
         try:
-            result = audit_member(self.access, account_id, self.settings, self.facts(now))
+            if self._hub_account is None:
+                self._hub_account = hub_account_of(self.hub)
+            result = audit_member(
+                self.access, account_id, self.settings, self.facts(now), hub_account=self._hub_account
+            )
         except MemberAccessError as exc:
             return self._unreachable(account_id, exc.reason, now)
         return MemberOutcome(account_id, result, store_audit(result, self.store))

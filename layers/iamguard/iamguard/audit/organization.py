@@ -66,10 +66,25 @@ class OrganizationAuditResult:
 
 
 def audit_member(
-    access: MemberAccess, account_id: str, settings: Settings, organization: OrganizationFacts | None = None
+    access: MemberAccess,
+    account_id: str,
+    settings: Settings,
+    organization: OrganizationFacts | None = None,
+    *,
+    hub_account: str | None = None,
 ) -> AuditResult:
-    """One member account's audit, read through its member role (raises `MemberAccessError`)."""
-    return run_audit(Inventory(access.context(account_id)), settings, organization=organization)
+    """One member account's audit, read through its member role (raises `MemberAccessError`).
+
+    The hub's own account (`hub_account`; the StackSet does not deploy to the management account)
+    is read with the hub's own credentials.
+    """
+    ctx = access.hub if account_id == hub_account else access.context(account_id)
+    return run_audit(Inventory(ctx), settings, organization=organization)
+
+
+def hub_account_of(hub: AwsContext) -> str:
+    """The account the hub's credentials belong to (GetCallerIdentity needs no permission)."""
+    return str(hub.sts().get_caller_identity()["Account"])
 
 
 def failure_reason(exc: Exception) -> str:
@@ -108,10 +123,11 @@ def audit_organization(
     }
     facts = organization_facts(hub, organization_id, settings.organization.member_stackset_name)
     access = MemberAccess(hub, role_name or settings.organization.member_audit_role_name)
+    hub_account = hub_account_of(hub)
 
     def one(account: MemberAccount) -> AuditResult | str:
         try:
-            return audit_member(access, account.id, settings, facts)
+            return audit_member(access, account.id, settings, facts, hub_account=hub_account)
         except (MemberAccessError, ClientError, BotoCoreError) as exc:
             return failure_reason(exc)
 
