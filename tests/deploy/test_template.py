@@ -96,6 +96,10 @@ def test_every_dead_letter_queue_is_watched() -> None:
     depth = {
         a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms_on("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     }
+    # A work queue (the organization audit's) holds messages normally: its alarm is on their age.
+    depth |= {
+        a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms_on("AWS/SQS", "ApproximateAgeOfOldestMessage")
+    }
     for queue in resources("AWS::SQS::Queue"):
         if queue == "NotifyDeadLetterQueue":
             assert alarms_on("iamguard", "UndeliveredAlerts")

@@ -656,9 +656,9 @@ class FindingsStore:
         return [(item, audits.get(str(item["sk"]))) for item in self._account_items(summary.SUMMARY_PK)]
 
     def account_summary(self, account_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """One account's summary and its latest audit run."""
+        """One account's summary and its latest audit run, in one read."""
         sk = summary.account_sk(account_id)
-        return self._get(summary.SUMMARY_PK, sk), self._get("AUDIT", sk)
+        return self._summary_and_run(sk, sk)
 
     def _account_items(self, pk: str) -> Iterator[dict[str, Any]]:
         return read_items(
@@ -670,7 +670,10 @@ class FindingsStore:
 
     def summary_and_audit(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The account summary (iamguard.persistence.summary) and the latest audit run, in one read."""
-        wanted: list[Any] = [item_key(summary.SUMMARY_PK, summary.SUMMARY_SK), item_key("AUDIT", "LATEST")]
+        return self._summary_and_run(summary.SUMMARY_SK, "LATEST")
+
+    def _summary_and_run(self, summary_sk: str, run_sk: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        wanted: list[Any] = [item_key(summary.SUMMARY_PK, summary_sk), item_key("AUDIT", run_sk)]
         found: dict[str, dict[str, Any]] = {}
         for _ in range(5):
             response = self.client.batch_get_item(RequestItems={self.table: {"Keys": wanted, "ConsistentRead": True}})
