@@ -13,14 +13,31 @@ from iamguard.settings import ConfigError, Settings
 MEMBER = "222233334444"
 
 
-def test_context_acts_in_the_member_account(aws: AwsContext) -> None:
+@pytest.fixture
+def member_account(aws: AwsContext) -> str:
+    """A member account (moto Organizations) with the member audit role, created as its administrator."""
+    organizations = aws.client("organizations")
+    organizations.create_organization(FeatureSet="ALL")
+    status = organizations.create_account(AccountName="member", Email="member@example.com")["CreateAccountStatus"]
+    admin = MemberAccess(aws, "OrganizationAccountAccessRole").context(status["AccountId"])
+    admin.iam().create_role(RoleName="iamguard-member-audit", AssumeRolePolicyDocument="{}")
+    return str(status["AccountId"])
+
+
+def test_context_acts_in_the_member_account(aws: AwsContext, member_account: str) -> None:
     access = MemberAccess(aws, "iamguard-member-audit")
-    member = access.context(MEMBER)
-    assert member.sts().get_caller_identity()["Account"] == MEMBER
+    member = access.context(member_account)
+    assert member.sts().get_caller_identity()["Account"] == member_account
     member.iam().create_user(UserName="only-in-member")
     assert [u["UserName"] for u in member.iam().list_users()["Users"]] == ["only-in-member"]
     assert aws.iam().list_users()["Users"] == []  # the hub's own account is untouched
-    assert access.context(MEMBER) is member  # credentials are kept until shortly before they expire
+    assert access.context(member_account) is member  # credentials are kept until shortly before they expire
+
+
+def test_a_missing_role_is_access_denied_on_moto_as_in_aws(aws: AwsContext, member_account: str) -> None:
+    with pytest.raises(MemberAccessError) as raised:
+        MemberAccess(aws, "no-such-role").context(member_account)
+    assert f"arn:aws:iam::{member_account}:role/no-such-role" in raised.value.reason
 
 
 def test_a_role_that_cannot_be_assumed_names_the_stackset() -> None:
@@ -46,11 +63,11 @@ def test_a_role_that_cannot_be_assumed_names_the_stackset() -> None:
     assert "member StackSet" in raised.value.reason
 
 
-def test_expired_credentials_are_assumed_again(aws: AwsContext) -> None:
+def test_expired_credentials_are_assumed_again(aws: AwsContext, member_account: str) -> None:
     access = MemberAccess(aws, "iamguard-member-audit")
-    first = access.context(MEMBER)
-    access._cache[MEMBER] = (first, datetime.now(UTC) + timedelta(minutes=1))  # within the refresh margin
-    assert access.context(MEMBER) is not first
+    first = access.context(member_account)
+    access._cache[member_account] = (first, datetime.now(UTC) + timedelta(minutes=1))  # within the refresh margin
+    assert access.context(member_account) is not first
 
 
 @pytest.mark.parametrize("account", ["12345", "12345678901a", ""])
@@ -67,3 +84,7 @@ def test_organization_settings_are_validated() -> None:
         Settings.from_env({"ORGANIZATION_ID": "org-1"})
     with pytest.raises(ConfigError, match="MEMBER_ENFORCE_ROLE_NAME"):
         Settings.from_env({"MEMBER_ENFORCE_ROLE_NAME": "bad role/name"})
+    assert Settings.from_env({"MEMBER_STACKSET_NAME": ""}).organization.member_stackset_name is None
+    assert Settings.from_env({"MEMBER_STACKSET_NAME": "iamguard-member"}).organization.member_stackset_name
+    with pytest.raises(ConfigError, match="MEMBER_STACKSET_NAME"):
+        Settings.from_env({"MEMBER_STACKSET_NAME": "1-starts-with-a-digit"})
