@@ -78,6 +78,10 @@ def test_each_queued_account_is_audited_on_its_own_and_accounts_answer(hub: Hub,
     answers = [audit.lambda_handler({"Records": [record]}, lambda_context) for record in records]
     garbage = {"messageId": "not-a-plan", "body": "{}", "eventSource": "aws:sqs"}
     rejected = audit.lambda_handler({"Records": [garbage]}, lambda_context)
+    forged = json.dumps({"account_id": "../../x", "name": "", "planned_at": "2026-11-30T00:00:00+00:00"})
+    assert audit.lambda_handler(
+        {"Records": [{"messageId": "forged", "body": forged, "eventSource": "aws:sqs"}]}, lambda_context
+    ) == {"batchItemFailures": [{"itemIdentifier": "forged"}]}
 
     # Then every account's message is done, and only the malformed one is handed back to SQS
     assert all(answer == {"batchItemFailures": []} for answer in answers)

@@ -11,6 +11,7 @@ not retried. Anything else that fails the audit is reported as that message's fa
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from iamguard.persistence.table import parse_time
 from iamguard.settings import Settings
 
 _BATCH = 10  # SendMessageBatch's limit
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,8 @@ class AuditRequest:
     def parse(cls, body: str) -> AuditRequest:
         data = json.loads(body)
         account_id = data["account_id"]
-        if not isinstance(account_id, str):
-            raise ValueError("account_id is not a string")
+        if not isinstance(account_id, str) or not _ACCOUNT_ID.match(account_id):
+            raise ValueError("account_id is not a 12-digit account id")
         return cls(account_id, str(data.get("name", "")), datetime.fromisoformat(str(data["planned_at"])))
 
 
