@@ -69,6 +69,12 @@ def test_accounts_filter_and_exit_1_when_no_account_could_be_audited(
     assert code == 0
     assert [a["account_id"] for a in report["accounts"]] == [org.with_role[1]] and report["errors"] == {}
 
+    endpoint = str(server_aws.endpoint_url)
+    main(["audit", "--organization", "--endpoint-url", endpoint, "--accounts", org.with_role[0], "--format", "csv"])
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.startswith("account_id,check_id,severity,status")
+    assert rows and all(row.startswith(f"{org.with_role[0]},") for row in rows)
+
 
 def test_role_name_and_table_output(server_aws: AwsContext, capsys: pytest.CaptureFixture[str]) -> None:
     org = build_organization(server_aws, without_role=0)
