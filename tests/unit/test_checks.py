@@ -47,7 +47,7 @@ def test_catalog_has_every_check_of_the_design_with_metadata() -> None:
         "user_admin_without_mfa",
         "user_no_direct_policies", "user_required_policies", "user_password_reset_possible",
         "user_pending_first_sign_in", "user_access_keys_rotated", "user_unused_credentials", "user_single_active_key",
-        "member_audit_access", "org_member_root_credentials", "org_member_stackset",
+        "member_audit_access", "org_member_root_credentials", "org_member_stackset", "org_member_console_users",
     }  # fmt: skip
     assert set(CATALOG) == expected
     for check in CATALOG.values():

@@ -9,7 +9,7 @@ from iamguard.checks.organization import access_error_finding, run_organization_
 from iamguard.domain.findings import Severity, Status
 from iamguard.domain.organization import ROOT_CREDENTIALS_MANAGEMENT, OrganizationFacts
 
-from tests.factories import root, state
+from tests.factories import creds, root, state, user
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 MEMBER = "222233334444"
@@ -79,3 +79,22 @@ def test_an_unreachable_account_is_an_error_finding_of_that_account() -> None:
     assert (finding.check_id, finding.status, finding.account_id) == ("member_audit_access", Status.ERROR, MEMBER)
     assert finding.resource_arn == f"arn:aws:iam::{MEMBER}:account"
     assert finding.detail.startswith("The hub cannot audit this account: cannot assume")
+
+
+def test_console_users_of_a_member_account_fail_cis_1_21_outside_the_identity_account() -> None:
+    people = [user(f"person-{n}", credentials=creds(password=True)) for n in range(7)]
+    service = user("ci-bot", credentials=creds(password=False))
+    member = state(*people, service, account_id=MEMBER)
+    facts = OrganizationFacts("o-abcdefghij", root_features=frozenset(), identity_account="111122223333")
+    [found] = [f for f in run_organization_checks(member, facts, NOW) if f.check_id == "org_member_console_users"]
+    assert (found.status, found.severity) == (Status.FAIL, Severity.LOW)
+    assert found.detail == (
+        "7 IAM users of this member account have a console password: "
+        "person-0, person-1, person-2, person-3, person-4 and 2 more."
+    )
+    identity = OrganizationFacts("o-abcdefghij", root_features=frozenset(), identity_account=MEMBER)
+    [home] = [f for f in run_organization_checks(member, identity, NOW) if f.check_id == "org_member_console_users"]
+    assert home.status is Status.PASS
+    only_service = state(service, account_id=MEMBER)
+    [clean] = [f for f in run_organization_checks(only_service, facts, NOW) if f.check_id == "org_member_console_users"]
+    assert clean.status is Status.PASS

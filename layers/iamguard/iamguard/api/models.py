@@ -33,6 +33,7 @@ CheckId = Literal[
     "member_audit_access",
     "org_member_root_credentials",
     "org_member_stackset",
+    "org_member_console_users",
 ]
 
 

@@ -128,7 +128,12 @@ class MemberAuditor:
         if self._facts is None or now - self._facts[1] > timedelta(minutes=15):
             organization = self.settings.organization
             self._facts = (
-                organization_facts(self.hub, str(organization.organization_id), organization.member_stackset_name),
+                organization_facts(
+                    self.hub,
+                    str(organization.organization_id),
+                    organization.member_stackset_name,
+                    organization.identity_account_id,
+                ),
                 now,
             )
         return self._facts[0]

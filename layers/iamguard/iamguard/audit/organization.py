@@ -121,7 +121,10 @@ def audit_organization(
         for account_id in (wanted or [])
         if account_id not in {a.id for a in accounts}
     }
-    facts = organization_facts(hub, organization_id, settings.organization.member_stackset_name)
+    organization = settings.organization
+    facts = organization_facts(
+        hub, organization_id, organization.member_stackset_name, organization.identity_account_id
+    )
     access = MemberAccess(hub, role_name or settings.organization.member_audit_role_name)
     hub_account = hub_account_of(hub)
 

@@ -143,6 +143,35 @@ def org_member_stackset(state: AccountState, organization: OrganizationFacts) ->
     return Outcome(False, f"The StackSet {name} has no instance in this account.")
 
 
+@organization_check(
+    id="org_member_console_users",
+    severity=Severity.LOW,
+    title="People sign in through the organization's identity account, not as IAM users of member accounts",
+    risk="IAM users scattered over member accounts are people with long-lived passwords in many places: each "
+    "account's users must be found, reviewed and removed on their own when someone leaves.",
+    remediation=RemediationSteps(
+        console=(
+            "Give people access through IAM Identity Center (or federation) and roles in the member accounts.",
+            "Then open IAM > Users in the member account and delete each console user's password and user.",
+        ),
+        cli="aws iam delete-login-profile --user-name <user>; aws iam delete-user --user-name <user> "
+        "(after removing its keys, MFA devices, policies and groups)",
+    ),
+    standards=Standards(cis="1.21"),
+    permissions=("iam:GenerateCredentialReport", "iam:GetCredentialReport"),
+)
+def org_member_console_users(state: AccountState, organization: OrganizationFacts) -> Outcome:
+    if state.account_id == organization.identity_account:
+        return Outcome(True, "This is the organization's identity account: its IAM users are expected here.")
+    if any(user.credentials is None for user in state.users):
+        return Outcome(False, "Could not be evaluated — credential report unavailable.", unknown=True)
+    people = sorted(u.name for u in state.users if u.credentials is not None and u.credentials.password_enabled)
+    if not people:
+        return Outcome(True, "No IAM user of this member account has a console password.")
+    shown = ", ".join(people[:5]) + (f" and {len(people) - 5} more" if len(people) > 5 else "")
+    return Outcome(False, f"{len(people)} IAM users of this member account have a console password: {shown}.")
+
+
 def run_organization_checks(state: AccountState, organization: OrganizationFacts, now: datetime) -> list[Finding]:
     """The organization checks for one member account whose state the hub read through its role."""
     findings = []

@@ -31,6 +31,7 @@ class OrganizationFacts:
     stackset_name: str | None = None  # None: no member StackSet configured, its coverage is not checked
     stackset_accounts: frozenset[str] | None = None
     stackset_error: str | None = None
+    identity_account: str | None = None  # where people's IAM users belong (CIS 1.21); None: no account is
 
     @property
     def root_credentials_managed(self) -> bool | None:

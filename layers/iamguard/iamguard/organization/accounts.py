@@ -33,7 +33,9 @@ def _account(raw: dict[str, Any]) -> MemberAccount:
     return MemberAccount(id=str(raw["Id"]), name=str(raw.get("Name", "")), state=str(state))
 
 
-def organization_facts(hub: AwsContext, organization_id: str, stackset_name: str | None) -> OrganizationFacts:
+def organization_facts(
+    hub: AwsContext, organization_id: str, stackset_name: str | None, identity_account: str | None = None
+) -> OrganizationFacts:
     """Centralized root access (iam:ListOrganizationsFeatures) and the member StackSet's accounts."""
     features: frozenset[str] | None = None
     features_error = None
@@ -56,6 +58,7 @@ def organization_facts(hub: AwsContext, organization_id: str, stackset_name: str
         stackset_name=stackset_name or None,
         stackset_accounts=accounts,
         stackset_error=stackset_error,
+        identity_account=identity_account,
     )
 
 

@@ -33,6 +33,9 @@ class OrganizationSettings(BaseModel):
     # The StackSet that deploys member/template.yaml: accounts without an instance of it are reported.
     # Empty: coverage is not checked.
     member_stackset_name: str | None = Field(default=None, validation_alias="MEMBER_STACKSET_NAME")
+    # The account that holds the organization's people as IAM users, if any (CIS 1.21); elsewhere a console
+    # user fails org_member_console_users.
+    identity_account_id: str | None = Field(default=None, validation_alias="IDENTITY_ACCOUNT_ID")
     # The planner's queue of per-account audits (functions/plan_audit); set on the planner only.
     audit_queue_url: str | None = Field(default=None, validation_alias="AUDIT_QUEUE_URL")
 
@@ -48,6 +51,15 @@ class OrganizationSettings(BaseModel):
     def _role_name(cls, value: str) -> str:
         if not _ROLE_NAME.match(value):
             raise ValueError(f"not an IAM role name: {value!r}")
+        return value
+
+    @field_validator("identity_account_id")
+    @classmethod
+    def _identity_account(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.match(r"^\d{12}$", value):
+            raise ValueError(f"not a 12-digit account id: {value!r}")
         return value
 
     @field_validator("member_stackset_name")
