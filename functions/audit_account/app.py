@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from iamguard.audit.fanout import MemberAuditor, audit_queue_batch, is_queue_event
 from iamguard.audit.run import report_audit, run_audit, store_audit
 from iamguard.aws import AwsContext, lambda_tracer
 from iamguard.enforcement.enforcer import Enforcer
@@ -28,12 +29,16 @@ STORE = FindingsStore(AWS.dynamodb(), SETTINGS.findings_table)
 LOGIN_PROFILES = LoginProfileStore(STORE.client, STORE.table)  # what earlier audits and events read
 # Slack (secret read lazily, cached), the SNS topic, Security Hub: whatever the stack configured.
 NOTIFY = build_dispatcher(SETTINGS, AWS, store=STORE, metrics=metrics, logger=logger)
+# Organization mode: the planner's queue delivers one member account per message.
+MEMBERS = MemberAuditor(AWS, SETTINGS, STORE) if SETTINGS.organization.enabled else None
 
 
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if MEMBERS is not None and is_queue_event(event):
+        return audit_queue_batch(event, MEMBERS, NOTIFY, metrics=metrics, logger=logger)
     inventory = Inventory(AWS, iam_client=IAM, login_profiles=LOGIN_PROFILES)
     # MODE=enforce: attach the MFA guardrail when due (grace period), take it off once users have MFA.
     enforcer = Enforcer(inventory.iam, SETTINGS, memory=STORE)

@@ -35,6 +35,7 @@ from tests.support.template import (
     function_role,
     functions,
     is_delivery_grant,
+    is_event_source_grant,
     sam_template,
 )
 
@@ -57,8 +58,10 @@ def role(logical_id: str) -> Role:
 
 
 def code_grants(r: Role) -> list[Grant]:
-    """Allow grants the code needs (not the ones SAM adds for delivering failed events)."""
-    return [g for g in r.grants if g.effect == "Allow" and not is_delivery_grant(g, r)]
+    """Allow grants the code needs (not the ones SAM adds for delivering failed events, nor the SQS poller's)."""
+    return [
+        g for g in r.grants if g.effect == "Allow" and not is_delivery_grant(g, r) and not is_event_source_grant(g, r)
+    ]
 
 
 def is_write(action: str) -> bool:

@@ -96,6 +96,10 @@ def test_every_dead_letter_queue_is_watched() -> None:
     depth = {
         a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms_on("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     }
+    # A work queue (the organization audit's) holds messages normally: its alarm is on their age.
+    depth |= {
+        a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms_on("AWS/SQS", "ApproximateAgeOfOldestMessage")
+    }
     for queue in resources("AWS::SQS::Queue"):
         if queue == "NotifyDeadLetterQueue":
             assert alarms_on("iamguard", "UndeliveredAlerts")
@@ -202,3 +206,25 @@ def test_samconfig_deploys_safely_to_us_east_1() -> None:
     if named:
         assert "CAPABILITY_NAMED_IAM" in capabilities, f"named IAM resources {named} need CAPABILITY_NAMED_IAM"
     assert "CAPABILITY_IAM" in capabilities
+
+
+def test_organization_mode_moves_the_schedule_to_the_planner_and_fans_out_through_sqs() -> None:
+    template = sam_template()
+    assert template["Conditions"]["OrganizationMode"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "OrganizationId"}, ""]}]}
+    resources = template["Resources"]
+    # Single-account mode: the schedule calls the audit function, as before; organization mode: the planner
+    schedule = resources["AuditAccountFunction"]["Properties"]["Events"]["Audit"]["Properties"]
+    assert schedule["State"] == {"Fn::If": ["OrganizationMode", "DISABLED", "ENABLED"]}
+    planner = resources["PlanAuditFunction"]
+    assert planner["Condition"] == "OrganizationMode"
+    assert planner["Properties"]["Events"]["Plan"]["Properties"]["Schedule"] == {"Ref": "AuditSchedule"}
+    mapping = resources["AuditQueueMapping"]
+    assert mapping["Condition"] == "OrganizationMode"
+    assert mapping["Properties"]["BatchSize"] == 1
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "AuditConcurrency"}}
+    queue = resources["AuditQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["AuditDeadLetterQueue", "Arn"]}
+    assert queue["VisibilityTimeout"] >= 6 * template["Globals"]["Function"]["Timeout"]
+    stale = resources["StaleAccountsAlarm"]["Properties"]
+    assert (stale["MetricName"], stale["TreatMissingData"]) == ("StaleAccounts", "breaching")

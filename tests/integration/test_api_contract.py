@@ -42,6 +42,8 @@ def test_committed_openapi_is_what_the_resolver_generates() -> None:
         "/trend": ["get"],
         "/audit": ["post"],
         "/compliance/{framework}": ["get"],
+        "/accounts": ["get"],
+        "/accounts/{account_id}/status": ["get"],
     }
 
 
@@ -60,7 +62,7 @@ def base_url(_moto_server: MotoServer) -> Iterator[str]:
 def valid_requests_are_answered(ctx: Any, response: Any, case: Any) -> None:
     """schemathesis' positive_data_acceptance, knowing that an opaque next_token can be well formed yet unknown.
 
-    A request the schema allows must get 2xx, or 404 for a user or framework that does not exist; 400 only
+    A request the schema allows must get 2xx, or 404 for a user, framework or account that does not exist; 400 only
     for a next_token this API did not issue, which a schema cannot describe.
     """
     if case.meta is None or not case.meta.generation.mode.is_positive:
@@ -68,8 +70,8 @@ def valid_requests_are_answered(ctx: Any, response: Any, case: Any) -> None:
     if response.status_code == 400 and "next_token" in (case.query or {}):
         assert response.json()["message"] == "next_token is not a token this API issued"
         return
-    named = case.operation.path in {"/users/{name}", "/compliance/{framework}"}  # an unknown name is a 404
-    allowed = {200, 202} | ({404} if named else set())
+    named = case.operation.path in {"/users/{name}", "/compliance/{framework}", "/accounts/{account_id}/status"}
+    allowed = {200, 202} | ({404} if named else set())  # an unknown name is a 404
     assert response.status_code in allowed, f"valid request answered {response.status_code}: {response.text}"
 
 

@@ -49,6 +49,7 @@ _ACTION_OVERRIDES = {
     "lambda:Invoke": "lambda:InvokeFunction",
     "lambda:InvokeAsync": "lambda:InvokeFunction",
     "lambda:InvokeWithResponseStream": "lambda:InvokeFunction",
+    "sqs:SendMessageBatch": "sqs:SendMessage",  # SQS developer guide: batch actions need the single action
 }
 # Operations that are no IAM action of their own: each element of the request needs the action of
 # the single-item operation it stands for (DynamoDB developer guide, "Using IAM with DynamoDB

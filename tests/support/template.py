@@ -214,6 +214,7 @@ class Role:
     managed_arns: tuple[str, ...]
     delivery_targets: tuple[Any, ...]  # DLQ and on-failure destinations of the function
     has_sqs_source: bool
+    event_sources: tuple[Any, ...] = ()  # the EventSourceArn of each event source mapping to the function
 
 
 def function_role(cfn: dict[str, Any], function_id: str) -> Role:
@@ -255,7 +256,26 @@ def function_role(cfn: dict[str, Any], function_id: str) -> Role:
         and "sqs" in json.dumps(other["Properties"].get("EventSourceArn"))
         for other in resources.values()
     )
-    return Role(function_id, role_id, tuple(grants), tuple(managed), tuple(targets), sqs_source)
+    sources = tuple(
+        other["Properties"].get("EventSourceArn")
+        for other in resources.values()
+        if other.get("Type") == "AWS::Lambda::EventSourceMapping"
+        and other["Properties"].get("FunctionName") == {"Ref": function_id}
+    )
+    return Role(function_id, role_id, tuple(grants), tuple(managed), tuple(targets), sqs_source, sources)
+
+
+# What Lambda's poller does with an SQS event source, with the function's role (Lambda developer guide).
+POLLER_ACTIONS = frozenset({"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"})
+
+
+def is_event_source_grant(grant: Grant, role: Role) -> bool:
+    """A permission Lambda's poller needs to read the function's SQS event source (not the code)."""
+    return (
+        grant.action in POLLER_ACTIONS
+        and bool(grant.resources)
+        and all(resource in role.event_sources for resource in grant.resources)
+    )
 
 
 def is_delivery_grant(grant: Grant, role: Role) -> bool:

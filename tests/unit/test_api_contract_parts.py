@@ -54,8 +54,17 @@ def test_status_function_may_only_read_the_table_and_start_the_audit() -> None:
     }
     assert actions == {"dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan", "lambda:InvokeFunction"}
     invoke = next(s for s in statements if s["Action"] == "lambda:InvokeFunction")
-    assert invoke["Resource"] == {"Fn::GetAtt": ["AuditAccountFunction", "Arn"]}
-    assert function["Environment"]["Variables"]["AUDIT_FUNCTION_NAME"] == {"Ref": "AuditAccountFunction"}
+    # the account audit; in organization mode the planner, which audits every account
+    assert invoke["Resource"] == {
+        "Fn::If": [
+            "OrganizationMode",
+            {"Fn::GetAtt": ["PlanAuditFunction", "Arn"]},
+            {"Fn::GetAtt": ["AuditAccountFunction", "Arn"]},
+        ]
+    }
+    assert function["Environment"]["Variables"]["AUDIT_FUNCTION_NAME"] == {
+        "Fn::If": ["OrganizationMode", {"Ref": "PlanAuditFunction"}, {"Ref": "AuditAccountFunction"}]
+    }
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from iamguard.persistence.findings import FindingsStore
 from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.settings import DEFAULT_FINDINGS_TABLE, ConfigError, Settings
 
+from iamguard_cli.commands.audit_organization import add_organization_arguments, run_organization
 from iamguard_cli.commands.common import (
     EXIT_FINDINGS,
     EXIT_OK,
@@ -75,6 +76,7 @@ def register(subparsers: Any) -> None:
         help="a user to report as exempt (repeatable; adds to $EXEMPT_USERS)",
     )
     add_notify_arguments(parser)
+    add_organization_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -107,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(
             f"--compliance reports as {' or '.join(COMPLIANCE_FORMATS)}, not {args.format}", exit_code=EXIT_USAGE
         )
+    if args.organization and args.compliance:
+        raise CliError("--compliance reports one account; run it without --organization", exit_code=EXIT_USAGE)
+    if args.organization:
+        return run_organization(args, settings)
     ctx = aws_context(args)
     store: FindingsStore | None = None
     changes: list[Change] = []

@@ -213,7 +213,7 @@ def local_service(
         ensure_findings_table(store)
     settings = settings or Settings.from_env()
     launcher: AuditLauncher = ThreadAuditLauncher(aws, store, settings)
-    return StatusService(store, settings.api, launcher)
+    return StatusService(store, settings.api, launcher, organization_id=settings.organization.organization_id)
 
 
 class ApiServer:

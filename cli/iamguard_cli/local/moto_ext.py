@@ -75,6 +75,12 @@ is not there cannot be assumed, so neither can it here (the hub's MemberAccess m
 a member account without its StackSet role exactly as on AWS). moto's CreateAccount,
 like AWS's, leaves an `OrganizationAccountAccessRole` in the new account: the way in.
 
+Organization mode (the hub and its member accounts):
+- moto has no ListOrganizationsFeatures (centralized root access): it is added here,
+  answering the organization of the calling management account and the features
+  `organization_features` holds (none until a test or the local runtime sets them;
+  OrganizationNotFound outside an organization).
+
 The state lives in the moto process (in-process mock or a server started from
 Python); it mirrors what AWS itself would hold for the root user.
 """
@@ -99,6 +105,8 @@ _DATE = "%Y-%m-%dT%H:%M:%S+00:00"
 
 _lock = threading.Lock()
 _installed = False
+# iam:ListOrganizationsFeatures' EnabledFeatures (RootCredentialsManagement, RootSessions) of the organization.
+organization_features: set[str] = set()
 
 
 @dataclass
@@ -205,9 +213,10 @@ def root(account_id: str) -> RootAccount:
 
 
 def reset() -> None:
-    """Forget all root state (between tests)."""
+    """Forget all root state and the organization's features (between tests)."""
     with _lock:
         _roots.clear()
+        organization_features.clear()
 
 
 class _RootUserView:
@@ -293,6 +302,7 @@ def install() -> None:
         return responses.IamResponse.get_login_profile(self)
 
     _install_root_calls(responses.IamResponse)
+    _install_organization_calls(responses.IamResponse)
     _install_user_boundaries(models, responses.IamResponse)
     _complete_event_envelope()
     _keep_the_source_account_across_buses()
@@ -746,3 +756,20 @@ def _install_root_calls(response_class: Any) -> None:
     response_class.list_access_keys = list_access_keys
     response_class.update_access_key = update_access_key
     response_class.delete_access_key = delete_access_key
+
+
+def _install_organization_calls(response_class: Any) -> None:
+    """ListOrganizationsFeatures, which moto lacks (AssumeRole's role check: `_install_role_assumption`)."""
+    from moto.core.responses import ActionResult
+    from moto.iam.exceptions import IAMException
+    from moto.organizations.models import organizations_backends
+
+    def list_organizations_features(self: Any) -> Any:
+        backend = organizations_backends[self.current_account]["aws"]
+        if backend.org is None:
+            raise IAMException("OrganizationNotFound", "No organization is associated with your account.")
+        with _lock:
+            features = sorted(organization_features)
+        return ActionResult({"OrganizationId": backend.org.id, "EnabledFeatures": features})
+
+    response_class.list_organizations_features = list_organizations_features

@@ -26,6 +26,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from iamguard import __version__
 from iamguard.api.errors import ApiError
 from iamguard.api.models import (
+    AccountList,
     AuditStarted,
     CheckId,
     ErrorDetail,
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 
 USER_NAME_PATTERN = r"^[A-Za-z0-9_+=,.@-]{1,64}$"  # IAM user names
 FRAMEWORK_PATTERN = r"^[a-z0-9.-]{1,32}$"
+ACCOUNT_ID_PATTERN = r"^\d{12}$"
 MAX_PAGE_SIZE = 100
 ServiceProvider = Callable[[], StatusService]
 # Every route and its methods, for 405 answers (a test keeps it equal to the OpenAPI paths).
@@ -60,6 +62,8 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/trend": ("GET",),
     "/audit": ("POST",),
     "/compliance/<framework>": ("GET",),
+    "/accounts": ("GET",),
+    "/accounts/<account_id>/status": ("GET",),
 }
 _ROUTE_RULES = [(re.compile(re.sub(r"<\w+>", "[^/]+", route)), methods) for route, methods in ROUTES.items()]
 
@@ -125,8 +129,13 @@ def create_app(service: ServiceProvider) -> APIGatewayRestResolver:
         ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Users per page.")] = 50,
         next_token: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
+        account: Annotated[
+            str | None, Query(pattern=ACCOUNT_ID_PATTERN, description="Only users of this account (12 digits).")
+        ] = None,
     ) -> UserPage:
-        return service().users(status=status, min_severity=min_severity, limit=limit, next_token=next_token)
+        return service().users(
+            status=status, min_severity=min_severity, limit=limit, next_token=next_token, account=account
+        )
 
     @app.get(
         "/users/<name>",
@@ -155,9 +164,12 @@ def create_app(service: ServiceProvider) -> APIGatewayRestResolver:
         status: Annotated[Status | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Findings per page.")] = 50,
         next_token: Annotated[str | None, Query(min_length=1, max_length=2048)] = None,
+        account: Annotated[
+            str | None, Query(pattern=ACCOUNT_ID_PATTERN, description="Only findings of this account (12 digits).")
+        ] = None,
     ) -> FindingPage:
         return service().findings(
-            check_id=check_id, severity=severity, status=status, limit=limit, next_token=next_token
+            check_id=check_id, severity=severity, status=status, limit=limit, next_token=next_token, account=account
         )
 
     @app.get(
@@ -204,6 +216,32 @@ def create_app(service: ServiceProvider) -> APIGatewayRestResolver:
         language: Annotated[Language, Query(description="Language of iamguard's notes.")] = "en",
     ) -> ComplianceReport:
         return service().compliance(framework, language)
+
+    @app.get(
+        "/accounts",
+        summary="Every account: its verdict, last audit and counts",
+        description="One entry per audited account (in organization mode, every member account the hub audits; "
+        "otherwise the deployment's own account), each read from its own summary.",
+        operation_id="listAccounts",
+        tags=["accounts"],
+        responses={**_ok(AccountList, "The accounts."), **_errors(500)},
+    )
+    def list_accounts() -> AccountList:
+        return service().accounts()
+
+    @app.get(
+        "/accounts/<account_id>/status",
+        summary="One account's posture",
+        description="What GET /status answers for a single account: root and account-wide checks, counts, the "
+        "account's last audit and its verdict.",
+        operation_id="getAccountStatus",
+        tags=["accounts"],
+        responses={**_ok(StatusReport, "The account's posture."), **_errors(400, 404, 500)},
+    )
+    def get_account_status(
+        account_id: Annotated[str, Path(pattern=ACCOUNT_ID_PATTERN, description="12-digit AWS account id.")],
+    ) -> StatusReport:
+        return service().account_status(account_id)
 
     @app.post(
         "/audit",

@@ -38,3 +38,11 @@ class AuditUnavailable(ApiError):
 class FrameworkNotFound(ApiError):
     status = HTTPStatus.NOT_FOUND
     code = "not_found"
+
+
+class AccountNotFound(ApiError):
+    status = HTTPStatus.NOT_FOUND
+    code = "not_found"
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"No audit of account {account_id!r}: it is not part of the organization or not audited yet.")

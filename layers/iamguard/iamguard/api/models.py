@@ -30,6 +30,10 @@ CheckId = Literal[
     "user_access_keys_rotated",
     "user_unused_credentials",
     "user_single_active_key",
+    "member_audit_access",
+    "org_member_root_credentials",
+    "org_member_stackset",
+    "org_member_console_users",
 ]
 
 
@@ -96,8 +100,36 @@ class LastAudit(_Model):
     errors: dict[str, str] = Field(description="Inventory parts that could not be read, with the reason.")
 
 
+class AccountCounts(_Model):
+    """Organization mode: the member accounts by verdict."""
+
+    total: int = 0
+    compliant: int = 0
+    non_compliant: int = 0
+    unknown: int = 0
+
+
+class AccountStatus(_Model):
+    """One member account in GET /accounts: its verdict, last audit and counts."""
+
+    account_id: str
+    verdict: Verdict
+    stale: bool = Field(
+        description="True when the account has no audit or its last one is older than twice the interval."
+    )
+    last_audit: LastAudit | None
+    users: UserCounts
+    findings: StatusCounts
+    failed_by_severity: SeverityCounts
+
+
+class AccountList(_Model):
+    organization_id: str | None = Field(description="The organization (organization mode), else null.")
+    accounts: list[AccountStatus]
+
+
 class StatusReport(_Model):
-    """Where the account stands."""
+    """Where the account stands (in organization mode: the whole organization)."""
 
     verdict: Verdict
     account_id: str | None
@@ -109,6 +141,10 @@ class StatusReport(_Model):
     users: UserCounts
     findings: StatusCounts
     failed_by_severity: SeverityCounts
+    organization_id: str | None = Field(
+        default=None, description="Organization mode: the organization this verdict covers (every account)."
+    )
+    accounts: AccountCounts | None = Field(default=None, description="Organization mode: accounts by verdict.")
 
 
 class Remediation(_Model):

@@ -12,9 +12,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from iamguard.api.errors import AuditUnavailable, BadRequest, FrameworkNotFound, UserNotFound
+from iamguard.api.errors import AccountNotFound, AuditUnavailable, BadRequest, FrameworkNotFound, UserNotFound
 from iamguard.api.launch import AuditLauncher, LambdaAuditLauncher
 from iamguard.api.models import (
+    AccountCounts,
+    AccountList,
+    AccountStatus,
     AuditStarted,
     CheckResult,
     EventKind,
@@ -62,18 +65,23 @@ class StatusService:
         settings: ApiSettings,
         launcher: AuditLauncher | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        organization_id: str | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.launcher = launcher
         self.clock = clock
+        self.organization_id = organization_id  # organization mode: GET /status is the organization's verdict
 
     # -- GET /status ----------------------------------------------------------------
     def status(self) -> StatusReport:
         """The account's posture from the summary the audit and the events keep (three reads at any size).
 
         A table no audit has summarised yet is answered by `computed_status` (a full read).
+        In organization mode it is the organization's verdict (`organization_status`).
         """
+        if self.organization_id is not None:
+            return self.organization_status()
         counts, record = self.store.summary_and_audit()
         if counts is None or not counts.get("audited_at"):
             return self.computed_status(record)
@@ -98,6 +106,70 @@ class StatusService:
         by_status, failed, users = summary.counters(summary.tally(findings))
         account_wide = [f for f in findings if f.resource_type != "user" and f.account_id == account_id]
         return self._report(record, account_id, account_wide, by_status, failed, users)
+
+    # -- organization mode: GET /status, /accounts, /accounts/{id}/status ---------------------
+    def organization_status(self) -> StatusReport:
+        """Every account's counts (the table-wide summary) and one verdict: non-compliant when any account
+        fails, unknown when any account is stale, unaudited or unreachable (two Queries and one read)."""
+        accounts = self.accounts().accounts
+        counts, record = self.store.summary_and_audit()
+        by_status, failed, users = summary.counters(counts or {})
+        report = self._report(record, None, [], by_status, failed, users)
+        verdicts = [a.verdict for a in accounts]
+        if Verdict.NON_COMPLIANT in verdicts:
+            verdict = Verdict.NON_COMPLIANT
+        elif not accounts or Verdict.UNKNOWN in verdicts:
+            verdict = Verdict.UNKNOWN
+        else:
+            verdict = Verdict.COMPLIANT
+        return report.model_copy(
+            update={
+                "verdict": verdict,
+                "stale": not accounts or any(a.stale for a in accounts),
+                "organization_id": self.organization_id,
+                "accounts": AccountCounts(
+                    total=len(accounts),
+                    compliant=verdicts.count(Verdict.COMPLIANT),
+                    non_compliant=verdicts.count(Verdict.NON_COMPLIANT),
+                    unknown=verdicts.count(Verdict.UNKNOWN),
+                ),
+            }
+        )
+
+    def accounts(self) -> AccountList:
+        """Each account's verdict, last audit and counts, from its own summary item (no finding is read)."""
+        return AccountList(
+            organization_id=self.organization_id,
+            accounts=[self._account(item, record) for item, record in self.store.account_summaries()],
+        )
+
+    def account_status(self, account_id: str) -> StatusReport:
+        """One account's posture, as GET /status answers it in single-account mode."""
+        counts, record = self.store.account_summary(account_id)
+        if counts is None:
+            raise AccountNotFound(account_id)
+        account_wide = [
+            f
+            for kind in ("root", "account")
+            for f in self.store.findings_for_resource(kind, "", account_id)
+            if not is_gone(f)
+        ]
+        by_status, failed, users = summary.counters(counts)
+        return self._report(record, account_id, account_wide, by_status, failed, users)
+
+    def _account(self, counts: Mapping[str, Any], record: Mapping[str, Any] | None) -> AccountStatus:
+        account_id = str(counts.get("account_id") or str(counts["sk"]).removeprefix(summary.ACCOUNT_SK_PREFIX))
+        by_status, failed, users = summary.counters(counts)
+        report = self._report(record, account_id, [], by_status, failed, users)
+        return AccountStatus(
+            account_id=account_id,
+            verdict=report.verdict,
+            stale=report.stale,
+            last_audit=report.last_audit,
+            users=report.users,
+            findings=report.findings,
+            failed_by_severity=report.failed_by_severity,
+        )
 
     def _report(
         self,
@@ -150,15 +222,16 @@ class StatusService:
         min_severity: Severity | None = None,
         limit: int = 50,
         next_token: str | None = None,
+        account: str | None = None,
     ) -> UserPage:
-        """Users (in table order), `limit` per page, each with the checks it fails."""
-        fingerprint = query_fingerprint(endpoint="users", status=status, min_severity=min_severity)
+        """Users (in table order), `limit` per page, each with the checks it fails; `account`: of that account only."""
+        fingerprint = query_fingerprint(endpoint="users", status=status, min_severity=min_severity, account=account)
         start = decode_token(next_token, fingerprint) if next_token else None
         if start is not None and not start["pk"].startswith("USER#"):
             raise BadRequest(BAD_TOKEN)
         page: list[UserSummary] = []
         resume: dict[str, str] | None = None
-        items = self._items(resource_type="user", start_key=start)
+        items = self._items(resource_type="user", account_id=account, start_key=start)
         for _, group in groupby(items, key=lambda keyed: keyed[0]["pk"]):
             keyed = list(group)
             summary = _user_summary([item_to_finding(item) for item, _ in keyed])
@@ -199,16 +272,21 @@ class StatusService:
         status: Status | None = None,
         limit: int = 50,
         next_token: str | None = None,
+        account: str | None = None,
     ) -> FindingPage:
-        """Findings matching every given filter, `limit` per page."""
-        fingerprint = query_fingerprint(endpoint="findings", check_id=check_id, severity=severity, status=status)
+        """Findings matching every given filter (`account`: of that account only), `limit` per page."""
+        fingerprint = query_fingerprint(
+            endpoint="findings", check_id=check_id, severity=severity, status=status, account=account
+        )
         key_names = ("pk", "sk", "gsi1pk", "gsi1sk") if check_id else ("pk", "sk")
         start = decode_token(next_token, fingerprint, key_names) if next_token else None
         if start is not None and check_id and start["gsi1pk"] != f"CHECK#{check_id}":
             raise BadRequest(BAD_TOKEN)
         page: list[FindingDetail] = []
         resume: dict[str, str] | None = None
-        for item, key in self._items(check_id=check_id, severity=severity, status=status, start_key=start):
+        for item, key in self._items(
+            check_id=check_id, severity=severity, status=status, account_id=account, start_key=start
+        ):
             if item["check_id"] not in CATALOG:
                 continue  # a check retired from the catalog: nothing to explain it with
             if len(page) == limit:
@@ -284,7 +362,12 @@ def service_from_env() -> StatusService:
     aws = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
     function = settings.api.audit_function_name
     launcher = LambdaAuditLauncher(aws, function) if function else None
-    return StatusService(FindingsStore(aws.dynamodb(), settings.findings_table), settings.api, launcher)
+    return StatusService(
+        FindingsStore(aws.dynamodb(), settings.findings_table),
+        settings.api,
+        launcher,
+        organization_id=settings.organization.organization_id,
+    )
 
 
 def _worst_first(finding: Finding) -> tuple[int, int, str]:

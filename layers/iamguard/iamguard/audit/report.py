@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import TextIO
 
+from iamguard.audit.organization import OrganizationAuditResult
 from iamguard.audit.run import AuditResult, finding_dict
 from iamguard.domain.findings import Finding, Status
 
@@ -51,11 +52,13 @@ def write_json(out: TextIO, result: AuditResult, findings: list[Finding]) -> Non
     out.write("\n  ]\n}" if findings else "]\n}")
 
 
-def write_csv(out: TextIO, findings: list[Finding]) -> None:
-    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
+def write_csv(out: TextIO, findings: list[Finding], *, with_account: bool = False) -> None:
+    """One row per finding; `with_account` (an organization's report) adds the account_id column first."""
+    fields = ["account_id", *CSV_FIELDS] if with_account else CSV_FIELDS
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     for finding in _sorted(findings):
-        writer.writerow(finding.model_dump(mode="json", include=set(CSV_FIELDS)))
+        writer.writerow(finding.model_dump(mode="json", include=set(fields)))
 
 
 def write_table(out: TextIO, result: AuditResult, findings: list[Finding]) -> None:
@@ -101,3 +104,43 @@ def render_csv(findings: list[Finding]) -> str:
 
 def render_table(result: AuditResult, findings: list[Finding]) -> str:
     return _rendered(lambda out: write_table(out, result, findings))
+
+
+def write_organization_json(
+    out: TextIO, result: OrganizationAuditResult, shown: Callable[[AuditResult], list[Finding]]
+) -> None:
+    """`{"organization_id", "generated_at", "summary", "accounts": [<each account's report>], "errors"}`.
+
+    Each account's report is exactly what `write_json` writes for it; `shown` picks its findings.
+    """
+    out.write("{\n")
+    out.write(f'  "organization_id": {json.dumps(result.organization_id)},\n')
+    out.write(f'  "generated_at": {json.dumps(result.generated_at.isoformat(timespec="seconds"))},\n')
+    out.write(f'  "summary": {json.dumps(result.summary())},\n')
+    out.write('  "accounts": [')
+    separator = "\n    "
+    for audit in result.audits:
+        out.write(separator)
+        out.write(json.dumps(json.loads(render_json(audit, shown(audit))), ensure_ascii=False))
+        separator = ",\n    "
+    out.write("\n  ],\n" if result.audits else "],\n")
+    out.write(f'  "errors": {json.dumps(result.errors, ensure_ascii=False)}\n}}')
+
+
+def write_organization_table(
+    out: TextIO, result: OrganizationAuditResult, shown: Callable[[AuditResult], list[Finding]]
+) -> None:
+    """Each account's table under its id and name, then the organization's totals and the unaudited accounts."""
+    for audit in result.audits:
+        name = result.names.get(audit.account_id, "")
+        out.write(f"== {audit.account_id}{f' ({name})' if name else ''}\n")
+        write_table(out, audit, shown(audit))
+        out.write("\n")
+    summary = result.summary()
+    counts = ", ".join(f"{count} {sev}" for sev, count in summary["failed_by_severity"].items() if count)
+    out.write(
+        f"Organization {result.organization_id}: {summary['audited']} of {summary['accounts']} accounts audited, "
+        f"{summary['non_compliant_accounts']} with failures ({counts or 'none'}).\n"
+    )
+    for account_id, reason in result.errors.items():
+        out.write(f"error: account {account_id} not audited: {reason}\n")

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from iamguard.checks import CATALOG, run_checks
+from iamguard.checks.organization import run_organization_checks
 from iamguard.domain.alerts import Action
 from iamguard.domain.findings import Change, Finding, Severity, Status
+from iamguard.domain.organization import OrganizationFacts
 from iamguard.iam.inventory import Inventory
 from iamguard.persistence.findings import FindingsStore
 from iamguard.settings import Settings
@@ -84,12 +86,22 @@ def remediation_for(finding: Finding) -> dict[str, Any]:
 
 
 def run_audit(
-    inventory: Inventory, settings: Settings, now: datetime | None = None, *, enforcer: Enforcer | None = None
+    inventory: Inventory,
+    settings: Settings,
+    now: datetime | None = None,
+    *,
+    enforcer: Enforcer | None = None,
+    organization: OrganizationFacts | None = None,
 ) -> AuditResult:
-    """Read the whole account and run every check; with an enforcer, also put the MFA guardrail right."""
+    """Read the whole account and run every check; with an enforcer, also put the MFA guardrail right.
+
+    With `organization` (a member account audited from the hub) the organization checks run too.
+    """
     started = time.perf_counter()
     state = inventory.read_account()
     findings = run_checks(state, settings, now or state.read_at)
+    if organization is not None:
+        findings += run_organization_checks(state, organization, now or state.read_at)
     actions = enforcer.enforce_account(state) if enforcer is not None else []
     return AuditResult(
         account_id=state.account_id,

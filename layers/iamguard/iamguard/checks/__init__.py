@@ -9,6 +9,7 @@ place.
 from __future__ import annotations
 
 from iamguard.checks import account as _account  # noqa: F401
+from iamguard.checks import organization as _organization  # noqa: F401
 
 # Importing the modules registers their checks, in catalog order.
 from iamguard.checks import root as _root  # noqa: F401

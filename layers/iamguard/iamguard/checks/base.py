@@ -20,7 +20,7 @@ from iamguard.domain.findings import Finding, ResourceType, Severity, Status
 from iamguard.iam.evaluation import Permissions, PolicyCache
 from iamguard.settings import EXEMPT_TAG_KEY, Settings
 
-Scope = Literal["root", "account", "user"]
+Scope = Literal["root", "account", "user", "organization"]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ Item layout (one table, see template.yaml):
   finding     pk=<TYPE>#<name>           sk=CHECK#<check_id>   gsi1pk=CHECK#<check_id> gsi1sk=<STATUS>#<name>
               notify_pending=<token>, notify_previous={...}   while its last transition is not yet announced
   audit run   pk=AUDIT                   sk=LATEST | RUN#<iso time>   (RUN#: TTL expires_at; the trend)
+                                         | ACCOUNT#<account id>          (each account's latest run)
   activity    pk=ACTIVITY#<yyyy-mm-dd>   sk=<iso time>#<kind>#<id>   (detections and enforcement actions, TTL)
   guardrail   pk=USER#<name>             sk=GUARDRAIL          gsi1pk=GUARDRAIL        gsi1sk=<name>
               (what enforcement remembers about one user's MFA guardrail: who detached - or attached -
@@ -42,7 +43,7 @@ from botocore.exceptions import ClientError
 from iamguard.checks import CATALOG
 from iamguard.domain.findings import Change, Finding, Severity, Status, Transition, transition
 from iamguard.persistence import summary
-from iamguard.persistence.summary import GONE_DETAIL
+from iamguard.persistence.summary import GONE_DETAIL, account_sk
 from iamguard.persistence.table import expression, from_ddb, iso, item_key, parse_time, read_items, to_ddb
 
 if TYPE_CHECKING:
@@ -254,6 +255,18 @@ class FindingsStore:
             TableName=self.table,
             Item=to_ddb(summary.summary_item(stored.values(), account_id=full_audit_account, audited_at=audited_at)),
         )
+        own = [finding for finding in stored.values() if finding.account_id == full_audit_account]
+        self.client.put_item(
+            TableName=self.table,
+            Item=to_ddb(
+                summary.summary_item(
+                    own,
+                    account_id=full_audit_account,
+                    audited_at=audited_at,
+                    sk=summary.account_sk(full_audit_account),
+                )
+            ),
+        )
         return changes
 
     def read_resource(self, resource_type: str, resource_name: str, account_id: str) -> ResourceItems:
@@ -338,6 +351,7 @@ class FindingsStore:
             if counted:
                 account = next(iter(observed.values())).account_id
                 steps.append(summary.delta_update(self.table, counted, account))
+                steps.append(summary.delta_update(self.table, counted, account, summary.account_sk(account)))
             steps += extra
             try:
                 self.client.transact_write_items(TransactItems=steps)  # type: ignore[arg-type]
@@ -523,6 +537,7 @@ class FindingsStore:
             "api_calls": api_calls,
         }
         self.client.put_item(TableName=self.table, Item=to_ddb({"pk": "AUDIT", "sk": "LATEST", **record}))
+        self.client.put_item(TableName=self.table, Item=to_ddb({"pk": "AUDIT", "sk": account_sk(account_id), **record}))
         self.client.put_item(
             TableName=self.table,
             Item=to_ddb(
@@ -621,6 +636,7 @@ class FindingsStore:
         status: Status | None = None,
         severity: Severity | None = None,
         resource_type: str | None = None,
+        account_id: str | None = None,
         start_key: Mapping[str, str] | None = None,
     ) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
         """Finding items in table order, each with the key to resume *after* it; filtered in DynamoDB.
@@ -633,6 +649,8 @@ class FindingsStore:
             wanted &= Attr("severity").eq(severity.value)
         if resource_type is not None:
             wanted &= Attr("resource_type").eq(resource_type)
+        if account_id is not None:
+            wanted &= Attr("account_id").eq(account_id)
         params: dict[str, Any] = {"TableName": self.table}
         if check_id is not None:
             in_check: ConditionBase = Key("gsi1pk").eq(f"CHECK#{check_id}")
@@ -720,9 +738,30 @@ class FindingsStore:
         )
         return runs[:most][::-1], len(runs) <= most
 
+    def account_summaries(self) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """Every account's summary with its latest audit run: one Query on each of two partitions."""
+        audits = {str(item["sk"]): item for item in self._account_items("AUDIT")}
+        return [(item, audits.get(str(item["sk"]))) for item in self._account_items(summary.SUMMARY_PK)]
+
+    def account_summary(self, account_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """One account's summary and its latest audit run, in one read."""
+        sk = summary.account_sk(account_id)
+        return self._summary_and_run(sk, sk)
+
+    def _account_items(self, pk: str) -> Iterator[dict[str, Any]]:
+        return read_items(
+            self.client.get_paginator("query"),
+            TableName=self.table,
+            **expression(key_condition=Key("pk").eq(pk) & Key("sk").begins_with(summary.ACCOUNT_SK_PREFIX)),
+            ConsistentRead=True,
+        )
+
     def summary_and_audit(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The account summary (iamguard.persistence.summary) and the latest audit run, in one read."""
-        wanted: list[Any] = [item_key(summary.SUMMARY_PK, summary.SUMMARY_SK), item_key("AUDIT", "LATEST")]
+        return self._summary_and_run(summary.SUMMARY_SK, "LATEST")
+
+    def _summary_and_run(self, summary_sk: str, run_sk: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        wanted: list[Any] = [item_key(summary.SUMMARY_PK, summary_sk), item_key("AUDIT", run_sk)]
         found: dict[str, dict[str, Any]] = {}
         for _ in range(5):
             response = self.client.batch_get_item(RequestItems={self.table: {"Keys": wanted, "ConsistentRead": True}})

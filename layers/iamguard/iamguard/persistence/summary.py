@@ -1,7 +1,8 @@
 """The account summary `GET /status` answers from: counts kept current by every writer of findings.
 
 Item layout (in the findings table):
-  summary  pk=SUMMARY  sk=LATEST
+  summary  pk=SUMMARY  sk=LATEST              every account the table holds (the organization, in organization mode)
+           pk=SUMMARY  sk=ACCOUNT#<account id>  one account's own (GET /accounts, /accounts/{id}/status)
            findings_<STATUS>    stored findings by status (findings of gone resources left out)
            failed_<severity>    failing findings by severity
            users_<standing>     users by standing (compliant, non_compliant, exempt, unknown)
@@ -28,6 +29,7 @@ from iamguard.persistence.table import expression, iso, item_key
 
 SUMMARY_PK = "SUMMARY"
 SUMMARY_SK = "LATEST"
+ACCOUNT_SK_PREFIX = "ACCOUNT#"
 GONE_DETAIL = "no longer exists; the finding is resolved."  # detail of findings resolved because the resource is gone
 STANDINGS = ("compliant", "non_compliant", "exempt", "unknown")
 
@@ -78,8 +80,12 @@ def delta(before: Iterable[Finding], after: Iterable[Finding]) -> dict[str, int]
     return {name: count for name, count in change.items() if count}
 
 
-def delta_update(table: str, change: Mapping[str, int], account_id: str) -> dict[str, Any]:
-    """The transaction step that adds `change` to the summary (creating it when absent)."""
+def account_sk(account_id: str) -> str:
+    return f"{ACCOUNT_SK_PREFIX}{account_id}"
+
+
+def delta_update(table: str, change: Mapping[str, int], account_id: str, sk: str = SUMMARY_SK) -> dict[str, Any]:
+    """The transaction step that adds `change` to the summary `sk` (creating it when absent)."""
     ordered = sorted(change)
     names = {f"#n{i}": name for i, name in enumerate(ordered)}
     values: dict[str, Any] = {f":v{i}": change[name] for i, name in enumerate(ordered)}
@@ -87,7 +93,7 @@ def delta_update(table: str, change: Mapping[str, int], account_id: str) -> dict
     return {
         "Update": {
             "TableName": table,
-            "Key": item_key(SUMMARY_PK, SUMMARY_SK),
+            "Key": item_key(SUMMARY_PK, sk),
             **expression(
                 update=f"ADD {additions} SET #account = if_not_exists(#account, :account)",
                 names={**names, "#account": "account_id"},
@@ -97,14 +103,19 @@ def delta_update(table: str, change: Mapping[str, int], account_id: str) -> dict
     }
 
 
-def summary_item(findings: Iterable[Finding], *, account_id: str, audited_at: datetime) -> dict[str, Any]:
-    """The whole summary, computed from every stored finding (what the full audit writes)."""
+def summary_item(
+    findings: Iterable[Finding], *, account_id: str, audited_at: datetime, sk: str = SUMMARY_SK
+) -> dict[str, Any]:
+    """The whole summary, computed from every stored finding (what the full audit writes).
+
+    With `sk=account_sk(id)` and that account's findings only: the account's own summary.
+    """
     counts = tally(findings)
     every = [f"findings_{s.value}" for s in Status] + [f"failed_{s.value}" for s in Severity]
     every += [f"users_{name}" for name in STANDINGS]
     return {
         "pk": SUMMARY_PK,
-        "sk": SUMMARY_SK,
+        "sk": sk,
         "kind": "summary",
         "account_id": account_id,
         "audited_at": iso(audited_at),

@@ -13,6 +13,7 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")  # the pattern of Organizations' API reference
+_STACKSET_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,127}$")  # CloudFormation's StackSetName pattern
 _ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
 
 DEFAULT_MEMBER_AUDIT_ROLE = "iamguard-member-audit"
@@ -30,6 +31,14 @@ class OrganizationSettings(BaseModel):
     member_enforce_role_name: str = Field(
         default=DEFAULT_MEMBER_ENFORCE_ROLE, validation_alias="MEMBER_ENFORCE_ROLE_NAME"
     )
+    # The StackSet that deploys member/template.yaml: accounts without an instance of it are reported.
+    # Empty: coverage is not checked.
+    member_stackset_name: str | None = Field(default=None, validation_alias="MEMBER_STACKSET_NAME")
+    # The account that holds the organization's people as IAM users, if any (CIS 1.21); elsewhere a console
+    # user fails org_member_console_users.
+    identity_account_id: str | None = Field(default=None, validation_alias="IDENTITY_ACCOUNT_ID")
+    # The planner's queue of per-account audits (functions/plan_audit); set on the planner only.
+    audit_queue_url: str | None = Field(default=None, validation_alias="AUDIT_QUEUE_URL")
 
     # The MFA guardrail the member StackSet creates in each account (its policy name; the ARN is per account).
     member_guardrail_policy_name: str = Field(
@@ -48,6 +57,24 @@ class OrganizationSettings(BaseModel):
     def _role_name(cls, value: str) -> str:
         if not _ROLE_NAME.match(value):
             raise ValueError(f"not an IAM role name: {value!r}")
+        return value
+
+    @field_validator("identity_account_id")
+    @classmethod
+    def _identity_account(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.match(r"^\d{12}$", value):
+            raise ValueError(f"not a 12-digit account id: {value!r}")
+        return value
+
+    @field_validator("member_stackset_name")
+    @classmethod
+    def _stackset_name(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not _STACKSET_NAME.match(value):
+            raise ValueError(f"not a StackSet name: {value!r}")
         return value
 
     @property

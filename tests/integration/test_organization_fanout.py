@@ -1,0 +1,134 @@
+"""Organization mode's Lambda fan-out on moto over HTTP: the planner's messages, the SQS-driven audit of
+each account (one without the member role), and what GET /accounts and /status answer afterwards."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from iamguard.aws import AwsContext
+from iamguard.persistence.findings import FindingsStore
+from iamguard.settings import Settings
+from iamguard_cli.local.api_server import serve_in_thread
+from iamguard_cli.local.bootstrap import ensure_findings_table
+
+from tests.integration.api_support import call
+from tests.integration.organization_support import HUB_ACCOUNT, Organization, build_organization
+from tests.support.template import load_handler
+
+TABLE = "org-findings"
+
+
+@dataclass(frozen=True)
+class Hub:
+    aws: AwsContext
+    org: Organization
+    store: FindingsStore
+    queue_url: str
+
+
+@pytest.fixture
+def hub(server_aws: AwsContext, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
+    org = build_organization(server_aws)
+    store = FindingsStore(server_aws.dynamodb(), TABLE)
+    ensure_findings_table(store)
+    queue_url = server_aws.client("sqs").create_queue(QueueName="audit-queue")["QueueUrl"]
+    # The functions' environment in organization mode; their clients reach moto over HTTP.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", str(server_aws.endpoint_url))
+    monkeypatch.setenv("ORGANIZATION_ID", org.id)
+    monkeypatch.setenv("FINDINGS_TABLE", TABLE)
+    monkeypatch.setenv("AUDIT_QUEUE_URL", queue_url)
+    yield Hub(server_aws, org, store, queue_url)
+
+
+def queued(hub: Hub) -> list[dict[str, Any]]:
+    """Every message on the audit queue, as the SQS event source mapping hands them to the function."""
+    sqs = hub.aws.client("sqs")
+    records = []
+    while messages := sqs.receive_message(QueueUrl=hub.queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            records.append({"messageId": message["MessageId"], "body": message["Body"], "eventSource": "aws:sqs"})
+            sqs.delete_message(QueueUrl=hub.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return records
+
+
+def test_the_planner_queues_one_audit_per_active_account_and_counts_stale_ones(hub: Hub, lambda_context: Any) -> None:
+    # Given a closed account besides the hub and the three members
+    hub.aws.client("organizations").close_account(AccountId=hub.org.members[1])
+    planner = load_handler("plan_audit")
+    answer = planner.lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, lambda_context)
+    active = sorted([HUB_ACCOUNT, hub.org.members[0], hub.org.members[2]])
+    assert answer == {"accounts": 3, "queued": 3, "failed": {}, "stale": active}  # none audited yet
+    bodies = [json.loads(r["body"]) for r in queued(hub)]
+    assert sorted(b["account_id"] for b in bodies) == active
+    assert {b["name"] for b in bodies} >= {"member-0", "member-2"}
+    assert all(set(b) == {"account_id", "name", "planned_at"} for b in bodies)
+
+
+def test_each_queued_account_is_audited_on_its_own_and_accounts_answer(hub: Hub, lambda_context: Any) -> None:
+    planner = load_handler("plan_audit")
+    planner.lambda_handler({}, lambda_context)
+    audit = load_handler("audit_account")
+    records = queued(hub)
+    assert len(records) == 4
+    # When each message is delivered on its own (batch size 1), plus one that is no audit request
+    answers = [audit.lambda_handler({"Records": [record]}, lambda_context) for record in records]
+    garbage = {"messageId": "not-a-plan", "body": "{}", "eventSource": "aws:sqs"}
+    rejected = audit.lambda_handler({"Records": [garbage]}, lambda_context)
+    forged = json.dumps({"account_id": "../../x", "name": "", "planned_at": "2026-11-30T00:00:00+00:00"})
+    assert audit.lambda_handler(
+        {"Records": [{"messageId": "forged", "body": forged, "eventSource": "aws:sqs"}]}, lambda_context
+    ) == {"batchItemFailures": [{"itemIdentifier": "forged"}]}
+
+    # Then every account's message is done, and only the malformed one is handed back to SQS
+    assert all(answer == {"batchItemFailures": []} for answer in answers)
+    assert rejected == {"batchItemFailures": [{"itemIdentifier": "not-a-plan"}]}
+    findings = hub.store.findings()
+    by_account: dict[str, set[tuple[str, str, str]]] = {}
+    for f in findings:
+        by_account.setdefault(f.account_id, set()).add((f.check_id, f.resource_name, f.status.value))
+    first, second, missing = hub.org.members
+    assert ("user_admin_without_mfa", "admin-0", "FAIL") in by_account[first]
+    assert not any(name == "admin-0" for _, name, _ in by_account[second])
+    assert ("member_audit_access", second, "PASS") in by_account[second]
+    [error] = [f for f in findings if f.account_id == missing]
+    assert (error.check_id, error.status.value) == ("member_audit_access", "ERROR")
+    assert f"arn:aws:iam::{missing}:role/iamguard-member-audit" in error.detail and "StackSet" in error.detail
+
+    # and the planner no longer counts the audited accounts as stale
+    assert planner.lambda_handler({}, lambda_context)["stale"] == []
+
+    # and the status API answers per account and for the organization, over HTTP
+    server = serve_in_thread(hub.aws, TABLE, settings=Settings.from_env())
+    try:
+        accounts = call(server.url, "/accounts")
+        assert accounts.status == 200 and accounts.body["organization_id"] == hub.org.id
+        verdicts = {a["account_id"]: a["verdict"] for a in accounts.body["accounts"]}
+        assert verdicts[first] == "non_compliant"
+        assert verdicts[missing] == "unknown"
+        assert set(verdicts) == {HUB_ACCOUNT, first, second, missing}
+        entry = next(a for a in accounts.body["accounts"] if a["account_id"] == missing)
+        assert entry["findings"]["ERROR"] == 1 and entry["last_audit"]["errors"]["member_role"].startswith("cannot")
+
+        one = call(server.url, f"/accounts/{first}/status")
+        assert one.status == 200 and one.body["account_id"] == first and one.body["verdict"] == "non_compliant"
+        assert one.body["users"]["non_compliant"] == 1
+        assert call(server.url, "/accounts/999999999999/status").status == 404
+        assert call(server.url, "/accounts/not-an-id/status").status == 400
+
+        filtered = call(server.url, f"/findings?account={missing}")
+        assert [f["check_id"] for f in filtered.body["findings"]] == ["member_audit_access"]
+        users = call(server.url, f"/users?account={second}")
+        assert [u["name"] for u in users.body["users"]] == ["dev-1"]
+
+        status = call(server.url, "/status")
+        assert status.body["organization_id"] == hub.org.id
+        assert status.body["verdict"] == "non_compliant"
+        # the hub's root and every audited member fail something; the one without the role is unknown
+        assert status.body["accounts"] == {"total": 4, "compliant": 0, "non_compliant": 3, "unknown": 1}
+        assert status.body["stale"] is False
+    finally:
+        server.stop()
