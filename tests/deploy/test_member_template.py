@@ -101,10 +101,17 @@ def test_the_guardrail_is_the_enforcers_document() -> None:
         sam_template()["Resources"]["GuardrailPolicy"]["Properties"]["ManagedPolicyName"]
     )
     assert name == hub_name == "iamguard-mfa-guardrail"
+    # and the hub looks for it in each member under that name
+    hub_variables = sam_template()["Globals"]["Function"]["Environment"]["Variables"]
+    looked_for = Resolver.for_template(sam_template(), {}, stack_name="iamguard").resolve(
+        hub_variables["MEMBER_GUARDRAIL_POLICY_NAME"]
+    )
+    assert looked_for == name
 
 
 def test_the_audit_role_grants_exactly_the_iam_reads_the_code_makes() -> None:
-    reads = iam_actions_of_the_code() - ENFORCEMENT_WRITES
+    # ListOrganizationsFeatures is the hub's own call (the organization's settings), never made in a member.
+    reads = iam_actions_of_the_code() - ENFORCEMENT_WRITES - {"iam:ListOrganizationsFeatures"}
     assert {"iam:GetAccountAuthorizationDetails", "iam:GetUser", "iam:GetCredentialReport"} <= reads
     grants = role_grants("AuditRole")
     assert {g.effect for g in grants} == {"Allow"}

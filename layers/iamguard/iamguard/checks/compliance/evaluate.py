@@ -135,7 +135,13 @@ def _control(
     seen: set[ControlStatus] = set()
     passed = 0
     resources: list[ResourceResult] = []
-    for evidence in control.evidence:
+    # Organization checks run only in organization mode: without their findings they evidence nothing here.
+    evidenced = [
+        e
+        for e in control.evidence
+        if CATALOG[e.check].scope != "organization" or by_check.get(e.check) or counted.get(e.check)
+    ]
+    for evidence in evidenced:
         findings = by_check.get(evidence.check, [])
         passed += counted.get(evidence.check, 0)
         if (
@@ -166,7 +172,7 @@ def _control(
                     )
                 )
             )
-    if not control.evidence:
+    if not evidenced:
         status = ControlStatus.MANUAL
     else:
         status = next((s for s in _PRECEDENCE if s in seen), ControlStatus.PASS)
