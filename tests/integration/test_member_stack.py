@@ -19,6 +19,7 @@ MEMBER = "222233334444"
 
 def in_account(hub: AwsContext, account_id: str) -> AwsContext:
     """An AwsContext acting in another moto account (an assumed role there)."""
+    moto_ext.organization_access_role(account_id, HUB)  # AssumeRole needs the role to exist, as on AWS
     credentials = hub.sts().assume_role(
         RoleArn=f"arn:aws:iam::{account_id}:role/{moto_ext.ORGANIZATION_ACCESS_ROLE}", RoleSessionName="test"
     )["Credentials"]
