@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -11,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from iamguard.checks import CATALOG, run_checks
+from iamguard.checks.exemptions import by_resource
 from iamguard.domain.alerts import Action
+from iamguard.domain.exemptions import Exemption
 from iamguard.domain.findings import Change, Finding, Severity, Status
 from iamguard.iam.inventory import Inventory
 from iamguard.persistence.findings import FindingsStore
@@ -84,13 +87,22 @@ def remediation_for(finding: Finding) -> dict[str, Any]:
 
 
 def run_audit(
-    inventory: Inventory, settings: Settings, now: datetime | None = None, *, enforcer: Enforcer | None = None
+    inventory: Inventory,
+    settings: Settings,
+    now: datetime | None = None,
+    *,
+    enforcer: Enforcer | None = None,
+    exemptions: Iterable[Exemption] = (),
 ) -> AuditResult:
-    """Read the whole account and run every check; with an enforcer, also put the MFA guardrail right."""
+    """Read the whole account and run every check; with an enforcer, also put the MFA guardrail right.
+
+    `exemptions` are the status API's exceptions (ExemptionStore.all); tags and EXEMPT_USERS are read here.
+    """
     started = time.perf_counter()
     state = inventory.read_account()
-    findings = run_checks(state, settings, now or state.read_at)
-    actions = enforcer.enforce_account(state) if enforcer is not None else []
+    stored = list(exemptions)
+    findings = run_checks(state, settings, now or state.read_at, exemptions=stored)
+    actions = enforcer.enforce_account(state, by_resource(stored)) if enforcer is not None else []
     return AuditResult(
         account_id=state.account_id,
         generated_at=now or state.read_at,
