@@ -20,7 +20,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
     ResponseValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from iamguard import __version__
@@ -32,6 +32,9 @@ from iamguard.api.models import (
     ErrorResponse,
     EventKind,
     EventList,
+    ExceptionList,
+    ExceptionRecord,
+    ExceptionRequest,
     FindingPage,
     StatusReport,
     Trend,
@@ -56,6 +59,8 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/events": ("GET",),
     "/trend": ("GET",),
     "/audit": ("POST",),
+    "/exceptions": ("GET",),
+    "/exceptions/<check_id>/<resource>": ("PUT", "DELETE"),
 }
 _ROUTE_RULES = [(re.compile(re.sub(r"<\w+>", "[^/]+", route)), methods) for route, methods in ROUTES.items()]
 
@@ -215,7 +220,81 @@ def create_app(service: ServiceProvider) -> APIGatewayRestResolver:
             headers={"Location": started.follow.lstrip("/")},
         )
 
+    _exception_routes(app, service)
     return app
+
+
+CHECK_OR_ALL_PATTERN = r"^(\*|[a-z][a-z0-9_]{0,63})$"
+RESOURCE_DESCRIPTION = "An IAM user name, or account for the account's own (root and account-wide) checks."
+
+
+def _caller(app: APIGatewayRestResolver) -> str:
+    """Who is calling, as API Gateway identified them: the IAM ARN (AWS_IAM), else the API key, else the address."""
+    identity = app.current_event.request_context.identity
+    if identity.user_arn:
+        return identity.user_arn
+    if identity.caller:
+        return identity.caller
+    if identity.api_key_id:
+        return f"API key {identity.api_key_id}"
+    return f"unauthenticated caller at {identity.source_ip or 'an unknown address'}"
+
+
+def _exception_routes(app: APIGatewayRestResolver, service: ServiceProvider) -> None:
+    """PUT, GET and DELETE /exceptions (iamguard.api.exemptions)."""
+
+    @app.get(
+        "/exceptions",
+        summary="Exceptions made through the API",
+        description="Every exception made with PUT, live or ended in the last 30 days, soonest to end first. "
+        "Exceptions by tag (iamguard:exempt*) are shown on the findings they cover (exempt_* fields).",
+        operation_id="listExceptions",
+        tags=["exceptions"],
+        responses={**_ok(ExceptionList, "The exceptions."), **_errors(500)},
+    )
+    def list_exceptions() -> ExceptionList:
+        return service().exemptions.list()
+
+    @app.put(
+        "/exceptions/<check_id>/<resource>",
+        summary="Make (or replace) an exception: a check may fail for a resource until a date",
+        description="Owner, reason and expires are required: no exception is open-ended, and it may last at "
+        "most EXCEPTION_MAX_DAYS days (default 90). The caller's IAM identity is recorded. The next audit, or "
+        "the next event about the user, marks the findings it covers EXEMPT; when it ends, they fail again "
+        "and that is announced once (exception expired).",
+        operation_id="putException",
+        tags=["exceptions"],
+        responses={
+            **_ok(ExceptionRecord, "The exception replaced an earlier one of the same check and resource."),
+            **_ok(ExceptionRecord, "The exception was made.", 201),
+            **_errors(400, 500),
+        },
+    )
+    def put_exception(
+        check_id: Annotated[str, Path(pattern=CHECK_OR_ALL_PATTERN, description="A check id, or * for every check.")],
+        resource: Annotated[str, Path(pattern=USER_NAME_PATTERN, description=RESOURCE_DESCRIPTION)],
+        request: Annotated[ExceptionRequest, Body(embed=False)],
+    ) -> Response[ExceptionRecord]:
+        record, created = service().exemptions.put(check_id, resource, request, _caller(app))
+        return Response(
+            status_code=(HTTPStatus.CREATED if created else HTTPStatus.OK).value,
+            content_type=content_types.APPLICATION_JSON,
+            body=record,
+        )
+
+    @app.delete(
+        "/exceptions/<check_id>/<resource>",
+        summary="End an exception now",
+        description="Returns the exception removed. The findings it covered fail again at the next audit or event.",
+        operation_id="deleteException",
+        tags=["exceptions"],
+        responses={**_ok(ExceptionRecord, "The exception removed."), **_errors(400, 404, 500)},
+    )
+    def delete_exception(
+        check_id: Annotated[str, Path(pattern=CHECK_OR_ALL_PATTERN, description="A check id, or * for every check.")],
+        resource: Annotated[str, Path(pattern=USER_NAME_PATTERN, description=RESOURCE_DESCRIPTION)],
+    ) -> ExceptionRecord:
+        return service().exemptions.delete(check_id, resource)
 
 
 def _domain_error(exc: ApiError) -> Response[Any]:

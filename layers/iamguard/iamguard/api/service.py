@@ -13,6 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from iamguard.api.errors import AuditUnavailable, BadRequest, UserNotFound
+from iamguard.api.exemptions import ExemptionService
 from iamguard.api.launch import AuditLauncher, LambdaAuditLauncher
 from iamguard.api.models import (
     AuditStarted,
@@ -41,6 +42,7 @@ from iamguard.aws import AwsContext, error_code
 from iamguard.checks import CATALOG
 from iamguard.domain.findings import Finding, Severity, Status
 from iamguard.persistence import summary
+from iamguard.persistence.exemptions import ExemptionStore
 from iamguard.persistence.findings import FindingsStore, item_to_finding
 from iamguard.persistence.summary import is_gone
 from iamguard.settings import Settings
@@ -240,6 +242,13 @@ class StatusService:
         """Open findings after each audit of the last `days` days (audit runs are kept 90 days)."""
         runs, complete = self.store.audit_runs(self.clock() - timedelta(days=days), most=TREND_POINTS)
         return Trend(days=days, points=[_trend_point(run) for run in runs], complete=complete)
+
+    # -- PUT, GET, DELETE /exceptions ---------------------------------------------------------
+    @property
+    def exemptions(self) -> ExemptionService:
+        """The API's exceptions, in the same table (iamguard.api.exemptions)."""
+        store = ExemptionStore(self.store.client, self.store.table)
+        return ExemptionService(store, self.settings.exception_max_days, self.clock)
 
     # -- POST /audit ----------------------------------------------------------------------
     def start_audit(self) -> AuditStarted:
