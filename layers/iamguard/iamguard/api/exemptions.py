@@ -73,7 +73,7 @@ class ExemptionService:
 
 def _validate_target(check_id: str, resource: str) -> None:
     if check_id != ALL_CHECKS and check_id not in CATALOG:
-        raise BadRequest(f"Unknown check id {check_id!r}: use an id of the catalog (GET /findings lists them) or *.")
+        raise BadRequest(f"Unknown check id {check_id!r}: use an id of the catalog (README, What it checks) or *.")
     if check_id != ALL_CHECKS and CATALOG[check_id].scope != "user" and resource != ACCOUNT_RESOURCE:
         raise BadRequest(
             f"{check_id} is a check of the account, not of a user: its resource is {ACCOUNT_RESOURCE!r}, "
