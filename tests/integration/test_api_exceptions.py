@@ -164,8 +164,17 @@ def test_a_malformed_body_is_400_naming_the_field(empty_api: ApiServer, payload:
     assert call(empty_api.url, "/exceptions").body["exceptions"] == []
 
 
-def test_not_json_is_400(empty_api: ApiServer) -> None:
+def test_a_body_that_is_not_json_is_refused(empty_api: ApiServer) -> None:
     assert send(empty_api.url, CONSOLE, "PUT", b"{owner: secops").status == 400
+    data = json.dumps(body()).encode()
+    for content_type, status in (("text/plain", 415), ("multipart/form-data", 400)):
+        request = urllib.request.Request(
+            empty_api.url + CONSOLE, data=data, method="PUT", headers={"Content-Type": content_type}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == status, content_type
+    assert call(empty_api.url, "/exceptions").body["exceptions"] == []
 
 
 def test_created_by_is_the_callers_iam_identity(empty_api: ApiServer) -> None:

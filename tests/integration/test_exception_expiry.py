@@ -69,6 +69,9 @@ def test_an_exception_ending_mid_test_reopens_its_finding_announced_once(
     status, detail = console_finding(store)
     assert status is Status.EXEMPT and "owner secops" in detail
     assert EXPIRED not in headers(slack)
+    dispatcher.send_digest(store.findings(), account_id=ACCOUNT_ID, ref="today")  # the daily digest warns first
+    digest = str(slack.messages[-1])
+    assert "Exceptions that end within 7 days" in digest and "erin — " in digest and "owner secops" in digest
 
     tomorrow = today + timedelta(days=1)
     audit(tomorrow)  # the exception ended last night

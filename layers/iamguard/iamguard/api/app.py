@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
     RequestValidationError,
     ResponseValidationError,
 )
@@ -67,6 +68,7 @@ _ROUTE_RULES = [(re.compile(re.sub(r"<\w+>", "[^/]+", route)), methods) for rout
 _ERROR_DESCRIPTIONS = {
     400: "The query is invalid (a parameter fails validation, or next_token is not from this query).",
     404: "No such resource.",
+    415: "The body is not JSON: send it with Content-Type: application/json.",
     500: "Something unexpected failed; details are in the function's log, never in the response.",
     503: "Audits cannot be started right now.",
 }
@@ -267,7 +269,7 @@ def _exception_routes(app: APIGatewayRestResolver, service: ServiceProvider) -> 
         responses={
             **_ok(ExceptionRecord, "The exception replaced an earlier one of the same check and resource."),
             **_ok(ExceptionRecord, "The exception was made.", 201),
-            **_errors(400, 500),
+            **_errors(400, 404, 415, 500),  # 404: a path no route matches (a resource that is no IAM name)
         },
     )
     def put_exception(
@@ -309,6 +311,22 @@ def _invalid_request(exc: RequestValidationError) -> Response[Any]:
     return error_response(HTTPStatus.BAD_REQUEST, "bad_request", "The request is invalid.", details)
 
 
+def _unsupported_media(exc: RequestUnsupportedContentType) -> Response[Any]:
+    return error_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", _ERROR_DESCRIPTIONS[415])
+
+
+def _malformed_multipart(app: APIGatewayRestResolver) -> Callable[[ValueError], Response[Any]]:
+    """Powertools raises a bare ValueError for a multipart body without a boundary: a 400, not a 500."""
+
+    def answer(exc: ValueError) -> Response[Any]:
+        content_type = app.current_event.headers.get("content-type") or ""
+        if content_type.lower().startswith("multipart/form-data") and "boundary=" not in content_type.lower():
+            return error_response(HTTPStatus.BAD_REQUEST, "bad_request", "multipart/form-data without a boundary.")
+        return _unexpected(exc)
+
+    return answer
+
+
 def _no_route(app: APIGatewayRestResolver) -> Callable[[NotFoundError], Response[Any]]:
     def answer(exc: NotFoundError) -> Response[Any]:
         path = app.current_event.path
@@ -342,6 +360,8 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
     """Domain errors and validation → 4xx with ErrorResponse; anything else → a plain 500, never a traceback."""
     app.exception_handler(ApiError)(_domain_error)
     app.exception_handler(RequestValidationError)(_invalid_request)
+    app.exception_handler(RequestUnsupportedContentType)(_unsupported_media)
+    app.exception_handler(ValueError)(_malformed_multipart(app))
     app.not_found(_no_route(app))
     app.exception_handler(ServiceError)(_service_error)
     app.exception_handler(ResponseValidationError)(_invalid_response)
