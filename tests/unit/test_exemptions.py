@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from iamguard.domain.exemptions import Exemption
 from iamguard.domain.findings import Change, Finding, Status, Transition
 from iamguard.domain.messages import Language
 from iamguard.enforcement.enforcer import ATTACH_GUARDRAIL, ATTACH_REQUIRED, plan
+from iamguard.notify import sns, teams
 from iamguard.notify.render import MessageBuilder
 from iamguard.settings import Settings
 
@@ -220,3 +222,17 @@ def test_the_digest_lists_exceptions_that_end_within_seven_days() -> None:
         [section] = [s for s in digest.sections if s.title == title]
         assert len(section.lines) == 1 and "erin" in section.lines[0] and "secops" in section.lines[0]
         assert (TODAY + timedelta(days=7)).isoformat() in section.lines[0]
+
+
+@pytest.mark.parametrize(("language", "label"), [("en", "Exception owner"), ("ko", "예외 담당자")])
+def test_teams_and_email_carry_who_why_and_until(language: Language, label: str) -> None:
+    [message] = MessageBuilder(language, clock=lambda: NOW).finding_messages([expired_change()])
+    facts = {
+        fact["title"]: fact["value"]
+        for element in teams.card(message)["body"]
+        if element.get("type") == "FactSet"
+        for fact in element["facts"]
+    }
+    assert facts[label] == "secops"
+    email = json.loads(sns.publish_arguments("arn:aws:sns:us-east-1:123456789012:t", message)["Message"])["email"]
+    assert f"{label}" in email and "vendor" in email and TODAY.isoformat() in email
