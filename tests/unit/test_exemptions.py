@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from iamguard.checks import CATALOG, run_checks
@@ -17,6 +17,7 @@ from iamguard.domain.messages import Language
 from iamguard.enforcement.enforcer import ATTACH_GUARDRAIL, ATTACH_REQUIRED, plan
 from iamguard.notify import sns, teams
 from iamguard.notify.render import MessageBuilder
+from iamguard.persistence.exemptions import CachedExemptions, ExemptionStore
 from iamguard.settings import Settings
 
 from tests.factories import NOW, creds, finding, state, user
@@ -236,3 +237,20 @@ def test_teams_and_email_carry_who_why_and_until(language: Language, label: str)
     assert facts[label] == "secops"
     email = json.loads(sns.publish_arguments("arn:aws:sns:us-east-1:123456789012:t", message)["Message"])["email"]
     assert f"{label}" in email and "vendor" in email and TODAY.isoformat() in email
+
+
+def test_the_event_path_rereads_the_stored_exceptions_at_most_once_a_minute() -> None:
+    reads: list[int] = []
+
+    class Table:
+        def all(self) -> list[Exemption]:
+            reads.append(1)
+            return [Exemption(check_id="*", resource="erin", reason=f"read {len(reads)}", source="api")]
+
+    now = [0.0]
+    cached = CachedExemptions(cast(ExemptionStore, Table()), clock=lambda: now[0])
+    assert cached.all()[0].reason == "read 1"
+    now[0] = 59.9
+    assert cached.all()[0].reason == "read 1" and len(reads) == 1
+    now[0] = 60.0  # a PUT or DELETE through the API reaches warm event functions within the minute
+    assert cached.all()[0].reason == "read 2"

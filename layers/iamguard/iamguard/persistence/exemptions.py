@@ -13,8 +13,9 @@ DynamoDB's TTL removes it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Attr, Key
@@ -101,3 +102,26 @@ class ExemptionStore:
         except self.client.exceptions.ConditionalCheckFailedException:
             return None
         return item_exemption(from_ddb(response["Attributes"]))
+
+
+class CachedExemptions:
+    """The event path's view of the stored exceptions: read at most once per `ttl` in a warm function.
+
+    A warm event function handles events seconds apart; reading the exceptions for each would add a
+    Query to every event. An exception made or removed through the API reaches the event path within
+    `ttl` (the audit always reads afresh); an exception's end needs no re-read, it is a date.
+    """
+
+    def __init__(
+        self, store: ExemptionStore, ttl: timedelta = timedelta(minutes=1), clock: Callable[[], float] = monotonic
+    ) -> None:
+        self.store = store
+        self.ttl = ttl.total_seconds()
+        self._clock = clock
+        self._read: tuple[float, list[Exemption]] | None = None
+
+    def all(self) -> list[Exemption]:
+        now = self._clock()
+        if self._read is None or now - self._read[0] >= self.ttl:
+            self._read = (now, self.store.all())
+        return self._read[1]

@@ -47,7 +47,7 @@ from iamguard.domain.findings import Change, Finding, Status
 from iamguard.enforcement.enforcer import DETACH_GUARDRAIL, Enforcer, ManualChange
 from iamguard.iam.evaluation import PolicyCache, can_change_own_password
 from iamguard.iam.inventory import Inventory, UnknownUser
-from iamguard.persistence.exemptions import ExemptionStore
+from iamguard.persistence.exemptions import CachedExemptions, ExemptionStore
 from iamguard.persistence.findings import FindingsStore
 from iamguard.persistence.login_profiles import LoginProfileStore, login_profile_changed
 from iamguard.realtime.cloudtrail import (
@@ -275,7 +275,8 @@ class EventProcessor:
         self.inventory = Inventory(aws, iam_client=self.iam)
         self.enforcer = Enforcer(self.iam, settings, memory=store, clock=self.clock)
         self.login_profiles = LoginProfileStore(store.client, store.table)
-        self.exemptions = ExemptionStore(store.client, store.table)  # the status API's exceptions
+        # The status API's exceptions, re-read at most once a minute (tags come with the user's live read).
+        self.exemptions = CachedExemptions(ExemptionStore(store.client, store.table))
         self.failures = SignInFailures(
             store.client,
             store.table,
