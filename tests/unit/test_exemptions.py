@@ -114,11 +114,16 @@ def test_a_live_tag_exception_marks_only_its_checks_exempt_with_who_why_and_unti
 
 def test_an_expired_tag_exception_fails_and_names_the_exception_that_ran_out() -> None:
     yesterday = TODAY - timedelta(days=1)
-    tags = {"iamguard:exempt": "true", "iamguard:exempt-until": yesterday.isoformat(), "iamguard:exempt-owner": "ops"}
+    tags = {
+        "iamguard:exempt": "true",
+        "iamguard:exempt-until": yesterday.isoformat(),
+        "iamguard:exempt-owner": "ops",
+        "iamguard:exempt-reason": "wait until the token arrives",
+    }
     console = by_check(console_user(**tags))[("erin", "user_console_mfa")]
     assert console.status is Status.FAIL and console.exemption_expired
     assert console.exempt_until == yesterday and console.exempt_owner == "ops"
-    assert f"expired after {yesterday}" in console.detail
+    assert f"wait until the token arrives; owner ops; expired after {yesterday}" in console.detail
 
 
 def test_api_exceptions_cover_a_user_or_the_account_and_end_on_their_day() -> None:

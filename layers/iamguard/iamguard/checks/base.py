@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Literal
 
-from iamguard.checks import exemptions as exceptions_
+from iamguard.checks import exemptions as exemption_sources
 from iamguard.domain.account import (
     AccountState,
     Credentials,
@@ -160,7 +160,7 @@ def live_exemption(
     user: User, settings: Settings, check_id: str, stored: Mapping[str, list[Exemption]], today: date
 ) -> Exemption | None:
     """The exception (setting, tag or API) that exempts this user from this check today, if any."""
-    applicable = exceptions_.for_user(user, settings, stored, CATALOG)
+    applicable = exemption_sources.for_user(user, settings, stored, CATALOG)
     return choose(list(applicable.exemptions), check_id, today)[0]
 
 
@@ -262,7 +262,7 @@ def _exempted(
         return None, None
     notes = []
     if expired is not None and expired.expires is not None:
-        notes.append(f"{expired.describe().replace('until', 'expired after', 1)}")
+        notes.append(expired.describe(ended=True))
     if problem:
         notes.append(f"not exempt: {problem}")
     return (f"{outcome.detail} ({'; '.join(notes)})" if notes else None), expired
@@ -283,7 +283,7 @@ def run_user_checks(
 ) -> list[Finding]:
     """All user checks (or `only` those) for one user."""
     wanted = set(only) if only is not None else None
-    applicable = exceptions_.for_user(user, ctx.settings, ctx.exemptions, CATALOG)
+    applicable = exemption_sources.for_user(user, ctx.settings, ctx.exemptions, CATALOG)
     today = utc_day(ctx.now)
     findings = []
     for check in checks_by_scope("user"):
@@ -325,7 +325,7 @@ def run_checks(
     """Run the catalog (or `only` the named checks) over an account state, applying the API's `exemptions`."""
     now = now or state.read_at
     wanted = set(only) if only is not None else None
-    stored = exceptions_.by_resource(exemptions)
+    stored = exemption_sources.by_resource(exemptions)
     account_exemptions = stored.get(ACCOUNT_RESOURCE, [])
     today = utc_day(now)
     findings: list[Finding] = []

@@ -39,9 +39,12 @@ class Exemption(BaseModel):
     def live(self, today: date) -> bool:
         return self.expires is None or today <= self.expires
 
-    def describe(self) -> str:
-        """One line for a finding's detail: where it comes from, why, whose, until when."""
-        until = f"until {self.expires.isoformat()}" if self.expires else "no end date"
+    def describe(self, *, ended: bool = False) -> str:
+        """One line for a finding's detail: where it comes from, why, whose, until when (or when it ended)."""
+        if self.expires is None:
+            until = "no end date"
+        else:
+            until = f"{'expired after' if ended else 'until'} {self.expires.isoformat()}"
         owner = f"owner {self.owner}; " if self.owner else ""
         return f"{_SOURCES[self.source]}: {self.reason}; {owner}{until}"
 
