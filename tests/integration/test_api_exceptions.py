@@ -122,6 +122,12 @@ def test_an_exception_of_the_account_is_named_account(api: ApiServer, moto_serve
     report = audit(moto_server.url, TABLE)
     [root] = [f for f in report["findings"] if f["check_id"] == "root_hardware_mfa"]
     assert root["status"] == "EXEMPT" and root["exempt_until"] == (TODAY + timedelta(days=90)).isoformat()
+    [shown] = [c for c in call(api.url, "/status").body["root"] if c["check_id"] == "root_hardware_mfa"]
+    assert (shown["status"], shown["exempt_owner"], shown["exempt_until"]) == (
+        "EXEMPT",
+        "secops@example.com",
+        (TODAY + timedelta(days=90)).isoformat(),
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,8 +137,9 @@ def test_an_exception_of_the_account_is_named_account(api: ApiServer, moto_serve
         (CONSOLE, body(days=-1), "is in the past"),
         ("/exceptions/user_console_mfx/dave_new", body(), "Unknown check id 'user_console_mfx'"),
         ("/exceptions/root_mfa_enabled/dave_new", body(), "its resource is 'account'"),
+        (CONSOLE, body(owner=" \t "), "owner must not be blank"),
     ],
-    ids=["too-long", "in-the-past", "unknown-check", "account-check-on-a-user"],
+    ids=["too-long", "in-the-past", "unknown-check", "account-check-on-a-user", "blank-owner"],
 )
 def test_an_exception_the_rules_refuse_is_400_with_the_reason(
     empty_api: ApiServer, path: str, payload: dict[str, Any], message: str
@@ -150,12 +157,12 @@ def test_an_exception_the_rules_refuse_is_400_with_the_reason(
         (body(expires=None), "body.expires"),
         (body(expires="31/12/2026"), "body.expires"),
         (body(expires=1893456000), "body.expires"),  # seconds since 1970 are not a date here
-        (body(owner="   "), "body.owner"),
+        (body(owner=""), "body.owner"),
         (body(reason="x" * 513), "body.reason"),
         (body(owner=None), "body.owner"),
         (body(until="2026-12-31"), "body.until"),  # a misspelt field is not silently dropped
     ],
-    ids=["no-expiry", "null-expiry", "day-first", "epoch", "blank-owner", "long-reason", "no-owner", "unknown-field"],
+    ids=["no-expiry", "null-expiry", "day-first", "epoch", "empty-owner", "long-reason", "no-owner", "unknown-field"],
 )
 def test_a_malformed_body_is_400_naming_the_field(empty_api: ApiServer, payload: dict[str, Any], location: str) -> None:
     reply = send(empty_api.url, CONSOLE, "PUT", payload)

@@ -40,6 +40,10 @@ class ExemptionService:
     def put(self, check_id: str, resource: str, request: ExceptionRequest, caller: str) -> tuple[ExceptionRecord, bool]:
         """Keep (or replace) the exception; the record and whether it is new."""
         _validate_target(check_id, resource)
+        owner, reason = request.owner.strip(), request.reason.strip()
+        for name, value in (("owner", owner), ("reason", reason)):
+            if not value:
+                raise BadRequest(f"{name} must not be blank: say who answers for the exception, and why.")
         now = self.clock()
         today = now.astimezone(UTC).date()
         latest = today + timedelta(days=self.max_days)
@@ -53,8 +57,8 @@ class ExemptionService:
         exemption = Exemption(
             check_id=check_id,
             resource=resource,
-            owner=request.owner,
-            reason=request.reason,
+            owner=owner,
+            reason=reason,
             expires=request.expires,
             source="api",
             created_at=now,

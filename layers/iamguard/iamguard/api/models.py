@@ -86,6 +86,10 @@ class CheckResult(_Model):
     resource_name: str
     detail: str
     last_seen: datetime | None = None
+    # The exception behind EXEMPT (PUT /exceptions/{check_id}/account), or the one that expired on a FAIL.
+    exempt_owner: str | None = None
+    exempt_reason: str | None = None
+    exempt_until: date | None = None
 
 
 class LastAudit(_Model):
@@ -246,7 +250,7 @@ def _iso_date(value: Any) -> Any:
     raise ValueError("expires must be a date written YYYY-MM-DD")
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Text = Annotated[str, StringConstraints(min_length=1)]  # blank (whitespace only) is refused by the service
 
 
 class ExceptionRequest(_Model):

@@ -315,6 +315,9 @@ def _check_results(findings: Iterable[Finding]) -> list[CheckResult]:
                 "resource_name": f.resource_name,
                 "detail": f.detail,
                 "last_seen": f.last_seen,
+                "exempt_owner": f.exempt_owner,
+                "exempt_reason": f.exempt_reason,
+                "exempt_until": f.exempt_until,
             }
         )
         for f in sorted((f for f in findings if f.check_id in CATALOG), key=lambda f: order.index(f.check_id))
