@@ -14,6 +14,7 @@ from iamguard.aws import AwsContext, lambda_tracer
 from iamguard.enforcement.enforcer import Enforcer
 from iamguard.iam.inventory import Inventory
 from iamguard.notify.factory import build_dispatcher
+from iamguard.persistence.exemptions import ExemptionStore
 from iamguard.persistence.findings import FindingsStore
 from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.settings import Settings
@@ -27,6 +28,7 @@ AWS = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
 IAM = AWS.iam()  # one client for the container's life; each run counts its calls afresh
 STORE = FindingsStore(AWS.dynamodb(), SETTINGS.findings_table)
 LOGIN_PROFILES = LoginProfileStore(STORE.client, STORE.table)  # what earlier audits and events read
+EXCEPTIONS = ExemptionStore(STORE.client, STORE.table)  # the status API's exceptions (tags are read with the users)
 # Slack (secret read lazily, cached), the SNS topic, Security Hub: whatever the stack configured.
 NOTIFY = build_dispatcher(SETTINGS, AWS, store=STORE, metrics=metrics, logger=logger)
 # Organization mode: the planner's queue delivers one member account per message.
@@ -42,7 +44,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     inventory = Inventory(AWS, iam_client=IAM, login_profiles=LOGIN_PROFILES)
     # MODE=enforce: attach the MFA guardrail when due (grace period), take it off once users have MFA.
     enforcer = Enforcer(inventory.iam, SETTINGS, memory=STORE)
-    result = run_audit(inventory, SETTINGS, enforcer=enforcer)
+    result = run_audit(inventory, SETTINGS, enforcer=enforcer, exemptions=EXCEPTIONS.all())
     changes = store_audit(result, STORE)
     # Tell people what changed (each change once, with what an earlier run recorded and never announced),
     # and what enforcement did; then deliver what earlier runs left in the outbox.

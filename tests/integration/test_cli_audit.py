@@ -87,7 +87,9 @@ def test_only_failed_csv_and_output_file(server_aws: AwsContext, moto_server: Mo
     assert result.returncode == 3
     assert result.stdout == ""
     lines = out.read_text().splitlines()
-    assert lines[0] == "check_id,severity,status,resource_type,resource_name,resource_arn,detail"
+    assert lines[0] == (
+        "check_id,severity,status,resource_type,resource_name,resource_arn,detail,exempt_owner,exempt_reason,exempt_until"
+    )
     assert len(lines) == 1 + len(EXPECTED_FAILURES)
 
 

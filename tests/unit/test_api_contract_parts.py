@@ -46,13 +46,24 @@ def test_template_exposes_exactly_the_documented_routes_each_authenticated() -> 
     assert template()["Parameters"]["ApiAuth"]["AllowedValues"] == ["AWS_IAM", "API_KEY"]
 
 
-def test_status_function_may_only_read_the_table_and_start_the_audit() -> None:
+def test_status_function_may_only_read_the_table_write_its_exceptions_and_start_the_audit() -> None:
     function = template()["Resources"]["StatusApiFunction"]["Properties"]
     statements = function["Policies"][0]["Statement"]
     actions = {
         action for s in statements for action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     }
-    assert actions == {"dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan", "lambda:InvokeFunction"}
+    assert actions == {
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "dynamodb:Scan",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "lambda:InvokeFunction",
+    }
+    # PUT/DELETE /exceptions: the EXCEPTIONS partition and nothing else of the table
+    [write] = [s for s in statements if "dynamodb:PutItem" in s["Action"]]
+    assert sorted(write["Action"]) == ["dynamodb:DeleteItem", "dynamodb:PutItem"]
+    assert write["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["EXCEPTIONS"]}}
     invoke = next(s for s in statements if s["Action"] == "lambda:InvokeFunction")
     # the account audit; in organization mode the planner, which audits every account
     assert invoke["Resource"] == {

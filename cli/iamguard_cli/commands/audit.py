@@ -13,6 +13,7 @@ from iamguard.audit.run import AuditResult, run_audit, store_audit
 from iamguard.checks.compliance import FRAMEWORK_IDS, evaluate
 from iamguard.domain.findings import Change, Finding, Severity, Status, at_or_above
 from iamguard.iam.inventory import Inventory
+from iamguard.persistence.exemptions import ExemptionStore
 from iamguard.persistence.findings import FindingsStore
 from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.settings import DEFAULT_FINDINGS_TABLE, ConfigError, Settings
@@ -124,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
         announcer = announcer_from_args(args, settings, ctx, store=store)
         # With --store, login-profile facts earlier runs (and the event path) kept are reused while they hold.
         memory = LoginProfileStore(store.client, store.table) if store is not None else None
-        result = run_audit(Inventory(ctx, login_profiles=memory), settings)
+        # With --store, the status API's exceptions apply too (tags and EXEMPT_USERS always do).
+        exemptions = ExemptionStore(store.client, store.table).all() if store is not None else []
+        result = run_audit(Inventory(ctx, login_profiles=memory), settings, exemptions=exemptions)
         if store is not None:
             changes = store_audit(result, store)
 

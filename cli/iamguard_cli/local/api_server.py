@@ -26,6 +26,7 @@ from iamguard.api.service import StatusService
 from iamguard.audit.run import run_audit, store_audit
 from iamguard.aws import AwsContext
 from iamguard.iam.inventory import Inventory
+from iamguard.persistence.exemptions import ExemptionStore
 from iamguard.persistence.findings import FindingsStore
 from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.settings import Settings
@@ -71,7 +72,8 @@ class ThreadAuditLauncher:
     def _run(self, run_id: str) -> None:
         try:
             memory = LoginProfileStore(self._store.client, self._store.table)
-            result = run_audit(Inventory(self._aws, login_profiles=memory), self._settings)
+            exemptions = ExemptionStore(self._store.client, self._store.table).all()
+            result = run_audit(Inventory(self._aws, login_profiles=memory), self._settings, exemptions=exemptions)
             store_audit(result, self._store)
             log.info("local audit finished", extra={"run_id": run_id, "summary": result.summary()})
         except Exception:  # a background failure must not vanish silently

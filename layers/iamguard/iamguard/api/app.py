@@ -17,10 +17,11 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
     RequestValidationError,
     ResponseValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 from iamguard import __version__
@@ -33,6 +34,9 @@ from iamguard.api.models import (
     ErrorResponse,
     EventKind,
     EventList,
+    ExceptionList,
+    ExceptionRecord,
+    ExceptionRequest,
     FindingPage,
     StatusReport,
     Trend,
@@ -64,12 +68,15 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "/compliance/<framework>": ("GET",),
     "/accounts": ("GET",),
     "/accounts/<account_id>/status": ("GET",),
+    "/exceptions": ("GET",),
+    "/exceptions/<check_id>/<resource>": ("PUT", "DELETE"),
 }
 _ROUTE_RULES = [(re.compile(re.sub(r"<\w+>", "[^/]+", route)), methods) for route, methods in ROUTES.items()]
 
 _ERROR_DESCRIPTIONS = {
     400: "The query is invalid (a parameter fails validation, or next_token is not from this query).",
     404: "No such resource.",
+    415: "The body is not JSON: send it with Content-Type: application/json.",
     500: "Something unexpected failed; details are in the function's log, never in the response.",
     503: "Audits cannot be started right now.",
 }
@@ -274,7 +281,81 @@ def create_app(service: ServiceProvider) -> APIGatewayRestResolver:
             headers={"Location": started.follow.lstrip("/")},
         )
 
+    _exception_routes(app, service)
     return app
+
+
+CHECK_OR_ALL_PATTERN = r"^(\*|[a-z][a-z0-9_]{0,63})$"
+RESOURCE_DESCRIPTION = "An IAM user name, or account for the account's own (root and account-wide) checks."
+
+
+def _caller(app: APIGatewayRestResolver) -> str:
+    """Who is calling, as API Gateway identified them: the IAM ARN (AWS_IAM), else the API key, else the address."""
+    identity = app.current_event.request_context.identity
+    if identity.user_arn:
+        return identity.user_arn
+    if identity.caller:
+        return identity.caller
+    if identity.api_key_id:
+        return f"API key {identity.api_key_id}"
+    return f"unauthenticated caller at {identity.source_ip or 'an unknown address'}"
+
+
+def _exception_routes(app: APIGatewayRestResolver, service: ServiceProvider) -> None:
+    """PUT, GET and DELETE /exceptions (iamguard.api.exemptions)."""
+
+    @app.get(
+        "/exceptions",
+        summary="Exceptions made through the API",
+        description="Every exception made with PUT, live or ended in the last 30 days, soonest to end first. "
+        "Exceptions by tag (iamguard:exempt*) are shown on the findings they cover (exempt_* fields).",
+        operation_id="listExceptions",
+        tags=["exceptions"],
+        responses={**_ok(ExceptionList, "The exceptions."), **_errors(500)},
+    )
+    def list_exceptions() -> ExceptionList:
+        return service().exemptions.list()
+
+    @app.put(
+        "/exceptions/<check_id>/<resource>",
+        summary="Make (or replace) an exception: a check may fail for a resource until a date",
+        description="Owner, reason and expires are required: no exception is open-ended, and it may last at "
+        "most EXCEPTION_MAX_DAYS days (default 90). The caller's IAM identity is recorded. The next audit, or "
+        "the next event about the user, marks the findings it covers EXEMPT; when it ends, they fail again "
+        "and that is announced once (exception expired).",
+        operation_id="putException",
+        tags=["exceptions"],
+        responses={
+            **_ok(ExceptionRecord, "The exception replaced an earlier one of the same check and resource."),
+            **_ok(ExceptionRecord, "The exception was made.", 201),
+            **_errors(400, 404, 415, 500),  # 404: a path no route matches (a resource that is no IAM name)
+        },
+    )
+    def put_exception(
+        check_id: Annotated[str, Path(pattern=CHECK_OR_ALL_PATTERN, description="A check id, or * for every check.")],
+        resource: Annotated[str, Path(pattern=USER_NAME_PATTERN, description=RESOURCE_DESCRIPTION)],
+        request: Annotated[ExceptionRequest, Body(embed=False)],
+    ) -> Response[ExceptionRecord]:
+        record, created = service().exemptions.put(check_id, resource, request, _caller(app))
+        return Response(
+            status_code=(HTTPStatus.CREATED if created else HTTPStatus.OK).value,
+            content_type=content_types.APPLICATION_JSON,
+            body=record,
+        )
+
+    @app.delete(
+        "/exceptions/<check_id>/<resource>",
+        summary="End an exception now",
+        description="Returns the exception removed. The findings it covered fail again at the next audit or event.",
+        operation_id="deleteException",
+        tags=["exceptions"],
+        responses={**_ok(ExceptionRecord, "The exception removed."), **_errors(400, 404, 500)},
+    )
+    def delete_exception(
+        check_id: Annotated[str, Path(pattern=CHECK_OR_ALL_PATTERN, description="A check id, or * for every check.")],
+        resource: Annotated[str, Path(pattern=USER_NAME_PATTERN, description=RESOURCE_DESCRIPTION)],
+    ) -> ExceptionRecord:
+        return service().exemptions.delete(check_id, resource)
 
 
 def _domain_error(exc: ApiError) -> Response[Any]:
@@ -287,6 +368,22 @@ def _invalid_request(exc: RequestValidationError) -> Response[Any]:
         for error in exc.errors()
     ]
     return error_response(HTTPStatus.BAD_REQUEST, "bad_request", "The request is invalid.", details)
+
+
+def _unsupported_media(exc: RequestUnsupportedContentType) -> Response[Any]:
+    return error_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", _ERROR_DESCRIPTIONS[415])
+
+
+def _malformed_multipart(app: APIGatewayRestResolver) -> Callable[[ValueError], Response[Any]]:
+    """Powertools raises a bare ValueError for a multipart body without a boundary: a 400, not a 500."""
+
+    def answer(exc: ValueError) -> Response[Any]:
+        content_type = app.current_event.headers.get("content-type") or ""
+        if content_type.lower().startswith("multipart/form-data") and "boundary=" not in content_type.lower():
+            return error_response(HTTPStatus.BAD_REQUEST, "bad_request", "multipart/form-data without a boundary.")
+        return _unexpected(exc)
+
+    return answer
 
 
 def _no_route(app: APIGatewayRestResolver) -> Callable[[NotFoundError], Response[Any]]:
@@ -322,6 +419,8 @@ def _register_error_handlers(app: APIGatewayRestResolver) -> None:
     """Domain errors and validation → 4xx with ErrorResponse; anything else → a plain 500, never a traceback."""
     app.exception_handler(ApiError)(_domain_error)
     app.exception_handler(RequestValidationError)(_invalid_request)
+    app.exception_handler(RequestUnsupportedContentType)(_unsupported_media)
+    app.exception_handler(ValueError)(_malformed_multipart(app))
     app.not_found(_no_route(app))
     app.exception_handler(ServiceError)(_service_error)
     app.exception_handler(ResponseValidationError)(_invalid_response)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from iamguard.domain.findings import Severity, Status
 
@@ -89,6 +90,10 @@ class CheckResult(_Model):
     resource_name: str
     detail: str
     last_seen: datetime | None = None
+    # The exception behind EXEMPT (PUT /exceptions/{check_id}/account), or the one that expired on a FAIL.
+    exempt_owner: str | None = None
+    exempt_reason: str | None = None
+    exempt_until: date | None = None
 
 
 class LastAudit(_Model):
@@ -167,6 +172,12 @@ class FindingDetail(_Model):
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     status_changed_at: datetime | None = None
+    exempt_source: Literal["tag", "api", "setting"] | None = Field(
+        default=None, description="Where the exception behind EXEMPT comes from (on a FAIL: the one that expired)."
+    )
+    exempt_owner: str | None = None
+    exempt_reason: str | None = None
+    exempt_until: date | None = Field(default=None, description="Its last day; absent: no end date.")
     title: str
     risk: str
     remediation: Remediation
@@ -263,3 +274,48 @@ class ErrorResponse(_Model):
     error: str = Field(description="A stable error code, e.g. bad_request, not_found, internal_error.")
     message: str
     details: list[ErrorDetail] = []
+
+
+# -- exceptions (PUT/GET/DELETE /exceptions) ------------------------------------------------
+def _iso_date(value: Any) -> Any:
+    """Only YYYY-MM-DD: pydantic alone would also take a number (seconds since 1970) or 20261231."""
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        return value.strip()
+    if isinstance(value, date):
+        return value
+    raise ValueError("expires must be a date written YYYY-MM-DD")
+
+
+Text = Annotated[str, StringConstraints(min_length=1)]  # blank (whitespace only) is refused by the service
+
+
+class ExceptionRequest(_Model):
+    """The body of PUT /exceptions/{check_id}/{resource}: every field is required."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    owner: Annotated[Text, Field(max_length=128, description="Who answers for the exception (a person or team).")]
+    reason: Annotated[Text, Field(max_length=512, description="Why the check may fail for this resource.")]
+    expires: Annotated[
+        date,
+        BeforeValidator(_iso_date),
+        Field(description="The last day (UTC) the exception holds: today at the earliest, at most the maximum ahead."),
+    ]
+
+
+class ExceptionRecord(_Model):
+    """One exception made through the API."""
+
+    check_id: str = Field(description="A check id from the catalog, or * for every check.")
+    resource: str = Field(description="An IAM user name, or account for the account's own (root and account) checks.")
+    owner: str | None
+    reason: str
+    expires: date
+    live: bool = Field(description="It holds today; false once its expires day has passed.")
+    created_at: datetime | None = None
+    created_by: str | None = Field(default=None, description="The caller's IAM identity (ARN) that made it.")
+
+
+class ExceptionList(_Model):
+    exceptions: list[ExceptionRecord] = Field(description="Soonest to end first; expired ones stay 30 days.")
+    max_days: int = Field(description="How far ahead an exception may end (setting EXCEPTION_MAX_DAYS).")

@@ -13,6 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from iamguard.api.errors import AccountNotFound, AuditUnavailable, BadRequest, FrameworkNotFound, UserNotFound
+from iamguard.api.exemptions import ExemptionService
 from iamguard.api.launch import AuditLauncher, LambdaAuditLauncher
 from iamguard.api.models import (
     AccountCounts,
@@ -46,6 +47,7 @@ from iamguard.checks.compliance import ComplianceReport, UnknownFramework, evalu
 from iamguard.domain.findings import Finding, Severity, Status
 from iamguard.domain.messages import Language
 from iamguard.persistence import summary
+from iamguard.persistence.exemptions import ExemptionStore
 from iamguard.persistence.findings import FindingsStore, item_to_finding
 from iamguard.persistence.summary import is_gone
 from iamguard.settings import Settings
@@ -342,6 +344,13 @@ class StatusService:
         runs, complete = self.store.audit_runs(self.clock() - timedelta(days=days), most=TREND_POINTS)
         return Trend(days=days, points=[_trend_point(run) for run in runs], complete=complete)
 
+    # -- PUT, GET, DELETE /exceptions ---------------------------------------------------------
+    @property
+    def exemptions(self) -> ExemptionService:
+        """The API's exceptions, in the same table (iamguard.api.exemptions)."""
+        store = ExemptionStore(self.store.client, self.store.table)
+        return ExemptionService(store, self.settings.exception_max_days, self.clock)
+
     # -- POST /audit ----------------------------------------------------------------------
     def start_audit(self) -> AuditStarted:
         if self.launcher is None:
@@ -412,6 +421,9 @@ def _check_results(findings: Iterable[Finding]) -> list[CheckResult]:
                 "resource_name": f.resource_name,
                 "detail": f.detail,
                 "last_seen": f.last_seen,
+                "exempt_owner": f.exempt_owner,
+                "exempt_reason": f.exempt_reason,
+                "exempt_until": f.exempt_until,
             }
         )
         for f in sorted((f for f in findings if f.check_id in CATALOG), key=lambda f: order.index(f.check_id))

@@ -18,6 +18,8 @@ from iamguard.audit.run import AuditResult, finding_dict
 from iamguard.domain.findings import Finding, Status
 
 CSV_FIELDS = ["check_id", "severity", "status", "resource_type", "resource_name", "resource_arn", "detail"]
+# The exception behind an EXEMPT finding (or the one that expired, on a FAIL): empty when none.
+CSV_FIELDS += ["exempt_owner", "exempt_reason", "exempt_until"]
 _STATUS_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.EXEMPT: 2, Status.PASS: 3}
 
 

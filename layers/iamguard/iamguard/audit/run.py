@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from iamguard.checks import CATALOG, run_checks
 from iamguard.checks.organization import run_organization_checks
+from iamguard.checks.exemptions import by_resource
 from iamguard.domain.alerts import Action
+from iamguard.domain.exemptions import Exemption
 from iamguard.domain.findings import Change, Finding, Severity, Status
 from iamguard.domain.organization import OrganizationFacts
 from iamguard.iam.inventory import Inventory
@@ -92,17 +95,20 @@ def run_audit(
     *,
     enforcer: Enforcer | None = None,
     organization: OrganizationFacts | None = None,
+    exemptions: Iterable[Exemption] = (),
 ) -> AuditResult:
     """Read the whole account and run every check; with an enforcer, also put the MFA guardrail right.
 
     With `organization` (a member account audited from the hub) the organization checks run too.
+    `exemptions` are the status API's exceptions (ExemptionStore.all); tags and EXEMPT_USERS are read here.
     """
     started = time.perf_counter()
     state = inventory.read_account()
-    findings = run_checks(state, settings, now or state.read_at)
+    stored = list(exemptions)
+    findings = run_checks(state, settings, now or state.read_at, exemptions=stored)
     if organization is not None:
         findings += run_organization_checks(state, organization, now or state.read_at)
-    actions = enforcer.enforce_account(state) if enforcer is not None else []
+    actions = enforcer.enforce_account(state, by_resource(stored)) if enforcer is not None else []
     return AuditResult(
         account_id=state.account_id,
         generated_at=now or state.read_at,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Literal
 
+from iamguard.checks import exemptions as exemption_sources
 from iamguard.domain.account import (
     AccountState,
     Credentials,
@@ -16,9 +17,10 @@ from iamguard.domain.account import (
     PolicyDocument,
     User,
 )
+from iamguard.domain.exemptions import ACCOUNT_RESOURCE, Exemption, choose
 from iamguard.domain.findings import Finding, ResourceType, Severity, Status
 from iamguard.iam.evaluation import Permissions, PolicyCache
-from iamguard.settings import EXEMPT_TAG_KEY, Settings
+from iamguard.settings import Settings
 
 Scope = Literal["root", "account", "user", "organization"]
 
@@ -68,6 +70,8 @@ class UserContext:
     password_policy: PasswordPolicy | None
     # Documents compiled once for all users of one run (see iamguard.policy).
     policy_cache: PolicyCache = field(default_factory=PolicyCache, compare=False, repr=False)
+    # The API's exceptions (iamguard.persistence.exemptions), by resource; tags and the setting are read here.
+    exemptions: Mapping[str, list[Exemption]] = field(default_factory=dict)
 
     def permissions(self, user: User) -> Permissions:
         """The user's effective identity-based permissions."""
@@ -147,12 +151,17 @@ def checks_by_scope(*scopes: Scope) -> list[Check]:
     return [check for check in CATALOG.values() if check.scope in scopes]
 
 
-def exemption_reason(user: User, settings: Settings) -> str | None:
-    if user.name in settings.exempt_users:
-        return "listed in the exempt users setting"
-    if user.tags.get(EXEMPT_TAG_KEY, "").strip().lower() == "true":
-        return f"tagged {EXEMPT_TAG_KEY}=true"
-    return None
+def utc_day(now: datetime) -> date:
+    """The day an exception's `expires` is compared with."""
+    return now.astimezone(UTC).date() if now.tzinfo else now.date()
+
+
+def live_exemption(
+    user: User, settings: Settings, check_id: str, stored: Mapping[str, list[Exemption]], today: date
+) -> Exemption | None:
+    """The exception (setting, tag or API) that exempts this user from this check today, if any."""
+    applicable = exemption_sources.for_user(user, settings, stored, CATALOG)
+    return choose(list(applicable.exemptions), check_id, today)[0]
 
 
 _FINDING_FIELDS = {
@@ -166,6 +175,7 @@ _FINDING_FIELDS = {
     "detail",
     "observed_at",
 }
+_EXEMPT_FIELDS = _FINDING_FIELDS | {"exempt_source", "exempt_owner", "exempt_reason", "exempt_until"}
 
 
 def _finding(
@@ -179,10 +189,28 @@ def _finding(
     account_id: str,
     now: datetime,
     detail: str | None = None,
+    exemption: Exemption | None = None,
 ) -> Finding:
     # Built from typed values of this module, so not validated again; and every finding shares one
     # set of field names (pydantic keeps a set per instance otherwise: half of a finding's memory,
     # about 80 MB in a 10,000-user audit). model_copy copies the set before changing it.
+    if exemption is not None:
+        return Finding.model_construct(
+            _EXEMPT_FIELDS,
+            check_id=check.id,
+            severity=outcome.severity or check.severity,
+            status=status,
+            resource_type=rtype,
+            resource_arn=arn,
+            resource_name=name,
+            account_id=account_id,
+            detail=detail or outcome.detail,
+            observed_at=now,
+            exempt_source=exemption.source,
+            exempt_owner=exemption.owner,
+            exempt_reason=exemption.reason,
+            exempt_until=exemption.expires,
+        )
     return Finding.model_construct(
         _FINDING_FIELDS,
         check_id=check.id,
@@ -216,12 +244,28 @@ def observed_at(check: Check, credentials: Credentials | None, now: datetime) ->
     return now
 
 
-def _status(outcome: Outcome, exempt: str | None) -> Status:
+def _status(outcome: Outcome, exempt: Exemption | None) -> Status:
     if outcome.unknown:
         return Status.ERROR
     if outcome.passed:
         return Status.PASS
     return Status.EXEMPT if exempt else Status.FAIL
+
+
+def _exempted(
+    outcome: Outcome, status: Status, live: Exemption | None, expired: Exemption | None, problem: str | None
+) -> tuple[str | None, Exemption | None]:
+    """The detail and the exception a finding carries: the live one (EXEMPT), or on a FAIL the one that ran out."""
+    if status is Status.EXEMPT and live is not None:
+        return f"{outcome.detail} ({live.describe()})", live
+    if status is not Status.FAIL:
+        return None, None
+    notes = []
+    if expired is not None and expired.expires is not None:
+        notes.append(expired.describe(ended=True))
+    if problem:
+        notes.append(f"not exempt: {problem}")
+    return (f"{outcome.detail} ({'; '.join(notes)})" if notes else None), expired
 
 
 def account_resource(state: AccountState, scope: Literal["root", "account"]) -> tuple[str, str]:
@@ -239,19 +283,21 @@ def run_user_checks(
 ) -> list[Finding]:
     """All user checks (or `only` those) for one user."""
     wanted = set(only) if only is not None else None
-    exempt = exemption_reason(user, ctx.settings)
+    applicable = exemption_sources.for_user(user, ctx.settings, ctx.exemptions, CATALOG)
+    today = utc_day(ctx.now)
     findings = []
     for check in checks_by_scope("user"):
         if (wanted is not None and check.id not in wanted) or check.evaluate_user is None:
             continue
         error = _error_outcome(check, errors or {})
+        live, expired = choose(list(applicable.exemptions), check.id, today)
         if error is not None or (check.needs and user.credentials is None):
             outcome = error or Outcome(False, "Could not be evaluated — credential data unavailable.")
             status = Status.ERROR
         else:
             outcome = check.evaluate_user(user, ctx)
-            status = _status(outcome, exempt)
-        detail = f"{outcome.detail} (exempt: {exempt})" if status is Status.EXEMPT else None
+            status = _status(outcome, live)
+        detail, exemption = _exempted(outcome, status, live, expired, applicable.problem)
         findings.append(
             _finding(
                 check,
@@ -263,17 +309,25 @@ def run_user_checks(
                 account_id=account_id,
                 now=observed_at(check, user.credentials, ctx.now),
                 detail=detail,
+                exemption=exemption,
             )
         )
     return findings
 
 
 def run_checks(
-    state: AccountState, settings: Settings, now: datetime | None = None, only: Iterable[str] | None = None
+    state: AccountState,
+    settings: Settings,
+    now: datetime | None = None,
+    only: Iterable[str] | None = None,
+    exemptions: Iterable[Exemption] = (),
 ) -> list[Finding]:
-    """Run the catalog (or `only` the named checks) over an account state."""
+    """Run the catalog (or `only` the named checks) over an account state, applying the API's `exemptions`."""
     now = now or state.read_at
     wanted = set(only) if only is not None else None
+    stored = exemption_sources.by_resource(exemptions)
+    account_exemptions = stored.get(ACCOUNT_RESOURCE, [])
+    today = utc_day(now)
     findings: list[Finding] = []
     for check in checks_by_scope("root", "account"):
         if (wanted is not None and check.id not in wanted) or check.evaluate_account is None:
@@ -282,12 +336,25 @@ def run_checks(
         arn, name = account_resource(state, scope)
         error = _error_outcome(check, state.errors)
         outcome = error or check.evaluate_account(state, settings, now)
-        status = Status.ERROR if error else _status(outcome, None)
+        live, expired = choose(account_exemptions, check.id, today)
+        status = Status.ERROR if error else _status(outcome, live)
+        detail, exemption = _exempted(outcome, status, live, expired, None)
         at = observed_at(check, state.root.credentials, now) if scope == "root" else now
         findings.append(
-            _finding(check, outcome, status, arn=arn, name=name, rtype=scope, account_id=state.account_id, now=at)
+            _finding(
+                check,
+                outcome,
+                status,
+                arn=arn,
+                name=name,
+                rtype=scope,
+                account_id=state.account_id,
+                now=at,
+                detail=detail,
+                exemption=exemption,
+            )
         )
-    ctx = UserContext(settings, now, state.groups, state.policy_documents, state.password_policy)
+    ctx = UserContext(settings, now, state.groups, state.policy_documents, state.password_policy, exemptions=stored)
     for user in state.users:
         findings.extend(run_user_checks(user, ctx, state.account_id, state.errors, wanted))
     return findings

@@ -4,5 +4,6 @@
 policy); `findings` is a check's verdict (`Finding`, `Severity`, `Status`) and what storing it did
 (`Transition`, `Change`); `alerts` the real-time detections and enforcement actions (`Alert`,
 `Action`, `Detection`) and the `Announcer` protocol; `messages` a notification as people read it
-(`Message`, `Channel`, `Language`). Imports nothing of iamguard outside this package.
+(`Message`, `Channel`, `Language`); `exemptions` the exceptions to checks (`Exemption`: check,
+resource, owner, reason, end). Imports nothing of iamguard outside this package.
 """

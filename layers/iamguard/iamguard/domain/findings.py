@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -76,10 +76,20 @@ class Finding(BaseModel):
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     status_changed_at: datetime | None = None
+    # The exception behind an EXEMPT finding (iamguard.domain.exemptions); on a FAIL, the one that expired.
+    exempt_source: str | None = None
+    exempt_owner: str | None = None
+    exempt_reason: str | None = None
+    exempt_until: date | None = None
 
     @property
     def failed(self) -> bool:
         return self.status is Status.FAIL
+
+    @property
+    def exemption_expired(self) -> bool:
+        """Failing because its exception ran out (the finding names the one that expired)."""
+        return self.failed and self.exempt_source is not None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -10,7 +10,9 @@ What iamguard may do, and nothing else:
   user must still reset the password at first sign-in, once the guardrail is no longer the user's
   only iam:ChangePassword: taking it off then would lock the user out);
 - attach missing required policies (only ARNs from settings; the event path only).
-Nothing is ever deleted; root and exempt users are never touched. Every decision becomes an
+Nothing is ever deleted; root is never touched, nor a user while a live exception covers the action's
+check (`user_console_mfa` for the guardrail, `user_required_policies` for required policies; an
+expired one protects nothing). Every decision becomes an
 `Action`: performed, failed, withheld (the reason says what to do instead) or, in monitor mode,
 planned. What the guardrail decisions rest on is kept per user in the findings table
 (`iamguard.persistence.findings.GuardrailRecord`), so people are told each thing once.
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from iamguard.aws import error_code, error_text
-from iamguard.checks.base import exemption_reason
+from iamguard.checks.base import live_exemption, utc_day
 from iamguard.domain.account import (
     AccessKey,
     AccountState,
@@ -38,6 +40,7 @@ from iamguard.domain.account import (
     User,
 )
 from iamguard.domain.alerts import Action, Withheld
+from iamguard.domain.exemptions import Exemption
 from iamguard.iam import evaluation as policy
 from iamguard.persistence.findings import FindingsStore, GuardrailRecord
 from iamguard.settings import Settings
@@ -57,6 +60,18 @@ SETTLED = timedelta(minutes=5)
 UNSEEN_DETACHER = "someone outside iamguard (the DetachUserPolicy event never reached iamguard)"
 # Users one audit run may act on or tell about (each costs a handful of IAM calls and a message).
 AUDIT_USER_BUDGET = 50
+# The checks each kind of action answers: a live exception of one spares the user that action.
+GUARDRAIL_CHECK = "user_console_mfa"
+REQUIRED_POLICIES_CHECK = "user_required_policies"
+Exemptions = Mapping[str, list[Exemption]]
+
+
+def exempt_from(
+    user: User, settings: Settings, check_id: str, exemptions: Exemptions | None, now: datetime | None
+) -> bool:
+    """A live exception (setting, tag or API) covers this user and check today; an expired one protects nothing."""
+    today = utc_day(now or datetime.now(UTC))
+    return live_exemption(user, settings, check_id, exemptions or {}, today) is not None
 
 
 class Unread:
@@ -203,14 +218,16 @@ def plan(
     record: GuardrailRecord | None = None,
     now: datetime | None = None,
     keep_for_reset: bool = False,
+    exemptions: Exemptions | None = None,
 ) -> list[PlannedAction]:
-    """What enforcement would do for this user now (empty for exempt users)."""
-    if exemption_reason(user, settings) is not None:
-        return []
+    """What enforcement would do for this user now (nothing that a live exception covers)."""
     planned = []
-    step = guardrail_step(user, groups, settings, record, now, keep_for_reset=keep_for_reset)
-    if step is not None:
-        planned.append(step)
+    if not exempt_from(user, settings, GUARDRAIL_CHECK, exemptions, now):
+        step = guardrail_step(user, groups, settings, record, now, keep_for_reset=keep_for_reset)
+        if step is not None:
+            planned.append(step)
+    if exempt_from(user, settings, REQUIRED_POLICIES_CHECK, exemptions, now):
+        return planned
     in_effect = policy.policy_arns_in_effect(user, groups)
     for arn in settings.required_policy_arns:
         if arn not in in_effect:
@@ -248,6 +265,7 @@ class Enforcer:
         documents: Mapping[str, PolicyDocument] | None = None,
         password_policy: Callable[[], PasswordPolicy | None] | None = None,
         remembered: GuardrailRecord | Unread | None = UNREAD,
+        exemptions: Exemptions | None = None,
     ) -> list[Action]:
         """Act on the plan for one user; every attempt becomes an `Action` tied to the causing event.
 
@@ -255,21 +273,23 @@ class Enforcer:
         what lets the user change the password at first sign-in. `remembered`: the user's guardrail
         record as the caller already read it (`FindingsStore.read_resource`); else it is read here.
         """
-        if exemption_reason(user, self.settings) is not None:
-            return []
         now = self._clock()
+        if all(
+            exempt_from(user, self.settings, c, exemptions, now) for c in (GUARDRAIL_CHECK, REQUIRED_POLICIES_CHECK)
+        ):
+            return []
         if isinstance(remembered, Unread):
             remembered = self.memory.guardrail_record(user.name) if self.memory else None
         stored = self._record(user, remembered)
         record = _apply_manual(stored, user, manual)
         keep = self._keep_for_reset(user, groups, documents or {}, password_policy or (lambda: None))
-        steps = plan(user, groups, self.settings, record=record, now=now, keep_for_reset=keep)
+        steps = plan(user, groups, self.settings, record=record, now=now, keep_for_reset=keep, exemptions=exemptions)
         actions, record = self._carry_out(steps, user, record, now, event_id, retry_later=True)
         self._save(stored, record)
         return actions
 
     # -- the scheduled audit: every user, from the bulk read --------------------------------
-    def enforce_account(self, state: AccountState) -> list[Action]:
+    def enforce_account(self, state: AccountState, exemptions: Exemptions | None = None) -> list[Action]:
         """The guardrail for every user (attach when due, detach when done, tell what is withheld).
 
         The bulk read can be hours old (the credential report): before the audit attaches or
@@ -286,7 +306,7 @@ class Enforcer:
         actions: list[Action] = []
         budget = AUDIT_USER_BUDGET
         for user in state.users:
-            if exemption_reason(user, self.settings) is not None or user.credentials is None:
+            if exempt_from(user, self.settings, GUARDRAIL_CHECK, exemptions, now) or user.credentials is None:
                 continue  # exempt, or console access unknown (no credential report): nothing to decide on
             stored = self._record(user, records.get(user.name))
             record = stored

@@ -40,7 +40,7 @@ SEVERITIES = {  # PagerDuty knows critical, error, warning, info
     Severity.LOW: "info",
     Severity.INFORMATIONAL: "info",
 }
-TRIGGERS = {"opened", "escalated", "failing"}
+TRIGGERS = {"opened", "escalated", "failing", "expired"}  # expired: an exception ran out, failing again
 RESOLVES = {"resolved", "exempted"}  # "unknown" (could not be checked) neither opens nor closes a page
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import groupby
 
 from iamguard.checks import CATALOG
@@ -33,7 +33,8 @@ CHUNK = 100  # findings per Security Hub message: BatchImportFindings' batch siz
 PER_MESSAGE = 99
 LISTED = 10  # resources named in a grouped message
 DIGEST_LINES = 15
-FAILING_OUTCOMES = {"opened", "escalated", "failing"}
+FAILING_OUTCOMES = {"opened", "escalated", "failing", "expired"}
+EXPIRING_WITHIN_DAYS = 7  # the digest lists exceptions that end this soon
 
 
 def when(value: datetime | None) -> str:
@@ -54,9 +55,14 @@ def _clean(finding: Finding) -> Finding:
 
 
 def outcome(change: Change, *, stateless: bool = False) -> str:
-    """What a notable change means to a reader: opened, escalated, resolved, exempted, unknown (or failing)."""
+    """What a notable change means to a reader: opened, expired (an exception ran out), escalated, resolved,
+    exempted, unknown (or failing)."""
     if change.transition is Transition.OPENED:
-        return "failing" if stateless else "opened"
+        if stateless:
+            return "failing"
+        previous = change.previous
+        expired = change.finding.exemption_expired and previous is not None and previous.status is Status.EXEMPT
+        return "expired" if expired else "opened"
     if change.transition is Transition.ESCALATED:
         return "escalated"
     return {Status.EXEMPT: "exempted", Status.ERROR: "unknown"}.get(change.finding.status, "resolved")
@@ -153,7 +159,7 @@ class MessageBuilder:
                 severity=self.catalog.severity[severity],
                 resource=first.resource_name,
             )
-            if result in {"exempted", "unknown"}:
+            if result in {"exempted", "unknown", "expired"}:
                 summary = self.catalog.text(f"summary.{result}", resource=first.resource_name)
             else:
                 summary = fill(text.failed if failing else text.passed, resource=first.resource_name)
@@ -162,6 +168,7 @@ class MessageBuilder:
                 self._account_field(first.account_id),
                 self._field("check", text.title),
                 *self._english("detail", first.detail, summary),
+                *self._exception_fields(first, result),
             ]
             previous = changes[0].previous
             if failing:
@@ -185,7 +192,7 @@ class MessageBuilder:
             lines = tuple(
                 f"{c.finding.resource_name} — {scrub(c.finding.detail)}"
                 if self.language == "en"
-                else c.finding.resource_name
+                else c.finding.resource_name + self._until_note(c.finding)
                 for c in changes[:LISTED]
             )
             listed = (Section(title=self.catalog.text("section.resources"), lines=lines + self._more(count, LISTED)),)
@@ -226,6 +233,24 @@ class MessageBuilder:
             },
             findings=tuple(_clean(c.finding) for c in changes),
         )
+
+    def _exception_fields(self, finding: Finding, result: str) -> list[Field]:
+        """Who, why and until when, for a finding an exception covers (or covered until it expired).
+
+        The owner and the reason are people's own words, shown in every language.
+        """
+        if finding.exempt_source is None or result not in {"exempted", "expired"}:
+            return []
+        until = finding.exempt_until.isoformat() if finding.exempt_until else self.catalog.text("value.no_end")
+        fields = [self._field("exception_ended" if result == "expired" else "exception_until", until)]
+        if finding.exempt_owner:
+            fields.append(self._field("exception_owner", scrub(finding.exempt_owner)))
+        if finding.exempt_reason:
+            fields.append(self._field("exception_reason", scrub(finding.exempt_reason)))
+        return fields
+
+    def _until_note(self, finding: Finding) -> str:
+        return f" ({finding.exempt_until.isoformat()})" if finding.exempt_source and finding.exempt_until else ""
 
     def sync_messages(self, changes: Sequence[Change]) -> list[Message]:
         """Security Hub batches: every notable change, whatever its severity, by how it changed."""
@@ -375,6 +400,32 @@ class MessageBuilder:
         )
 
     # -- digest -----------------------------------------------------------------------
+    def _ending_exceptions(self, findings: Sequence[Finding], account_id: str) -> list[Finding]:
+        """Exempt findings whose exception ends within EXPIRING_WITHIN_DAYS, soonest first."""
+        today = self._clock().astimezone(UTC).date()
+        last = today + timedelta(days=EXPIRING_WITHIN_DAYS)
+        return sorted(
+            (
+                f
+                for f in findings
+                if f.status is Status.EXEMPT
+                and f.account_id == account_id
+                and f.exempt_until is not None
+                and today <= f.exempt_until <= last
+            ),
+            key=lambda f: (f.exempt_until, f.resource_name, f.check_id),
+        )
+
+    def _ending_line(self, finding: Finding) -> str:
+        return self.catalog.text(
+            "digest.exception_line",
+            resource=finding.resource_name,
+            title=self.catalog.check(finding.check_id).title,
+            check=finding.check_id,
+            until=finding.exempt_until.isoformat() if finding.exempt_until else "",
+            owner=scrub(finding.exempt_owner) if finding.exempt_owner else self.catalog.text("value.unknown"),
+        )
+
     def digest_message(
         self,
         findings: Sequence[Finding],
@@ -390,7 +441,8 @@ class MessageBuilder:
             (f for f in failed if f.severity.rank >= min_severity.rank),
             key=lambda f: (-f.severity.rank, f.status_changed_at or f.observed_at, f.resource_name),
         )
-        if not serious and not since:
+        ending = self._ending_exceptions(findings, account_id)
+        if not serious and not since and not ending:
             return None
         lines = tuple(
             self.catalog.text(
@@ -424,9 +476,20 @@ class MessageBuilder:
                     lines=tuple(m.headline for m in since[:DIGEST_LINES]) + self._more(len(since), DIGEST_LINES),
                 )
             )
+        if ending:
+            sections.append(
+                Section(
+                    title=self.catalog.text("section.digest.exceptions"),
+                    lines=tuple(self._ending_line(f) for f in ending[:DIGEST_LINES])
+                    + self._more(len(ending), DIGEST_LINES),
+                )
+            )
         if counts:
             sections.append(Section(title=self.catalog.text("section.digest.counts"), lines=counts))
-        worst = serious[0].severity if serious else max((m.severity for m in since), key=lambda s: s.rank)
+        worst = max(
+            [f.severity for f in serious[:1]] + [m.severity for m in since] + [f.severity for f in ending],
+            key=lambda s: s.rank,
+        )
         return Message(
             key=f"digest:{account_id}:{ref}",
             kind=MessageKind.DIGEST,

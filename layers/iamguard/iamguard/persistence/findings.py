@@ -6,6 +6,7 @@ Item layout (one table, see template.yaml):
   audit run   pk=AUDIT                   sk=LATEST | RUN#<iso time>   (RUN#: TTL expires_at; the trend)
                                          | ACCOUNT#<account id>          (each account's latest run)
   activity    pk=ACTIVITY#<yyyy-mm-dd>   sk=<iso time>#<kind>#<id>   (detections and enforcement actions, TTL)
+  exception   pk=EXCEPTIONS              sk=<check_id>#<resource>   (iamguard.persistence.exemptions)
   guardrail   pk=USER#<name>             sk=GUARDRAIL          gsi1pk=GUARDRAIL        gsi1sk=<name>
               (what enforcement remembers about one user's MFA guardrail: who detached - or attached -
               it by hand and when, when iamguard attached it, the grace period's start, what people
@@ -34,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
@@ -137,6 +138,10 @@ def _finding_fields(finding: Finding) -> dict[str, Any]:
         "first_seen": iso(finding.first_seen or finding.observed_at),
         "last_seen": iso(finding.last_seen or finding.observed_at),
         "status_changed_at": iso(finding.status_changed_at or finding.observed_at),
+        "exempt_source": finding.exempt_source,
+        "exempt_owner": finding.exempt_owner,
+        "exempt_reason": finding.exempt_reason,
+        "exempt_until": finding.exempt_until.isoformat() if finding.exempt_until else None,
     }
 
 
@@ -196,7 +201,15 @@ def item_to_finding(item: Mapping[str, Any]) -> Finding:
         first_seen=parse_time(item.get("first_seen")),
         last_seen=parse_time(item.get("last_seen")),
         status_changed_at=parse_time(item.get("status_changed_at")),
+        exempt_source=item.get("exempt_source"),
+        exempt_owner=item.get("exempt_owner"),
+        exempt_reason=item.get("exempt_reason"),
+        exempt_until=date.fromisoformat(str(item["exempt_until"])) if item.get("exempt_until") else None,
     )
+
+
+def _exemption_of(finding: Finding) -> tuple[object, ...]:
+    return finding.exempt_source, finding.exempt_owner, finding.exempt_reason, finding.exempt_until
 
 
 @dataclass(frozen=True)
@@ -450,6 +463,7 @@ class FindingsStore:
             and previous.status == finding.status
             and previous.severity == finding.severity
             and previous.detail == finding.detail
+            and _exemption_of(previous) == _exemption_of(finding)
         )
         if (
             same

@@ -39,12 +39,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from iamguard.aws import AwsContext
 from iamguard.checks import CATALOG, run_checks, run_user_checks
 from iamguard.checks.base import UserContext
+from iamguard.checks.exemptions import by_resource
 from iamguard.domain.account import AccountState, Group, PasswordPolicy, PolicyDocument, RootState, RootUse, User
 from iamguard.domain.alerts import Action, Alert, Announcer, Detection, LogOnlyAnnouncer
+from iamguard.domain.exemptions import Exemption
 from iamguard.domain.findings import Change, Finding, Status
 from iamguard.enforcement.enforcer import DETACH_GUARDRAIL, Enforcer, ManualChange
 from iamguard.iam.evaluation import PolicyCache, can_change_own_password
 from iamguard.iam.inventory import Inventory, UnknownUser
+from iamguard.persistence.exemptions import CachedExemptions, ExemptionStore
 from iamguard.persistence.findings import FindingsStore
 from iamguard.persistence.login_profiles import LoginProfileStore, login_profile_changed
 from iamguard.realtime.cloudtrail import (
@@ -274,6 +277,8 @@ class EventProcessor:
         # A member account is read through its audit role and enforced through its enforce role.
         self.enforcer = Enforcer(self.iam, settings, memory=store, clock=self.clock, writer=enforce_iam)
         self.login_profiles = LoginProfileStore(store.client, store.table)
+        # The status API's exceptions, re-read at most once a minute (tags come with the user's live read).
+        self.exemptions = CachedExemptions(ExemptionStore(store.client, store.table))
         self.failures = SignInFailures(
             store.client,
             store.table,
@@ -406,6 +411,7 @@ class EventProcessor:
         calls_before = self.inventory.counter.total
         now = self.clock()
         actions: list[Action] = []
+        exemptions = cache(self.exemptions.all)  # read once per event, and only when something is checked
         used = root_use(event, now, self.settings)
         recorded = False  # the activity items went in with the findings' transaction
         if rule.source == "signin.amazonaws.com" and detail.console_login_result == "Failure":
@@ -413,12 +419,14 @@ class EventProcessor:
         elif not rule.checks:  # alert-only rows (sts:AssumeRoot): nothing of this account to re-read
             seen, findings, changes, notes = Observed(), [], [], []
         elif subject.kind in {"user", "group", "policy"}:
-            seen, findings, changes, actions, notes, recorded = self._evaluate_users(event, rule, subject, now)
+            seen, findings, changes, actions, notes, recorded = self._evaluate_users(
+                event, rule, subject, now, exemptions
+            )
         else:
-            seen, findings, changes = self._evaluate_account(subject, rule, now, used)
+            seen, findings, changes = self._evaluate_account(subject, rule, now, exemptions, used)
             notes, recorded = [], False
         if used is not None and subject.kind != "root":
-            usage = self._record_root_use(used, now)
+            usage = self._record_root_use(used, now, exemptions)
             findings, changes = findings + usage, changes + self.store.record_resources(usage)
 
         alerts = self._detect(event, rule, seen)
@@ -450,7 +458,12 @@ class EventProcessor:
         return Observed(burst=burst), [], [], [note]
 
     def _evaluate_users(
-        self, event: CloudTrailEvent, rule: EventRule, subject: Subject, now: datetime
+        self,
+        event: CloudTrailEvent,
+        rule: EventRule,
+        subject: Subject,
+        now: datetime,
+        exemptions: Callable[[], list[Exemption]],
     ) -> tuple[Observed, list[Finding], list[Change], list[Action], list[str], bool]:
         """The event's user, or every member of its group: read, enforce, check, store.
 
@@ -471,7 +484,14 @@ class EventProcessor:
 
         for name in names:
             view, done = self._evaluate_user(
-                name, rule, event.detail.event_id, now, password_policy, manual, activity if single else None
+                name,
+                rule,
+                event.detail.event_id,
+                now,
+                password_policy,
+                by_resource(exemptions()),
+                manual,
+                activity if single else None,
             )
             if view is None:
                 notes.append(
@@ -549,6 +569,7 @@ class EventProcessor:
         event_id: str,
         now: datetime,
         password_policy: Callable[[], PasswordPolicy | None],
+        exemptions: Mapping[str, list[Exemption]],
         manual: ManualChange | None = None,
         activity: Callable[[UserView, list[Action]], list[dict[str, Any]]] | None = None,
     ) -> tuple[UserView | None, list[Action]]:
@@ -568,6 +589,7 @@ class EventProcessor:
             documents=documents,
             password_policy=password_policy,
             remembered=stored.guardrail,
+            exemptions=exemptions,
         )
         if any(action.performed for action in actions):
             user, groups, documents = inventory.read_user(name)  # judge the state enforcement left behind
@@ -579,6 +601,7 @@ class EventProcessor:
             documents,
             password_policy() if _needs_password_policy(user, groups, documents, cache) else None,
             cache,
+            exemptions,
         )
         only = [check for check in rule.checks if CATALOG[check].scope == "user"]
         findings = run_user_checks(user, context, self.account_id, only=only)
@@ -615,14 +638,21 @@ class EventProcessor:
         owner = self.inventory.mfa_device_owner(serial_number)
         return subject_of_arn(owner) if owner else None
 
-    def _record_root_use(self, used: RootUse, now: datetime) -> list[Finding]:
+    def _record_root_use(
+        self, used: RootUse, now: datetime, exemptions: Callable[[], list[Exemption]]
+    ) -> list[Finding]:
         """Root made this call: root_not_used_recently fails on the event's own fact (no AWS call)."""
         root = replace(_unread_root(self.account_id), used=used)
         state = AccountState(self.account_id, now, root, None, (), (), {}, {})
-        return run_checks(state, self.settings, now, only=[ROOT_USAGE_CHECK])
+        return run_checks(state, self.settings, now, only=[ROOT_USAGE_CHECK], exemptions=exemptions())
 
     def _evaluate_account(
-        self, subject: Subject, rule: EventRule, now: datetime, used: RootUse | None = None
+        self,
+        subject: Subject,
+        rule: EventRule,
+        now: datetime,
+        exemptions: Callable[[], list[Exemption]],
+        used: RootUse | None = None,
     ) -> tuple[Observed, list[Finding], list[Change]]:
         """Root or account checks on a partial AccountState holding only what they read."""
         inventory = self.inventory
@@ -644,7 +674,7 @@ class EventProcessor:
             groups={},
             policy_documents={},
         )
-        findings = run_checks(state, self.settings, now, only=only)
+        findings = run_checks(state, self.settings, now, only=only, exemptions=exemptions())
         changes = self.store.record_resources(findings)
         seen = Observed(
             root=root,

@@ -1,4 +1,5 @@
-"""Settings of the status API (part of `iamguard.settings.Settings`): the audit interval, what POST /audit invokes."""
+"""Settings of the status API (part of `iamguard.settings.Settings`): the audit interval, what POST /audit invokes,
+how long an exception may last."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ class ApiSettings(BaseModel):
     audit_interval_minutes: PositiveInt | None = Field(default=None, validation_alias="AUDIT_INTERVAL_MINUTES")
     audit_function_name: str | None = Field(default=None, validation_alias="AUDIT_FUNCTION_NAME")
     page_size_max: int = Field(default=100, ge=1)
+    # How far ahead an exception made through the API may end (PUT /exceptions): none is open-ended.
+    exception_max_days: int = Field(default=90, ge=1, le=365, validation_alias="EXCEPTION_MAX_DAYS")
 
     @property
     def interval(self) -> timedelta:
