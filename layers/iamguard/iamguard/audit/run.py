@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from iamguard.checks import CATALOG, run_checks
-from iamguard.checks.organization import run_organization_checks
 from iamguard.checks.exemptions import by_resource
+from iamguard.checks.organization import run_organization_checks
 from iamguard.domain.alerts import Action
 from iamguard.domain.exemptions import Exemption
 from iamguard.domain.findings import Change, Finding, Severity, Status

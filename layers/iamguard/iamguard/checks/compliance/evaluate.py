@@ -172,10 +172,8 @@ def _control(
                     )
                 )
             )
-    if not evidenced:
-        status = ControlStatus.MANUAL
-    else:
-        status = next((s for s in _PRECEDENCE if s in seen), ControlStatus.PASS)
+    passing = next((s for s in _PRECEDENCE if s in seen), ControlStatus.PASS)
+    status = passing if evidenced else ControlStatus.MANUAL
     return ControlResult(
         id=control.id,
         title=control.title,
