@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from iamguard.audit.report import write_csv, write_json, write_table
+from iamguard.api.models import TrendPoint
+from iamguard.api.service import StatusService
+from iamguard.audit.report import write_csv, write_json, write_ocsf, write_table
 from iamguard.audit.run import AuditResult, run_audit, store_audit
+from iamguard.aws import AwsContext
 from iamguard.domain.findings import Change, Finding, Severity, Status, at_or_above
 from iamguard.iam.inventory import Inventory
 from iamguard.persistence.findings import FindingsStore
@@ -26,6 +30,7 @@ from iamguard_cli.commands.common import (
 )
 from iamguard_cli.commands.notify_options import add_notify_arguments, announcer_from_args, report_delivery
 from iamguard_cli.local.bootstrap import ensure_findings_table
+from iamguard_cli.report import build_view, render_html
 
 
 def register(subparsers: Any) -> None:
@@ -35,7 +40,16 @@ def register(subparsers: Any) -> None:
         description="Audit the whole account with the same code as the scheduled Lambda.",
     )
     add_aws_arguments(parser)
-    parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    parser.add_argument(
+        "--format",
+        choices=["table", "json", "csv", "ocsf", "html"],
+        default="table",
+        help="ocsf: OCSF 1.5.0 Compliance Findings, one JSON object per line; html: one self-contained page "
+        "(with --store or --table, the trend of open findings from the stored audit runs)",
+    )
+    parser.add_argument(
+        "--trend-days", type=int, default=30, metavar="DAYS", help="days of stored history in the HTML report (30)"
+    )
     parser.add_argument("--output", type=Path, help="write the report to FILE instead of stdout")
     parser.add_argument("--only-failed", action="store_true", help="report only FAIL and ERROR findings")
     parser.add_argument(
@@ -111,14 +125,11 @@ def run(args: argparse.Namespace) -> int:
     shown = (
         [f for f in result.findings if f.status in {Status.FAIL, Status.ERROR}] if args.only_failed else result.findings
     )
-    if args.output:
-        try:
-            with args.output.open("w", encoding="utf-8", newline="") as out:
-                _write_report(out, args.format, result, shown)
-        except OSError as exc:
-            raise CliError(f"cannot write {args.output}: {exc.strerror}") from exc
+    if args.format == "html":
+        page = html_report(args, settings, ctx, result, shown, store)
+        _output(args.output, lambda out: out.write(page))
     else:
-        _write_report(sys.stdout, args.format, result, shown)
+        _output(args.output, lambda out: _write_report(out, args.format, result, shown))
 
     if announcer is not None:
         with aws_errors(args.endpoint_url):
@@ -135,9 +146,57 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _output(path: Path | None, write: Callable[[TextIO], object]) -> None:
+    if path is None:
+        write(sys.stdout)
+        return
+    try:
+        with path.open("w", encoding="utf-8", newline="") as out:
+            write(out)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def html_report(
+    args: argparse.Namespace,
+    settings: Settings,
+    ctx: AwsContext,
+    result: AuditResult,
+    shown: list[Finding],
+    store: FindingsStore | None,
+) -> str:
+    """The HTML page; its trend from the findings table with --store or --table, else this run alone."""
+    if args.trend_days < 1:
+        raise CliError("--trend-days must be 1 or more", exit_code=2)
+    history = "this run only: no findings table was given (--store or --table keeps and reads the history)"
+    points = [TrendPoint.model_validate(_point_of(result))]
+    if store is None and args.table:
+        store = FindingsStore(ctx.dynamodb(), args.table)
+    if store is not None:
+        with aws_errors(args.endpoint_url):
+            trend = StatusService(store, settings.api).trend(days=args.trend_days)
+        points = trend.points
+        history = f"{len(points)} audit runs of the last {args.trend_days} days, from table {store.table}"
+        if not trend.complete:
+            history += " (the oldest left out)"
+    return render_html(build_view(result, shown, points, history=history))
+
+
+def _point_of(result: AuditResult) -> dict[str, object]:
+    by_severity = result.summary()["failed_by_severity"]
+    return {
+        "at": result.generated_at,
+        "open": sum(by_severity.values()),
+        "failed_by_severity": by_severity,
+        "errors": len(result.errors),
+    }
+
+
 def _write_report(out: TextIO, kind: str, result: AuditResult, findings: list[Finding]) -> None:
     """The report, written finding by finding (never whole in memory)."""
-    if kind == "json":
+    if kind == "ocsf":
+        write_ocsf(out, findings)
+    elif kind == "json":
         write_json(out, result, findings)
         out.write("\n")
     elif kind == "csv":
