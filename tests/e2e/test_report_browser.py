@@ -140,7 +140,7 @@ def test_serve_report_over_http(chromium: WebDriver, history: dict[str, Any]) ->
 def test_hostile_names_render_as_text_and_never_run(chromium: WebDriver, tmp_path: Path) -> None:
     findings = [finding("user_console_mfa", user=HOSTILE, detail=f"User {HOSTILE} has no MFA.")]
     page = tmp_path / "hostile.html"
-    view = build_view(AuditResult(ACCOUNT, NOW, findings, {}, 0), findings, [], history="none")
+    view = build_view(AuditResult(ACCOUNT, NOW, findings, {}, 0), [], history="none")
     page.write_text(render_html(view), encoding="utf-8")
     browser.console_errors(chromium), browser.requested_urls(chromium)
     chromium.get(page.as_uri())

@@ -62,7 +62,7 @@ def sample() -> list[Finding]:
 
 def render(findings: list[Finding], trend: list[TrendPoint] | None = None, **kw: Any) -> str:
     result = audit(findings, **kw)
-    return render_html(build_view(result, findings, trend or [], history="test history"))
+    return render_html(build_view(result, trend or [], history="test history"))
 
 
 def test_counts_verdict_and_groups_match_the_audit_summary() -> None:

@@ -15,7 +15,7 @@ from iamguard.audit.run import AuditResult, run_audit, store_audit
 from iamguard.aws import AwsContext
 from iamguard.domain.findings import Change, Finding, Severity, Status, at_or_above
 from iamguard.iam.inventory import Inventory
-from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.findings import HISTORY_DAYS, FindingsStore
 from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.settings import DEFAULT_FINDINGS_TABLE, ConfigError, Settings
 
@@ -48,10 +48,16 @@ def register(subparsers: Any) -> None:
         "(with --store or --table, the trend of open findings from the stored audit runs)",
     )
     parser.add_argument(
-        "--trend-days", type=int, default=30, metavar="DAYS", help="days of stored history in the HTML report (30)"
+        "--trend-days",
+        type=_trend_days,
+        default=30,
+        metavar="DAYS",
+        help="days of stored audit runs in the HTML report's trend (1-90, default 30)",
     )
     parser.add_argument("--output", type=Path, help="write the report to FILE instead of stdout")
-    parser.add_argument("--only-failed", action="store_true", help="report only FAIL and ERROR findings")
+    parser.add_argument(
+        "--only-failed", action="store_true", help="report only FAIL and ERROR findings (the HTML page lists no others)"
+    )
     parser.add_argument(
         "--fail-on",
         type=_severity_or_none,
@@ -91,6 +97,12 @@ def _severity_or_none(value: str) -> Severity | None:
         raise argparse.ArgumentTypeError(f"unknown severity {value!r}") from exc
 
 
+def _trend_days(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= HISTORY_DAYS):
+        raise argparse.ArgumentTypeError(f"must be a whole number of days from 1 to {HISTORY_DAYS}, not {value!r}")
+    return int(value)
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     try:
         base = Settings.from_env()
@@ -126,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         [f for f in result.findings if f.status in {Status.FAIL, Status.ERROR}] if args.only_failed else result.findings
     )
     if args.format == "html":
-        page = html_report(args, settings, ctx, result, shown, store)
+        page = html_report(args, settings, ctx, result, store)
         _output(args.output, lambda out: out.write(page))
     else:
         _output(args.output, lambda out: _write_report(out, args.format, result, shown))
@@ -162,12 +174,9 @@ def html_report(
     settings: Settings,
     ctx: AwsContext,
     result: AuditResult,
-    shown: list[Finding],
     store: FindingsStore | None,
 ) -> str:
     """The HTML page; its trend from the findings table with --store or --table, else this run alone."""
-    if args.trend_days < 1:
-        raise CliError("--trend-days must be 1 or more", exit_code=2)
     history = "this run only: no findings table was given (--store or --table keeps and reads the history)"
     points = [TrendPoint.model_validate(_point_of(result))]
     if store is None and args.table:
@@ -179,7 +188,7 @@ def html_report(
         history = f"{len(points)} audit runs of the last {args.trend_days} days, from table {store.table}"
         if not trend.complete:
             history += " (the oldest left out)"
-    return render_html(build_view(result, shown, points, history=history))
+    return render_html(build_view(result, points, history=history))
 
 
 def _point_of(result: AuditResult) -> dict[str, object]:

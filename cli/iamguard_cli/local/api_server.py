@@ -28,7 +28,7 @@ from iamguard.api.service import StatusService
 from iamguard.audit.run import run_audit, store_audit
 from iamguard.aws import AwsContext
 from iamguard.iam.inventory import Inventory
-from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.findings import HISTORY_DAYS, FindingsStore
 from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.settings import Settings
 
@@ -45,7 +45,7 @@ _RESOLVE_LOCK = threading.Lock()
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 _TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
 REPORT_PATH = "/report"
-REPORT_DAYS = (1, 90)  # the trend's window, as GET /trend allows it (audit runs are kept 90 days)
+REPORT_DAYS = (1, HISTORY_DAYS)  # the trend's window, as GET /trend allows it: audit runs are kept 90 days
 
 
 class ThreadAuditLauncher:
@@ -175,15 +175,6 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(page)
 
-    def _answer(self, status: HTTPStatus, code: str, message: str) -> None:
-        data = json.dumps(ErrorResponse(error=code, message=message).model_dump(mode="json")).encode()
-        self.send_response(status.value)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
     def _content_length(self) -> int | None:
         """The body's length, or None after answering a request whose Content-Length cannot be honoured."""
         raw = self.headers.get_all("Content-Length") or []
@@ -206,12 +197,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refuse(self, status: HTTPStatus, code: str, message: str) -> None:
         """Answer without reading the body, and close: what follows on the connection cannot be framed."""
-        data = json.dumps(ErrorResponse(error=code, message=message).model_dump(mode="json")).encode()
         self.close_connection = True
+        self._answer(status, code, message)
+
+    def _answer(self, status: HTTPStatus, code: str, message: str) -> None:
+        """An error in the API's shape (ErrorResponse)."""
+        data = json.dumps(ErrorResponse(error=code, message=message).model_dump(mode="json")).encode()
         self.send_response(status.value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)

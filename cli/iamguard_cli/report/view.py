@@ -282,16 +282,15 @@ def _bars(summary: dict[str, Any]) -> list[SeverityBar]:
 
 def build_view(
     result: AuditResult,
-    findings: list[Finding],
     trend: list[TrendPoint],
     *,
     history: str,
     compliance: list[ComplianceFramework] | None = None,
 ) -> ReportView:
-    """The page's content from an audit (its account, time, errors) and the findings to show."""
-    findings = [f for f in findings if f.check_id in CATALOG]
-    shown = AuditResult(result.account_id, result.generated_at, findings, result.errors, result.api_calls)
-    summary = shown.summary()
+    """The page's content from an audit: its account, time, errors, counts (as its JSON report has them) and
+    findings. Passed findings are counted, not listed, so the page needs no --only-failed."""
+    findings = [f for f in result.findings if f.check_id in CATALOG]  # stored findings of a retired check: not shown
+    summary = AuditResult(result.account_id, result.generated_at, findings, result.errors, result.api_calls).summary()
     worst = sorted(findings, key=_worst_first)
     rows = [_row(f) for f in worst if f.status is not Status.PASS]
     return ReportView(
@@ -328,4 +327,4 @@ def view_from_store(service: StatusService, *, days: int = 30) -> ReportView:
     history = f"{len(trend.points)} audit runs of the last {days} days, from the findings table"
     if not trend.complete:
         history += " (the oldest left out)"
-    return build_view(result, findings, trend.points, history=history)
+    return build_view(result, trend.points, history=history)
