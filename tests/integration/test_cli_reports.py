@@ -5,13 +5,22 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
+from iamguard.api.service import StatusService
+from iamguard.audit.run import AuditResult, store_audit
 from iamguard.aws import AwsContext
+from iamguard.domain.findings import Severity, Status
+from iamguard.persistence.findings import FindingsStore
+from iamguard.settings.api import ApiSettings
 from iamguard_cli.local.api_server import serve_in_thread
 from iamguard_cli.local.seed import seed_designed_account
 from iamguard_cli.local.server import MotoServer
+from iamguard_cli.report import view_from_store
 
+from tests.factories import ACCOUNT as ACCOUNT_ID
+from tests.factories import NOW, finding
 from tests.integration.test_cli_audit import EXPECTED_EXEMPT, EXPECTED_FAILURES, iamguard
 from tests.support.ocsf import ocsf_errors
 
@@ -129,3 +138,30 @@ def test_serve_report(server_aws: AwsContext, moto_server: MotoServer) -> None:
         assert get(f"{server.url}/report", method="POST")[0] in {404, 405}
     finally:
         server.stop()
+
+
+def test_view_from_store_reads_current_findings_latest_audit_and_trend(store: FindingsStore) -> None:
+    # Given an empty table: no audit is no verdict
+    service = StatusService(store, ApiSettings())
+    empty = view_from_store(service)
+    assert (empty.verdict.level, empty.account_id, empty.trend) == ("error", "unknown", [])
+    # Given two stored audits, the second after bob's console MFA was fixed and carol was deleted
+    first = [
+        finding("user_console_mfa", user="bob", at=NOW - timedelta(days=2)),
+        finding("user_mfa", user="carol", severity=Severity.LOW, at=NOW - timedelta(days=2)),
+    ]
+    store_audit(AuditResult(ACCOUNT_ID, NOW - timedelta(days=2), first, {}, 3), store)
+    second = [finding("user_console_mfa", user="bob", status=Status.PASS, at=NOW - timedelta(days=1))]
+    store_audit(AuditResult(ACCOUNT_ID, NOW - timedelta(days=1), second, {"credential_report": "Throttled"}, 4), store)
+    # When the report is built from the table
+    view = view_from_store(StatusService(store, ApiSettings(), clock=lambda: NOW), days=7)
+    # Then it has the latest audit's account, time and errors, the current findings (not carol's: gone) and both runs
+    assert (view.account_id, view.generated_at, view.errors) == (
+        ACCOUNT_ID,
+        NOW - timedelta(days=1),
+        {"credential_report": "Throttled"},
+    )
+    assert [u.name for u in view.users] == ["bob"]
+    assert view.summary["by_status"] == {"PASS": 1, "FAIL": 0, "EXEMPT": 0, "ERROR": 0}
+    assert [p.open for p in view.trend] == [2, 0]
+    assert view.history == "2 audit runs of the last 7 days, from the findings table"

@@ -158,3 +158,17 @@ def test_chart_scale_rounds_up() -> None:
     plot_height = TrendChart.HEIGHT - TrendChart.TOP - TrendChart.BOTTOM
     assert chart.points[0].y == pytest.approx(TrendChart.TOP + plot_height * (1 - 37 / 50))
     assert TrendChart.of([point(0)]).y_ticks == [(TrendChart.HEIGHT - TrendChart.BOTTOM, 0), (TrendChart.TOP, 1)]
+
+
+def test_findings_are_unfolded_for_print_up_to_a_hundred() -> None:
+    few = Page(render(sample()))
+    assert all("open" in a for a in few.all("details", **{"class": "finding"}))
+    many = [finding("user_mfa", user=f"u{i:03}", severity=Severity.LOW) for i in range(101)]
+    folded = Page(render(many))
+    assert not any("open" in a for a in folded.all("details", **{"class": "finding"}))
+    assert "more than 100" in "".join(folded.text)
+
+
+def test_nothing_audited_is_not_a_pass() -> None:
+    html = render([])
+    assert 'data-verdict="error"' in html and "No findings" in html

@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from iamguard_cli.report.view import ReportView
 
 TEMPLATE = "report.html.j2"
+OPEN_FINDINGS = 100  # up to this many findings are shown unfolded (and so printed) with their risk and fix
 # In the page (a meta element) and, where a server sends it, in the response's header too.
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -33,7 +34,9 @@ def _when(at: datetime) -> str:
 
 
 def render_html(view: ReportView) -> str:
-    return _ENV.get_template(TEMPLATE).render(view=view, version=__version__, when=_when, csp=REPORT_CSP)
+    return _ENV.get_template(TEMPLATE).render(
+        view=view, version=__version__, when=_when, csp=REPORT_CSP, OPEN_FINDINGS=OPEN_FINDINGS
+    )
 
 
 def write_html(out: TextIO, view: ReportView) -> None:

@@ -210,6 +210,8 @@ def _row(finding: Finding) -> FindingRow:
 
 
 def _verdict(summary: dict[str, Any], errors: dict[str, str]) -> Verdict:
+    if not summary["total"]:
+        return Verdict("error", "No findings", "Nothing was audited: no findings were stored or reported.")
     failed = summary["by_status"]["FAIL"]
     counted = ", ".join(f"{n} {sev}" for sev, n in summary["failed_by_severity"].items() if n)
     if failed:
