@@ -8,10 +8,7 @@ The browser is never skipped: without it these tests fail and say how to install
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.factories import ACCOUNT, NOW, finding
+from tests.integration.api_support import audit
+from tests.integration.test_cli_audit import iamguard
 from tests.support import browser
 
 pytestmark = pytest.mark.e2e
@@ -43,30 +42,17 @@ def chromium() -> Iterator[WebDriver]:
         yield driver
 
 
-def iamguard(*args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "iamguard_cli", *args, "--fail-on", "none"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=dict(os.environ),
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
-
-
 @pytest.fixture
 def history(server_aws: AwsContext, moto_server: MotoServer, tmp_path: Path) -> dict[str, Any]:
     """Two stored audits of the designed account, carol out of the admin group between them, then the HTML."""
     iam = server_aws.iam()
     seed_designed_account(iam)
-    stored = ["--endpoint-url", moto_server.url, "--store", "--table", TABLE, "--format", "json"]
-    first = json.loads(iamguard("audit", *stored).stdout)
+    first = audit(moto_server.url, TABLE)
     iam.remove_user_from_group(GroupName="ops", UserName="carol_ops")
-    second = json.loads(iamguard("audit", *stored).stdout)
+    second = audit(moto_server.url, TABLE)
     page = tmp_path / "report.html"
-    iamguard("audit", "--endpoint-url", moto_server.url, "--table", TABLE, "--format", "html", "--output", str(page))
+    html = ("--table", TABLE, "--format", "html", "--output", str(page), "--fail-on", "none")
+    assert iamguard("audit", "--endpoint-url", moto_server.url, *html).returncode == 0
     assert first["summary"]["by_status"]["FAIL"] > second["summary"]["by_status"]["FAIL"]
     return {"aws": server_aws, "runs": [first, second], "page": page}
 
