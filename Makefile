@@ -66,6 +66,7 @@ help:
 	@echo "make format      apply ruff format and safe ruff fixes"
 	@echo "make bench       benchmarks against Prowler and Cloud Custodian (about an hour); bench-report regenerates bench/RESULTS.md"
 	@echo "make .venv | .venv-sam | .venv-checkov | lambda-env   create the environments"
+	@echo "make browser     Debian's chromium + chromium-driver for the HTML report's browser test"
 	@echo "make clean       remove build output and caches; distclean also the venvs"
 
 # ------------------------------------------------------------------ environments
@@ -152,12 +153,36 @@ build: $(SAM_STAMP)
 	echo "sam build with $$dir/$(LAMBDA_PYTHON)"; \
 	PATH="$$dir:$$PATH" $(SAM_ENV) $(SAM) build --template-file template.yaml
 
+# ------------------------------------------------------------------ browser
+# The HTML report's browser test (tests/e2e/test_report_browser.py) drives Debian's Chromium through
+# its chromedriver. Installed here from the system packages when missing (as root, else with sudo);
+# when that cannot be done the target fails: the browser test is never skipped.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+
+.PHONY: browser
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then \
+	  echo "browser: $$($(CHROMEDRIVER) --version | cut -d' ' -f1-2) at $(CHROMEDRIVER), $(CHROMIUM)"; exit 0; \
+	fi; \
+	if ! command -v apt-get >/dev/null; then \
+	  echo "error: the browser test needs $(CHROMIUM) and $(CHROMEDRIVER) (Debian: chromium, chromium-driver);" \
+	    "no apt-get here to install them" >&2; exit 1; \
+	fi; \
+	sudo=; if [ "$$(id -u)" != 0 ]; then sudo="sudo -n"; fi; \
+	echo "browser: installing chromium and chromium-driver with apt-get"; \
+	$$sudo apt-get update -q || echo "warning: apt-get update failed; trying the install with the lists at hand" >&2; \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q chromium chromium-driver || { \
+	  echo "error: apt-get could not install chromium and chromium-driver, which the browser test needs" >&2; exit 1; }; \
+	[ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ] || { \
+	  echo "error: installed, but $(CHROMIUM) or $(CHROMEDRIVER) is still missing" >&2; exit 1; }
+
 # ------------------------------------------------------------------ tests
 # pytest exits 5 when it collects no test: that fails the build like any error.
 .PHONY: test pytest unit integration
 test: lint typecheck cfn-lint sam-validate checkov build lambda-env pytest
 
-pytest: $(VENV_STAMP)
+pytest: $(VENV_STAMP) browser
 	$(PYTEST)
 
 unit: $(VENV_STAMP)

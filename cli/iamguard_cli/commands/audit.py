@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from iamguard.api.models import TrendPoint
+from iamguard.api.service import StatusService
 from iamguard.audit.compliance_report import write_compliance_json, write_compliance_table
-from iamguard.audit.report import write_csv, write_json, write_table
+from iamguard.audit.report import write_csv, write_json, write_ocsf, write_table
 from iamguard.audit.run import AuditResult, run_audit, store_audit
+from iamguard.aws import AwsContext
 from iamguard.checks.compliance import FRAMEWORK_IDS, evaluate
 from iamguard.domain.findings import Change, Finding, Severity, Status, at_or_above
 from iamguard.iam.inventory import Inventory
 from iamguard.persistence.exemptions import ExemptionStore
-from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.findings import HISTORY_DAYS, FindingsStore
 from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.settings import DEFAULT_FINDINGS_TABLE, ConfigError, Settings
 
@@ -31,6 +35,7 @@ from iamguard_cli.commands.common import (
 )
 from iamguard_cli.commands.notify_options import add_notify_arguments, announcer_from_args, report_delivery
 from iamguard_cli.local.bootstrap import ensure_findings_table
+from iamguard_cli.report import build_view, render_html
 
 
 def register(subparsers: Any) -> None:
@@ -40,9 +45,24 @@ def register(subparsers: Any) -> None:
         description="Audit the whole account with the same code as the scheduled Lambda.",
     )
     add_aws_arguments(parser)
-    parser.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    parser.add_argument(
+        "--format",
+        choices=["table", "json", "csv", "ocsf", "html"],
+        default="table",
+        help="ocsf: OCSF 1.5.0 Compliance Findings, one JSON object per line; html: one self-contained page "
+        "(with --store or --table, the trend of open findings from the stored audit runs)",
+    )
+    parser.add_argument(
+        "--trend-days",
+        type=_trend_days,
+        default=30,
+        metavar="DAYS",
+        help="days of stored audit runs in the HTML report's trend (1-90, default 30)",
+    )
     parser.add_argument("--output", type=Path, help="write the report to FILE instead of stdout")
-    parser.add_argument("--only-failed", action="store_true", help="report only FAIL and ERROR findings")
+    parser.add_argument(
+        "--only-failed", action="store_true", help="report only FAIL and ERROR findings (the HTML page lists no others)"
+    )
     parser.add_argument(
         "--fail-on",
         type=_severity_or_none,
@@ -88,6 +108,12 @@ def _severity_or_none(value: str) -> Severity | None:
         return Severity.parse(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"unknown severity {value!r}") from exc
+
+
+def _trend_days(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= HISTORY_DAYS):
+        raise argparse.ArgumentTypeError(f"must be a whole number of days from 1 to {HISTORY_DAYS}, not {value!r}")
+    return int(value)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -136,14 +162,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.compliance:
         _write_compliance(args, result, settings)
-    elif args.output:
-        try:
-            with args.output.open("w", encoding="utf-8", newline="") as out:
-                _write_report(out, args.format, result, shown)
-        except OSError as exc:
-            raise CliError(f"cannot write {args.output}: {exc.strerror}") from exc
+    elif args.format == "html":
+        page = html_report(args, settings, ctx, result, store)
+        _output(args.output, lambda out: out.write(page))
     else:
-        _write_report(sys.stdout, args.format, result, shown)
+        _output(args.output, lambda out: _write_report(out, args.format, result, shown))
 
     if announcer is not None:
         with aws_errors(args.endpoint_url):
@@ -160,9 +183,54 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _output(path: Path | None, write: Callable[[TextIO], object]) -> None:
+    if path is None:
+        write(sys.stdout)
+        return
+    try:
+        with path.open("w", encoding="utf-8", newline="") as out:
+            write(out)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def html_report(
+    args: argparse.Namespace,
+    settings: Settings,
+    ctx: AwsContext,
+    result: AuditResult,
+    store: FindingsStore | None,
+) -> str:
+    """The HTML page; its trend from the findings table with --store or --table, else this run alone."""
+    history = "this run only: no findings table was given (--store or --table keeps and reads the history)"
+    points = [TrendPoint.model_validate(_point_of(result))]
+    if store is None and args.table:
+        store = FindingsStore(ctx.dynamodb(), args.table)
+    if store is not None:
+        with aws_errors(args.endpoint_url):
+            trend = StatusService(store, settings.api).trend(days=args.trend_days)
+        points = trend.points
+        history = f"{len(points)} audit runs of the last {args.trend_days} days, from table {store.table}"
+        if not trend.complete:
+            history += " (the oldest left out)"
+    return render_html(build_view(result, points, history=history))
+
+
+def _point_of(result: AuditResult) -> dict[str, object]:
+    by_severity = result.summary()["failed_by_severity"]
+    return {
+        "at": result.generated_at,
+        "open": sum(by_severity.values()),
+        "failed_by_severity": by_severity,
+        "errors": len(result.errors),
+    }
+
+
 def _write_report(out: TextIO, kind: str, result: AuditResult, findings: list[Finding]) -> None:
     """The report, written finding by finding (never whole in memory)."""
-    if kind == "json":
+    if kind == "ocsf":
+        write_ocsf(out, findings)
+    elif kind == "json":
         write_json(out, result, findings)
         out.write("\n")
     elif kind == "csv":
@@ -185,11 +253,4 @@ def _write_compliance(args: argparse.Namespace, result: AuditResult, settings: S
         else:
             write_compliance_table(out, report, language)
 
-    if not args.output:
-        write(sys.stdout)
-        return
-    try:
-        with args.output.open("w", encoding="utf-8") as out:
-            write(out)
-    except OSError as exc:
-        raise CliError(f"cannot write {args.output}: {exc.strerror}") from exc
+    _output(args.output, write)

@@ -26,8 +26,9 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
         help="serve the status API on 127.0.0.1 (the same resolver as the Lambda function)",
-        description="Serve the status API (GET /status, /users, /findings, /events; POST /audit) on 127.0.0.1, "
-        "reading the findings table at --endpoint-url. There is no authorization: it binds to loopback only.",
+        description="Serve the status API (GET /status, /users, /findings, /events, /trend; POST /audit) and the HTML "
+        "report (GET /report?days=30) on 127.0.0.1, reading the findings table at --endpoint-url. There is no "
+        "authorization: it binds to loopback only.",
     )
     add_aws_arguments(parser)
     parser.add_argument("--port", type=int, default=8080, help="TCP port on 127.0.0.1 (default 8080; 0 = any free)")
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     where = args.endpoint_url or f"AWS ({ctx.region})"
     print(f"iamguard status API on {server.url} - findings table {table} at {where}", file=sys.stderr)  # noqa: T201
     print(f"  try: curl {server.url}/status", file=sys.stderr)  # noqa: T201
+    print(f"  the HTML report: {server.url}/report", file=sys.stderr)  # noqa: T201
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     try:
         server.serve_forever()

@@ -3,6 +3,8 @@
 The event goes through the same resolver as in Lambda (iamguard.api.app.create_app),
 so the local API is the deployed API minus API Gateway's own authorization and
 throttling. It binds to the loopback interface only: there is no authorization here.
+One route is the local server's own: GET /report, the HTML report (iamguard_cli.report)
+over the same findings table.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from iamguard.audit.run import run_audit, store_audit
 from iamguard.aws import AwsContext
 from iamguard.iam.inventory import Inventory
 from iamguard.persistence.exemptions import ExemptionStore
-from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.findings import HISTORY_DAYS, FindingsStore
 from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.settings import Settings
 
 from iamguard_cli.local.bootstrap import ensure_findings_table
 from iamguard_cli.local.lambda_context import LambdaContext
+from iamguard_cli.report import REPORT_CSP, render_html, view_from_store
 
 HOST = "127.0.0.1"
 LOCAL_ACCOUNT_ID = "123456789012"
@@ -42,6 +45,8 @@ log = logging.getLogger(__name__)
 _RESOLVE_LOCK = threading.Lock()
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 _TEXT_TYPES = ("application/json", "text/", "application/xml", "application/x-www-form-urlencoded")
+REPORT_PATH = "/report"
+REPORT_DAYS = (1, HISTORY_DAYS)  # the trend's window, as GET /trend allows it: audit runs are kept 90 days
 
 
 class ThreadAuditLauncher:
@@ -131,6 +136,9 @@ class _Handler(BaseHTTPRequestHandler):
         if length is None:
             return
         body = self.rfile.read(length) if length > 0 else b""
+        if urllib.parse.urlsplit(self.path).path == REPORT_PATH and self.command in {"GET", "HEAD"}:
+            self._report()
+            return
         event = proxy_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
         with _RESOLVE_LOCK:
             result = self.server.app.resolve(
@@ -149,6 +157,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _report(self) -> None:
+        """GET /report: the HTML report from the stored findings and audit runs (?days=1..90, default 30)."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        raw = (query.get("days") or ["30"])[-1]
+        low, high = REPORT_DAYS
+        if not (raw.isascii() and raw.isdigit() and low <= int(raw) <= high):
+            self._answer(HTTPStatus.BAD_REQUEST, "bad_request", f"days must be a whole number from {low} to {high}")
+            return
+        page = render_html(view_from_store(self.server.service, days=int(raw))).encode()
+        self.send_response(HTTPStatus.OK.value)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Security-Policy", REPORT_CSP)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(page)
 
     def _content_length(self) -> int | None:
         """The body's length, or None after answering a request whose Content-Length cannot be honoured."""
@@ -172,12 +199,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refuse(self, status: HTTPStatus, code: str, message: str) -> None:
         """Answer without reading the body, and close: what follows on the connection cannot be framed."""
-        data = json.dumps(ErrorResponse(error=code, message=message).model_dump(mode="json")).encode()
         self.close_connection = True
+        self._answer(status, code, message)
+
+    def _answer(self, status: HTTPStatus, code: str, message: str) -> None:
+        """An error in the API's shape (ErrorResponse)."""
+        data = json.dumps(ErrorResponse(error=code, message=message).model_dump(mode="json")).encode()
         self.send_response(status.value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -196,9 +228,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _ApiHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, app: Any, verbose: bool) -> None:
+    def __init__(self, port: int, app: Any, verbose: bool, service: StatusService) -> None:
         self.app = app
         self.verbose = verbose
+        self.service = service
         super().__init__((HOST, port), _Handler)
 
 
@@ -223,7 +256,7 @@ class ApiServer:
 
     def __init__(self, service: StatusService, port: int = 0, *, verbose: bool = False) -> None:
         self.service = service
-        self._httpd = _ApiHttpServer(port, create_app(lambda: service), verbose)
+        self._httpd = _ApiHttpServer(port, create_app(lambda: service), verbose, service)
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="iamguard-api", daemon=True)
 
     def start(self) -> ApiServer:

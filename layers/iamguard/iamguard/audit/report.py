@@ -1,4 +1,4 @@
-"""Renders audit results as a table, JSON or CSV, written to a stream finding by finding.
+"""Renders audit results as a table, JSON, CSV or OCSF (JSON Lines), written to a stream finding by finding.
 
 `write_json` / `write_csv` / `write_table` never build the whole report: each finding is
 rendered and written on its own, so a 10,000-user report costs the memory of one line.
@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import TextIO
 
+from iamguard.audit.ocsf import ocsf_finding
 from iamguard.audit.organization import OrganizationAuditResult
 from iamguard.audit.run import AuditResult, finding_dict
 from iamguard.domain.findings import Finding, Status
@@ -63,6 +64,13 @@ def write_csv(out: TextIO, findings: list[Finding], *, with_account: bool = Fals
         writer.writerow(finding.model_dump(mode="json", include=set(fields)))
 
 
+def write_ocsf(out: TextIO, findings: list[Finding]) -> None:
+    """One OCSF Compliance Finding per line (JSON Lines; iamguard.audit.ocsf has the mapping)."""
+    for finding in _sorted(findings):
+        out.write(json.dumps(ocsf_finding(finding), ensure_ascii=False))
+        out.write("\n")
+
+
 def write_table(out: TextIO, result: AuditResult, findings: list[Finding]) -> None:
     """Aligned columns: one pass for the widths, one to write the rows."""
     header = ("STATUS", "SEVERITY", "CHECK", "RESOURCE", "DETAIL")
@@ -102,6 +110,10 @@ def render_json(result: AuditResult, findings: list[Finding]) -> str:
 
 def render_csv(findings: list[Finding]) -> str:
     return _rendered(lambda out: write_csv(out, findings))
+
+
+def render_ocsf(findings: list[Finding]) -> str:
+    return _rendered(lambda out: write_ocsf(out, findings))
 
 
 def render_table(result: AuditResult, findings: list[Finding]) -> str:
