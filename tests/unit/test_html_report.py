@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from iamguard.api.models import SeverityCounts, TrendPoint
 from iamguard.audit.run import AuditResult
+from iamguard.checks.compliance import FRAMEWORK_IDS, evaluate
 from iamguard.domain.findings import Finding, Severity, Status
 from iamguard_cli.report import render_html
 from iamguard_cli.report.view import TrendChart, build_view
@@ -172,3 +173,23 @@ def test_findings_are_unfolded_for_print_up_to_a_hundred() -> None:
 def test_nothing_audited_is_not_a_pass() -> None:
     html = render([])
     assert 'data-verdict="error"' in html and "No findings" in html
+
+
+def test_the_compliance_view_is_each_framework_judged_from_the_findings() -> None:
+    findings = sample()
+    page = Page(render(findings))
+    shown = {a["data-framework"] for a in page.all("h3") if a.get("data-framework")}
+    assert shown == set(FRAMEWORK_IDS)
+    totals = page.all("p", **{"class": "compliance-totals"})
+    assert len(totals) == len(FRAMEWORK_IDS)
+    for framework_id, shown_totals in zip(FRAMEWORK_IDS, totals, strict=True):
+        expected = evaluate(framework_id, findings).totals
+        assert (shown_totals["data-passed"], shown_totals["data-failed"], shown_totals["data-manual"]) == (
+            str(expected.passed),
+            str(expected.failed),
+            str(expected.manual),
+        )
+    # every failing control has its row
+    cis5 = evaluate("cis-5.0", findings)
+    failed = [c.id for c in cis5.controls if c.status.value == "FAIL"]
+    assert failed and all(page.all("tr", data_control=control_id) for control_id in failed)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +11,7 @@ from iamguard.api.models import TrendPoint
 from iamguard.api.service import StatusService
 from iamguard.audit.run import AuditResult, remediation_for
 from iamguard.checks import CATALOG
+from iamguard.checks.compliance import FRAMEWORK_IDS, ComplianceReport, evaluate
 from iamguard.domain.findings import Finding, Severity, Status
 from iamguard.persistence.summary import is_gone
 
@@ -149,18 +150,6 @@ class SeverityBar:
 
 
 @dataclass(frozen=True)
-class ComplianceFramework:
-    """One framework's result, control by control (filled in by the compliance mapping)."""
-
-    framework_id: str
-    title: str
-    passed: int
-    failed: int
-    manual: int
-    controls: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
 class ReportView:
     account_id: str
     generated_at: datetime
@@ -175,7 +164,7 @@ class ReportView:
     trend: list[TrendPoint]
     chart: TrendChart
     history: str  # where the trend came from, or why there is none
-    compliance: list[ComplianceFramework] | None = None  # None: no framework mapping in this build
+    compliance: list[ComplianceReport]  # every framework, control by control (iamguard.checks.compliance)
 
 
 def _nice_ceiling(value: int) -> int:
@@ -287,7 +276,6 @@ def build_view(
     trend: list[TrendPoint],
     *,
     history: str,
-    compliance: list[ComplianceFramework] | None = None,
 ) -> ReportView:
     """The page's content from an audit: its account, time, errors, counts (as its JSON report has them) and
     findings. Passed findings are counted, not listed, so the page needs no --only-failed."""
@@ -312,7 +300,7 @@ def build_view(
         trend=trend,
         chart=TrendChart.of(trend),
         history=history,
-        compliance=compliance,
+        compliance=[evaluate(framework_id, findings) for framework_id in FRAMEWORK_IDS],
     )
 
 
