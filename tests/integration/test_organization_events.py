@@ -156,7 +156,7 @@ def test_duplicate_delivery_is_handled_once_per_account(hub: Hub, slack: SlackRe
 @pytest.mark.xfail(
     strict=True,
     reason="the findings table keys users by name only (persistence.findings.resource_key: USER#<name>), so one "
-    "user name in two accounts shares one item; see /work/notes/org-events.md",
+    "user name in two accounts shares one item; see docs/organizations.md, Known limitations",
 )
 def test_one_user_name_in_two_accounts_is_two_resources(hub: Hub, lambda_context: Any) -> None:
     first, second = list(hub.members)[:2]
