@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from iamguard.checks import exemptions as exemption_sources
 from iamguard.domain.account import (
@@ -194,34 +194,26 @@ def _finding(
     # Built from typed values of this module, so not validated again; and every finding shares one
     # set of field names (pydantic keeps a set per instance otherwise: half of a finding's memory,
     # about 80 MB in a 10,000-user audit). model_copy copies the set before changing it.
-    if exemption is not None:
-        return Finding.model_construct(
-            _EXEMPT_FIELDS,
-            check_id=check.id,
-            severity=outcome.severity or check.severity,
-            status=status,
-            resource_type=rtype,
-            resource_arn=arn,
-            resource_name=name,
-            account_id=account_id,
-            detail=detail or outcome.detail,
-            observed_at=now,
-            exempt_source=exemption.source,
-            exempt_owner=exemption.owner,
-            exempt_reason=exemption.reason,
-            exempt_until=exemption.expires,
-        )
+    fields: dict[str, Any] = {
+        "check_id": check.id,
+        "severity": outcome.severity or check.severity,
+        "status": status,
+        "resource_type": rtype,
+        "resource_arn": arn,
+        "resource_name": name,
+        "account_id": account_id,
+        "detail": detail or outcome.detail,
+        "observed_at": now,
+    }
+    if exemption is None:
+        return Finding.model_construct(_FINDING_FIELDS, **fields)
     return Finding.model_construct(
-        _FINDING_FIELDS,
-        check_id=check.id,
-        severity=outcome.severity or check.severity,
-        status=status,
-        resource_type=rtype,
-        resource_arn=arn,
-        resource_name=name,
-        account_id=account_id,
-        detail=detail or outcome.detail,
-        observed_at=now,
+        _EXEMPT_FIELDS,
+        **fields,
+        exempt_source=exemption.source,
+        exempt_owner=exemption.owner,
+        exempt_reason=exemption.reason,
+        exempt_until=exemption.expires,
     )
 
 
