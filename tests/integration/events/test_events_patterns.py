@@ -206,6 +206,17 @@ def test_a_single_account_deployment_has_nothing_of_organization_mode() -> None:
         "HubSignInEventsPermission",
         "OrganizationPolicy",
         "EventPathOrganizationPolicy",
+        # the audit's fan-out: planner, queue, its alarms, the member-audit grants
+        "PlanAuditFunction",
+        "PlanAuditLogGroup",
+        "PlanAuditErrorsAlarm",
+        "AuditQueue",
+        "AuditQueueMapping",
+        "AuditQueueBacklogAlarm",
+        "AuditDeadLetterQueue",
+        "AuditDeadLetterAlarm",
+        "StaleAccountsAlarm",
+        "MemberAuditPolicy",
     }
     bus = resources["HubEventBus"]["Properties"]
     [statement] = bus["Policy"]["Statement"]
