@@ -100,7 +100,8 @@ class Check:
 CATALOG: dict[str, Check] = {}
 
 
-def _register(check: Check) -> None:
+def register(check: Check) -> None:
+    """Add a check to the catalog (each id once); the decorators of every scope call this."""
     if check.id in CATALOG:
         raise ValueError(f"duplicate check id {check.id}")
     CATALOG[check.id] = check
@@ -119,7 +120,7 @@ def account_check(
     needs: Iterable[InventoryPart] = (),
 ) -> Callable[[AccountEvaluator], AccountEvaluator]:
     def decorate(fn: AccountEvaluator) -> AccountEvaluator:
-        _register(
+        register(
             Check(id, severity, scope, title, risk, remediation, standards, permissions, frozenset(needs), fn, None)
         )
         return fn
@@ -139,7 +140,7 @@ def user_check(
     needs: Iterable[InventoryPart] = (),
 ) -> Callable[[UserEvaluator], UserEvaluator]:
     def decorate(fn: UserEvaluator) -> UserEvaluator:
-        _register(
+        register(
             Check(id, severity, "user", title, risk, remediation, standards, permissions, frozenset(needs), None, fn)
         )
         return fn

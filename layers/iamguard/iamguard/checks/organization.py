@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from iamguard.checks.base import CATALOG, Check, Outcome, RemediationSteps, Standards, _finding
+from iamguard.checks.base import CATALOG, Check, Outcome, RemediationSteps, Standards, _finding, register
 from iamguard.domain.account import AccountState, RootState
 from iamguard.domain.findings import Finding, Severity, Status
 from iamguard.domain.organization import OrganizationFacts
@@ -31,9 +31,7 @@ def organization_check(
     permissions: tuple[str, ...],
 ) -> Callable[[OrganizationEvaluator], OrganizationEvaluator]:
     def decorate(fn: OrganizationEvaluator) -> OrganizationEvaluator:
-        if id in CATALOG:
-            raise ValueError(f"duplicate check id {id}")
-        CATALOG[id] = Check(id, severity, "organization", title, risk, remediation, standards, permissions)
+        register(Check(id, severity, "organization", title, risk, remediation, standards, permissions))
         _EVALUATORS[id] = fn
         return fn
 
