@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from iamguard.domain.findings import Change, Status, Transition
-from iamguard.persistence.findings import FindingsStore, GuardrailRecord
+from iamguard.persistence.findings import FindingsStore, GuardrailRecord, NotNew
 
 from tests.factories import NOW
 from tests.integration.test_store import finding
@@ -142,3 +142,38 @@ def test_the_events_activity_is_written_when_no_finding_changed(store: FindingsS
     assert [i["data"] for i in store.recent_activity(days=400, now=NOW)] == [{"n": 1}]
     with pytest.raises(ValueError, match="one resource"):
         store.record_resources([finding(user="bob"), finding(user="carol")], also=lambda _: [])
+
+
+# ---------------------------------------------------------------- a resource taken as new (not read)
+def test_a_new_resource_is_written_without_a_read(store: FindingsStore) -> None:
+    seen = operations(store)
+    [change] = store.record_resources([finding(user="newcomer")], read=[store.new_resource("user", "newcomer", "")])
+    assert change.transition is Transition.OPENED and change.announcement is not None
+    assert seen == Counter({"TransactWriteItems": 1})
+    assert [(f.resource_name, f.status) for f in store.findings()] == [("newcomer", Status.FAIL)]
+
+
+@pytest.mark.parametrize("stored", ["finding", "other finding", "guardrail"])
+def test_a_resource_taken_as_new_that_was_not_is_refused_and_nothing_is_written(
+    store: FindingsStore, stored: str
+) -> None:
+    # Given something stored under the name: the same check's finding, another check's, or a guardrail record
+    if stored == "finding":
+        store.record([finding(user="known", status=Status.PASS)])
+    elif stored == "other finding":
+        store.record([finding(user="known", check="user_mfa")])
+    else:
+        store.save_guardrail_record(GuardrailRecord("known", "AIDAKNOWN", detached_by="admin"))
+    before = sorted((f.check_id, f.status.value, f.observed_at) for f in store.findings())
+    summary_before = store.summary_and_audit()[0]
+
+    # When it is written as new
+    with pytest.raises(NotNew):
+        store.record_resources([finding(user="known")], read=[store.new_resource("user", "known", "")])
+
+    # Then nothing of that attempt was written
+    assert sorted((f.check_id, f.status.value, f.observed_at) for f in store.findings()) == before
+    assert store.summary_and_audit()[0] == summary_before
+    # and it is written once read
+    changes = store.record_resources([finding(user="known")], read=[store.read_resource("user", "known", "")])
+    assert [c.transition.value for c in changes if not c.recovered] == ["opened"]

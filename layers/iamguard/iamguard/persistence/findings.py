@@ -58,6 +58,14 @@ class StoreError(RuntimeError):
     """The findings table could not be read or written."""
 
 
+class Contended(StoreError):
+    """Every attempt to write a resource was cancelled: other writers kept changing it."""
+
+
+class NotNew(StoreError):
+    """A resource written as new (`new_resource`) was not: its write was cancelled; read it and decide again."""
+
+
 @dataclass(frozen=True)
 class GuardrailRecord:
     """What enforcement (iamguard.enforce) remembers about one user's MFA guardrail."""
@@ -229,6 +237,7 @@ class ResourceItems:
     pk: str
     findings: tuple[dict[str, Any], ...]
     guardrail: GuardrailRecord | None = None
+    assumed: bool = False  # not read: assumed empty (`new_resource`), which the write's conditions check
 
 
 class FindingsStore:
@@ -294,6 +303,15 @@ class FindingsStore:
                 guardrail = _guardrail_record(item)
         return ResourceItems(pk, tuple(findings), guardrail)
 
+    def new_resource(self, resource_type: str, resource_name: str, account_id: str) -> ResourceItems:
+        """A resource taken to have nothing stored (a user the event just created), without a read.
+
+        `record_resources` writes it only if that holds - every finding absent and, for a user, no
+        guardrail record - and raises `NotNew` when the write is cancelled, instead of re-reading:
+        what was decided on the assumption (enforcement's plan) must be decided again by the caller.
+        """
+        return ResourceItems(resource_key(resource_type, resource_name, account_id), (), None, assumed=True)
+
     def record_resources(
         self,
         findings: Iterable[Finding],
@@ -309,15 +327,16 @@ class FindingsStore:
         so the counters move exactly with the findings. A conflicting writer cancels it: re-read,
         re-decide. Nothing scans the table (the event functions hold no dynamodb:Scan).
         A resource already read (`read`, `read_resource`) is not read again unless the write
-        is cancelled. `also` (one resource only) gives items that depend on the changes - the
-        event's activity items - and they are written in the same transaction, re-made with the
-        changes of each attempt; the transaction happens for them even when no finding changed.
+        is cancelled; one taken as new (`new_resource`) is not read at all (`NotNew` if it was
+        not). `also` (one resource only) gives items that depend on the changes - the event's
+        activity items - and they are written in the same transaction, re-made with the changes
+        of each attempt; the transaction happens for them even when no finding changed.
         """
         by_resource: dict[str, dict[tuple[str, str], Finding]] = {}
         for finding in findings:
             pk, sk = self._finding_key(finding)
             by_resource.setdefault(pk, {})[(pk, sk)] = finding
-        known = {items.pk: items.findings for items in read}
+        known = {items.pk: items for items in read}
         if also is not None and len(by_resource) > 1:
             raise ValueError("items that depend on the changes are written with one resource at most")
         if also is not None and not by_resource:
@@ -335,9 +354,43 @@ class FindingsStore:
         self,
         pk: str,
         observed: Mapping[tuple[str, str], Finding],
+        known: ResourceItems | None,
+        also: Callable[[list[Change]], list[dict[str, Any]]] | None = None,
+    ) -> list[Change]:
+        if known is None or not known.assumed:
+            return self._record_read(pk, observed, known.findings if known else None, also)
+        # Nothing of the resource may be stored: not the findings written, nor any other check's
+        # (the user's standing is counted over all of them), nor a guardrail record.
+        scope = next(iter(observed.values())).resource_type
+        written = {sk for _, sk in observed}
+        checks = [
+            self._absent(pk, f"CHECK#{check.id}")
+            for check in CATALOG.values()
+            if check.scope == scope and f"CHECK#{check.id}" not in written
+        ]
+        checks += [self._absent(pk, _GUARDRAIL_SK)] if scope == "user" else []
+        try:
+            return self._record_read(pk, observed, (), also, attempts=1, checks=checks)
+        except Contended as exc:  # cancelled: something is stored under it after all (or a writer collided)
+            raise NotNew(f"{pk} has stored items: read it and decide again") from exc
+
+    def _absent(self, pk: str, sk: str) -> dict[str, Any]:
+        return {
+            "ConditionCheck": {
+                "TableName": self.table,
+                "Key": item_key(pk, sk),
+                **expression(condition=Attr("pk").not_exists()),
+            }
+        }
+
+    def _record_read(
+        self,
+        pk: str,
+        observed: Mapping[tuple[str, str], Finding],
         read: Iterable[Mapping[str, Any]] | None = None,
         also: Callable[[list[Change]], list[dict[str, Any]]] | None = None,
         attempts: int = 8,
+        checks: list[dict[str, Any]] | None = None,
     ) -> list[Change]:
         for _ in range(attempts):
             items = self._resource_items(pk) if read is None else read
@@ -348,7 +401,7 @@ class FindingsStore:
             changes += [p for key, item in current.items() if key not in observed and (p := pending_change(item))]
             written = {key: decision for key, decision in decisions.items() if decision.item is not None}
             extra = self._extra_steps(also(changes)) if also is not None else []
-            if not written and not extra:
+            if not written and not extra and not checks:
                 return changes
             steps: list[dict[str, Any]] = []
             for decision in written.values():
@@ -365,7 +418,7 @@ class FindingsStore:
                 account = next(iter(observed.values())).account_id
                 steps.append(summary.delta_update(self.table, counted, account))
                 steps.append(summary.delta_update(self.table, counted, account, summary.account_sk(account)))
-            steps += extra
+            steps += extra + (checks or [])
             try:
                 self.client.transact_write_items(TransactItems=steps)  # type: ignore[arg-type]
             except self.client.exceptions.TransactionCanceledException:
@@ -373,7 +426,7 @@ class FindingsStore:
             except ClientError as exc:
                 raise StoreError(f"cannot write the findings of {pk}: {exc}") from exc
             return changes
-        raise StoreError(f"the findings of {pk} kept changing under us")
+        raise Contended(f"the findings of {pk} kept changing under us")
 
     def _extra_steps(self, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """Unconditional Puts, one per key (a transaction may touch an item once; a retry rewrites the same)."""

@@ -48,7 +48,7 @@ from iamguard.enforcement.enforcer import DETACH_GUARDRAIL, Enforcer, ManualChan
 from iamguard.iam.evaluation import PolicyCache, can_change_own_password
 from iamguard.iam.inventory import Inventory, UnknownUser
 from iamguard.persistence.exemptions import CachedExemptions, ExemptionStore
-from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.findings import FindingsStore, NotNew, ResourceItems
 from iamguard.persistence.login_profiles import LoginProfileStore, login_profile_changed
 from iamguard.realtime.cloudtrail import (
     HIDDEN_USER_NAME,
@@ -573,14 +573,47 @@ class EventProcessor:
         manual: ManualChange | None = None,
         activity: Callable[[UserView, list[Action]], list[dict[str, Any]]] | None = None,
     ) -> tuple[UserView | None, list[Action]]:
-        """Read one user live, enforce (if configured), run its checks and store the findings."""
+        """Read one user live, enforce (if configured), run its checks and store the findings.
+
+        A user the event just created is taken to have nothing stored, so its partition is not
+        read first - in monitor mode only, where enforcement's plan changes nothing in IAM. The
+        transaction checks that assumption (`FindingsStore.new_resource`); when it was wrong
+        (a re-created name, a late CreateUser), the user is judged again on what is stored.
+        """
         inventory = self.inventory
         try:
             user, groups, documents = inventory.read_user(name)
         except UnknownUser:
             self.logger.info("user no longer exists", extra={"user": name, "event_id": event_id})
             return None, []
+        if rule.event_name == "CreateUser" and self.settings.mode == "monitor":
+            try:
+                stored = self.store.new_resource("user", name, self.account_id)
+                return self._judge_user(
+                    user, groups, documents, stored, rule, event_id, now, password_policy, exemptions, manual, activity
+                )
+            except NotNew:
+                self.logger.info("the new user has stored items: judged again", extra={"user": name})
         stored = self.store.read_resource("user", name, self.account_id)  # findings and guardrail: one Query
+        return self._judge_user(
+            user, groups, documents, stored, rule, event_id, now, password_policy, exemptions, manual, activity
+        )
+
+    def _judge_user(
+        self,
+        user: User,
+        groups: dict[str, Group],
+        documents: dict[str, PolicyDocument],
+        stored: ResourceItems,
+        rule: EventRule,
+        event_id: str,
+        now: datetime,
+        password_policy: Callable[[], PasswordPolicy | None],
+        exemptions: Mapping[str, list[Exemption]],
+        manual: ManualChange | None,
+        activity: Callable[[UserView, list[Action]], list[dict[str, Any]]] | None,
+    ) -> tuple[UserView, list[Action]]:
+        """Enforce (if configured) on what `stored` remembers, run the user's checks, store the findings."""
         actions = self.enforcer.enforce(
             user,
             groups,
@@ -592,7 +625,7 @@ class EventProcessor:
             exemptions=exemptions,
         )
         if any(action.performed for action in actions):
-            user, groups, documents = inventory.read_user(name)  # judge the state enforcement left behind
+            user, groups, documents = self.inventory.read_user(user.name)  # judge the state enforcement left behind
         cache = PolicyCache()
         context = UserContext(
             self.settings,
