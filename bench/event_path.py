@@ -13,7 +13,10 @@ reset, AdministratorAccess and IAMUserChangePassword attached directly), untimed
    timed. Reported: the first invocation after the import (cold: clients and the
    processor are made then) and the warm median, the handler's own `api_calls`, and
    the calls the server received, by operation.
-2. package: the same work split into its parts, in-process — `Inventory(ctx)` (new IAM
+2. handler_in_process: the same handler and events with moto in the handler's own process
+   (`mock_aws`, the moto extension installed as the tests do), no HTTP: what the handler's
+   warm time is when a call costs moto's work only (`--skip-in-process` leaves it out).
+3. package: the same work split into its parts, in-process — `Inventory(ctx)` (new IAM
    client), `read_user` + `password_policy`, `run_user_checks`, `FindingsStore.record` —
    to show where the milliseconds go.
 
@@ -91,13 +94,7 @@ def handler_env(url: str) -> dict[str, str]:
 
 def handler_child(url: str, events: int, out: Path) -> int:
     """In the child process: load the handler as Lambda does, feed it `events` CreateUser events, time each."""
-    sys.path[:0] = [str(HANDLER.parent), str(benchlib.REPO / "layers" / "iamguard")]
-    started = time.perf_counter()
-    spec = importlib.util.spec_from_file_location("app", HANDLER)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    import_ms = (time.perf_counter() - started) * 1000
+    module, import_ms = _load_handler()
     iam = seeding.iam_client(url)
     from iamguard_cli.local.lambda_context import LambdaContext
 
@@ -117,12 +114,76 @@ def handler_child(url: str, events: int, out: Path) -> int:
     return 0
 
 
+def in_process_child(background_users: int, events: int, out: Path) -> int:
+    """In the child process: moto in-process (mock_aws), the account seeded, the handler fed `events` events."""
+    from moto import mock_aws
+
+    with mock_aws():
+        from iamguard.aws import AwsContext
+        from iamguard.persistence.findings import FindingsStore
+        from iamguard_cli.local import moto_ext
+        from iamguard_cli.local.bootstrap import ensure_findings_table, ensure_idempotency_table
+
+        moto_ext.install()
+        ctx = AwsContext(region=benchlib.REGION)
+        iam = ctx.iam()
+        seeding.create_groups(iam)
+        for user in seeding.plan(background_users):
+            seeding.create_user(iam, user)
+        ensure_findings_table(FindingsStore(ctx.dynamodb(), FINDINGS_TABLE))
+        ensure_idempotency_table(ctx.dynamodb(), IDEMPOTENCY_TABLE)
+        module, import_ms = _load_handler()
+        from iamguard_cli.local.lambda_context import LambdaContext
+
+        context = LambdaContext.for_function("iamguard-on-iam-event", benchlib.ACCOUNT_ID)
+        runs = []
+        for i in range(events):
+            name = f"event_user_{i:03d}"
+            create_event_user(iam, name)
+            event = create_user_event(name)
+            started = time.perf_counter()
+            line = module.lambda_handler(event, context)
+            runs.append({"ms": (time.perf_counter() - started) * 1000, "result": line, "server_calls": {}})
+    out.write_text(json.dumps({"import_ms": import_ms, "runs": runs}, default=str))
+    return 0
+
+
+def _load_handler() -> tuple[Any, float]:
+    sys.path[:0] = [str(HANDLER.parent), str(benchlib.REPO / "layers" / "iamguard")]
+    started = time.perf_counter()
+    spec = importlib.util.spec_from_file_location("app", HANDLER)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, (time.perf_counter() - started) * 1000
+
+
+def in_process_benchmark(background_users: int, events: int, work: Path) -> dict[str, Any]:
+    out = work / "event-handler-in-process-runs.json"
+    log = work / "event-handler-in-process.log"
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--in-process-child",
+        str(background_users),
+        str(events),
+        str(out),
+    ]
+    env = handler_env("")  # no endpoint: moto's mock_aws answers
+    env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # as the moto server and the tests load them
+    return _summary(command, env, out, log)
+
+
 def handler_benchmark(srv: benchlib.MotoProcess, events: int, work: Path) -> dict[str, Any]:
     out = work / "event-handler-runs.json"
     log = work / "event-handler.log"
     command = [sys.executable, str(Path(__file__).resolve()), "--handler-child", srv.url, str(events), str(out)]
+    return _summary(command, handler_env(srv.url), out, log)
+
+
+def _summary(command: list[str], env: dict[str, str], out: Path, log: Path) -> dict[str, Any]:
     with log.open("wb") as sink:
-        done = subprocess.run(command, env=handler_env(srv.url), stdout=sink, stderr=subprocess.STDOUT, check=False)
+        done = subprocess.run(command, env=env, stdout=sink, stderr=subprocess.STDOUT, check=False)
     if done.returncode != 0:
         return {"error": f"exit {done.returncode}", "log_tail": log.read_text(errors="replace")[-3000:]}
     data = json.loads(out.read_text())
@@ -241,11 +302,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--background-users", type=int, default=2000, help="users already in the account")
     parser.add_argument("--repeat", type=int, default=20, help="events (new users) per measurement (default 20)")
     parser.add_argument("--out", type=Path, default=benchlib.RESULTS / "event_path.json")
+    parser.add_argument("--skip-in-process", action="store_true", help="leave out the in-process moto measurement")
     parser.add_argument("--handler-child", nargs=3, metavar=("URL", "EVENTS", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--in-process-child", nargs=3, metavar=("USERS", "EVENTS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.handler_child:
         url, events, out = args.handler_child
         return handler_child(url, int(events), Path(out))
+    if args.in_process_child:
+        users, events, out = args.in_process_child
+        return in_process_child(int(users), int(events), Path(out))
 
     work = benchlib.RESULTS / "work" / "event-path"
     work.mkdir(parents=True, exist_ok=True)
@@ -270,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result["handler"] = {"skipped": f"{HANDLER.relative_to(benchlib.REPO)} does not exist"}
         result["package"] = package_benchmark(srv, args.repeat)
+    if not args.skip_in_process:
+        result["handler_in_process"] = in_process_benchmark(args.background_users, args.repeat + 1, work)
+    result["load_after"] = os.getloadavg()
     benchlib.write_json(args.out, result)
     handler = result["handler"]
     if "warm_ms" in handler:
@@ -281,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"handler: {handler}", file=sys.stderr)
     print(f"package: {result['package']['ms']['total']['median']} ms median", file=sys.stderr)
+    in_process = result.get("handler_in_process", {})
+    if "warm_ms" in in_process:
+        print(f"handler on in-process moto: warm median {in_process['warm_ms']['median']} ms", file=sys.stderr)
     return 0
 
 

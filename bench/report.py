@@ -436,6 +436,15 @@ def event_path_section(data: dict[str, Any]) -> str:
     last = handler.get("result_of_last_event", {})
     if last:
         rows.append(["result of the last event", f"{last.get('outcome')}: {last.get('reason')}"])
+    in_process = data.get("handler_in_process", {})
+    if "warm_ms" in in_process:
+        rows.append(
+            [
+                f"the same handler on moto in its own process (no HTTP), warm median (min-max) of "
+                f"{in_process['warm_invocations']}",
+                "**{median:.0f} ms** ({min:.0f}-{max:.0f})".format(**in_process["warm_ms"]),
+            ]
+        )
     ms = package.get("ms")
     if isinstance(ms, dict):
         parts = ", ".join(f"{k} {v['median'] if isinstance(v, dict) else v:.1f}" for k, v in ms.items())
