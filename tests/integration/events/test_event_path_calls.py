@@ -198,3 +198,75 @@ def test_in_enforce_mode_the_stored_state_is_read_before_enforcing(
 
     # Then its partition is read before enforcement acts on IAM (never an assumption there)
     assert Counter(calls)["dynamodb:Query"] == 1, sorted(calls.items())
+
+
+class Crash(Exception):
+    """The function dies here (a timeout, the host): Lambda delivers the event again."""
+
+
+def test_a_crash_after_the_write_loses_no_alert(
+    account: AwsContext, make_bot: BotFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a warm function that dies right after the new user's transaction, before announcing
+    bot: Bot = make_bot()
+    assert bot(create_user(account, "first_user"))["outcome"] == "evaluated"
+    event = create_user(account, "crashed")
+    announce = bot.announcer.announce
+
+    def dies(**_: Any) -> None:
+        raise Crash
+
+    monkeypatch.setattr(bot.announcer, "announce", dies)
+    with pytest.raises(Crash):
+        bot(event)
+    stored = {f.check_id: f.status.value for f in bot.store.findings_for_resource("user", "crashed", "")}
+    assert stored["user_admin_access"] == "FAIL"  # the write went through
+    monkeypatch.setattr(bot.announcer, "announce", announce)
+
+    # When Lambda delivers the event again
+    result = bot(event)
+
+    # Then the new-user write is refused (the user has findings now), the stored state read, and
+    # the alert and the findings' announcements it had not made are made once, by this delivery
+    assert result["duplicate"] is False
+    assert [a["detection"] for a in result["alerts"]] == ["user_created"]
+    [told] = [call for call in bot.announcer.calls if any(a.resource_name == "crashed" for a in call.alerts)]
+    assert [a.detection.value for a in told.alerts] == ["user_created"]
+    opened = {c.finding.check_id for c in told.changes if c.notable}
+    assert {"user_admin_access", "user_console_mfa"} <= opened
+    assert [c.finding.check_id for c in told.changes if not c.recovered] == []
+    recorded = [i["data"]["detection"] for i in bot.activity("alert") if i["data"]["resource_name"] == "crashed"]
+    assert recorded == ["user_created"]  # one activity item: the retry rewrote the same key
+    assert bot(event)["duplicate"] is True  # a third delivery is a duplicate: nothing more
+    assert len([c for c in bot.announcer.calls if any(a.resource_name == "crashed" for a in c.alerts)]) == 1
+
+
+def test_a_crash_between_the_refused_write_and_the_read_loses_nothing(
+    account: AwsContext, make_bot: BotFactory, calls: Counter[str]
+) -> None:
+    # Given a name with stored findings, and a function that dies on the read after its new-user write was refused
+    bot: Bot = make_bot()
+    assert bot(create_user(account, "reused"))["outcome"] == "evaluated"
+    delete_user(account, "reused")
+    event = create_user(account, "reused")
+    processor = bot.handlers["on_iam_event"].HANDLER.processor("123456789012")
+    failures = {"left": 1}
+
+    def query_dies(**_: Any) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise Crash
+
+    processor.store.client.meta.events.register_first("before-call.dynamodb.Query", query_dies)
+    before = len(bot.announcer.calls)
+    with pytest.raises(Crash):
+        bot(event)
+    assert len(bot.announcer.calls) == before  # nothing was told yet
+
+    # When Lambda delivers it again
+    result = bot(event)
+
+    # Then it is evaluated against what is stored, and told once
+    assert result["duplicate"] is False and [a["detection"] for a in result["alerts"]] == ["user_created"]
+    assert len(bot.announcer.calls) == before + 1
+    assert bot(event)["duplicate"] is True and len(bot.announcer.calls) == before + 1
