@@ -141,9 +141,10 @@ def in_process_child(background_users: int, events: int, out: Path) -> int:
             name = f"event_user_{i:03d}"
             create_event_user(iam, name)
             event = create_user_event(name)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             line = module.lambda_handler(event, context)
-            runs.append({"ms": (time.perf_counter() - started) * 1000, "result": line, "server_calls": {}})
+            elapsed_ms, cpu_ms = (time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000
+            runs.append({"ms": elapsed_ms, "cpu_ms": cpu_ms, "result": line, "server_calls": {}})
     out.write_text(json.dumps({"import_ms": import_ms, "runs": runs}, default=str))
     return 0
 
@@ -202,12 +203,21 @@ def _summary(command: list[str], env: dict[str, str], out: Path, log: Path) -> d
             "min": round(min(r["ms"] for r in warm), 1),
             "max": round(max(r["ms"] for r in warm), 1),
         },
+        **(
+            {"warm_cpu_ms": _stats([r["cpu_ms"] for r in warm])}  # moto in-process: all of the work, in CPU time
+            if "cpu_ms" in warm[0]
+            else {}
+        ),
         "result_of_last_event": _brief(warm[-1]["result"]),
         "api_calls_per_warm_event": round(sum(calls.values()) / len(warm), 1),
         "server_calls_per_warm_event": {k: round(v / len(warm), 2) for k, v in calls.most_common()},
         "server_calls_first_event": first["server_calls"],
         "log": str(log.relative_to(benchlib.REPO)),
     }
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 1), "min": round(min(values), 1), "max": round(max(values), 1)}
 
 
 def _brief(line: dict[str, Any]) -> dict[str, Any]:
@@ -303,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=20, help="events (new users) per measurement (default 20)")
     parser.add_argument("--out", type=Path, default=benchlib.RESULTS / "event_path.json")
     parser.add_argument("--skip-in-process", action="store_true", help="leave out the in-process moto measurement")
+    parser.add_argument("--only-in-process", action="store_true", help="only the in-process moto measurement")
     parser.add_argument("--handler-child", nargs=3, metavar=("URL", "EVENTS", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--in-process-child", nargs=3, metavar=("USERS", "EVENTS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -321,6 +332,12 @@ def main(argv: list[str] | None = None) -> int:
         "machine": benchlib.machine(),
         "background_users": args.background_users,
     }
+    if args.only_in_process:
+        result["handler_in_process"] = in_process_benchmark(args.background_users, args.repeat + 1, work)
+        result["load_after"] = os.getloadavg()
+        benchlib.write_json(args.out, result)
+        print(f"handler on in-process moto: {result['handler_in_process'].get('warm_ms')}", file=sys.stderr)
+        return 0
     with benchlib.MotoProcess(log=work / "moto-server.log") as srv:
         seeding.seed_account(srv.url, seeding.plan(args.background_users))
         os.environ.update({k: v for k, v in benchlib.local_aws_env().items() if k.startswith("AWS_")})

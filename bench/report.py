@@ -442,7 +442,12 @@ def event_path_section(data: dict[str, Any]) -> str:
             [
                 f"the same handler on moto in its own process (no HTTP), warm median (min-max) of "
                 f"{in_process['warm_invocations']}",
-                "**{median:.0f} ms** ({min:.0f}-{max:.0f})".format(**in_process["warm_ms"]),
+                "**{median:.0f} ms** ({min:.0f}-{max:.0f})".format(**in_process["warm_ms"])
+                + (
+                    "; CPU time {median:.0f} ms ({min:.0f}-{max:.0f})".format(**in_process["warm_cpu_ms"])
+                    if "warm_cpu_ms" in in_process
+                    else ""
+                ),
             ]
         )
     ms = package.get("ms")
