@@ -139,6 +139,12 @@ class MotoProcess:
         result: int = self._request("sign-in", {"account_id": account_id, "users": users})["signed_in"]
         return result
 
+    def organization_access_role(self, account_id: str, management_account_id: str = ACCOUNT_ID) -> str:
+        """The OrganizationAccountAccessRole of a new account (what CreateAccount makes on AWS); its ARN."""
+        body = {"account_id": account_id, "management_account_id": management_account_id}
+        result: str = self._request("organization-access-role", body)["role_arn"]
+        return result
+
 
 @dataclass
 class Measured:

@@ -19,7 +19,10 @@ root-user extension installed) wrapped in a small WSGI middleware that
   - ``POST /__bench__/sign-in``      body ``{"account_id": "...", "users": {"alice": 3}}``: record
     that each user last signed in to the console that many days ago. No IAM API sets
     ``PasswordLastUsed`` (only a real sign-in does), and an account where no console user
-    ever signed in would not be realistic.
+    ever signed in would not be realistic;
+  - ``POST /__bench__/organization-access-role`` body ``{"account_id": "...", "management_account_id": "..."}``:
+    the OrganizationAccountAccessRole that Organizations' CreateAccount creates in a new account
+    (moto creates none; iamguard's moto extension adds it, in this process's backend).
 
 Listens on 127.0.0.1 only. Run it directly (``python bench/moto_server.py --port 5055
 [--delay-ms 30]``) or let ``bench/audit_users.py`` start it.
@@ -118,6 +121,16 @@ class CallCounting:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             request = json.loads(environ["wsgi.input"].read(length) or b"{}")
             payload = {"signed_in": sign_in(request["account_id"], request["users"])}
+        elif action == "organization-access-role" and method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            from iamguard_cli.local import moto_ext
+
+            payload = {
+                "role_arn": moto_ext.organization_access_role(
+                    str(request["account_id"]), str(request["management_account_id"])
+                )
+            }
         else:
             start_response("404 Not Found", [("Content-Type", "application/json")])
             return [b'{"error": "unknown benchmark control request"}']

@@ -37,7 +37,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -62,6 +62,7 @@ TOOLING_DOCUMENT = {
 ADMIN_GROUPS = frozenset({"admins", "ops"})
 CHANGE_PASSWORD_GROUPS = frozenset({"developers"})
 PASSWORD = "Bench-Only-Password-1!"
+DEFAULT_ACCOUNT = "123456789012"  # moto's default account
 EXEMPT_TAG = {"Key": "iamguard:exempt", "Value": "true"}
 
 
@@ -162,6 +163,11 @@ def plan(n: int, seed: int = 2, shape: str = CURRENT) -> list[PlannedUser]:
     return users
 
 
+def renamed(users: list[PlannedUser], prefix: str) -> list[PlannedUser]:
+    """The same users under other names (`prefix` + their number): one plan for many accounts, each its own names."""
+    return [replace(u, name=prefix + u.name.removeprefix("user")) for u in users]
+
+
 def _fresh_batch_user(name: str, rng: random.Random) -> PlannedUser:
     """A user of a freshly created batch: a console password never used, no way to change it."""
     r = rng.random()
@@ -236,17 +242,23 @@ def describe(users: list[PlannedUser]) -> dict[str, int]:
     return dict(counts)
 
 
-def iam_client(url: str, pool: int = 16) -> Any:
+def iam_client(url: str, pool: int = 16, credentials: dict[str, str] | None = None) -> Any:
+    """An IAM client of the server at `url`: moto's default account, or the account of `credentials`
+    (STS's AccessKeyId / SecretAccessKey / SessionToken)."""
+    keys = credentials or {"AccessKeyId": "testing", "SecretAccessKey": "testing"}
     session = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        aws_access_key_id=keys["AccessKeyId"],
+        aws_secret_access_key=keys["SecretAccessKey"],
+        aws_session_token=keys.get("SessionToken"),
+        region_name="us-east-1",
     )
     config = Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=pool)
     return session.client("iam", endpoint_url=url, config=config)
 
 
-def create_groups(iam: Any) -> None:
+def create_groups(iam: Any, account_id: str = DEFAULT_ACCOUNT) -> None:
     """The groups, policies and password policy the users refer to."""
-    account_policy = "arn:aws:iam::123456789012:policy/"
+    account_policy = f"arn:aws:iam::{account_id}:policy/"
     iam.create_policy(PolicyName="bench-data-read", PolicyDocument=json.dumps(DATA_READ_DOCUMENT))
     iam.create_policy(PolicyName="bench-tooling", PolicyDocument=json.dumps(TOOLING_DOCUMENT))
     groups: dict[str, tuple[list[str], dict[str, Any]]] = {
@@ -266,7 +278,7 @@ def create_groups(iam: Any) -> None:
     iam.update_account_password_policy(MinimumPasswordLength=14, AllowUsersToChangePassword=False)
 
 
-def create_user(iam: Any, user: PlannedUser) -> int:
+def create_user(iam: Any, user: PlannedUser, account_id: str = DEFAULT_ACCOUNT) -> int:
     """Create one planned user; returns the number of IAM calls made."""
     calls = 1
     iam.create_user(UserName=user.name, **({"Tags": [EXEMPT_TAG]} if user.exempt else {}))
@@ -287,7 +299,7 @@ def create_user(iam: Any, user: PlannedUser) -> int:
         calls += 1
     for policy_name in user.direct_policies:
         arn = (
-            "arn:aws:iam::123456789012:policy/bench-tooling"
+            f"arn:aws:iam::{account_id}:policy/bench-tooling"
             if policy_name == "bench-tooling"
             else AWS_POLICY + policy_name
         )
@@ -300,16 +312,24 @@ def create_user(iam: Any, user: PlannedUser) -> int:
     return calls
 
 
-def seed_account(url: str, users: list[PlannedUser], workers: int = 8) -> int:
-    """Create the account on the moto server at `url`; returns the number of IAM calls made."""
-    iam = iam_client(url, pool=workers)
-    create_groups(iam)
+def seed_account(
+    url: str,
+    users: list[PlannedUser],
+    workers: int = 8,
+    *,
+    account_id: str = DEFAULT_ACCOUNT,
+    credentials: dict[str, str] | None = None,
+) -> int:
+    """Create the account on the moto server at `url` (moto's default account, or `account_id` acting with
+    `credentials` there); returns the number of IAM calls made."""
+    iam = iam_client(url, pool=workers, credentials=credentials)
+    create_groups(iam, account_id)
     total = 0
     lock = threading.Lock()
 
     def one(user: PlannedUser) -> None:
         nonlocal total
-        made = create_user(iam, user)
+        made = create_user(iam, user, account_id)
         with lock:
             total += made
 
