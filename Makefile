@@ -65,6 +65,7 @@ help:
 	@echo "make lint | typecheck | cfn-lint | sam-validate | checkov | build | unit | integration | pytest"
 	@echo "make format      apply ruff format and safe ruff fixes"
 	@echo "make bench       benchmarks against Prowler and Cloud Custodian (about an hour); bench-report regenerates bench/RESULTS.md"
+	@echo "make bench-org   the organization audit end to end on moto (100 accounts x 200 users) and the 100 x 2,000 model"
 	@echo "make .venv | .venv-sam | .venv-checkov | lambda-env   create the environments"
 	@echo "make browser     Debian's chromium + chromium-driver for the HTML report's browser test"
 	@echo "make clean       remove build output and caches; distclean also the venvs"
@@ -207,7 +208,7 @@ demo: $(VENV_STAMP)
 # from them (bench-report regenerates them without measuring). audit_users.py measures both
 # account shapes under both network models (moto, moto + 30 ms per request); the peers run
 # at 2,000 users, iamguard alone at 10,000 (bench/README.md says why).
-.PHONY: bench bench-report
+.PHONY: bench bench-report bench-org
 bench: $(VENV_STAMP)
 	bash bench/setup_peers.sh
 	$(BIN)/python bench/audit_users.py --users 2000 --profile
@@ -218,6 +219,13 @@ bench: $(VENV_STAMP)
 	$(BIN)/python bench/report.py --write
 
 bench-report: $(VENV_STAMP)
+	$(BIN)/python bench/report.py --write
+
+# Organization mode (issue #14): 10, 30 and 100 member accounts of 200 users through the real planner and
+# audit function (SQS fan-out), one 2,000-user account at 0 and 30 ms per request, then RESULTS.md.
+bench-org: $(VENV_STAMP)
+	$(BIN)/python bench/org_audit.py
+	$(BIN)/python bench/org_model.py
 	$(BIN)/python bench/report.py --write
 
 # ------------------------------------------------------------------ cleanup

@@ -14,6 +14,7 @@ import argparse
 import json
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -558,6 +559,288 @@ def fuzz_section(data: dict[str, Any]) -> str:
     return "\n".join([", ".join(f"{k}: {v}" for k, v in summary.items()), "", run_footer(data)])
 
 
+# ----------------------------------------------------------------------------- organization (issue #14)
+ORG_SERVICES = (("iam", "IAM"), ("sts", "STS"), ("dynamodb", "DynamoDB"), ("sqs", "SQS"), ("organizations", "Org."))
+
+
+def _seconds(dist: dict[str, float]) -> str:
+    if not dist:
+        return "-"
+    return f"{dist['median']:.1f} / {dist['p95']:.1f} / {dist['max']:.1f}"
+
+
+def _services(calls: dict[str, float]) -> str:
+    return " / ".join(f"{calls.get(key, 0):g}" for key, _ in ORG_SERVICES)
+
+
+def _audited(round_: dict[str, Any]) -> str:
+    text = f"{round_['accounts_audited']}/{round_['accounts_planned']}"
+    if round_.get("stopped_at_budget"):
+        text += (
+            f" (**stopped** at its {round_['budget_seconds']:g} s budget; "
+            f"{round_['accounts_audited_within_budget']} done within it)"
+        )
+    return text
+
+
+def org_sweep_section(data: dict[str, Any]) -> str:
+    """The account-count sweep: does one account's audit cost the same whatever the number of accounts?"""
+    rows = []
+    steady = []
+    for count in data["counts"]:
+        for round_ in count["rounds"]:
+            items = round_["dynamodb_items_read_per_account"]
+            rows.append(
+                [
+                    count["accounts"],
+                    round_["round"],
+                    f"{round_['wall_seconds']:.1f}",
+                    _seconds(round_["account_seconds"]),
+                    _audited(round_),
+                    _services(round_["server_calls_per_account_by_service"]),
+                    _services(round_["handler_calls_per_account"]["by_service"]),
+                    f"{items.get('median', 0):,.0f}" if items else "-",
+                    f"{round_['planner']['seconds']:.2f}",
+                    f"{round_['load_avg_1m_before']}-{round_['load_avg_1m_after']}",
+                ]
+            )
+            if round_["round"] == "steady" and not round_.get("stopped_at_budget"):
+                steady.append((count["accounts"], round_))
+        if count.get("not_measured"):
+            rows.append([count["accounts"], "-", "", "", "not measured: " + count["not_measured"], "", "", "", "", ""])
+    out = [
+        f"{data['users_per_account']:,} users in each member account ({account_line_short(data)}), "
+        f"AuditConcurrency {data['concurrency']}, plain moto. "
+        "Rounds: **first** (the accounts that just joined are audited for the first time: every finding is new) "
+        "and **steady** (every account audited before and unchanged: a scheduled run's normal case). "
+        "End to end: the planner's invocation until the last account's audit is done. "
+        "Calls per account: every call the server received in the round (planner, the event source mapping's "
+        "ReceiveMessage/DeleteMessage, the audits) / member accounts; the handler's own: counted in the "
+        "function's process per invocation.",
+        "",
+        table(
+            [
+                "member accounts",
+                "round",
+                "end to end s",
+                "per account s: median / p95 / max",
+                "accounts audited",
+                f"calls per account (server): {' / '.join(label for _, label in ORG_SERVICES)}",
+                "the audit function's own calls per account",
+                "DynamoDB items read per account audit (median)",
+                "planner s",
+                "load (1 min)",
+            ],
+            rows,
+        ),
+    ]
+    if len(steady) >= 2:
+        (low, first), (high, last) = steady[0], steady[-1]
+        t0, t1 = first["account_seconds"]["median"], last["account_seconds"]["median"]
+        i0 = first["dynamodb_items_read_per_account"]["median"]
+        i1 = last["dynamodb_items_read_per_account"]["median"]
+        flat = t1 <= 1.25 * t0 and i1 <= 1.25 * i0
+        out += [
+            "",
+            f"Steady rounds, {low} → {high} accounts: the median account's audit went from {t0:.1f} s to {t1:.1f} s "
+            f"(x{t1 / t0:.2f}) and read {i0:,.0f} → {i1:,.0f} DynamoDB items (x{i1 / i0:.2f}). "
+            + (
+                "**Independent of the number of accounts.**"
+                if flat
+                else "**Not independent of the number of accounts**: each audit reads every stored finding of "
+                "every account (`FindingsStore.record(..., full_audit_account=...)` scans the table), so the "
+                "items read, and the time, grow with the accounts."
+            ),
+        ]
+    out += ["", run_footer(data) + (" (**stopped part way**)" if not data.get("complete", True) else "")]
+    return "\n".join(out)
+
+
+def account_line_short(data: dict[str, Any]) -> str:
+    a = data.get("account", {})
+    return (
+        f"{a.get('console_users', '?')} with a console password, {a.get('access_keys', '?')} access keys, "
+        f"{a.get('admins', '?')} administrators; the {data.get('shape', 'current')} shape of bench/seeding.py, "
+        "each account with its own user names"
+    )
+
+
+def org_account_section(data: dict[str, Any]) -> str:
+    """One member account of N users through the fan-out, under each network model: the model's input."""
+    rows = []
+    for network in data["networks"]:
+        for round_ in network["rounds"]:
+            rows.append(
+                [
+                    network["network"],
+                    round_["round"],
+                    f"{round_['account_seconds'].get('median', 0):.1f}",
+                    _services(round_["handler_calls_per_account"]["by_service"]),
+                    f"{round_['dynamodb_items_read_per_account'].get('median', 0):,.0f}",
+                    f"{round_['planner']['seconds']:.2f}",
+                    f"{round_['load_avg_1m_before']}-{round_['load_avg_1m_after']}",
+                ]
+            )
+    return "\n".join(
+        [
+            f"One member account of {data['users']:,} users ({account_line_short(data)}), audited by the real "
+            "audit function from the planner's message; each network model on a fresh findings table.",
+            "",
+            table(
+                [
+                    "network",
+                    "round",
+                    "account's audit s",
+                    f"its calls: {' / '.join(label for _, label in ORG_SERVICES)}",
+                    "DynamoDB items read",
+                    "planner s",
+                    "load (1 min)",
+                ],
+                rows,
+            ),
+            "",
+            run_footer(data) + (" (**stopped part way**)" if not data.get("complete", True) else ""),
+        ]
+    )
+
+
+def org_model_section(account: dict[str, Any], sweep: dict[str, Any] | None) -> str:
+    """bench/org_model.py's answer for 100 accounts x the measured account size, on the recorded numbers."""
+    import org_model
+
+    try:
+        measured = org_model.measured_from(account, sweep)
+    except (ValueError, KeyError) as exc:
+        return f"Not modelled: {exc}."
+    variants = [("as measured", measured)]
+    if measured.full_table_read:
+        variants.append(
+            ("if each audit read only its own account's findings", replace(measured, full_table_read=False))
+        )
+    rows = []
+    for label, numbers in variants:
+        for round_ in ("steady", "first"):
+            outcome = org_model.model(org_model.Scenario(100, org_model_concurrency(sweep)), numbers, round_)
+            rows.append(
+                [
+                    label,
+                    round_,
+                    f"{outcome.account_seconds:,.1f}"
+                    + (f" ({outcome.scan_pages_per_account:,} Scan pages)" if outcome.scan_pages_per_account else ""),
+                    outcome.waves,
+                    f"{outcome.planner_seconds:.1f} + {outcome.ramp_seconds:.1f}",
+                    f"**{outcome.total_seconds:,.0f}**",
+                    ("fits" if outcome.fits else "**does not fit**")
+                    + ("" if outcome.within_lambda_timeout else "; one audit exceeds the 300 s Lambda timeout"),
+                    outcome.min_concurrency or "none",
+                    outcome.iam_requests_per_second_per_account,
+                ]
+            )
+    return "\n".join(
+        [
+            f"100 member accounts x {measured.users:,} users on AWS, from the account above at "
+            f"{measured.latency_seconds * 1000:g} ms per request (`.venv/bin/python bench/org_model.py`; the "
+            "arithmetic and its sources are in its docstring): the accounts go in ceil(accounts / AuditConcurrency) "
+            "waves of the measured audit; the planner's round trips grow with the accounts (ListAccounts pages of "
+            "20, SendMessageBatch of 10); Lambda's SQS poller starts 5 instances and adds up to 300 a minute. "
+            f"Measured inputs: {measured.findings_per_user:g} findings per user, "
+            f"{measured.items_per_scan_page:,.0f} findings per 1 MB Scan page.",
+            "",
+            table(
+                [
+                    "reads",
+                    "round",
+                    "per account s",
+                    "waves",
+                    "planner + poller ramp s",
+                    "round s",
+                    "15-minute window",
+                    "least AuditConcurrency that fits",
+                    "IAM requests/s in each member",
+                ],
+                rows,
+            ),
+            "",
+            "IAM's and STS's request rate quotas are not published: AWS documents token buckets whose size and "
+            'refill depend on the API, per account, not adjustable (AWS Security Blog, "How to monitor and query '
+            'IAM resources at scale - Part 2"; re:Post knowledge center "iam-sts-throttling-error"). The model '
+            "therefore reports the rate each member account sees: one audit per account at a time, however many "
+            "accounts there are, so the organization's size never multiplies it; calls that are throttled are "
+            "retried by botocore's adaptive mode.",
+        ]
+    )
+
+
+def org_model_concurrency(sweep: dict[str, Any] | None) -> int:
+    return int(sweep["concurrency"]) if sweep else 10
+
+
+def organization_section() -> str:
+    sweep = _newest("org_audit-*.json")
+    account = _newest("org_audit_account-*.json")
+    if not sweep and not account:
+        return ""
+    out = [
+        "## Organization (issue #14): the audit of every account, end to end",
+        "",
+        "`bench/org_audit.py`: one moto server holds an organization (Organizations, each member created with "
+        "CreateAccount, its OrganizationAccountAccessRole, the member stack provisioned from member/template.yaml, "
+        "and its users); the real planner (functions/plan_audit) queues one message per ACTIVE account, and "
+        "AuditConcurrency processes, each one warm instance of the real audit function (functions/audit_account), "
+        "take one message at a time as Lambda's SQS event source mapping does (batch size 1).",
+    ]
+    if sweep:
+        out += ["", "### Per-account cost against the number of accounts", "", org_sweep_section(sweep)]
+    if account:
+        out += ["", f"### One account of {account['users']:,} users", "", org_account_section(account)]
+        out += [
+            "",
+            f"### Model: 100 accounts x {account['users']:,} users on AWS",
+            "",
+            org_model_section(account, sweep),
+        ]
+    return "\n".join(out)
+
+
+def organization_readme_line() -> str:
+    """One line under the README's table: the organization benchmark's headline numbers."""
+    sweep = _newest("org_audit-*.json")
+    account = _newest("org_audit_account-*.json")
+    parts = []
+    if sweep:
+        done = [
+            (c["accounts"], r)
+            for c in sweep["counts"]
+            for r in c["rounds"]
+            if r["round"] == "steady" and not r.get("stopped_at_budget")
+        ]
+        if done:
+            parts.append(
+                "steady rounds on moto, "
+                + ", ".join(
+                    f"{n} x {sweep['users_per_account']} users: {r['wall_seconds']:.0f} s end to end, "
+                    f"{r['account_seconds']['median']:.1f} s per account"
+                    for n, r in done
+                )
+            )
+    if account:
+        import org_model
+
+        try:
+            outcome = org_model.model(
+                org_model.Scenario(100, org_model_concurrency(sweep)), org_model.measured_from(account, sweep)
+            )
+            parts.append(
+                f"modelled 100 x {account['users']:,} users on AWS: {outcome.total_seconds:,.0f} s a round "
+                + ("(fits the 15-minute window)" if outcome.fits else "(does not fit the 15-minute window)")
+            )
+        except (ValueError, KeyError):
+            pass
+    if not parts:
+        return ""
+    return "Organization (bench/org_audit.py): " + "; ".join(parts) + "."
+
+
 def load_caveat(results: list[dict[str, Any]]) -> str:
     """A warning when the machine was busier than its CPUs during an audit run (wall times inflate, ratios shrink)."""
     loads = [
@@ -624,6 +907,9 @@ def results_md() -> str:
         data = _newest(pattern)
         if data:
             out += ["", title, "", render(data)]
+    organization = organization_section()
+    if organization:
+        out += ["", organization]
     return "\n".join(out) + "\n"
 
 
@@ -685,6 +971,7 @@ def readme_table() -> str:
             "",
             gap + f"Recorded {', '.join(dates)} at commit {', '.join(f'`{c}`' for c in commits)}; machine, load and "
             "commands in [bench/RESULTS.md](bench/RESULTS.md).",
+            *(["", line] if (line := organization_readme_line()) else []),
         ]
     )
 

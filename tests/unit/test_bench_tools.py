@@ -183,3 +183,221 @@ def test_results_name_files_by_their_repository_path(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["report"] == "bench/results/work/r.json"
     for committed in benchlib.RESULTS.glob("*.json"):
         assert '"/' not in committed.read_text(), f"{committed.name} names an absolute path"
+
+
+# ----------------------------------------------------------------------------- organization (issue #14)
+import org_audit  # noqa: E402
+import org_model  # noqa: E402
+
+
+def test_percentiles_are_nearest_rank_and_calls_split_by_service() -> None:
+    values = [float(v) for v in range(1, 21)]  # 1..20
+    assert org_audit.distribution(values) == {"median": 10.5, "p95": 19.0, "max": 20.0, "min": 1.0}
+    assert org_audit.percentile([5.0], 0.95) == 5.0
+    calls = {"iam:GetUser": 3, "iam:ListUsers": 1, "dynamodb:Scan": 2, "sqs:ReceiveMessage": 1}
+    assert org_audit.by_service(calls) == {"iam": 4, "sts": 0, "dynamodb": 2, "sqs": 1, "organizations": 0}
+
+
+def test_the_call_counter_counts_each_call_and_the_items_it_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from botocore.client import BaseClient
+    from botocore.stub import Stubber
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", BaseClient._make_api_call)  # put back after the test
+    counter = org_audit.CallCounter()
+    counter.install()
+    client = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        stub.add_response("scan", {"Items": [], "Count": 2, "ScannedCount": 700})
+        stub.add_response("query", {"Items": [], "Count": 13, "ScannedCount": 13})
+        stub.add_response("scan", {"Items": [], "Count": 0, "ScannedCount": 5})
+        client.scan(TableName="t")  # not counted: no invocation is being measured
+        counter.start()
+        client.query(TableName="t", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "x"}})
+        client.scan(TableName="t")
+        calls, items = counter.stop()
+    assert calls == {"dynamodb:Query": 1, "dynamodb:Scan": 1}
+    assert items == {"queried": 13, "scanned": 5}
+
+
+def test_each_member_account_gets_the_same_plan_under_its_own_names() -> None:
+    users = seeding.plan(30, 2)
+    renamed = seeding.renamed(users, "m007-u")
+    assert [u.name for u in renamed[:2]] == ["m007-u00000", "m007-u00001"]
+    assert [u.__class__(**{**u.__dict__, "name": "x"}) for u in renamed] == [
+        u.__class__(**{**u.__dict__, "name": "x"}) for u in users
+    ]
+    assert seeding.describe(renamed) == seeding.describe(users)
+
+
+class _RecordingIam:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        def call(**kwargs: Any) -> Any:
+            self.calls.append((name, kwargs))
+            return {"VirtualMFADevice": {"SerialNumber": "arn:mfa"}}
+
+        return call
+
+
+def test_a_member_account_is_seeded_with_its_own_policy_arns() -> None:
+    iam = _RecordingIam()
+    seeding.create_groups(iam, "210987654321")
+    user = seeding.PlannedUser("u", False, False, None, False, 0, (), ("bench-tooling",), (), False)
+    seeding.create_user(iam, user, "210987654321")
+    arns = [kw["PolicyArn"] for name, kw in iam.calls if name in {"attach_group_policy", "attach_user_policy"}]
+    assert "arn:aws:iam::210987654321:policy/bench-data-read" in arns
+    assert "arn:aws:iam::210987654321:policy/bench-tooling" in arns
+    assert not any("123456789012" in arn for arn in arns)
+
+
+def test_the_bench_server_creates_the_role_organizations_creates(aws: Any) -> None:
+    app = moto_server.CallCounting(_answer)
+    body = json.dumps({"account_id": "210987654321", "management_account_id": "123456789012"}).encode()
+    status, out, _ = _call(app, "/__bench__/organization-access-role", body=body)
+    assert status.startswith("200")
+    assert json.loads(out) == {"role_arn": "arn:aws:iam::210987654321:role/OrganizationAccountAccessRole"}
+    # the role is there to assume from the management account, as on AWS
+    role = aws.sts().assume_role(RoleArn=json.loads(out)["role_arn"], RoleSessionName="bench")
+    assert role["AssumedRoleUser"]["Arn"].startswith("arn:aws:sts::210987654321:assumed-role/")
+
+
+def _measured(**changes: Any) -> org_model.Measured:
+    base = org_model.Measured(
+        users=2000,
+        latency_seconds=0.03,
+        account_seconds_steady=20.0,
+        account_seconds_first=60.0,
+        calls_steady={"iam": 40.0, "sts": 1.0, "dynamodb": 8.0},
+        calls_first={"iam": 40.0, "sts": 1.0, "dynamodb": 26000.0},
+        planner_seconds=0.5,
+        planner_calls=4,
+        planner_reads=2,
+        findings_per_user=13.0,
+        items_per_scan_page=1000.0,
+        full_table_read=False,
+    )
+    return org_model.Measured(**{**base.__dict__, **changes})
+
+
+def test_the_model_adds_waves_planner_and_poller_ramp() -> None:
+    outcome = org_model.model(org_model.Scenario(accounts=100, concurrency=10), _measured())
+    # planner: 0.5 s measured + (5 ListAccounts pages + 10 batches + 2 reads - 4 measured calls) x 30 ms = 0.89 s
+    assert outcome.planner_seconds == 0.89
+    # the poller reaches 10 instances in (10 - 5) / 300 minutes = 1 s
+    assert outcome.ramp_seconds == 1.0
+    # 10 waves of (20 s + Receive and Delete at 30 ms each)
+    assert outcome.waves == 10
+    assert outcome.total_seconds == round(0.89 + 1.0 + 10 * 20.06, 1) == 202.5
+    assert outcome.fits and outcome.within_lambda_timeout
+    # the least concurrency: 2 instances -> 50 waves x 20.06 = 1,003 s > 900 - 0.89; 3 -> 34 x 20.06 = 682 s
+    assert outcome.min_concurrency == 3
+    assert outcome.iam_requests_per_second_per_account == 2.0  # 40 calls in 20 s
+    assert outcome.assume_role_per_second_hub == round(10 / 20.06, 2)
+
+
+def test_the_model_charges_a_whole_table_read_to_every_account() -> None:
+    measured = _measured(full_table_read=True)
+    # 100 accounts x 2,000 users x 13 findings = 2.6 M findings, 1,000 a page: 2,600 pages of 30 ms each
+    assert org_model.scan_pages(100, measured) == 2600
+    outcome = org_model.model(org_model.Scenario(accounts=100, concurrency=10), measured, "first")
+    assert outcome.account_seconds == 60.0 + 2600 * 0.03 == 138.0
+    assert outcome.total_seconds == round(0.89 + 1.0 + 10 * (138.0 + 0.06), 1)
+    assert outcome.fits is False
+    # One audit longer than the window can never fit; longer than Lambda's 300 s timeout fails outright.
+    slow = org_model.model(org_model.Scenario(100, 10), _measured(account_seconds_steady=950.0))
+    assert slow.min_concurrency is None and not slow.within_lambda_timeout and not slow.fits
+
+
+def _round(label: str, accounts: int, seconds: float, items: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "round": label,
+        "accounts": accounts,
+        "accounts_planned": accounts + 1,
+        "accounts_audited": accounts,
+        "accounts_audited_within_budget": accounts,
+        "stopped_at_budget": False,
+        "budget_seconds": 900.0,
+        "wall_seconds": seconds * 3,
+        "load_avg_1m_before": 2.0,
+        "load_avg_1m_after": 2.5,
+        "account_seconds": {"median": seconds, "p95": seconds * 1.2, "max": seconds * 1.5, "min": seconds / 2},
+        "dynamodb_items_read_per_account": {"median": items, "p95": items, "max": items, "min": items},
+        "dynamodb_items_scanned_per_account": {"median": items, "p95": items, "max": items, "min": items},
+        "handler_calls_per_account": {
+            "by_service": {"iam": 40.0, "sts": 1.0, "dynamodb": 8.0, "sqs": 0.0, "organizations": 0.0},
+            "by_operation": {"dynamodb:Scan": items / 1000, "dynamodb:PutItem": 5.0},
+        },
+        "server_calls_per_account_by_service": {"iam": 40.0, "sts": 1.0, "dynamodb": 9.0, "sqs": 2.1},
+        "planner": {"seconds": 0.4, "calls": {"organizations:ListAccounts": 1, "dynamodb:Query": 2}},
+        **extra,
+    }
+
+
+def test_the_organization_section_shows_growth_per_account_and_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import benchlib
+
+    machine = {"date": "2026-11-30T07:00:00+00:00", "git_commit": "abc1234", "nproc": 2, "load_avg_1m": 3.0}
+    sweep = {
+        "benchmark": "org_audit",
+        "users_per_account": 200,
+        "concurrency": 10,
+        "command": ".venv/bin/python bench/org_audit.py",
+        "machine": machine,
+        "account": seeding.describe(seeding.plan(200, 2)),
+        "complete": False,
+        "counts": [
+            {"accounts": 10, "rounds": [_round("first", 10, 8.0, 13000), _round("steady", 10, 4.0, 26000)]},
+            {"accounts": 30, "rounds": [_round("first", 30, 20.0, 60000), _round("steady", 30, 9.0, 78000)]},
+            {
+                "accounts": 100,
+                "rounds": [
+                    _round("first", 100, 90.0, 200000, stopped_at_budget=True, accounts_audited_within_budget=41)
+                ],
+                "not_measured": "the first round did not finish within 900 s",
+            },
+        ],
+    }
+    account = {
+        "benchmark": "org_audit_account",
+        "users": 2000,
+        "command": ".venv/bin/python bench/org_audit.py --accounts 0",
+        "machine": machine,
+        "account": seeding.describe(seeding.plan(50, 2)),
+        "networks": [
+            {
+                "delay_ms": 30.0,
+                "network": "moto + 30 ms",
+                "rounds": [_round("first", 1, 60.0, 26000), _round("steady", 1, 20.0, 26000)],
+            }
+        ],
+    }
+    (tmp_path / "org_audit-200.json").write_text(json.dumps(sweep))
+    (tmp_path / "org_audit_account-2000.json").write_text(json.dumps(account))
+    monkeypatch.setattr(benchlib, "RESULTS", tmp_path)
+
+    text = report.results_md()
+    assert "## Organization (issue #14): the audit of every account, end to end" in text
+    assert (
+        "| 10 | steady | 12.0 | 4.0 / 4.8 / 6.0 | 10/11 | 40 / 1 / 9 / 2.1 / 0 | 40 / 1 / 8 / 0 / 0 | 26,000 |" in text
+    )
+    assert "100/101 (**stopped** at its 900 s budget; 41 done within it)" in text
+    assert "not measured: the first round did not finish within 900 s" in text
+    # 10 -> 30 accounts: 4 s -> 9 s, 26,000 -> 78,000 items: said plainly, with the cause
+    assert "went from 4.0 s to 9.0 s (x2.25) and read 26,000 → 78,000 DynamoDB items (x3.00)" in text
+    assert "**Not independent of the number of accounts**" in text
+    assert "(**stopped part way**)" in text
+    # the model on the measured account (13 findings a user, 1,000 findings a page from the sweep's largest table)
+    measured = org_model.measured_from(account, sweep)
+    assert (measured.findings_per_user, measured.items_per_scan_page, measured.full_table_read) == (13.0, 1000.0, True)
+    with_scan = org_model.model(org_model.Scenario(100, 10), measured)
+    assert f"**{with_scan.total_seconds:,.0f}**" in text
+    assert "| if each audit read only its own account's findings | steady | 20.0 |" in text
+
+    readme = report.organization_readme_line()
+    assert readme.startswith("Organization (bench/org_audit.py): steady rounds on moto, 10 x 200 users: 12 s")
+    assert "modelled 100 x 2,000 users on AWS" in readme and "does not fit" in readme

@@ -1,0 +1,263 @@
+"""A model of the organization audit on AWS, from the measured numbers: does A accounts x U users fit one window?
+
+    .venv/bin/python bench/org_model.py                         # 100 accounts, the measured account size
+    .venv/bin/python bench/org_model.py --accounts 300 --concurrency 20
+
+It reads bench/results/org_audit_account-<U>.json (one member account of U users audited by the
+real audit function through the SQS fan-out, on moto with each request held 30 ms like a real
+region's round trip, bench/org_audit.py) and, for the findings table's reads on the code of the
+run, bench/results/org_audit-<users>.json (the account-count sweep). It measures nothing itself.
+
+A scheduled round on AWS, as the template deploys it (template.yaml):
+
+* the planner: ListAccounts pages (at most 20 accounts a page: the API's MaxResults), one
+  SendMessageBatch per 10 accounts (SQS's batch limit), and its reads of the stored audits —
+  each a round trip at the network model's latency, plus its measured own time;
+* the event source mapping: Lambda starts an SQS event source with 5 concurrent invocations and
+  adds up to 300 instances a minute (AWS Lambda Developer Guide, "Configuring scaling behavior
+  for SQS event source mappings"), up to MaximumConcurrency = AuditConcurrency;
+* the audits: each account is one invocation, one at a time per instance, so with C instances
+  the accounts go in ceil(A / C) waves of the measured per-account time (at U users, 30 ms per
+  request), plus one ReceiveMessage and one DeleteMessage per account (the poller's);
+* when the stored audit reads the whole findings table (the "read every finding" step of the
+  code that was measured: `FindingsStore.record(..., full_audit_account=...)`), each account's
+  audit also pages through every finding of every account: A x U x F items (F findings per user,
+  measured), in 1 MB pages (items per page measured by moto, which applies DynamoDB's 1 MB limit),
+  one round trip each. That is a lower bound: it leaves out parsing the items and holding them.
+
+What the model cannot know, and says: IAM's and STS's request rate quotas are not published (the
+IAM and STS quotas page lists object sizes and counts only; AWS's "How to monitor and query IAM
+resources at scale - Part 2" says both throttle with token buckets whose size and refill "depends
+on the API", and the re:Post article "How do I resolve API throttling or 'Rate exceeded' errors
+for IAM and AWS STS?" that the rates apply per account and cannot be increased). So it reports the
+request rate each account sees (one audit per account at a time, whatever A is) and the hub's
+AssumeRole rate, to compare with whatever the account already spends; iamguard's clients retry
+throttled calls with botocore's adaptive mode (iamguard.aws).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import benchlib
+
+WINDOW_SECONDS = 900.0  # one 15-minute scheduled window (issue #14's target)
+LAMBDA_TIMEOUT_SECONDS = 300.0  # template.yaml Globals: Function Timeout
+LIST_ACCOUNTS_PAGE = 20  # Organizations ListAccounts: MaxResults 1-20 (the API model botocore ships)
+SEND_MESSAGE_BATCH = 10  # SQS SendMessageBatch: up to 10 messages
+ESM_INITIAL_CONCURRENCY = 5  # Lambda's SQS event source: starts with five concurrent invocations
+ESM_RAMP_PER_MINUTE = 300  # ... and adds up to 300 instances per minute
+MODEL_DELAY_MS = 30.0
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The measured numbers the model scales (seconds at the network model's latency)."""
+
+    users: int
+    latency_seconds: float
+    account_seconds_steady: float  # one account's audit invocation, every finding stored before
+    account_seconds_first: float  # ... its first audit: every finding new
+    calls_steady: dict[str, float]  # that invocation's API calls by service
+    calls_first: dict[str, float]
+    planner_seconds: float  # the planner's invocation, measured (its own time at that latency)
+    planner_calls: int  # the calls it made then (all round trips)
+    planner_reads: int  # of them, its DynamoDB reads (the stale-audit check)
+    findings_per_user: float  # stored findings per user (items a full read of one account returns / U)
+    items_per_scan_page: float  # findings a 1 MB Scan page holds
+    full_table_read: bool  # the measured code read the whole table in each account's audit
+
+
+@dataclass(frozen=True)
+class Scenario:
+    accounts: int
+    concurrency: int
+    window_seconds: float = WINDOW_SECONDS
+
+
+def ramp_seconds(concurrency: int) -> float:
+    """How long Lambda's SQS poller takes to reach `concurrency` instances (5 at once, then +300 a minute)."""
+    return max(0, concurrency - ESM_INITIAL_CONCURRENCY) / ESM_RAMP_PER_MINUTE * 60
+
+
+def planner_seconds(accounts: int, measured: Measured) -> float:
+    """The planner's invocation for `accounts`: the measured one plus the round trips more accounts need
+    (ListAccounts pages, SendMessageBatch calls; its reads stay as many)."""
+    trips = math.ceil(accounts / LIST_ACCOUNTS_PAGE) + math.ceil(accounts / SEND_MESSAGE_BATCH) + measured.planner_reads
+    return measured.planner_seconds + max(0, trips - measured.planner_calls) * measured.latency_seconds
+
+
+def scan_pages(accounts: int, measured: Measured) -> int:
+    """1 MB pages of a read of every finding of `accounts` accounts (0 when the code reads one account's)."""
+    if not measured.full_table_read:
+        return 0
+    return math.ceil(accounts * measured.users * measured.findings_per_user / measured.items_per_scan_page)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    accounts: int
+    users: int
+    concurrency: int
+    round: str  # "steady" (every finding stored before) or "first"
+    account_seconds: float  # one account's audit on AWS
+    account_seconds_measured: float
+    scan_pages_per_account: int
+    waves: int
+    planner_seconds: float
+    ramp_seconds: float
+    delivery_seconds: float
+    total_seconds: float
+    window_seconds: float
+    fits: bool
+    within_lambda_timeout: bool
+    min_concurrency: int | None  # the least AuditConcurrency that fits the window (None: no concurrency does)
+    iam_requests_per_second_per_account: float
+    assume_role_per_second_hub: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def model(scenario: Scenario, measured: Measured, round_: str = "steady") -> Outcome:
+    """One scheduled round of `scenario` on AWS, from the measured per-account numbers."""
+    base = measured.account_seconds_steady if round_ == "steady" else measured.account_seconds_first
+    calls = measured.calls_steady if round_ == "steady" else measured.calls_first
+    pages = scan_pages(scenario.accounts, measured)
+    per_account = base + pages * measured.latency_seconds
+    # Each message: the poller's ReceiveMessage and DeleteMessage round trips around the invocation.
+    per_message = per_account + 2 * measured.latency_seconds
+    waves = math.ceil(scenario.accounts / scenario.concurrency)
+    planner = planner_seconds(scenario.accounts, measured)
+    ramp = ramp_seconds(scenario.concurrency)
+    delivery = waves * 2 * measured.latency_seconds
+    total = planner + ramp + waves * per_message
+    budget = scenario.window_seconds - planner
+    min_concurrency: int | None = None
+    if per_message < budget:
+        for c in range(2, 1001):  # MaximumConcurrency's range
+            if ramp_seconds(c) + math.ceil(scenario.accounts / c) * per_message <= budget:
+                min_concurrency = c
+                break
+    return Outcome(
+        accounts=scenario.accounts,
+        users=measured.users,
+        concurrency=scenario.concurrency,
+        round=round_,
+        account_seconds=round(per_account, 2),
+        account_seconds_measured=round(base, 2),
+        scan_pages_per_account=pages,
+        waves=waves,
+        planner_seconds=round(planner, 2),
+        ramp_seconds=round(ramp, 2),
+        delivery_seconds=round(delivery, 2),
+        total_seconds=round(total, 1),
+        window_seconds=scenario.window_seconds,
+        fits=total <= scenario.window_seconds,
+        within_lambda_timeout=per_account <= LAMBDA_TIMEOUT_SECONDS,
+        min_concurrency=min_concurrency,
+        iam_requests_per_second_per_account=round(calls.get("iam", 0.0) / per_account, 1) if per_account else 0.0,
+        assume_role_per_second_hub=round(min(scenario.concurrency, scenario.accounts) / per_message, 2),
+    )
+
+
+# ----------------------------------------------------------------------------- the measured numbers
+def measured_from(account: dict[str, Any], sweep: dict[str, Any] | None, delay_ms: float = MODEL_DELAY_MS) -> Measured:
+    """The model's inputs from an org_audit_account result (and the sweep's, for the table's reads)."""
+    network = next((n for n in account["networks"] if n["delay_ms"] == delay_ms), None)
+    if network is None:
+        raise ValueError(f"{account['users']}-user account: no run at {delay_ms:g} ms per request")
+    rounds = {r["round"]: r for r in network["rounds"]}
+    if "steady" not in rounds or "first" not in rounds:
+        raise ValueError(f"{account['users']}-user account at {delay_ms:g} ms: first and steady rounds needed")
+    steady, first = rounds["steady"], rounds["first"]
+    users = int(account["users"])
+    items = float(steady["dynamodb_items_scanned_per_account"].get("median") or 0.0)
+    queried = float(steady["dynamodb_items_read_per_account"].get("median") or 0.0) - items
+    full_table = items > 0
+    stored = items if full_table else queried
+    findings_per_user = stored / users if users else 0.0
+    scans = float(steady["handler_calls_per_account"]["by_operation"].get("dynamodb:Scan", 0.0))
+    per_page = items / scans if scans else 0.0
+    if sweep is not None:  # the sweep's tables are larger: a better count of findings per 1 MB page
+        biggest = max(
+            (r for c in sweep["counts"] for r in c["rounds"] if r["round"] == "steady"),
+            key=lambda r: r["dynamodb_items_scanned_per_account"].get("median") or 0,
+            default=None,
+        )
+        if biggest is not None:
+            scanned = float(biggest["dynamodb_items_scanned_per_account"].get("median") or 0.0)
+            pages = float(biggest["handler_calls_per_account"]["by_operation"].get("dynamodb:Scan", 0.0))
+            if scanned and pages:
+                per_page = scanned / pages
+    return Measured(
+        users=users,
+        latency_seconds=delay_ms / 1000,
+        account_seconds_steady=float(steady["account_seconds"]["median"]),
+        account_seconds_first=float(first["account_seconds"]["median"]),
+        calls_steady=dict(steady["handler_calls_per_account"]["by_service"]),
+        calls_first=dict(first["handler_calls_per_account"]["by_service"]),
+        planner_seconds=float(steady["planner"]["seconds"]),
+        planner_calls=int(sum(steady["planner"]["calls"].values())),
+        planner_reads=int(steady["planner"]["calls"].get("dynamodb:Query", 0)),
+        findings_per_user=round(findings_per_user, 2),
+        items_per_scan_page=round(per_page, 1) if per_page else 1.0,
+        full_table_read=full_table,
+    )
+
+
+def load_measured(users: int, delay_ms: float = MODEL_DELAY_MS) -> Measured:
+    account = json.loads((benchlib.RESULTS / f"org_audit_account-{users}.json").read_text())
+    sweeps = sorted(benchlib.RESULTS.glob("org_audit-*.json"))
+    sweep = json.loads(sweeps[-1].read_text()) if sweeps else None
+    return measured_from(account, sweep, delay_ms)
+
+
+def describe(outcome: Outcome) -> str:
+    verdict = "fits" if outcome.fits else "does NOT fit"
+    lines = [
+        f"{outcome.accounts} accounts x {outcome.users:,} users, AuditConcurrency {outcome.concurrency}, "
+        f"{outcome.round} round: {outcome.total_seconds:,.0f} s — {verdict} the {outcome.window_seconds:.0f} s window",
+        f"  per account {outcome.account_seconds:,.1f} s (measured {outcome.account_seconds_measured:,.1f} s"
+        + (
+            f" + {outcome.scan_pages_per_account:,} Scan pages of the whole table)"
+            if outcome.scan_pages_per_account
+            else ")"
+        )
+        + f"; {outcome.waves} waves; planner {outcome.planner_seconds:.1f} s; poller ramp {outcome.ramp_seconds:.1f} s",
+        f"  Lambda timeout {LAMBDA_TIMEOUT_SECONDS:.0f} s per account: "
+        + ("kept" if outcome.within_lambda_timeout else "EXCEEDED")
+        + "; least AuditConcurrency that fits: "
+        + (str(outcome.min_concurrency) if outcome.min_concurrency else "none (one account's audit exceeds it)"),
+        f"  IAM requests per second in each member account: {outcome.iam_requests_per_second_per_account} "
+        "(one audit per account at a time); sts:AssumeRole per second in the hub: "
+        f"{outcome.assume_role_per_second_hub}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=100, help="member accounts (default 100)")
+    parser.add_argument("--users", type=int, default=2000, help="users per account: the measured account (2000)")
+    parser.add_argument("--concurrency", type=int, default=10, help="AuditConcurrency (default 10, the template's)")
+    parser.add_argument("--delay-ms", type=float, default=MODEL_DELAY_MS, help="the network model (default 30)")
+    args = parser.parse_args(argv)
+    try:
+        measured = load_measured(args.users, args.delay_ms)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"no measured numbers to model: {exc} (run bench/org_audit.py)", file=sys.stderr)
+        return 2
+    print(f"measured ({args.delay_ms:g} ms per request): {json.dumps(asdict(measured))}")
+    for round_ in ("steady", "first"):
+        print(describe(model(Scenario(args.accounts, args.concurrency), measured, round_)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
