@@ -35,7 +35,7 @@ import json
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -242,7 +242,7 @@ def describe(users: list[PlannedUser]) -> dict[str, int]:
     return dict(counts)
 
 
-def iam_client(url: str, pool: int = 16, credentials: dict[str, str] | None = None) -> Any:
+def iam_client(url: str, pool: int = 16, credentials: Mapping[str, Any] | None = None) -> Any:
     """An IAM client of the server at `url`: moto's default account, or the account of `credentials`
     (STS's AccessKeyId / SecretAccessKey / SessionToken)."""
     keys = credentials or {"AccessKeyId": "testing", "SecretAccessKey": "testing"}
@@ -318,7 +318,7 @@ def seed_account(
     workers: int = 8,
     *,
     account_id: str = DEFAULT_ACCOUNT,
-    credentials: dict[str, str] | None = None,
+    credentials: Mapping[str, Any] | None = None,
 ) -> int:
     """Create the account on the moto server at `url` (moto's default account, or `account_id` acting with
     `credentials` there); returns the number of IAM calls made."""
