@@ -788,6 +788,9 @@ def organization_section() -> str:
         "and its users); the real planner (functions/plan_audit) queues one message per ACTIVE account, and "
         "AuditConcurrency processes, each one warm instance of the real audit function (functions/audit_account), "
         "take one message at a time as Lambda's SQS event source mapping does (batch size 1).",
+        "",
+        "Re-run all of it with one command: `make bench-org` (= `.venv/bin/python bench/org_audit.py`, then "
+        "`.venv/bin/python bench/report.py --write`); about an hour on 2 CPUs, most of it seeding 20,000 users.",
     ]
     if sweep:
         out += ["", "### Per-account cost against the number of accounts", "", org_sweep_section(sweep)]
