@@ -272,6 +272,12 @@ def _measured(**changes: Any) -> org_model.Measured:
         account_seconds_first=60.0,
         calls_steady={"iam": 40.0, "sts": 1.0, "dynamodb": 8.0},
         calls_first={"iam": 40.0, "sts": 1.0, "dynamodb": 26000.0},
+        operations_steady={
+            "iam:GetAccountAuthorizationDetails": 1.0,
+            "iam:GetLoginProfile": 13.0,
+            "dynamodb:PutItem": 5.0,
+        },
+        operations_first={"iam:GetAccountAuthorizationDetails": 1.0, "dynamodb:PutItem": 26000.0},
         planner_seconds=0.5,
         planner_calls=4,
         planner_reads=2,
@@ -309,6 +315,15 @@ def test_the_model_charges_a_whole_table_read_to_every_account() -> None:
     # One audit longer than the window can never fit; longer than Lambda's 300 s timeout fails outright.
     slow = org_model.model(org_model.Scenario(100, 10), _measured(account_seconds_steady=950.0))
     assert slow.min_concurrency is None and not slow.within_lambda_timeout and not slow.fits
+
+
+def test_the_latency_floor_counts_the_round_trips_an_audit_waits_for_in_turn() -> None:
+    measured = _measured()
+    # steady: 1 + ceil(13 / 8) + ceil(5 / 16) = 4 round trips; first: 1 + 26,000 / 16 = 1,626
+    assert org_model.latency_floor(measured.operations_steady, 0.03) == pytest.approx(0.12)
+    assert org_model.latency_floor(measured.operations_first, 0.03) == pytest.approx(48.78)
+    floor = org_model.model(org_model.Scenario(100, 10), measured, "first", basis="floor")
+    assert floor.basis == "floor" and floor.account_seconds == 48.78 and floor.fits
 
 
 def _round(label: str, accounts: int, seconds: float, items: float, **extra: Any) -> dict[str, Any]:
@@ -396,7 +411,10 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
     assert (measured.findings_per_user, measured.items_per_scan_page, measured.full_table_read) == (13.0, 1000.0, True)
     with_scan = org_model.model(org_model.Scenario(100, 10), measured)
     assert f"**{with_scan.total_seconds:,.0f}**" in text
-    assert "| if each audit read only its own account's findings | steady | 20.0 |" in text
+    assert (
+        "| if each audit read only its own account's findings | as measured on moto + latency | steady | 20.0 |" in text
+    )
+    assert "| as measured | round trips only | first |" in text
 
     readme = report.organization_readme_line()
     assert readme.startswith("Organization (bench/org_audit.py): steady rounds on moto, 10 x 200 users: 12 s")
