@@ -119,9 +119,23 @@ def hub_env(url: str, organization_id: str, table: str, queue_url: str) -> dict[
     return env
 
 
+# iamguard's clients wait 30 s for a response (iamguard.aws). A DynamoDB Scan page comes back in
+# milliseconds; moto serializes a 1 MB page in Python, which on a loaded machine took longer than that (and
+# again on every retry, until the audit failed), so the functions' clients here wait up to this long: the
+# bench measures the audit, not moto against that timeout.
+READ_TIMEOUT_SECONDS = 900
+
+
 def load_function(path: Path) -> Any:
     """A function's app.py loaded as the Lambda runtime loads it (its directory and the layer on sys.path)."""
     sys.path[:0] = [str(path.parent), str(benchlib.REPO / "layers" / "iamguard")]
+    import iamguard.aws
+    from botocore.config import Config
+
+    def patient(**options: Any) -> Config:
+        return Config(**{**options, "read_timeout": READ_TIMEOUT_SECONDS})
+
+    setattr(iamguard.aws, "Config", patient)  # noqa: B010 (the clients it makes from now on)
     spec = importlib.util.spec_from_file_location("app", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
