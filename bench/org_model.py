@@ -238,8 +238,8 @@ def measured_from(account: dict[str, Any], sweep: dict[str, Any] | None, delay_m
 
 def load_measured(users: int, delay_ms: float = MODEL_DELAY_MS) -> Measured:
     account = json.loads((benchlib.RESULTS / f"org_audit_account-{users}.json").read_text())
-    sweeps = sorted(benchlib.RESULTS.glob("org_audit-*.json"))
-    sweep = json.loads(sweeps[-1].read_text()) if sweeps else None
+    sweeps = [json.loads(path.read_text()) for path in benchlib.RESULTS.glob("org_audit-*.json")]
+    sweep = max(sweeps, key=lambda data: data.get("machine", {}).get("date", ""), default=None)
     return measured_from(account, sweep, delay_ms)
 
 
