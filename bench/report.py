@@ -574,7 +574,9 @@ def _services(calls: dict[str, float]) -> str:
 
 
 def _audited(round_: dict[str, Any]) -> str:
-    text = f"{round_['accounts_audited']}/{round_['accounts_planned']}"
+    text = f"{round_['accounts_audited']} (of {round_['accounts_planned']})"
+    if round_.get("failed_invocations"):
+        text += f", **{round_['failed_invocations']} failed**"
     if round_.get("stopped_at_budget"):
         text += (
             f" (**stopped** at its {round_['budget_seconds']:g} s budget; "
@@ -624,7 +626,7 @@ def org_sweep_section(data: dict[str, Any]) -> str:
                 "round",
                 "end to end s",
                 "per account s: median / p95 / max",
-                "accounts audited",
+                "member accounts audited (of messages: members + the management account)",
                 f"calls per account (server): {' / '.join(label for _, label in ORG_SERVICES)}",
                 "the audit function's own calls per account",
                 "DynamoDB items read per account audit (median)",
@@ -674,7 +676,8 @@ def org_account_section(data: dict[str, Any]) -> str:
                 [
                     network["network"],
                     round_["round"],
-                    f"{round_['account_seconds'].get('median', 0):.1f}",
+                    f"{round_['account_seconds'].get('median', 0):.1f}"
+                    + (" (**failed**)" if round_.get("failed_invocations") else ""),
                     _services(round_["handler_calls_per_account"]["by_service"]),
                     f"{round_['dynamodb_items_read_per_account'].get('median', 0):,.0f}",
                     f"{round_['planner']['seconds']:.2f}",

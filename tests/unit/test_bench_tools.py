@@ -334,6 +334,7 @@ def _round(label: str, accounts: int, seconds: float, items: float, **extra: Any
         "accounts_audited": accounts,
         "accounts_audited_within_budget": accounts,
         "stopped_at_budget": False,
+        "failed_invocations": 0,
         "budget_seconds": 900.0,
         "wall_seconds": seconds * 3,
         "load_avg_1m_before": 2.0,
@@ -367,7 +368,13 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
         "complete": False,
         "counts": [
             {"accounts": 10, "rounds": [_round("first", 10, 8.0, 13000), _round("steady", 10, 4.0, 26000)]},
-            {"accounts": 30, "rounds": [_round("first", 30, 20.0, 60000), _round("steady", 30, 9.0, 78000)]},
+            {
+                "accounts": 30,
+                "rounds": [
+                    _round("first", 30, 20.0, 60000, failed_invocations=2),
+                    _round("steady", 30, 9.0, 78000),
+                ],
+            },
             {
                 "accounts": 100,
                 "rounds": [
@@ -398,9 +405,11 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
     text = report.results_md()
     assert "## Organization (issue #14): the audit of every account, end to end" in text
     assert (
-        "| 10 | steady | 12.0 | 4.0 / 4.8 / 6.0 | 10/11 | 40 / 1 / 9 / 2.1 / 0 | 40 / 1 / 8 / 0 / 0 | 26,000 |" in text
+        "| 10 | steady | 12.0 | 4.0 / 4.8 / 6.0 | 10 (of 11) | 40 / 1 / 9 / 2.1 / 0 | 40 / 1 / 8 / 0 / 0 | 26,000 |"
+        in text
     )
-    assert "100/101 (**stopped** at its 900 s budget; 41 done within it)" in text
+    assert "| 30 | first | 60.0 | 20.0 / 24.0 / 30.0 | 30 (of 31), **2 failed** |" in text
+    assert "100 (of 101) (**stopped** at its 900 s budget; 41 done within it)" in text
     assert "not measured: the first round did not finish within 900 s" in text
     # 10 -> 30 accounts: 4 s -> 9 s, 26,000 -> 78,000 items: said plainly, with the cause
     assert "went from 4.0 s to 9.0 s (x2.25) and read 26,000 → 78,000 DynamoDB items (x3.00)" in text
