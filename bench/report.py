@@ -837,7 +837,9 @@ def organization_readme_line() -> str:
                 "steady rounds on moto, "
                 + ", ".join(
                     f"{n} x {sweep['users_per_account']} users: {r['wall_seconds']:.0f} s end to end, "
-                    f"{r['account_seconds']['median']:.1f} s per account"
+                    f"{r['account_seconds']['median']:.1f} s per account, "
+                    f"{r['dynamodb_items_read_per_account']['median']:,.0f} DynamoDB items read per account "
+                    f"(load {r['load_avg_1m_before']}-{r['load_avg_1m_after']})"
                     for n, r in done
                 )
             )
