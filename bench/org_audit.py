@@ -472,7 +472,9 @@ def run_round(
             "accounts": members,
             "accounts_planned": planner["answer"]["queued"],
             "budget_seconds": None if math.isinf(budget) else budget,
-            "stopped_at_budget": stopped,
+            # Stopped: the budget ran out with accounts still queued (they were not audited in this round).
+            "stopped_at_budget": stopped and len(invocations) < planner["answer"]["queued"],
+            "over_budget": last_done - invoked_epoch > budget,
             "accounts_audited": len(audited),
             "accounts_audited_within_budget": sum(1 for inv in audited if inv["finished_at"] - invoked_epoch <= budget),
             "invocations": len(invocations),
