@@ -577,9 +577,15 @@ def _audited(round_: dict[str, Any]) -> str:
     text = f"{round_['accounts_audited']} (of {round_['accounts_planned']})"
     if round_.get("failed_invocations"):
         text += f", **{round_['failed_invocations']} failed**"
-    if round_.get("stopped_at_budget"):
+    left = round_.get("invocations", 0) < round_["accounts_planned"]
+    if round_.get("stopped_at_budget") and left:
         text += (
             f" (**stopped** at its {round_['budget_seconds']:g} s budget; "
+            f"{round_['accounts_audited_within_budget']} done within it)"
+        )
+    elif round_.get("budget_seconds") and round_["wall_seconds"] > round_["budget_seconds"]:
+        text += (
+            f" (over its {round_['budget_seconds']:g} s budget: "
             f"{round_['accounts_audited_within_budget']} done within it)"
         )
     return text

@@ -333,6 +333,7 @@ def _round(label: str, accounts: int, seconds: float, items: float, **extra: Any
         "accounts_planned": accounts + 1,
         "accounts_audited": accounts,
         "accounts_audited_within_budget": accounts,
+        "invocations": accounts + 1,
         "stopped_at_budget": False,
         "failed_invocations": 0,
         "budget_seconds": 900.0,
@@ -367,7 +368,22 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
         "account": seeding.describe(seeding.plan(200, 2)),
         "complete": False,
         "counts": [
-            {"accounts": 10, "rounds": [_round("first", 10, 8.0, 13000), _round("steady", 10, 4.0, 26000)]},
+            {
+                "accounts": 10,
+                "rounds": [
+                    # every message taken before the budget ran out, the last audit done after it
+                    _round(
+                        "first",
+                        10,
+                        8.0,
+                        13000,
+                        wall_seconds=933.0,
+                        stopped_at_budget=True,
+                        accounts_audited_within_budget=9,
+                    ),
+                    _round("steady", 10, 4.0, 26000),
+                ],
+            },
             {
                 "accounts": 30,
                 "rounds": [
@@ -378,7 +394,15 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
             {
                 "accounts": 100,
                 "rounds": [
-                    _round("first", 100, 90.0, 200000, stopped_at_budget=True, accounts_audited_within_budget=41)
+                    _round(
+                        "first",
+                        100,
+                        320.0,
+                        200000,
+                        stopped_at_budget=True,
+                        accounts_audited_within_budget=41,
+                        invocations=60,
+                    )
                 ],
                 "not_measured": "the first round did not finish within 900 s",
             },
@@ -410,6 +434,7 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
     )
     assert "| 30 | first | 60.0 | 20.0 / 24.0 / 30.0 | 30 (of 31), **2 failed** |" in text
     assert "100 (of 101) (**stopped** at its 900 s budget; 41 done within it)" in text
+    assert "| 10 | first | 933.0 | 8.0 / 9.6 / 12.0 | 10 (of 11) (over its 900 s budget: 9 done within it) |" in text
     assert "not measured: the first round did not finish within 900 s" in text
     # 10 -> 30 accounts: 4 s -> 9 s, 26,000 -> 78,000 items: said plainly, with the cause
     assert "went from 4.0 s to 9.0 s (x2.25) and read 26,000 → 78,000 DynamoDB items (x3.00)" in text
