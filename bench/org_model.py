@@ -66,7 +66,9 @@ class Measured:
 
     users: int
     latency_seconds: float
-    account_seconds_steady: float  # one account's audit invocation, every finding stored before
+    account_seconds_steady: (
+        float | None
+    )  # one account's audit invocation, every finding stored before (None: not measured)
     account_seconds_first: float  # ... its first audit: every finding new
     calls_steady: dict[str, float]  # that invocation's API calls by service
     calls_first: dict[str, float]
@@ -144,12 +146,15 @@ def model(scenario: Scenario, measured: Measured, round_: str = "steady", basis:
     basis "measured": each account's audit takes what it took on moto with the latency (moto's CPU and
     the machine's load included: an upper estimate); "floor": only its round trips (no CPU: a lower one).
     """
+    if round_ == "steady" and measured.account_seconds_steady is None:
+        raise ValueError(f"no steady round of the {measured.users}-user account was measured")
     calls = measured.calls_steady if round_ == "steady" else measured.calls_first
     if basis == "floor":
         operations = measured.operations_steady if round_ == "steady" else measured.operations_first
         base = latency_floor(operations, measured.latency_seconds)
     else:
-        base = measured.account_seconds_steady if round_ == "steady" else measured.account_seconds_first
+        steady_seconds = measured.account_seconds_steady
+        base = steady_seconds if round_ == "steady" and steady_seconds is not None else measured.account_seconds_first
     pages = scan_pages(scenario.accounts, measured)
     per_account = base + pages * measured.latency_seconds
     # Each message: the poller's ReceiveMessage and DeleteMessage round trips around the invocation.
@@ -195,41 +200,45 @@ def measured_from(account: dict[str, Any], sweep: dict[str, Any] | None, delay_m
     network = next((n for n in account["networks"] if n["delay_ms"] == delay_ms), None)
     if network is None:
         raise ValueError(f"{account['users']}-user account: no run at {delay_ms:g} ms per request")
-    rounds = {r["round"]: r for r in network["rounds"]}
-    if "steady" not in rounds or "first" not in rounds:
-        raise ValueError(f"{account['users']}-user account at {delay_ms:g} ms: first and steady rounds needed")
-    steady, first = rounds["steady"], rounds["first"]
+    rounds = {r["round"]: r for r in network["rounds"] if not r.get("failed_invocations")}
+    if "first" not in rounds:
+        raise ValueError(f"{account['users']}-user account at {delay_ms:g} ms: no first round without failures")
+    first, steady = rounds["first"], rounds.get("steady")  # a steady round may be missing (not measured)
     users = int(account["users"])
-    items = float(steady["dynamodb_items_scanned_per_account"].get("median") or 0.0)
-    queried = float(steady["dynamodb_items_read_per_account"].get("median") or 0.0) - items
-    full_table = items > 0
-    stored = items if full_table else queried
-    findings_per_user = stored / users if users else 0.0
-    scans = float(steady["handler_calls_per_account"]["by_operation"].get("dynamodb:Scan", 0.0))
-    per_page = items / scans if scans else 0.0
-    if sweep is not None:  # the sweep's tables are larger: a better count of findings per 1 MB page
-        biggest = max(
-            (r for c in sweep["counts"] for r in c["rounds"] if r["round"] == "steady"),
-            key=lambda r: r["dynamodb_items_scanned_per_account"].get("median") or 0,
-            default=None,
-        )
-        if biggest is not None:
-            scanned = float(biggest["dynamodb_items_scanned_per_account"].get("median") or 0.0)
-            pages = float(biggest["handler_calls_per_account"]["by_operation"].get("dynamodb:Scan", 0.0))
-            if scanned and pages:
-                per_page = scanned / pages
+    first_ops = dict(first["handler_calls_per_account"]["by_operation"])
+    # The first audit writes every finding with one PutItem: findings per user, counted.
+    findings_per_user = float(first_ops.get("dynamodb:PutItem", 0.0)) / users if users else 0.0
+    full_table = bool(first_ops.get("dynamodb:Scan")) or bool(
+        steady and steady["handler_calls_per_account"]["by_operation"].get("dynamodb:Scan")
+    )
+    per_page = 0.0
+    measured_steady = [steady] if steady else []
+    sweep_steady = [r for c in sweep["counts"] for r in c["rounds"] if r["round"] == "steady"] if sweep else []
+    # Findings per 1 MB Scan page, from the largest table read (items / Scan calls: the last page is partial,
+    # so this errs towards more pages).
+    biggest = max(
+        measured_steady + sweep_steady,
+        key=lambda r: r["dynamodb_items_scanned_per_account"].get("median") or 0,
+        default=None,
+    )
+    if biggest is not None:
+        scanned = float(biggest["dynamodb_items_scanned_per_account"].get("median") or 0.0)
+        pages = float(biggest["handler_calls_per_account"]["by_operation"].get("dynamodb:Scan", 0.0))
+        if scanned and pages:
+            per_page = scanned / pages
+    planner = (steady or first)["planner"]
     return Measured(
         users=users,
         latency_seconds=delay_ms / 1000,
-        account_seconds_steady=float(steady["account_seconds"]["median"]),
+        account_seconds_steady=float(steady["account_seconds"]["median"]) if steady else None,
         account_seconds_first=float(first["account_seconds"]["median"]),
-        calls_steady=dict(steady["handler_calls_per_account"]["by_service"]),
+        calls_steady=dict(steady["handler_calls_per_account"]["by_service"]) if steady else {},
         calls_first=dict(first["handler_calls_per_account"]["by_service"]),
-        operations_steady=dict(steady["handler_calls_per_account"]["by_operation"]),
-        operations_first=dict(first["handler_calls_per_account"]["by_operation"]),
-        planner_seconds=float(steady["planner"]["seconds"]),
-        planner_calls=int(sum(steady["planner"]["calls"].values())),
-        planner_reads=int(steady["planner"]["calls"].get("dynamodb:Query", 0)),
+        operations_steady=dict(steady["handler_calls_per_account"]["by_operation"]) if steady else {},
+        operations_first=first_ops,
+        planner_seconds=float(planner["seconds"]),
+        planner_calls=int(sum(planner["calls"].values())),
+        planner_reads=int(planner["calls"].get("dynamodb:Query", 0)),
         findings_per_user=round(findings_per_user, 2),
         items_per_scan_page=round(per_page, 1) if per_page else 1.0,
         full_table_read=full_table,
@@ -282,7 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"measured ({args.delay_ms:g} ms per request): {json.dumps(asdict(measured))}")
     for basis in ("measured", "floor"):
         for round_ in ("steady", "first"):
-            print(describe(model(Scenario(args.accounts, args.concurrency), measured, round_, basis)))
+            try:
+                print(describe(model(Scenario(args.accounts, args.concurrency), measured, round_, basis)))
+            except ValueError as exc:
+                print(f"{round_} round: not modelled ({exc})")
     return 0
 
 

@@ -731,7 +731,13 @@ def org_model_section(account: dict[str, Any], sweep: dict[str, Any] | None) -> 
     for label, numbers in variants:
         for basis, basis_label in bases.items():
             for round_ in ("steady", "first"):
-                outcome = org_model.model(org_model.Scenario(100, org_model_concurrency(sweep)), numbers, round_, basis)
+                try:
+                    outcome = org_model.model(
+                        org_model.Scenario(100, org_model_concurrency(sweep)), numbers, round_, basis
+                    )
+                except ValueError as exc:
+                    rows.append([label, basis_label, round_, f"not modelled: {exc}", "", "", "", "", "", ""])
+                    continue
                 rows.append(_model_row(label, basis_label, round_, outcome))
     return "\n".join(
         [
@@ -853,11 +859,12 @@ def organization_readme_line() -> str:
         import org_model
 
         try:
-            outcome = org_model.model(
-                org_model.Scenario(100, org_model_concurrency(sweep)), org_model.measured_from(account, sweep)
-            )
+            measured = org_model.measured_from(account, sweep)
+            round_ = "steady" if measured.account_seconds_steady is not None else "first"
+            outcome = org_model.model(org_model.Scenario(100, org_model_concurrency(sweep)), measured, round_)
             parts.append(
-                f"modelled 100 x {account['users']:,} users on AWS: {outcome.total_seconds:,.0f} s a round "
+                f"modelled 100 x {account['users']:,} users on AWS ({round_} round, per-account time as measured "
+                f"here): {outcome.total_seconds:,.0f} s a round "
                 + ("(fits the 15-minute window)" if outcome.fits else "(does not fit the 15-minute window)")
             )
         except (ValueError, KeyError):

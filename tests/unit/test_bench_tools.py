@@ -408,6 +408,13 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
             },
         ],
     }
+    # the first audit writes each of 2,000 x 13 findings once (and reads the then nearly empty table)
+    first_calls = {
+        "handler_calls_per_account": {
+            "by_service": {"iam": 40.0, "sts": 1.0, "dynamodb": 26002.0, "sqs": 0.0, "organizations": 0.0},
+            "by_operation": {"dynamodb:Scan": 1.0, "dynamodb:PutItem": 26000.0, "iam:GetUser": 40.0},
+        }
+    }
     account = {
         "benchmark": "org_audit_account",
         "users": 2000,
@@ -418,7 +425,7 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
             {
                 "delay_ms": 30.0,
                 "network": "moto + 30 ms",
-                "rounds": [_round("first", 1, 60.0, 26000), _round("steady", 1, 20.0, 26000)],
+                "rounds": [_round("first", 1, 60.0, 19, **first_calls), _round("steady", 1, 20.0, 26000)],
             }
         ],
     }
@@ -456,3 +463,14 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
         "account, 26,000 DynamoDB items read per account (load 2.0-2.5), 30 x 200 users: 27 s"
     )
     assert "modelled 100 x 2,000 users on AWS" in readme and "does not fit" in readme
+
+    # A steady round that failed (or never ran) is not modelled: the first round still is, and the report says so.
+    account["networks"][0]["rounds"][1]["failed_invocations"] = 1
+    without_steady = org_model.measured_from(account, sweep)
+    assert without_steady.account_seconds_steady is None and without_steady.findings_per_user == 13.0
+    with pytest.raises(ValueError, match="no steady round"):
+        org_model.model(org_model.Scenario(100, 10), without_steady, "steady")
+    (tmp_path / "org_audit_account-2000.json").write_text(json.dumps(account))
+    text = report.results_md()
+    assert "| as measured | as measured on moto + latency | steady | not modelled: no steady round" in text
+    assert "modelled 100 x 2,000 users on AWS (first round" in report.organization_readme_line()
