@@ -132,7 +132,8 @@ class Outcome:
     window_seconds: float
     fits: bool
     within_lambda_timeout: bool
-    min_concurrency: int | None  # the least AuditConcurrency that fits the window (None: no concurrency does)
+    # The least AuditConcurrency that fits the window (None: none does, or one audit exceeds Lambda's timeout).
+    min_concurrency: int | None
     iam_requests_per_second_per_account: float
     assume_role_per_second_hub: float
 
@@ -155,7 +156,9 @@ def model(scenario: Scenario, measured: Measured, round_: str = "steady", basis:
     else:
         steady_seconds = measured.account_seconds_steady
         base = steady_seconds if round_ == "steady" and steady_seconds is not None else measured.account_seconds_first
-    pages = scan_pages(scenario.accounts, measured)
+    # A steady round reads the whole table in every audit; in a first round the table fills as the audits
+    # store their findings, so the k-th audit reads the k - 1 accounts before it: on average half of the others.
+    pages = scan_pages(scenario.accounts if round_ == "steady" else (scenario.accounts - 1) // 2, measured)
     per_account = base + pages * measured.latency_seconds
     # Each message: the poller's ReceiveMessage and DeleteMessage round trips around the invocation.
     per_message = per_account + 2 * measured.latency_seconds
@@ -166,7 +169,7 @@ def model(scenario: Scenario, measured: Measured, round_: str = "steady", basis:
     total = planner + ramp + waves * per_message
     budget = scenario.window_seconds - planner
     min_concurrency: int | None = None
-    if per_message < budget:
+    if per_message < budget and per_account <= LAMBDA_TIMEOUT_SECONDS:
         for c in range(2, 1001):  # MaximumConcurrency's range
             if ramp_seconds(c) + math.ceil(scenario.accounts / c) * per_message <= budget:
                 min_concurrency = c
@@ -189,7 +192,7 @@ def model(scenario: Scenario, measured: Measured, round_: str = "steady", basis:
         fits=total <= scenario.window_seconds,
         within_lambda_timeout=per_account <= LAMBDA_TIMEOUT_SECONDS,
         min_concurrency=min_concurrency,
-        iam_requests_per_second_per_account=round(calls.get("iam", 0.0) / per_account, 1) if per_account else 0.0,
+        iam_requests_per_second_per_account=round(calls.get("iam", 0.0) / per_account, 2) if per_account else 0.0,
         assume_role_per_second_hub=round(min(scenario.concurrency, scenario.accounts) / per_message, 2),
     )
 

@@ -308,13 +308,19 @@ def test_the_model_charges_a_whole_table_read_to_every_account() -> None:
     measured = _measured(full_table_read=True)
     # 100 accounts x 2,000 users x 13 findings = 2.6 M findings, 1,000 a page: 2,600 pages of 30 ms each
     assert org_model.scan_pages(100, measured) == 2600
-    outcome = org_model.model(org_model.Scenario(accounts=100, concurrency=10), measured, "first")
-    assert outcome.account_seconds == 60.0 + 2600 * 0.03 == 138.0
-    assert outcome.total_seconds == round(0.89 + 1.0 + 10 * (138.0 + 0.06), 1)
+    outcome = org_model.model(org_model.Scenario(accounts=100, concurrency=10), measured, "steady")
+    assert outcome.account_seconds == 20.0 + 2600 * 0.03 == 98.0
+    assert outcome.total_seconds == round(0.89 + 1.0 + 10 * (98.0 + 0.06), 1)
     assert outcome.fits is False
+    # a first round reads the table as it fills: on average the 49 accounts stored before it (1,274 pages)
+    first = org_model.model(org_model.Scenario(accounts=100, concurrency=10), measured, "first")
+    assert first.scan_pages_per_account == 1274 and first.account_seconds == round(60.0 + 1274 * 0.03, 2)
     # One audit longer than the window can never fit; longer than Lambda's 300 s timeout fails outright.
     slow = org_model.model(org_model.Scenario(100, 10), _measured(account_seconds_steady=950.0))
     assert slow.min_concurrency is None and not slow.within_lambda_timeout and not slow.fits
+    # however many instances: an audit longer than Lambda's 300 s timeout never completes
+    timed_out = org_model.model(org_model.Scenario(100, 10), _measured(account_seconds_steady=400.0))
+    assert timed_out.min_concurrency is None and not timed_out.within_lambda_timeout
 
 
 def test_the_latency_floor_counts_the_round_trips_an_audit_waits_for_in_turn() -> None:
