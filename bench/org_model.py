@@ -53,6 +53,7 @@ SEND_MESSAGE_BATCH = 10  # SQS SendMessageBatch: up to 10 messages
 ESM_INITIAL_CONCURRENCY = 5  # Lambda's SQS event source: starts with five concurrent invocations
 ESM_RAMP_PER_MINUTE = 300  # ... and adds up to 300 instances per minute
 MODEL_DELAY_MS = 30.0
+AUDIT_CONCURRENCY = 10  # template.yaml's AuditConcurrency default
 # How many of an operation's calls one audit makes at once (the rest of its calls go one after another):
 # FindingsStore writes with 16 threads, the inventory's per-user reads with PER_USER_WORKERS = 8.
 PARALLEL_CALLS = {"dynamodb:PutItem": 16, "iam:GetLoginProfile": 8, "iam:GetPolicy": 8, "iam:GetPolicyVersion": 8}
@@ -283,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=100, help="member accounts (default 100)")
     parser.add_argument("--users", type=int, default=2000, help="users per account: the measured account (2000)")
-    parser.add_argument("--concurrency", type=int, default=10, help="AuditConcurrency (default 10, the template's)")
+    parser.add_argument(
+        "--concurrency", type=int, default=AUDIT_CONCURRENCY, help="AuditConcurrency (default 10, the template's)"
+    )
     parser.add_argument("--delay-ms", type=float, default=MODEL_DELAY_MS, help="the network model (default 30)")
     args = parser.parse_args(argv)
     try:

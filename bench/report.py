@@ -799,7 +799,10 @@ def _model_row(label: str, basis: str, round_: str, outcome: Any) -> list[Any]:
 
 
 def org_model_concurrency(sweep: dict[str, Any] | None) -> int:
-    return int(sweep["concurrency"]) if sweep else 10
+    """The model's AuditConcurrency: the template's default (the sweep may have run with fewer instances)."""
+    import org_model
+
+    return org_model.AUDIT_CONCURRENCY
 
 
 def organization_section() -> str:

@@ -368,7 +368,7 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
     sweep = {
         "benchmark": "org_audit",
         "users_per_account": 200,
-        "concurrency": 10,
+        "concurrency": 2,  # the model still uses the template's AuditConcurrency (10)
         "command": ".venv/bin/python bench/org_audit.py",
         "machine": machine,
         "account": seeding.describe(seeding.plan(200, 2)),
