@@ -468,7 +468,7 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
         "Organization (bench/org_audit.py): steady rounds on moto, 10 x 200 users: 12 s end to end, 4.0 s per "
         "account, 26,000 DynamoDB items read per account (load 2.0-2.5), 30 x 200 users: 27 s"
     )
-    assert "modelled 100 x 2,000 users on AWS" in readme and "does not fit" in readme
+    assert "modelled 100 x 2,000 users on AWS (steady round, this code): " in readme and "does not fit" in readme
 
     # A steady round that failed (or never ran) is not modelled: the first round still is, and the report says so.
     account["networks"][0]["rounds"][1]["failed_invocations"] = 1
@@ -479,4 +479,4 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
     (tmp_path / "org_audit_account-2000.json").write_text(json.dumps(account))
     text = report.results_md()
     assert "| as measured | as measured on moto + latency | steady | not modelled: no steady round" in text
-    assert "modelled 100 x 2,000 users on AWS (first round" in report.organization_readme_line()
+    assert "modelled 100 x 2,000 users on AWS (first round, this code)" in report.organization_readme_line()
