@@ -121,6 +121,7 @@ def targets_section(results: list[dict[str, Any]]) -> str:
                     *[_peer_cell(peers.get(name)) for name, _ in PEERS],
                     f"≥ {target}x",
                     verdict,
+                    _run_cell(result, network),
                 ]
             )
     seen = {(r["shape"], n["delay_ms"]) for r in results if r["users"] == TARGET_USERS for n in r["networks"]}
@@ -129,7 +130,7 @@ def targets_section(results: list[dict[str, Any]]) -> str:
             if (shape, delay_ms) not in seen:
                 wanted = f"≥ {target_ratio(shape, delay_ms)}x"
                 rows.append(
-                    [shape, benchlib.network_label(delay_ms), "", "", "", wanted, "not measured in the results"]
+                    [shape, benchlib.network_label(delay_ms), "", "", "", wanted, "not measured in the results", ""]
                 )
     return table(
         [
@@ -140,9 +141,17 @@ def targets_section(results: list[dict[str, Any]]) -> str:
             "Cloud Custodian (x iamguard)",
             "target",
             "verdict",
+            "run: date, load (1 min), commit",
         ],
         rows,
     )
+
+
+def _run_cell(result: dict[str, Any], network: dict[str, Any]) -> str:
+    """Which run a row comes from: the same shape may have several recorded runs (a quiet and a busy machine)."""
+    started = str(network.get("started_at") or result["machine"].get("date", "?"))[:16].replace("T", " ")
+    load = f"{network.get('load_avg_1m_before', '?')}-{network.get('load_avg_1m_after', '?')}"
+    return f"{started}, load {load}, `{result['machine'].get('git_commit')}`"
 
 
 def network_table(network: dict[str, Any]) -> str:

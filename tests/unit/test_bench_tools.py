@@ -153,12 +153,14 @@ def test_results_md_and_readme_table_are_generated_from_the_raw_results(
     monkeypatch.setattr(benchlib, "RESULTS", tmp_path)
     text = report.results_md()
     # moto: 40/2 = 20x Custodian < 25x; moto + 30 ms: 120/3 = 40x < 50x
+    run = "2026-11-30 01:00, load 2.0-2.5, `abc1234`"
     assert (
-        "| never-signed-in | moto | 2.00 s | 60.0 s (30.0x) | 40.0 s (20.0x) | ≥ 25x | not met (worst 20.0x) |" in text
+        "| never-signed-in | moto | 2.00 s | 60.0 s (30.0x) | 40.0 s (20.0x) | ≥ 25x | not met (worst 20.0x) | "
+        f"{run} |" in text
     )
     assert (
-        "| never-signed-in | moto + 30 ms | 3.00 s | 600.0 s (200.0x) | 120.0 s (40.0x) | ≥ 50x | not met (worst 40.0x) |"
-        in text
+        "| never-signed-in | moto + 30 ms | 3.00 s | 600.0 s (200.0x) | 120.0 s (40.0x) | ≥ 50x | not met (worst 40.0x) "
+        f"| {run} |" in text
     )
     assert "commit `abc1234`" in text and "Command: `.venv/bin/python bench/audit_users.py --users 2000`" in text
 
