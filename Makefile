@@ -213,6 +213,9 @@ bench: $(VENV_STAMP)
 	bash bench/setup_peers.sh
 	$(BIN)/python bench/audit_users.py --users 2000 --profile
 	$(BIN)/python bench/audit_users.py --users 10000 --peers '' --repeat 3
+	$(BIN)/python bench/audit_profile.py --users 2000 --shape current
+	$(BIN)/python bench/audit_profile.py --users 2000 --shape never-signed-in
+	$(BIN)/python bench/status_reads.py --users 10000
 	$(BIN)/python bench/event_path.py
 	$(BIN)/python bench/audit_memory.py --users 10000
 	$(BIN)/python bench/cold_start.py

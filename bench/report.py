@@ -122,6 +122,7 @@ def targets_section(results: list[dict[str, Any]]) -> str:
                     *[_peer_cell(peers.get(name)) for name, _ in PEERS],
                     f"≥ {target}x",
                     verdict,
+                    _run_cell(result, network),
                 ]
             )
     seen = {(r["shape"], n["delay_ms"]) for r in results if r["users"] == TARGET_USERS for n in r["networks"]}
@@ -130,7 +131,7 @@ def targets_section(results: list[dict[str, Any]]) -> str:
             if (shape, delay_ms) not in seen:
                 wanted = f"≥ {target_ratio(shape, delay_ms)}x"
                 rows.append(
-                    [shape, benchlib.network_label(delay_ms), "", "", "", wanted, "not measured in the results"]
+                    [shape, benchlib.network_label(delay_ms), "", "", "", wanted, "not measured in the results", ""]
                 )
     return table(
         [
@@ -141,9 +142,17 @@ def targets_section(results: list[dict[str, Any]]) -> str:
             "Cloud Custodian (x iamguard)",
             "target",
             "verdict",
+            "run: date, load (1 min), commit",
         ],
         rows,
     )
+
+
+def _run_cell(result: dict[str, Any], network: dict[str, Any]) -> str:
+    """Which run a row comes from: the same shape may have several recorded runs (a quiet and a busy machine)."""
+    started = str(network.get("started_at") or result["machine"].get("date", "?"))[:16].replace("T", " ")
+    load = f"{network.get('load_avg_1m_before', '?')}-{network.get('load_avg_1m_after', '?')}"
+    return f"{started}, load {load}, `{result['machine'].get('git_commit')}`"
 
 
 def network_table(network: dict[str, Any]) -> str:
@@ -460,6 +469,88 @@ def event_path_section(data: dict[str, Any]) -> str:
             f"One CreateUser event in an account of {data['background_users']:,} users.",
             "",
             table(["measurement", "result"], rows),
+            "",
+            run_footer(data),
+        ]
+    )
+
+
+def profile_split_section(data: dict[str, Any]) -> str:
+    """bench/audit_profile.py: one account's CLI audit split into CPU seconds by where they go."""
+    cli = data["cli"]
+    split = data["split_cpu_seconds"]
+    total = sum(split.values())
+    rows = [[where, f"{seconds:.2f}", f"{seconds / total * 100:.0f} %"] for where, seconds in split.items()]
+    operations = [
+        [
+            operation.removeprefix("iam:"),
+            f"{op['count']:,}",
+            f"{op['client_cpu_ms']:.1f}",
+            f"{op['server_cpu_ms']:.1f}",
+            f"{op['count'] * op['server_cpu_ms'] / 1000:.2f}",
+        ]
+        for operation, op in data["operations"].items()
+        if "client_cpu_ms" in op
+    ]
+    ours = sum(seconds for where, seconds in split.items() if where.startswith("iamguard"))
+    server = split.get("moto server (all calls)", 0.0)
+    return "\n".join(
+        [
+            f"{data['shape']}, {data['users']:,} users, plain moto: the CLI audit took "
+            f"{cli['wall_seconds_median']:.2f} s wall (median of {len(cli['runs'])}), "
+            f"{cli['cpu_seconds_median']:.2f} s CPU in the CLI process and "
+            f"{cli['server_cpu_seconds_median']:.2f} s in the moto server, "
+            f"{sum(cli['api_calls_by_operation'].values()):,} calls.",
+            "",
+            table(["where the CPU goes (one audit)", "CPU s", "share"], rows),
+            "",
+            f"iamguard's own code: {ours:.2f} s ({ours / total * 100:.0f} %); the moto server serving the calls: "
+            f"{server:.2f} s ({server / total * 100:.0f} %). Per call, each operation made alone through an "
+            "iamguard client (client: botocore; server: moto's dispatch, backend and XML):",
+            "",
+            table(
+                ["operation", "calls in the audit", "client CPU ms/call", "server CPU ms/call", "server CPU s"],
+                operations,
+            ),
+            "",
+            run_footer(data),
+        ]
+    )
+
+
+def status_reads_section(data: dict[str, Any]) -> str:
+    calls = ", ".join(f"{op} {n}" for op, n in data["dynamodb_calls_by_operation"].items())
+    same = "the same answer as a full read" if data["same_answer_as_a_full_read"] else "NOT the full read's answer"
+    return "\n".join(
+        [
+            f"GET /status over a findings table of {data['users']:,} users ({data['findings_stored']:,} findings, the "
+            f"audit's summary written): **{data['dynamodb_reads']} DynamoDB reads** ({calls}), "
+            f"{data['status_seconds']:.2f} s, {same}.",
+            "",
+            run_footer(data),
+        ]
+    )
+
+
+def audit_cli_section(data: dict[str, Any]) -> str:
+    """bench/audit_cli.py: the command's streamed reports and the second stored audit."""
+    rows = [
+        [
+            run,
+            f"{r['wall_seconds']:.2f}",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['iam_calls']:,}",
+            f"{r['dynamodb_calls']:,}",
+            ", ".join(f"{op} {n}" for op, n in list(r["iam_calls_by_operation"].items())[:3]),
+        ]
+        for run, r in data["runs"].items()
+    ]
+    variant = " (every console user never signed in)" if data.get("never_signed_in") else ""
+    return "\n".join(
+        [
+            f"{data['users']:,} users{variant}: `iamguard audit` as its own process.",
+            "",
+            table(["run", "wall s", "peak RSS MB", "IAM calls", "DynamoDB calls", "most IAM calls"], rows),
             "",
             run_footer(data),
         ]
@@ -936,7 +1027,19 @@ def results_md() -> str:
             for result, network in profiled:
                 out += ["", f"### {result['shape']}, {result['users']:,} users, {network['network']}", ""]
                 out.append(profile_section(result, network))
+    profiles = sorted(
+        (load(p) for p in benchlib.RESULTS.glob("audit_profile-*.json")),
+        key=lambda r: (r["users"], SHAPE_ORDER.index(r["shape"])),
+    )
+    if profiles:
+        out += ["", "## Where the CLI audit's time goes (CPU by component)"]
+        for data in profiles:
+            out += ["", f"### {data['shape']}, {data['users']:,} users", "", profile_split_section(data)]
+    for data in sorted((load(p) for p in benchlib.RESULTS.glob("audit_cli-*.json")), key=lambda r: r["users"]):
+        out += ["", f"## The CLI's streamed reports and the second stored audit, {data['users']:,} users", ""]
+        out.append(audit_cli_section(data))
     others = (
+        ("status_reads-*.json", "## GET /status: DynamoDB reads", status_reads_section),
         ("event_path*.json", "## Event path: one CreateUser", event_path_section),
         ("audit_memory-*.json", "## Memory by phase", memory_section),
         ("gc_experiment-*.json", "## Garbage collector", gc_section),

@@ -153,12 +153,14 @@ def test_results_md_and_readme_table_are_generated_from_the_raw_results(
     monkeypatch.setattr(benchlib, "RESULTS", tmp_path)
     text = report.results_md()
     # moto: 40/2 = 20x Custodian < 25x; moto + 30 ms: 120/3 = 40x < 50x
+    run = "2026-11-30 01:00, load 2.0-2.5, `abc1234`"
     assert (
-        "| never-signed-in | moto | 2.00 s | 60.0 s (30.0x) | 40.0 s (20.0x) | ≥ 25x | not met (worst 20.0x) |" in text
+        "| never-signed-in | moto | 2.00 s | 60.0 s (30.0x) | 40.0 s (20.0x) | ≥ 25x | not met (worst 20.0x) | "
+        f"{run} |" in text
     )
     assert (
-        "| never-signed-in | moto + 30 ms | 3.00 s | 600.0 s (200.0x) | 120.0 s (40.0x) | ≥ 50x | not met (worst 40.0x) |"
-        in text
+        "| never-signed-in | moto + 30 ms | 3.00 s | 600.0 s (200.0x) | 120.0 s (40.0x) | ≥ 50x | not met (worst 40.0x) "
+        f"| {run} |" in text
     )
     assert "commit `abc1234`" in text and "Command: `.venv/bin/python bench/audit_users.py --users 2000`" in text
 
@@ -480,3 +482,86 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
     text = report.results_md()
     assert "| as measured | as measured on moto + latency | steady | not modelled: no steady round" in text
     assert "modelled 100 x 2,000 users on AWS (first round, this code)" in report.organization_readme_line()
+
+
+def _profile_result() -> dict[str, Any]:
+    return {
+        "benchmark": "audit_profile",
+        "users": 2000,
+        "shape": "current",
+        "command": ".venv/bin/python bench/audit_profile.py --users 2000",
+        "machine": {"date": "2026-11-30T07:40:00+00:00", "git_commit": "def5678", "nproc": 2, "python": "3.11.7"},
+        "cli": {
+            "wall_seconds_median": 3.0,
+            "cpu_seconds_median": 2.5,
+            "server_cpu_seconds_median": 1.2,
+            "api_calls_by_operation": {"iam:GetAccountAuthorizationDetails": 1, "iam:GetLoginProfile": 100},
+            "runs": [{}, {}, {}],
+        },
+        "client_phases_cpu_seconds": {
+            "start_up_imports": 0.6,
+            "read_account_client": 0.5,
+            "run_checks": 0.4,
+            "json_report": 0.5,
+        },
+        "operations": {
+            "iam:GetAccountAuthorizationDetails": {"count": 1, "client_cpu_ms": 100.0, "server_cpu_ms": 600.0},
+            "iam:GetLoginProfile": {"count": 100, "client_cpu_ms": 2.0, "server_cpu_ms": 5.0},
+            "iam:SomethingNew": {"count": 3, "measured": False},
+        },
+    }
+
+
+def test_the_profile_splits_the_audits_cpu_between_iamguard_botocore_and_moto() -> None:
+    import audit_profile
+
+    split = audit_profile.split(_profile_result())
+    # botocore: 1 x 100 ms + 100 x 2 ms; moto: 600 ms + 100 x 5 ms; iamguard's inventory: the read minus botocore
+    assert split["botocore: requests and response parsing"] == pytest.approx(0.3)
+    assert split["moto server (all calls)"] == pytest.approx(1.1)
+    assert split["iamguard: inventory (responses to account state)"] == pytest.approx(0.2)
+    assert split["iamguard: start-up (imports)"] == 0.6 and split["iamguard: JSON report"] == 0.5
+    # the CLI's CPU the phases do not account for (interpreter start, argparse, exit): 2.5 - 2.0
+    assert split["interpreter start, argparse, exit"] == pytest.approx(0.5)
+
+
+def test_results_md_shows_the_profile_the_status_reads_and_the_stored_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import audit_profile
+    import benchlib
+
+    profile = _profile_result()
+    profile["split_cpu_seconds"] = audit_profile.split(profile)
+    (tmp_path / "audit_profile-current-2000.json").write_text(json.dumps(profile))
+    machine = {"date": "2026-11-30T07:50:00+00:00", "git_commit": "fed4321", "nproc": 2}
+    status = {
+        "benchmark": "status_reads",
+        "command": ".venv/bin/python bench/status_reads.py --users 10000",
+        "machine": machine,
+        "users": 10000,
+        "findings_stored": 40003,
+        "status_seconds": 0.4,
+        "dynamodb_calls_by_operation": {"BatchGetItem": 1, "Query": 2},
+        "dynamodb_reads": 3,
+        "same_answer_as_a_full_read": True,
+    }
+    (tmp_path / "status_reads-10000.json").write_text(json.dumps(status))
+    run = {"wall_seconds": 9.0, "peak_rss_mb": 90.0, "iam_calls": 15, "dynamodb_calls": 15}
+    stored = {
+        "users": 2000,
+        "command": ".venv/bin/python bench/audit_cli.py --users 2000",
+        "machine": machine,
+        "runs": {"store_second": {**run, "iam_calls_by_operation": {"GetPolicy": 4}}},
+    }
+    (tmp_path / "audit_cli-2000.json").write_text(json.dumps(stored))
+    monkeypatch.setattr(benchlib, "RESULTS", tmp_path)
+
+    text = report.results_md()
+    assert "| moto server (all calls) | 1.10 | 31 % |" in text  # of 3.6 CPU s in all
+    assert "| GetLoginProfile | 100 | 2.0 | 5.0 | 0.50 |" in text
+    assert "SomethingNew" not in text  # not measured alone: no per-call row
+    assert "iamguard's own code: 1.70 s (47 %)" in text  # imports, inventory, checks, report
+    assert "**3 DynamoDB reads** (BatchGetItem 1, Query 2)" in text and "40,003 findings" in text
+    assert "| store_second | 9.00 | 90 | 15 | 15 | GetPolicy 4 |" in text
+    assert "commit `def5678`" in text and "commit `fed4321`" in text

@@ -8,13 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from iamguard.api.models import TrendPoint
-from iamguard.api.service import StatusService
-from iamguard.audit.compliance_report import write_compliance_json, write_compliance_table
 from iamguard.audit.report import write_csv, write_json, write_ocsf, write_table
 from iamguard.audit.run import AuditResult, run_audit, store_audit
 from iamguard.aws import AwsContext
-from iamguard.checks.compliance import FRAMEWORK_IDS, evaluate
+from iamguard.checks.compliance import FRAMEWORK_IDS
 from iamguard.domain.findings import Change, Finding, Severity, Status, at_or_above
 from iamguard.iam.inventory import Inventory
 from iamguard.persistence.exemptions import ExemptionStore
@@ -35,7 +32,9 @@ from iamguard_cli.commands.common import (
 )
 from iamguard_cli.commands.notify_options import add_notify_arguments, announcer_from_args, report_delivery
 from iamguard_cli.local.bootstrap import ensure_findings_table
-from iamguard_cli.report import build_view, render_html
+
+# The HTML page's, the status API's and the compliance report's modules are imported by the
+# functions that use them: a JSON or CSV audit does not pay for them at start-up.
 
 
 def register(subparsers: Any) -> None:
@@ -202,6 +201,11 @@ def html_report(
     store: FindingsStore | None,
 ) -> str:
     """The HTML page; its trend from the findings table with --store or --table, else this run alone."""
+    from iamguard.api.models import TrendPoint
+    from iamguard.api.service import StatusService
+
+    from iamguard_cli.report import build_view, render_html
+
     history = "this run only: no findings table was given (--store or --table keeps and reads the history)"
     points = [TrendPoint.model_validate(_point_of(result))]
     if store is None and args.table:
@@ -244,6 +248,9 @@ COMPLIANCE_FORMATS = ("table", "json")
 
 def _write_compliance(args: argparse.Namespace, result: AuditResult, settings: Settings) -> None:
     """The framework's controls judged from this audit's findings."""
+    from iamguard.audit.compliance_report import write_compliance_json, write_compliance_table
+    from iamguard.checks.compliance import evaluate
+
     language = args.language or settings.language
     report = evaluate(args.compliance, result.findings, language)
 

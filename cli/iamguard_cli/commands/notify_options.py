@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-
-from iamguard.aws import AwsContext
-from iamguard.notify.dispatcher import DeliveryReport, Dispatcher
-from iamguard.notify.factory import build_dispatcher
-from iamguard.persistence.findings import FindingsStore
-from iamguard.settings import Settings
+from typing import TYPE_CHECKING
 
 from iamguard_cli.commands.common import EXIT_USAGE, CliError
+
+if TYPE_CHECKING:  # iamguard.notify is imported only when a notification is asked for
+    from iamguard.aws import AwsContext
+    from iamguard.notify.dispatcher import DeliveryReport, Dispatcher
+    from iamguard.persistence.findings import FindingsStore
+    from iamguard.settings import Settings
 
 
 def add_notify_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +38,7 @@ def announcer_from_args(
     url = getattr(args, "slack_webhook", None)
     if not url:
         return None
+    from iamguard.notify.factory import build_dispatcher
     from iamguard.notify.slack import SlackNotifier
 
     try:

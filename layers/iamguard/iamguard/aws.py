@@ -2,7 +2,8 @@
 
 Every client gets botocore's own retry mode (adaptive by default: it also
 rate-limits the client when IAM throttles) and explicit timeouts, and can be
-pointed at a local emulator with an endpoint URL.
+pointed at a local emulator with an endpoint URL. Responses' ISO 8601 timestamps
+are parsed with `datetime.fromisoformat` (see `parse_timestamp`).
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -37,8 +41,12 @@ class AwsContext:
 
     def session(self) -> boto3.session.Session:
         if self._session is None:
+            core = botocore.session.get_session()
+            core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
             object.__setattr__(
-                self, "_session", boto3.session.Session(profile_name=self.profile, region_name=self.region)
+                self,
+                "_session",
+                boto3.session.Session(botocore_session=core, profile_name=self.profile, region_name=self.region),
             )
         session: boto3.session.Session = self._session
         return session
@@ -69,6 +77,25 @@ class AwsContext:
     def dynamodb(self) -> DynamoDBClient:
         client: DynamoDBClient = self.client("dynamodb")
         return client
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """A response's timestamp: ISO 8601 with a zone by `fromisoformat`, anything else as botocore parses it.
+
+    botocore's own parser goes through dateutil, about 0.3 ms a value: a 2,000-user account's
+    bulk reads carry thousands of dates (users, keys, MFA devices, policies). The instant is the
+    same either way (an aware datetime); only the tzinfo object differs (timezone.utc, not tzutc).
+    """
+    if isinstance(value, str) and "T" in value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is not None:
+                return parsed
+    parsed_by_botocore: datetime = botocore_parse_timestamp(value)
+    return parsed_by_botocore
 
 
 def error_code(exc: ClientError) -> str:

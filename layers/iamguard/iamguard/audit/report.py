@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Callable
 from typing import TextIO
@@ -21,6 +22,7 @@ from iamguard.domain.findings import Finding, Status
 CSV_FIELDS = ["check_id", "severity", "status", "resource_type", "resource_name", "resource_arn", "detail"]
 # The exception behind an EXEMPT finding (or the one that expired, on a FAIL): empty when none.
 CSV_FIELDS += ["exempt_owner", "exempt_reason", "exempt_until"]
+_LINES_PER_WRITE = 500
 _STATUS_ORDER = {Status.FAIL: 0, Status.ERROR: 1, Status.EXEMPT: 2, Status.PASS: 3}
 
 
@@ -38,7 +40,10 @@ def _sorted(findings: list[Finding]) -> list[Finding]:
 
 
 def write_json(out: TextIO, result: AuditResult, findings: list[Finding]) -> None:
-    """The report as JSON: the head, then each finding on its own line (the C encoder, not indent's slow path)."""
+    """The report as JSON: the head, then each finding on its own line (the C encoder, not indent's slow path).
+
+    Lines are written _LINES_PER_WRITE at a time: one write per finding was a tenth of the report's time.
+    """
     head = {
         "account_id": result.account_id,
         "generated_at": result.generated_at.isoformat(timespec="seconds"),
@@ -47,10 +52,11 @@ def write_json(out: TextIO, result: AuditResult, findings: list[Finding]) -> Non
     }
     out.write(json.dumps(head, indent=2, ensure_ascii=False)[:-2])  # without the closing "\n}"
     out.write(',\n  "findings": [')
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # what json.dumps(..., ensure_ascii=False) makes per call
+    ordered = iter(_sorted(findings))
     separator = "\n    "
-    for finding in _sorted(findings):
-        out.write(separator)
-        out.write(json.dumps(finding_dict(finding), ensure_ascii=False))
+    while chunk := list(itertools.islice(ordered, _LINES_PER_WRITE)):
+        out.write(separator + ",\n    ".join(encode(finding_dict(finding)) for finding in chunk))
         separator = ",\n    "
     out.write("\n  ]\n}" if findings else "]\n}")
 
