@@ -8,6 +8,7 @@ import json
 from dataclasses import replace
 from datetime import timedelta
 
+from iamguard.audit import report
 from iamguard.audit.report import render_csv, render_json, render_table, write_csv, write_json, write_table
 from iamguard.audit.run import AuditResult
 from iamguard.checks import run_checks
@@ -55,12 +56,14 @@ def test_without_a_report_row_nothing_is_reused() -> None:
 
 
 class Writes(io.StringIO):
-    """A stream that remembers its largest single write."""
+    """A stream that remembers how many writes it took and its largest one."""
 
     largest = 0
+    writes = 0
 
     def write(self, text: str) -> int:
         self.largest = max(self.largest, len(text))
+        self.writes += 1
         return super().write(text)
 
 
@@ -73,7 +76,6 @@ def _audit(users: int) -> AuditResult:
 def test_reports_are_written_finding_by_finding() -> None:
     result = _audit(300)
     for write in (
-        lambda out: write_json(out, result, result.findings),
         lambda out: write_csv(out, result.findings),
         lambda out: write_table(out, result, result.findings),
     ):
@@ -82,6 +84,11 @@ def test_reports_are_written_finding_by_finding() -> None:
         # the report is thousands of lines; no write holds more than one finding
         assert len(out.getvalue()) > 100 * out.largest
         assert out.largest < 4096
+    # JSON goes out a bounded batch of findings at a time: memory stays flat however many users there are
+    out = Writes()
+    write_json(out, result, result.findings)
+    assert out.writes >= len(result.findings) // report._LINES_PER_WRITE
+    assert out.largest < report._LINES_PER_WRITE * 4096
 
 
 def test_the_written_reports_are_complete() -> None:
