@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -279,3 +280,86 @@ def test_a_careless_account_name_is_refused(runtime: LocalRuntime, name: str | N
 def test_joining_needs_an_organization() -> None:
     status, body = LocalRuntime(LocalOptions()).control("POST", "join", {"name": "dev"})
     assert status == 400 and "--accounts" in body["error"]
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_a_scheduled_organization_audit_audits_every_account_through_the_audit_queue(runtime: LocalRuntime) -> None:
+    expected = {HUB, *(m.account_id for m in members(runtime))}
+    # When the audit schedule fires (asked over the control API, as `iamguard local audit` does)
+    answer = control_request(runtime.endpoint_url, "audit", {})
+    planner, *audits = answer["invocations"]
+    # Then the planner queued one message per ACTIVE account ...
+    assert planner["function"] == "plan_audit" and planner["error"] is None
+    assert planner["result"]["queued"] == planner["result"]["accounts"] == len(expected)
+    # ... and the audit queue's mapping gave each to the audit function, one per invocation (BatchSize 1)
+    assert {a["function"] for a in audits} == {"audit_account"}
+    assert all(a["error"] is None and a["result"] == {"batchItemFailures": []} for a in audits)
+    audited = [json.loads(body)["account_id"] for a in audits for body in a["messages"]]
+    assert sorted(audited) == sorted(expected)
+    queue_arn = runtime.provisioned.attrs[("AuditQueue", "Arn")]
+    assert runtime.dispatcher is not None
+    records = [
+        record
+        for i in runtime.dispatcher.invocations
+        if i.function == "audit_account" and isinstance(i.event, dict)
+        for record in i.event.get("Records", [])
+    ]
+    assert records and all(r["eventSource"] == "aws:sqs" and r["eventSourceARN"] == queue_arn for r in records)
+    # And /accounts (over HTTP) shows each account's last audit, /status the organization's verdict
+    listed = {a["account_id"]: a for a in _get(f"{runtime.api_url}/accounts")["accounts"]}
+    assert expected <= listed.keys()
+    assert all(listed[account]["last_audit"] is not None for account in expected)
+    status = _get(f"{runtime.api_url}/status")
+    assert runtime.organization is not None and status["organization_id"] == runtime.organization.organization_id
+    assert sum(status["accounts"].values()) >= len(expected)
+    # and the queue is empty: every message was deleted after its audit
+    sqs = client("sqs", runtime.endpoint_url)
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=runtime.provisioned.queues["AuditQueue"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    assert attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
+
+
+def test_a_message_the_audit_function_refuses_is_retried_then_dead_lettered(runtime: LocalRuntime) -> None:
+    sqs = client("sqs", runtime.endpoint_url)
+    queue = runtime.provisioned.queues["AuditQueue"]
+    dead_letters = runtime.provisioned.queues["AuditDeadLetterQueue"]
+    # the template's redrive policy, as CloudFormation would set it
+    redrive = json.loads(
+        sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]["RedrivePolicy"]
+    )
+    assert redrive == {
+        "deadLetterTargetArn": runtime.provisioned.attrs[("AuditDeadLetterQueue", "Arn")],
+        "maxReceiveCount": 3,
+    }
+    # Given a forged message (not a 12-digit account) next to a planner's message for a member
+    member = members(runtime)[0]
+    forged = sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"account_id": "../../etc", "planned_at": "x"}))
+    good = sqs.send_message(
+        QueueUrl=queue,
+        MessageBody=json.dumps(
+            {"account_id": member.account_id, "name": member.name, "planned_at": "2026-11-30T00:00:00+00:00"}
+        ),
+    )
+    assert runtime.wait_idle(180)
+    assert runtime.dispatcher is not None
+    tries: dict[str, list[str]] = {}
+    for invocation in runtime.dispatcher.invocations:
+        event = invocation.event if isinstance(invocation.event, dict) else {}
+        for record in event.get("Records", []):
+            tries.setdefault(record["messageId"], []).append(record["attributes"]["ApproximateReceiveCount"])
+    # Then the forged one was named in batchItemFailures, received maxReceiveCount times, and moved to the DLQ
+    assert tries[forged["MessageId"]] == ["1", "2", "3"]
+    (kept,) = sqs.receive_message(QueueUrl=dead_letters, WaitTimeSeconds=1)["Messages"]
+    assert kept["MessageId"] == forged["MessageId"]
+    # and the good one was audited once and deleted
+    assert tries[good["MessageId"]] == ["1"]
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    assert attributes == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}

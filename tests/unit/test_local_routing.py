@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from iamguard_cli.local.cfn import TemplateError, expand_for_each, load_yaml
-from iamguard_cli.local.routing import Schedule, Template
+from iamguard_cli.local.routing import QueueRoute, Schedule, Template
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = """
@@ -242,3 +242,58 @@ def test_the_default_templates_are_the_repositorys_from_any_working_directory(
     monkeypatch.chdir(tmp_path)  # `iamguard local` started outside the checkout
     assert default_template() == REPO / "template.yaml"
     assert default_member_template() == REPO / "member" / "template.yaml"
+
+
+def test_the_audit_queue_mapping_is_read_in_organization_mode_only() -> None:
+    template = Template.load(REPO / "template.yaml")
+    single = {f.name: f for f in template.functions(template.resolver())}
+    assert all(not f.queues for f in single.values())
+    organization = template.resolver({"OrganizationId": "o-abcdefghij", "AuditConcurrency": "4"})
+    functions = {f.name: f for f in template.functions(organization)}
+    (route,) = functions["audit_account"].queues
+    assert route == QueueRoute(
+        name="AuditQueueMapping",
+        queue_arn="arn:aws:sqs:us-east-1:123456789012:iamguard-AuditQueue",
+        batch_size=1,
+        report_batch_item_failures=True,
+        maximum_concurrency=4,
+    )
+    assert [s.enabled for s in functions["audit_account"].schedules] == [False]  # the planner runs on the schedule
+    assert [s.enabled for s in functions["plan_audit"].schedules] == [True]
+    assert all(not f.queues for name, f in functions.items() if name != "audit_account")
+
+
+def test_sam_sqs_events_and_mappings_by_get_att_are_queue_routes(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        """
+Resources:
+  Jobs: {Type: AWS::SQS::Queue}
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: worker
+      Handler: app.handler
+      Events:
+        Work:
+          Type: SQS
+          Properties: {Queue: !GetAtt Jobs.Arn, BatchSize: 5, Enabled: false}
+  Mapping:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      FunctionName: !GetAtt Worker.Arn
+      EventSourceArn: !GetAtt Jobs.Arn
+  StreamMapping:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      FunctionName: !Ref Worker
+      EventSourceArn: arn:aws:kinesis:us-east-1:123456789012:stream/s
+"""
+    )
+    template = Template.load(path)
+    (worker,) = template.functions(template.resolver())
+    arn = "arn:aws:sqs:us-east-1:123456789012:iamguard-Jobs"
+    assert worker.queues == (
+        QueueRoute("Work", arn, batch_size=5, enabled=False),
+        QueueRoute("Mapping", arn),  # SQS's default batch size, no partial batch responses
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import signal
 import socket
@@ -228,13 +229,33 @@ def run_audit(args: argparse.Namespace) -> int:
     for invocation in answer["invocations"]:
         if invocation.get("error"):
             raise CliError(f"the audit failed: {invocation['error']}")
-        summary = (invocation.get("result") or {}).get("summary", {})
+        result = invocation.get("result") or {}
+        if "queued" in result:  # organization: the planner
+            sys.stdout.write(f"organization audit: {result['queued']} of {result['accounts']} accounts queued\n")
+            continue
+        if "messages" in invocation:  # organization: one account's audit, from the audit queue
+            accounts = ", ".join(_queued_account(body) for body in invocation["messages"])
+            retried = len(result.get("batchItemFailures") or [])
+            sys.stdout.write(
+                f"audit of account {accounts} done in {invocation['duration_ms']:.0f} ms"
+                + (f" ({retried} to retry)" if retried else "")
+                + "\n"
+            )
+            continue
+        summary = result.get("summary", {})
         failed = summary.get("failed_by_severity", {})
         shown = ", ".join(f"{count} {severity}" for severity, count in failed.items() if count) or "none"
         sys.stdout.write(
             f"audit done in {invocation['duration_ms']:.0f} ms: {summary.get('total', 0)} findings, failed: {shown}\n"
         )
     return EXIT_OK
+
+
+def _queued_account(body: str) -> str:
+    try:
+        return str(json.loads(body)["account_id"])
+    except (ValueError, KeyError, TypeError):
+        return "?"
 
 
 def run_join(args: argparse.Namespace) -> int:

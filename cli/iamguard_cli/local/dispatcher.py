@@ -11,6 +11,14 @@ again (Lambda's asynchronous retries) and then moved to the function's
 on-failure destination. Schedules fire on their rate or cron expression, and
 `run_schedules()` fires them now.
 
+An SQS event source mapping (the organization's audit queue) is polled as Lambda
+polls it: batches of up to BatchSize messages, in the event shape Lambda
+delivers; a batch is deleted when the handler succeeds, except the messages it
+names in `batchItemFailures` (with ReportBatchItemFailures). A failed message
+stays in its queue, is received again and, after the queue's maxReceiveCount,
+moves to its dead-letter queue; locally it is visible again after
+RETRY_VISIBILITY_SECONDS rather than the queue's visibility timeout.
+
 Handlers run one at a time: a Lambda process serves one request at a time, and
 the environment of the process is the function's while it runs.
 """
@@ -36,7 +44,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from iamguard.aws import AwsContext
 
 from iamguard_cli.local.lambda_context import LambdaContext
-from iamguard_cli.local.routing import FunctionSpec, ScheduleRoute
+from iamguard_cli.local.routing import FunctionSpec, QueueRoute, ScheduleRoute
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +224,76 @@ def scheduled_event(rule_arn: str, account_id: str, region: str) -> dict[str, An
     }
 
 
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """What Lambda's SQS event source mapping hands the function for `messages` (ReceiveMessage's)."""
+    region = queue_arn.split(":")[3]
+    records = []
+    for message in messages:
+        record: dict[str, Any] = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message.get("Body", ""),
+            "attributes": dict(message.get("Attributes", {})),
+            "messageAttributes": {
+                name: _message_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
+            },
+            "md5OfBody": message.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": queue_arn,
+            "awsRegion": region,
+        }
+        if message.get("MD5OfMessageAttributes"):
+            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+        records.append(record)
+    return {"Records": records}
+
+
+def _message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
+    """SQS's MessageAttributeValue as Lambda writes it into the event (camel case, binary as base64)."""
+    import base64
+
+    attribute: dict[str, Any] = {"stringListValues": [], "binaryListValues": [], "dataType": value.get("DataType")}
+    if "StringValue" in value:
+        attribute["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        attribute["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
+    return attribute
+
+
+def failed_messages(invocation: Invocation, message_ids: list[str], route: QueueRoute) -> set[str]:
+    """The messages of a batch that go back to the queue, as Lambda reads the function's answer.
+
+    An error fails the batch. With ReportBatchItemFailures, `batchItemFailures` names the failed
+    ones; an answer Lambda cannot read (not an object, an item without a known `itemIdentifier`)
+    fails the whole batch, and no answer or an empty list is a complete success.
+    """
+    every = set(message_ids)
+    if invocation.error is not None:
+        return every
+    if not route.report_batch_item_failures or invocation.result is None:
+        return set()
+    if not isinstance(invocation.result, dict):
+        return every
+    failures = invocation.result.get("batchItemFailures")
+    if failures is None:
+        return set()
+    if not isinstance(failures, list):
+        return every
+    named = set()
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not isinstance(identifier, str) or identifier not in every:
+            return every
+        named.add(identifier)
+    return named
+
+
 def _trigger_of(event: Any) -> str:
     if isinstance(event, dict):
+        records = event.get("Records")
+        if isinstance(records, list) and records and isinstance(records[0], dict) and "eventSourceARN" in records[0]:
+            queue = str(records[0]["eventSourceARN"]).rsplit(":", 1)[-1]
+            return f"SQS {queue} ({len(records)} message{'s' if len(records) != 1 else ''})"
         detail = event.get("detail")
         if isinstance(detail, dict) and detail.get("eventName"):
             return str(detail["eventName"])
@@ -230,6 +306,15 @@ class _Queue:
     function: LocalFunction
     url: str
     arn: str
+
+
+@dataclass
+class _Mapping:
+    """An SQS event source mapping: the template's queue, polled for `function`."""
+
+    function: LocalFunction
+    route: QueueRoute
+    url: str
 
 
 class FunctionRunner:
@@ -254,6 +339,7 @@ class FunctionRunner:
         self.invocations: list[Invocation] = []
         self.skipped_schedules: list[ScheduleRoute] = []
         self._queues: list[_Queue] = []
+        self._mappings: list[_Mapping] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._busy = 0
@@ -292,6 +378,14 @@ class FunctionRunner:
                 )
                 if schedule.schedule is None:
                     self.skipped_schedules.append(schedule)
+            for route in spec.queues:
+                if route.enabled:
+                    self._mappings.append(_Mapping(function, route, self._queue_url(route.queue_arn)))
+
+    def _queue_url(self, arn: str) -> str:
+        _, _, _, _, account, name = arn.split(":", 5)
+        url: str = self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        return url
 
     def _queue_for(self, function: LocalFunction) -> _Queue:
         spec = function.spec
@@ -311,6 +405,9 @@ class FunctionRunner:
             thread = threading.Thread(target=self._poll, args=(queue,), name=f"poll-{queue.function.spec.name}")
             thread.daemon = True
             self._threads.append(thread)
+        for mapping in self._mappings:
+            name = f"poll-{mapping.function.spec.name}-{mapping.route.name}"
+            self._threads.append(threading.Thread(target=self._poll_mapping, args=(mapping,), name=name, daemon=True))
         if self.run_schedules_on_time:
             self._threads.append(threading.Thread(target=self._clock, name="schedules", daemon=True))
         for thread in self._threads:
@@ -370,6 +467,56 @@ class FunctionRunner:
                 if invocation.error is None:
                     self._sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
 
+    def _poll_mapping(self, mapping: _Mapping) -> None:
+        route = mapping.route
+        while not self._stop.is_set():
+            try:
+                response = self._sqs.receive_message(
+                    QueueUrl=mapping.url,
+                    MaxNumberOfMessages=max(1, min(route.batch_size, 10)),
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                )
+            except (BotoCoreError, ClientError):
+                if self._stop.wait(0.5):
+                    return
+                continue
+            messages = response.get("Messages", [])
+            if not messages or self._stop.is_set():
+                continue  # a batch received while stopping stays in flight, as an undelivered one would
+            invocation = self.invoke(mapping.function, sqs_event(messages, route.queue_arn))
+            if invocation.error == "interrupted":
+                return
+            failed = failed_messages(invocation, [m["MessageId"] for m in messages], route)
+            self._settle(mapping, messages, failed)
+
+    def _settle(self, mapping: _Mapping, messages: list[dict[str, Any]], failed: set[str]) -> None:
+        """Delete what was handled; what failed is visible again soon, to be retried (or dead-lettered)."""
+        done = [m for m in messages if m["MessageId"] not in failed]
+        retry = [m for m in messages if m["MessageId"] in failed]
+        try:
+            if done:
+                self._sqs.delete_message_batch(
+                    QueueUrl=mapping.url,
+                    Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done)],
+                )
+            if retry:
+                log.info("%s: %d message(s) to retry", mapping.function.spec.name, len(retry))
+                self._sqs.change_message_visibility_batch(
+                    QueueUrl=mapping.url,
+                    Entries=[
+                        {
+                            "Id": str(n),
+                            "ReceiptHandle": m["ReceiptHandle"],
+                            "VisibilityTimeout": RETRY_VISIBILITY_SECONDS,
+                        }
+                        for n, m in enumerate(retry)
+                    ],
+                )
+        except (BotoCoreError, ClientError):  # the endpoint went away: the messages stay as SQS has them
+            log.info("%s: the batch could not be settled", mapping.function.spec.name)
+
     def schedules(self) -> list[tuple[LocalFunction, ScheduleRoute]]:
         return [(f, s) for f in self.functions for s in f.spec.schedules if s.enabled]
 
@@ -410,9 +557,9 @@ class FunctionRunner:
     def pending(self) -> int:
         """Events queued or being retried, plus handlers running now."""
         waiting = 0
-        for queue in self._queues:
+        for url in [queue.url for queue in self._queues] + [mapping.url for mapping in self._mappings]:
             attributes = self._sqs.get_queue_attributes(
-                QueueUrl=queue.url,
+                QueueUrl=url,
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
             )["Attributes"]
             waiting += int(attributes.get("ApproximateNumberOfMessages", 0))

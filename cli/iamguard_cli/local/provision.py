@@ -26,6 +26,9 @@ LAMBDA_TRUST_POLICY = {
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
 
+# What of a queue's properties shapes its behaviour here (encryption and tags do not).
+_QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+
 
 @dataclass(frozen=True)
 class RoleSession:
@@ -102,8 +105,11 @@ class Provisioner:
         ]
 
     def run(self) -> Provisioned:
-        for logical_id, properties in self._of_type("AWS::SQS::Queue"):
+        queues = self._of_type("AWS::SQS::Queue")
+        for logical_id, properties in queues:
             self._queue(logical_id, self.resolver().resolve(properties))
+        for logical_id, properties in queues:  # once every queue exists: a redrive policy names its DLQ's ARN
+            self._redrive(logical_id, self.resolver().resolve(properties))
         for logical_id, properties in self._of_type("AWS::SNS::Topic"):
             self._topic(logical_id, self.resolver().resolve(properties))
         for logical_id, properties in self._of_type("AWS::DynamoDB::Table"):
@@ -127,13 +133,21 @@ class Provisioner:
     def _queue(self, logical_id: str, properties: Mapping[str, Any]) -> None:
         sqs = self.aws.client("sqs")
         name = str(properties.get("QueueName") or self._default_name(logical_id))
-        url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
+        attributes = {key: str(properties[key]) for key in _QUEUE_ATTRIBUTES if properties.get(key) is not None}
+        url: str = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.done.queues[logical_id] = url
         self.done.refs[logical_id] = url
         self.done.attrs[(logical_id, "Arn")] = arn
         self.done.attrs[(logical_id, "QueueName")] = name
         self.done.attrs[(logical_id, "QueueUrl")] = url
+
+    def _redrive(self, logical_id: str, properties: Mapping[str, Any]) -> None:
+        policy = properties.get("RedrivePolicy")
+        if policy:
+            self.aws.client("sqs").set_queue_attributes(
+                QueueUrl=self.done.queues[logical_id], Attributes={"RedrivePolicy": json.dumps(policy)}
+            )
 
     def _topic(self, logical_id: str, properties: Mapping[str, Any]) -> None:
         name = str(properties.get("TopicName") or self._default_name(logical_id))

@@ -9,6 +9,7 @@ copy of them:
     for function in template.functions(resolver):
         function.routes      # EventBridgeRule / CloudWatchEvent patterns, exactly as written
         function.schedules   # Schedule / ScheduleV2 expressions
+        function.queues      # SQS event source mappings (AWS::Lambda::EventSourceMapping, SAM SQS events)
         function.environment # Globals + the function's variables, intrinsics resolved
 
 The template is read and its intrinsic functions resolved by `iamguard_cli.local.cfn`
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,18 @@ class ScheduleRoute:
 
 
 @dataclass(frozen=True)
+class QueueRoute:
+    """An SQS event source mapping of a function: Lambda polls the queue and hands it batches of messages."""
+
+    name: str
+    queue_arn: str
+    batch_size: int = 10
+    report_batch_item_failures: bool = False  # FunctionResponseTypes: [ReportBatchItemFailures]
+    maximum_concurrency: int | None = None  # ScalingConfig (the local runtime runs one handler at a time anyway)
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """One AWS::Serverless::Function, resolved."""
 
@@ -128,6 +141,7 @@ class FunctionSpec:
     memory: int
     routes: tuple[EventRoute, ...] = ()
     schedules: tuple[ScheduleRoute, ...] = ()
+    queues: tuple[QueueRoute, ...] = ()
     max_retries: int = 2
     on_failure: str | None = None  # ARN of the on-failure destination (an SQS queue)
 
@@ -149,6 +163,36 @@ class FunctionSpec:
 def function_name(logical_id: str) -> str:
     """OnIamEventFunction -> on_iam_event (two functions may share one code directory)."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", logical_id.removesuffix("Function")).lower()
+
+
+def _function_reference(value: Any) -> str | None:
+    """The logical id an event source mapping's FunctionName names (Ref, or Fn::GetAtt ... Arn)."""
+    if isinstance(value, Mapping):
+        if "Ref" in value:
+            return str(value["Ref"])
+        attribute = value.get("Fn::GetAtt")
+        if isinstance(attribute, str):
+            attribute = attribute.split(".", 1)
+        if isinstance(attribute, list) and attribute:
+            return str(attribute[0])
+    return None
+
+
+def _queue_route(name: str, properties: Mapping[str, Any], arn_key: str) -> QueueRoute | None:
+    """An SQS mapping's settings (resolved properties); None when its source is not an SQS queue."""
+    arn = properties.get(arn_key)
+    if not isinstance(arn, str) or not arn.startswith("arn:") or arn.split(":")[2:3] != ["sqs"]:
+        return None
+    scaling = properties.get("ScalingConfig") or {}
+    concurrency = scaling.get("MaximumConcurrency")
+    return QueueRoute(
+        name=name,
+        queue_arn=arn,
+        batch_size=int(properties.get("BatchSize", 10)),
+        report_batch_item_failures="ReportBatchItemFailures" in (properties.get("FunctionResponseTypes") or []),
+        maximum_concurrency=int(concurrency) if concurrency is not None else None,
+        enabled=str(properties.get("Enabled", True)).lower() != "false",
+    )
 
 
 def _enabled(properties: Mapping[str, Any]) -> bool:
@@ -213,8 +257,24 @@ class Template:
             if resource.get("Type") != "AWS::Serverless::Function" or not self.included(logical_id, resolver):
                 continue
             properties = resource.get("Properties") or {}
-            specs.append(self._function(logical_id, {**globals_, **properties}, globals_, properties, resolver))
+            spec = self._function(logical_id, {**globals_, **properties}, globals_, properties, resolver)
+            mapped = tuple(self._mappings(logical_id, resolver))
+            specs.append(replace(spec, queues=spec.queues + mapped) if mapped else spec)
         return specs
+
+    def _mappings(self, function_id: str, resolver: Resolver) -> list[QueueRoute]:
+        """The template's AWS::Lambda::EventSourceMapping resources on an SQS queue that invoke `function_id`."""
+        found = []
+        for logical_id, resource in self.resources.items():
+            if resource.get("Type") != "AWS::Lambda::EventSourceMapping" or not self.included(logical_id, resolver):
+                continue
+            properties = resource.get("Properties") or {}
+            if _function_reference(properties.get("FunctionName")) != function_id:
+                continue
+            route = _queue_route(logical_id, resolver.resolve(properties), "EventSourceArn")
+            if route is not None:
+                found.append(route)
+        return found
 
     def _function(
         self,
@@ -234,6 +294,7 @@ class Template:
         environment = {name: as_str(value) for name, value in resolver.resolve(variables).items()}
         routes: list[EventRoute] = []
         schedules: list[ScheduleRoute] = []
+        queues: list[QueueRoute] = []
         for event_name, event in (properties.get("Events") or {}).items():
             kind = event.get("Type")
             event_properties = resolver.resolve(event.get("Properties") or {})
@@ -242,6 +303,10 @@ class Template:
                 routes.append(
                     EventRoute(event_name, event_properties["Pattern"], _enabled(event_properties), bus.split("/")[-1])
                 )
+            elif kind == "SQS":
+                route = _queue_route(event_name, event_properties, "Queue")
+                if route is not None:
+                    queues.append(route)
             elif kind in {"Schedule", "ScheduleV2"}:
                 expression = str(event_properties.get("Schedule") or event_properties.get("ScheduleExpression"))
                 try:
@@ -264,6 +329,7 @@ class Template:
             memory=int(resolver.resolve(merged.get("MemorySize", 128))),
             routes=tuple(routes),
             schedules=tuple(schedules),
+            queues=tuple(queues),
             max_retries=int(invoke_config.get("MaximumRetryAttempts", 2)),
             on_failure=str(on_failure) if on_failure else None,
         )

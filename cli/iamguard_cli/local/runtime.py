@@ -84,6 +84,7 @@ LOCAL_SEVERITY_ROUTING = ",".join(
     )
 )
 AUDIT_FUNCTION = "audit_account"
+PLAN_AUDIT_FUNCTION = "plan_audit"  # organization mode: the schedule queues one audit per account
 # `iamguard local` stops within two seconds of Ctrl-C or SIGTERM: a running handler gets one of them.
 STOP_SECONDS = 2.0
 STOP_HANDLER_GRACE = 1.0
@@ -448,7 +449,12 @@ class LocalRuntime:
         status_spec = next((spec for spec in specs if spec.name == "status_api"), None)
         settings = Settings.from_env(status_spec.environment if status_spec else {})
         table = self.findings_table or settings.findings_table
-        service = StatusService(FindingsStore(aws.dynamodb(), table), settings.api, _ScheduleLauncher(self))
+        service = StatusService(
+            FindingsStore(aws.dynamodb(), table),
+            settings.api,
+            _ScheduleLauncher(self),
+            organization_id=settings.organization.organization_id,  # GET /status: the organization's verdict
+        )
         return ApiServer(service, self.options.api_port).start()
 
     def _show_invocation(self, invocation: Invocation) -> None:
@@ -511,11 +517,26 @@ class LocalRuntime:
         """Simulate a console sign-in (see iamguard_cli.local.signin)."""
         return console_sign_in(self.trail, self.account_id, user, mfa_code=mfa_code, fail=fail, source_ip=source_ip)
 
-    def run_audit(self) -> list[Invocation]:
-        """Run the scheduled audit now, through its function, and wait for it."""
+    def run_audit(self, timeout: float | None = None) -> list[Invocation]:
+        """Run the scheduled audit now, through its function, and wait for it.
+
+        In an organization the schedule runs the planner, which queues one audit per ACTIVE
+        account; the audit queue's mapping hands them to the audit function. This waits until the
+        queue is drained and returns the planner's run followed by the audit function's runs.
+        """
         if self.dispatcher is None:
             raise RuntimeError("the local runtime is not running")
-        return self.dispatcher.run_schedules(AUDIT_FUNCTION)
+        if self.organization is None:
+            return self.dispatcher.run_schedules(AUDIT_FUNCTION)
+        before = len(self.dispatcher.invocations)
+        planned = self.dispatcher.run_schedules(PLAN_AUDIT_FUNCTION)
+        self.wait_idle(timeout if timeout is not None else 60.0 + 30.0 * (len(self.organization.members) + 1))
+        audits = [
+            i
+            for i in self.dispatcher.invocations[before:]
+            if i.function == AUDIT_FUNCTION and i.trigger.startswith("SQS ")
+        ]
+        return planned + audits
 
     def run_schedules(self, function: str | None = None) -> list[Invocation]:
         if self.dispatcher is None:
@@ -664,13 +685,17 @@ class LocalRuntime:
 
 def _invocation_dict(invocation: Invocation) -> dict[str, Any]:
     result = invocation.result if isinstance(invocation.result, dict | list | str | int | float | None) else None
-    return {
+    answer = {
         "function": invocation.function,
         "trigger": invocation.trigger,
         "duration_ms": invocation.duration_ms,
         "error": invocation.error,
         "result": json.loads(json.dumps(result, default=str)),
     }
+    event = invocation.event
+    if isinstance(event, dict) and isinstance(event.get("Records"), list):  # an SQS batch: what it carried
+        answer["messages"] = [str(r.get("body", "")) for r in event["Records"] if isinstance(r, dict)]
+    return answer
 
 
 def control_request(endpoint_url: str, command: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
