@@ -1,6 +1,7 @@
 # iamguard - build, test and demo entry points (see README.md).
 #
 #   make demo      the whole system on this machine: no AWS account, no Docker
+#   make demo-org  the same for an organization: a new account joins and is watched from the hub
 #   make test      lint + typecheck + cfn-lint + sam validate + sam build + pytest
 #
 # Three virtual environments, each rebuilt only when its requirement file changes:
@@ -61,6 +62,7 @@ LAMBDA_PYTHON_DIR = $(shell \
 .PHONY: help
 help:
 	@echo "make demo        run iamguard locally (LANGUAGE=en|ko)"
+	@echo "make demo-org    the organization walkthrough: a new member account, an admin without MFA in it"
 	@echo "make test        lint, typecheck, cfn-lint, sam-validate, checkov, build, all tests"
 	@echo "make lint | typecheck | cfn-lint | sam-validate | checkov | build | unit | integration | pytest"
 	@echo "make format      apply ruff format and safe ruff fixes"
@@ -198,9 +200,12 @@ integration: $(VENV_STAMP)
 LANGUAGE ?=
 DEMO_LANGUAGE = $(if $(filter command line,$(origin LANGUAGE)),$(LANGUAGE),$(filter en ko,$(LANGUAGE)))
 
-.PHONY: demo
+.PHONY: demo demo-org
 demo: $(VENV_STAMP)
 	$(BIN)/iamguard demo $(if $(DEMO_LANGUAGE),--language $(DEMO_LANGUAGE))
+
+demo-org: $(VENV_STAMP)
+	$(BIN)/iamguard demo --organization $(if $(DEMO_LANGUAGE),--language $(DEMO_LANGUAGE))
 
 # ------------------------------------------------------------------ benchmarks
 # Not part of make test (the peers at 30 ms per request take most of an hour). Raw results

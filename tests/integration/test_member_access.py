@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.stub import Stubber
 from iamguard.aws import AwsContext
-from iamguard.organization.access import MemberAccess, MemberAccessError
+from iamguard.organization.access import MemberAccess, MemberAccessError, shared_access
 from iamguard.settings import ConfigError, Settings
 
 from tests.support.organization import member_account
@@ -80,3 +80,18 @@ def test_organization_settings_are_validated() -> None:
         Settings.from_env({"ORGANIZATION_ID": "org-1"})
     with pytest.raises(ConfigError, match="MEMBER_ENFORCE_ROLE_NAME"):
         Settings.from_env({"MEMBER_ENFORCE_ROLE_NAME": "bad role/name"})
+
+
+def test_one_hub_context_shares_one_access_per_role() -> None:
+    hub, other = AwsContext(region="us-east-1"), AwsContext(region="us-east-1")
+    audit = shared_access(hub, "iamguard-member-audit")
+    assert shared_access(hub, "iamguard-member-audit") is audit  # the router, the directory, the auditor
+    assert shared_access(hub, "iamguard-member-enforce") is not audit
+    assert shared_access(other, "iamguard-member-audit") is not audit  # another hub's credentials: its own
+    assert shared_access(hub, "iamguard-member-audit", "aws-cn") is not audit
+
+
+def test_the_shared_access_keeps_its_credentials_across_users(aws: AwsContext) -> None:
+    account, _admin = member_account(aws, "shared")
+    first = shared_access(aws, "iamguard-member-audit").context(account)
+    assert shared_access(aws, "iamguard-member-audit").context(account) is first

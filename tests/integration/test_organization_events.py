@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
 from iamguard.aws import AwsContext
 from iamguard.organization.access import MemberAccess
 from iamguard.persistence.findings import FindingsStore
@@ -132,6 +133,30 @@ def test_each_members_event_is_evaluated_in_its_account_and_named_in_its_message
         assert len(mine) == 4, f"no message names {account}"  # the new user, and its critical and high findings
         assert all(f"{account} ({alias})" in text for text in mine)
     assert len(texts(slack)) == 12
+
+
+def test_a_warm_function_assumes_a_members_audit_role_once(
+    hub: Hub, slack: SlackReceiver, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = next(iter(hub.members))
+    for user in ("warm-1", "warm-2"):
+        admin_without_mfa(hub.members[account], user)
+    assumed: list[str] = []
+    make_api_call = BaseClient._make_api_call
+
+    def counting(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "AssumeRole":
+            assumed.append(params["RoleArn"])
+        return make_api_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+    for n, user in enumerate(("warm-1", "warm-2")):
+        result = hub(create_user_event(account, user, f"warm-{n}"), lambda_context)
+        assert result["outcome"] == "evaluated", result["reason"]
+    # The router re-read the users and the messages named the account by its alias (read in the member):
+    # both through the member audit role, assumed once for the warm function.
+    assert sum(f"{account} ({hub.aliases[account]})" in text for text in texts(slack)) >= 2
+    assert assumed == [f"arn:aws:iam::{account}:role/iamguard-member-audit"]
 
 
 def test_duplicate_delivery_is_handled_once_per_account(hub: Hub, slack: SlackReceiver, lambda_context: Any) -> None:

@@ -378,9 +378,9 @@ class FunctionRunner:
                 )
                 if schedule.schedule is None:
                     self.skipped_schedules.append(schedule)
-            for route in spec.queues:
-                if route.enabled:
-                    self._mappings.append(_Mapping(function, route, self._queue_url(route.queue_arn)))
+            for mapped in spec.queues:
+                if mapped.enabled:
+                    self._mappings.append(_Mapping(function, mapped, self._queue_url(mapped.queue_arn)))
 
     def _queue_url(self, arn: str) -> str:
         _, _, _, _, account, name = arn.split(":", 5)

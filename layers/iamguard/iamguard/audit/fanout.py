@@ -26,7 +26,7 @@ from iamguard.checks.organization import access_error_finding
 from iamguard.domain.findings import Change
 from iamguard.domain.organization import MemberAccount, OrganizationFacts
 from iamguard.notify.dispatcher import Dispatcher
-from iamguard.organization.access import MemberAccess, MemberAccessError
+from iamguard.organization.access import MemberAccessError, shared_access
 from iamguard.organization.accounts import active_accounts, organization_facts
 from iamguard.persistence.findings import FindingsStore
 from iamguard.persistence.table import parse_time
@@ -119,7 +119,7 @@ class MemberAuditor:
         self.hub = hub
         self.settings = settings
         self.store = store
-        self.access = MemberAccess(hub, settings.organization.member_audit_role_name)
+        self.access = shared_access(hub, settings.organization.member_audit_role_name)  # the notifier's too
         self._facts: tuple[OrganizationFacts, datetime] | None = None
         self._hub_account: str | None = None
 

@@ -5,12 +5,17 @@ account (credentials from `sts:AssumeRole`, kept until shortly before they expir
 warm function assumes each role about once an hour). A role that is missing, or that
 does not trust the hub, raises `MemberAccessError` with a reason a reader can act on:
 the account needs the member StackSet instance.
+
+`shared_access(hub, role_name)` is the one `MemberAccess` of a role for a hub context: what a
+function builds from its one `AwsContext` (the event path's router, the messages' account
+directory, the member auditor) shares one set of credentials per member account.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -90,3 +95,21 @@ class MemberAccess:
         )
         expires = credentials["Expiration"]
         return context, expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+
+
+# (the hub context's identity, role name, partition) → its MemberAccess, while anyone holds it. The value
+# holds the hub, so an id in a key cannot be reused by another context while the entry exists.
+_SHARED: weakref.WeakValueDictionary[tuple[int, str, str], MemberAccess] = weakref.WeakValueDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_access(hub: AwsContext, role_name: str, partition: str = "aws") -> MemberAccess:
+    """The one `MemberAccess` of `role_name` for `hub`: everyone acting from the same hub context shares
+    its credentials, so a warm function assumes each member's role once, not once per component."""
+    key = (id(hub), role_name, partition)
+    with _SHARED_LOCK:
+        access = _SHARED.get(key)
+        if access is None or access.hub is not hub:
+            access = MemberAccess(hub, role_name, partition)
+            _SHARED[key] = access
+        return access

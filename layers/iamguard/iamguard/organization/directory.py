@@ -6,7 +6,8 @@
 - `alias(id)` / `label(id)`: the account alias (IAM ListAccountAliases in that account, through
   the member audit role; the hub's own account through its own credentials), for messages;
 - `organizational_units(id)`: its OUs, nearest first (Organizations ListParents), for routing;
-- `audit` / `enforce`: the `MemberAccess` of the member audit and enforce roles.
+- `audit` / `enforce`: the `MemberAccess` of the member audit and enforce roles (`shared_access`:
+  one set of credentials per role and member for everything built on the same hub context).
 
 Answers are cached: a member for an hour, a refusal, a missing alias or OU for five minutes
 (an account may join, get its StackSet instance or its alias meanwhile). Why membership is
@@ -26,7 +27,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from iamguard.aws import AwsContext, error_code
-from iamguard.organization.access import MemberAccess, MemberAccessError
+from iamguard.organization.access import MemberAccessError, shared_access
 from iamguard.settings.organization import OrganizationSettings
 
 MEMBER_TTL = timedelta(hours=1)
@@ -47,8 +48,9 @@ class AccountDirectory:
     ) -> None:
         self.hub = hub
         self.organization = organization
-        self.audit = MemberAccess(hub, organization.member_audit_role_name)
-        self.enforce = MemberAccess(hub, organization.member_enforce_role_name)
+        # Shared with whatever else acts from `hub` (the event path's router, the member auditor).
+        self.audit = shared_access(hub, organization.member_audit_role_name)
+        self.enforce = shared_access(hub, organization.member_enforce_role_name)
         self.log = logger
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
