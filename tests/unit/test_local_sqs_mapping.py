@@ -27,9 +27,7 @@ def test_the_event_has_lambdas_sqs_record_shape() -> None:
                 "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
             },
         )
-        messages = sqs.receive_message(QueueUrl=url, AttributeNames=["All"], MessageAttributeNames=["All"])[
-            "Messages"
-        ]
+        messages = sqs.receive_message(QueueUrl=url, AttributeNames=["All"], MessageAttributeNames=["All"])["Messages"]
     (record,) = sqs_event(messages, ARN)["Records"]
     assert record["messageId"] == messages[0]["MessageId"]
     assert record["receiptHandle"] == messages[0]["ReceiptHandle"]

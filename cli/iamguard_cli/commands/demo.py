@@ -42,6 +42,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=0, help="AWS endpoint port (default: any free port)")
     parser.add_argument("--api-port", type=int, default=0, help="status API port (default: any free port)")
     parser.add_argument("--template", type=Path, default=None, help="SAM template (default: the repository's)")
+    parser.add_argument(
+        "--member-template",
+        type=Path,
+        default=None,
+        help="with --organization: the member accounts' template (default: the repository's member/template.yaml)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -105,6 +111,7 @@ def run_organization(args: argparse.Namespace) -> int:
     """`iamguard demo --organization`: exits 0 only when every step had the effect it promises."""
     from iamguard_cli.local.demo import narration
     from iamguard_cli.local.demo_organization import OrganizationDemo
+    from iamguard_cli.local.organization import default_member_template
     from iamguard_cli.local.runtime import LocalOptions, default_template
 
     check_ports(args, ("port", "api_port"))
@@ -117,6 +124,7 @@ def run_organization(args: argparse.Namespace) -> int:
         run_schedules_on_time=args.keep_running,
         echo=None,
         accounts=args.accounts,
+        member_template=args.member_template or default_member_template(),
     )
     text = narration(args.language)
     out = sys.stdout

@@ -560,6 +560,7 @@ class LocalRuntime:
                 f.spec.name: {
                     "routes": [r.name for r in f.spec.routes],
                     "schedules": [s.expression for s in f.spec.schedules],
+                    "queues": [q.queue_arn for q in f.spec.queues if q.enabled],
                 }
                 for f in self.functions
             },
