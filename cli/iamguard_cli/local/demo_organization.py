@@ -38,6 +38,7 @@ NEW_ACCOUNT = "payments-sandbox"
 NEW_ALIAS = "acme-payments-sandbox"
 ADMIN = "dev_admin"
 AUDIT_ROLE = "iamguard-member-audit"
+WAIT_SECONDS = 120.0  # for the hub to handle what a step caused (a loaded machine is slow)
 
 
 @dataclass
@@ -103,7 +104,7 @@ class OrganizationDemo:
         self.say("step", n=self._number, total=len(self.STEPS), title=title)
         try:
             action()
-            self.runtime.wait_idle()
+            self.runtime.wait_idle(WAIT_SECONDS)
         except Exception as exc:  # noqa: BLE001 - a step that cannot run is a failed check, told plainly
             self.problems.append(f"{key}: {type(exc).__name__}: {exc}")
             self.say("org.problem", step=key, error=f"{type(exc).__name__}: {exc}")
@@ -205,7 +206,7 @@ class OrganizationDemo:
         self.did("org.create_admin.did.profile", user=ADMIN)
         iam.attach_user_policy(UserName=ADMIN, PolicyArn=ADMINISTRATOR_ACCESS_ARN)
         self.did("org.create_admin.did.attach", user=ADMIN, policy=ADMINISTRATOR_ACCESS_ARN.rsplit("/", 1)[-1])
-        self.runtime.wait_idle()
+        self.runtime.wait_idle(WAIT_SECONDS)
         forwarded = [
             e
             for e in self.runtime.trail.recent
