@@ -138,3 +138,17 @@ def test_rules_forwarding_in_a_circle_stop(aws: AwsContext) -> None:
     # Then forwarding stops after a few hops instead of recursing for ever
     seen = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert 1 <= len(seen) <= moto_ext.MAX_BUS_HOPS
+
+
+def test_a_disabled_rule_delivers_nothing(aws: AwsContext) -> None:
+    # moto delivers to a DISABLED rule's targets; EventBridge does not (moto_ext makes moto agree)
+    events, sqs = aws.client("events"), aws.client("sqs")
+    url = sqs.create_queue(QueueName="disabled-rule")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for name, state in (("off", "DISABLED"), ("on", "ENABLED")):
+        pattern = json.dumps({"source": ["aws.iam"], "detail-type": [name]})
+        events.put_rule(Name=name, EventPattern=pattern, State=state)
+        events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": queue_arn}])
+    events.put_events(Entries=[{"Source": "aws.iam", "DetailType": kind, "Detail": "{}"} for kind in ("off", "on")])
+    seen = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [json.loads(m["Body"])["detail-type"] for m in seen] == ["on"]

@@ -45,7 +45,8 @@ so a handler parsing the envelope sees what EventBridge sends.
 moto's EventBridge re-stamps an event it forwards to another account's (or region's) bus
 as that bus's own: `account`, `time`, `region` and `resources` become the target's. AWS
 keeps them - an organization's hub bus receives each member's events with the member's
-account id - and so does this module.
+account id - and so does this module. moto also delivers events to the targets of a DISABLED
+rule; EventBridge does not, and neither does moto here.
 
 Organizations' CreateAccount creates OrganizationAccountAccessRole in the new account,
 trusted by the management account, with AdministratorAccess; moto creates no role.
@@ -419,6 +420,8 @@ def _keep_the_source_account_across_buses() -> None:
     original = Rule.send_to_targets
 
     def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if getattr(self, "state", "ENABLED") == "DISABLED":  # moto delivers to disabled rules; EventBridge does not
+            return
         buses = [t for t in self.targets if _is_bus(parse_arn(t["Arn"]))]
         if not buses or not self.event_pattern.matches_event(original_event):
             original(self, original_event, transform_input)

@@ -1,8 +1,9 @@
 """Creates, in the local account, the resources of template.yaml that the functions use.
 
 Tables, queues and topics get the template's own definitions (key schemas,
-indexes, TTL; a queue's visibility timeout, retention and redrive policy); managed policies their documents (the MFA guardrail is the
-stack's, not a copy); each function an execution role and a role session, whose
+indexes, TTL; a queue's visibility timeout, retention and redrive policy);
+managed policies their documents (the MFA guardrail is the stack's, not a
+copy); each function an execution role and a role session, whose
 credentials its handler runs with — so the CloudTrail events of the bot's own
 calls carry its role, exactly as in AWS. What the functions never call
 (log groups, alarms, API Gateway, KMS keys) is not created; Ref and Fn::GetAtt
