@@ -8,7 +8,9 @@ import pytest
 from botocore.stub import Stubber
 from iamguard.aws import AwsContext
 from iamguard.organization.access import MemberAccess, MemberAccessError, shared_access
+from iamguard.organization.directory import AccountDirectory
 from iamguard.settings import ConfigError, Settings
+from iamguard.settings.organization import OrganizationSettings
 
 from tests.support.organization import member_account
 
@@ -91,7 +93,9 @@ def test_one_hub_context_shares_one_access_per_role() -> None:
     assert shared_access(hub, "iamguard-member-audit", "aws-cn") is not audit
 
 
-def test_the_shared_access_keeps_its_credentials_across_users(aws: AwsContext) -> None:
+def test_two_account_directories_of_one_hub_share_the_credentials(aws: AwsContext) -> None:
+    # the event function's router and its notifier each build an AccountDirectory from the one hub context
     account, _admin = member_account(aws, "shared")
-    first = shared_access(aws, "iamguard-member-audit").context(account)
-    assert shared_access(aws, "iamguard-member-audit").context(account) is first
+    organization = OrganizationSettings(organization_id="o-abcdefghij")
+    router, notifier = AccountDirectory(aws, organization), AccountDirectory(aws, organization)
+    assert notifier.audit.context(account) is router.audit.context(account)
