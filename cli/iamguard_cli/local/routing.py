@@ -181,7 +181,9 @@ def _function_reference(value: Any) -> str | None:
 def _queue_route(name: str, properties: Mapping[str, Any], arn_key: str) -> QueueRoute | None:
     """An SQS mapping's settings (resolved properties); None when its source is not an SQS queue."""
     arn = properties.get(arn_key)
-    parts = arn.split(":") if isinstance(arn, str) else []
+    if not isinstance(arn, str):
+        return None
+    parts = arn.split(":")
     if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs":  # arn:partition:sqs:region:account:name
         return None
     scaling = properties.get("ScalingConfig") or {}
