@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,12 +75,7 @@ def _moto_server() -> Iterator[MotoServer]:
 @pytest.fixture
 def moto_server(_moto_server: MotoServer) -> Iterator[MotoServer]:
     """A moto server on 127.0.0.1 (real HTTP), reset to an empty account for each test."""
-    request = urllib.request.Request(f"{_moto_server.url}/moto-api/reset", method="POST")
-    # A reset after a test that left thousands of resources takes seconds; on a loaded
-    # machine, tens of seconds. Waiting is right: a timeout here fails a test for nothing.
-    with urllib.request.urlopen(request, timeout=120):
-        pass
-    moto_ext.reset()
+    _moto_server.reset()
     yield _moto_server
     moto_ext.reset()
 

@@ -110,6 +110,7 @@ def faulty() -> Iterator[tuple[MotoServer, IamFaults]]:
     """30 console users who never signed in and may not change their password (no policy lets them)."""
     faults = IamFaults()
     with MotoServer(wrap=faults.wrap) as server:
+        server.reset()  # moto's backends are shared in the process: start from an empty account
         iam = AwsContext(endpoint_url=server.url).iam()
         for name in NEW_USERS:
             iam.create_user(UserName=name)

@@ -43,7 +43,6 @@ from iamguard.aws import AwsContext
 from iamguard.domain.messages import Language
 from iamguard.settings import Mode
 
-from iamguard_cli.local import moto_ext
 from iamguard_cli.local.cfn import TemplateError
 from iamguard_cli.local.dispatcher import FunctionRunner, Invocation, LocalFunction
 from iamguard_cli.local.organization import (
@@ -267,7 +266,7 @@ class LocalRuntime:
             self.options.port,
             wrap=lambda app: _ControlMiddleware(CloudTrailMiddleware(app, self.trail), self),
         ).start()
-        self._reset_moto()
+        self.server.reset()
         aws = self.root_aws()
         if self.options.accounts:
             if not self.options.member_template.is_file():
@@ -381,12 +380,6 @@ class LocalRuntime:
         self.stop()
 
     # -- pieces ------------------------------------------------------------------------
-    def _reset_moto(self) -> None:
-        reset = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310 - 127.0.0.1
-        with urllib.request.urlopen(reset, timeout=30):  # noqa: S310 - our own 127.0.0.1 server
-            pass
-        moto_ext.reset()
-
     def root_aws(self) -> AwsContext:
         """An AwsContext that signs as root (moto's default `testing` keys) against the local endpoint."""
         import boto3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import urllib.request
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -50,6 +51,15 @@ class MotoServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def reset(self) -> None:
+        """Empty every moto backend, as a new account is. moto's backends are global to the process:
+        another server (or a test) in this process may have left resources behind."""
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310 - 127.0.0.1
+        # A reset after thousands of resources takes seconds (tens on a loaded machine): wait for it.
+        with urllib.request.urlopen(request, timeout=120):  # noqa: S310 - our own 127.0.0.1 server
+            pass
+        moto_ext.reset()
 
     def stop(self) -> None:
         if self._server is not None:
