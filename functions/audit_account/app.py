@@ -26,7 +26,7 @@ metrics = Metrics(namespace="iamguard")
 SETTINGS = Settings.from_env()  # invalid settings fail the cold start, loudly
 AWS = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
 IAM = AWS.iam()  # one client for the container's life; each run counts its calls afresh
-STORE = FindingsStore(AWS.dynamodb(), SETTINGS.findings_table)
+STORE = FindingsStore.for_settings(AWS.dynamodb(), SETTINGS)
 LOGIN_PROFILES = LoginProfileStore(STORE.client, STORE.table)  # what earlier audits and events read
 EXCEPTIONS = ExemptionStore(STORE.client, STORE.table)  # the status API's exceptions (tags are read with the users)
 # Slack (secret read lazily, cached), the SNS topic, Security Hub: whatever the stack configured.

@@ -20,7 +20,7 @@ metrics = Metrics(namespace="iamguard")
 
 SETTINGS = Settings.from_env()
 AWS = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
-STORE = FindingsStore(AWS.dynamodb(), SETTINGS.findings_table)
+STORE = FindingsStore.for_settings(AWS.dynamodb(), SETTINGS)
 NOTIFY = build_dispatcher(SETTINGS, AWS, store=STORE, metrics=metrics, logger=logger)
 
 

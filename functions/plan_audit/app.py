@@ -23,7 +23,7 @@ SQS = AWS.client("sqs")
 if not SETTINGS.organization.audit_queue_url:
     raise ConfigError("AUDIT_QUEUE_URL: the planner needs the audit queue")
 QUEUE_URL = SETTINGS.organization.audit_queue_url
-STORE = FindingsStore(AWS.dynamodb(), SETTINGS.findings_table)
+STORE = FindingsStore.for_settings(AWS.dynamodb(), SETTINGS)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -1,8 +1,8 @@
 """The event functions read the findings table by key only: no code path of theirs scans it, no grant lets them.
 
 A Scan reads (and bills) the whole table; the event path needs one resource's findings
-(FindingsStore.record_resources). The whole-table reads stay with the audit (resolving
-deleted users) and the status API.
+(FindingsStore.record_resources). The audit reads one account's findings from the
+`account` index (to resolve deleted users); whole-table reads stay with the status API and the digest.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ def test_the_event_functions_never_scan_the_findings_table(logical_id: str, hand
     assert "dynamodb:Scan" not in granted
 
 
-def test_the_audit_still_scans_to_resolve_deleted_users() -> None:
+def test_the_audit_reads_its_own_accounts_findings_by_query_not_by_scan() -> None:
     derived = derive(REPO / "functions" / "audit_account" / "app.py", PACKAGE_ROOT)
-    assert any("FindingsStore.scan_findings" in where for where in derived.where("dynamodb:Scan"))
+    assert "dynamodb:Scan" not in derived.actions, derived.where("dynamodb:Scan")
+    assert any("FindingsStore.account_findings" in where for where in derived.where("dynamodb:Query"))
+    granted = {g.action for g in function_role(deployed(), "AuditAccountFunction").grants if g.effect == "Allow"}
+    assert "dynamodb:Scan" not in granted

@@ -8,7 +8,7 @@ import sys
 from typing import Any, TextIO
 
 from iamguard.audit.fanout import store_member_outcome
-from iamguard.audit.organization import OrganizationAuditResult, audit_organization
+from iamguard.audit.organization import OrganizationAuditResult, audit_organization, hub_account_of
 from iamguard.audit.report import write_csv, write_organization_json, write_organization_table
 from iamguard.audit.run import AuditResult
 from iamguard.domain.findings import Finding, Status, at_or_above
@@ -60,7 +60,10 @@ def run_organization(args: argparse.Namespace, settings: Settings) -> int:
             ctx, settings, role_name=args.role_name, only=args.accounts, concurrency=args.concurrency
         )
         if args.store:
-            store = FindingsStore(ctx.dynamodb(), args.table or settings.findings_table)
+            # The hub's own users keep the single-account keys (FindingsStore.home_account).
+            store = FindingsStore(
+                ctx.dynamodb(), args.table or settings.findings_table, home_account=hub_account_of(ctx)
+            )
             if is_local_endpoint(args.endpoint_url):
                 ensure_findings_table(store)
             for audit in result.audits:

@@ -196,7 +196,7 @@ def build_processor(args: argparse.Namespace, settings: Settings, ctx: AwsContex
     """The processor the Lambdas use, pointed at the endpoint; local tables and guardrail made if missing."""
     assert settings.idempotency_table is not None
     account_id = args.account_id or ctx.sts().get_caller_identity()["Account"]
-    store = FindingsStore(ctx.dynamodb(), settings.findings_table)
+    store = FindingsStore.for_settings(ctx.dynamodb(), settings)
     if _is_local(args.endpoint_url):
         ensure_findings_table(store)
         ensure_idempotency_table(ctx.dynamodb(), settings.idempotency_table)

@@ -243,10 +243,10 @@ def local_service(
     create_table: bool = False,
 ) -> StatusService:
     """A service over the findings table at `aws`, auditing in a background thread on POST /audit."""
-    store = FindingsStore(aws.dynamodb(), table)
+    settings = settings or Settings.from_env()
+    store = FindingsStore(aws.dynamodb(), table, home_account=settings.organization.home_account)
     if create_table:
         ensure_findings_table(store)
-    settings = settings or Settings.from_env()
     launcher: AuditLauncher = ThreadAuditLauncher(aws, store, settings)
     return StatusService(store, settings.api, launcher, organization_id=settings.organization.organization_id)
 

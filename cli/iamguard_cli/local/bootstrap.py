@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from iamguard.enforcement.guardrail import GUARDRAIL_DESCRIPTION, GUARDRAIL_POLICY_NAME, guardrail_document
-from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.findings import ACCOUNT_INDEX, FindingsStore
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -35,13 +35,14 @@ def _create_table_if_missing(client: DynamoDBClient, name: str, ttl_attribute: s
 
 
 def ensure_findings_table(store: FindingsStore) -> bool:
-    """The findings table with template.yaml's key schema and its gsi1 index."""
+    """The findings table with template.yaml's key schema and its indexes (gsi1, account)."""
     return _create_table_if_missing(
         store.client,
         store.table,
         None,
         AttributeDefinitions=[
-            {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi1pk", "gsi1sk")
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in ("pk", "sk", "gsi1pk", "gsi1sk", "account_id")
         ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         GlobalSecondaryIndexes=[
@@ -52,7 +53,15 @@ def ensure_findings_table(store: FindingsStore) -> bool:
                     {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": ACCOUNT_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "account_id", "KeyType": "HASH"},
+                    {"AttributeName": "pk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
     )
 

@@ -443,7 +443,7 @@ class LocalRuntime:
         settings = Settings.from_env(status_spec.environment if status_spec else {})
         table = self.findings_table or settings.findings_table
         service = StatusService(
-            FindingsStore(aws.dynamodb(), table),
+            FindingsStore(aws.dynamodb(), table, home_account=settings.organization.home_account),
             settings.api,
             _ScheduleLauncher(self),
             organization_id=settings.organization.organization_id,  # GET /status: the organization's verdict

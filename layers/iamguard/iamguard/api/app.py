@@ -153,8 +153,18 @@ def create_app(service: ServiceProvider) -> APIGatewayRestResolver:
         tags=["users"],
         responses={**_ok(UserDetail, "The user and its findings."), **_errors(400, 404, 500)},
     )
-    def get_user(name: Annotated[str, Path(pattern=USER_NAME_PATTERN, description="IAM user name.")]) -> UserDetail:
-        return service().user(name)
+    def get_user(
+        name: Annotated[str, Path(pattern=USER_NAME_PATTERN, description="IAM user name.")],
+        account: Annotated[
+            str | None,
+            Query(
+                pattern=ACCOUNT_ID_PATTERN,
+                description="The user's account (12 digits); default: the deployment's own (the hub's in "
+                "organization mode).",
+            ),
+        ] = None,
+    ) -> UserDetail:
+        return service().user(name, account)
 
     @app.get(
         "/findings",

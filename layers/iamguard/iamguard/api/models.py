@@ -192,6 +192,7 @@ class FindingPage(_Model):
 class UserSummary(_Model):
     name: str
     arn: str
+    account_id: str = Field(description="The user's account (in organization mode, one name may be in several).")
     status: UserStatus
     highest_severity: Severity | None = Field(description="The most severe failed check, if any.")
     failed_checks: list[CheckId]
@@ -210,6 +211,7 @@ class UserDetail(_Model):
 
     name: str
     arn: str
+    account_id: str = Field(description="The user's account.")
     status: UserStatus
     highest_severity: Severity | None
     findings: list[FindingDetail]

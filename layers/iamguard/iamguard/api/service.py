@@ -111,11 +111,16 @@ class StatusService:
 
     # -- organization mode: GET /status, /accounts, /accounts/{id}/status ---------------------
     def organization_status(self) -> StatusReport:
-        """Every account's counts (the table-wide summary) and one verdict: non-compliant when any account
-        fails, unknown when any account is stale, unaudited or unreachable (two Queries and one read)."""
-        accounts = self.accounts().accounts
-        counts, record = self.store.summary_and_audit()
-        by_status, failed, users = summary.counters(counts or {})
+        """The sum of every account's summary and one verdict: non-compliant when any account fails, unknown
+        when any account is stale, unaudited or unreachable (two Queries: the accounts' summaries and runs).
+
+        Summed here, not read from the table-wide summary, which concurrent member audits overwrite.
+        """
+        summaries = self.store.account_summaries()
+        accounts = [self._account(item, run) for item, run in summaries]
+        by_status, failed, users = summary.counters(summary.total(item for item, _ in summaries))
+        runs = [run for _, run in summaries if run is not None]
+        record = max(runs, key=lambda run: str(run["finished_at"]), default=None)  # the latest audit
         report = self._report(record, None, [], by_status, failed, users)
         verdicts = [a.verdict for a in accounts]
         if Verdict.NON_COMPLIANT in verdicts:
@@ -251,8 +256,9 @@ class StatusService:
             resume = None
         return UserPage(users=page, next_token=encode_token(resume, fingerprint) if resume else None)
 
-    def user(self, name: str) -> UserDetail:
-        findings = self.store.findings_for_resource("user", name, "")
+    def user(self, name: str, account: str | None = None) -> UserDetail:
+        """One user of `account` (default: the deployment's own account, the hub's in organization mode)."""
+        findings = self.store.findings_for_resource("user", name, account or "")
         summary = _user_summary(findings)
         if summary is None:
             raise UserNotFound(name)
@@ -260,6 +266,7 @@ class StatusService:
         return UserDetail(
             name=summary.name,
             arn=summary.arn,
+            account_id=summary.account_id,
             status=summary.status,
             highest_severity=summary.highest_severity,
             findings=[FindingDetail.model_validate(finding_dict(f)) for f in ordered],
@@ -372,7 +379,7 @@ def service_from_env() -> StatusService:
     function = settings.api.audit_function_name
     launcher = LambdaAuditLauncher(aws, function) if function else None
     return StatusService(
-        FindingsStore(aws.dynamodb(), settings.findings_table),
+        FindingsStore.for_settings(aws.dynamodb(), settings),
         settings.api,
         launcher,
         organization_id=settings.organization.organization_id,
@@ -399,6 +406,7 @@ def _user_summary(findings: list[Finding]) -> UserSummary | None:
         {
             "name": findings[0].resource_name,
             "arn": findings[0].resource_arn,
+            "account_id": findings[0].account_id,
             "status": status,
             "highest_severity": failed[0].severity if failed else None,
             "failed_checks": [f.check_id for f in failed],

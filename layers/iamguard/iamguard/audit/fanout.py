@@ -29,6 +29,7 @@ from iamguard.notify.dispatcher import Dispatcher
 from iamguard.organization.access import MemberAccessError, shared_access
 from iamguard.organization.accounts import active_accounts, organization_facts
 from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.persistence.table import parse_time
 from iamguard.settings import Settings
 
@@ -144,7 +145,12 @@ class MemberAuditor:
             if self._hub_account is None:
                 self._hub_account = hub_account_of(self.hub)
             result = audit_member(
-                self.access, account_id, self.settings, self.facts(now), hub_account=self._hub_account
+                self.access,
+                account_id,
+                self.settings,
+                self.facts(now),
+                hub_account=self._hub_account,
+                login_profiles=LoginProfileStore.of(self.store, account_id),
             )
         except MemberAccessError as exc:
             return self._unreachable(account_id, exc.reason, now)

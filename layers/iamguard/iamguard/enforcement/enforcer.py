@@ -279,7 +279,7 @@ class Enforcer:
         ):
             return []
         if isinstance(remembered, Unread):
-            remembered = self.memory.guardrail_record(user.name) if self.memory else None
+            remembered = self.memory.guardrail_record(user.name, _account(user)) if self.memory else None
         stored = self._record(user, remembered)
         record = _apply_manual(stored, user, manual)
         keep = self._keep_for_reset(user, groups, documents or {}, password_policy or (lambda: None))
@@ -301,7 +301,7 @@ class Enforcer:
         self.deferred = 0
         if self.settings.mode != "enforce" or not self.settings.guardrail_policy_arn:
             return []
-        records = self.memory.guardrail_records() if self.memory else {}
+        records = self.memory.guardrail_records(state.account_id) if self.memory else {}
         now = self._clock()
         actions: list[Action] = []
         budget = AUDIT_USER_BUDGET
@@ -500,7 +500,7 @@ class Enforcer:
             action=step.action,
             user_name=user.name,
             policy_arn=step.policy_arn,
-            account_id=user.arn.split(":")[4] if user.arn.count(":") >= 5 else None,
+            account_id=_account(user) or None,
             performed=performed,
             reason=f"{step.reason} ({note})" if note else step.reason,
             event_id=event_id,
@@ -515,8 +515,15 @@ class Enforcer:
         )
 
 
+def _account(user: User) -> str:
+    """The user's account, from its ARN ("" when the ARN does not say)."""
+    return user.arn.split(":")[4] if user.arn.count(":") >= 5 else ""
+
+
 def _own(record: GuardrailRecord | None, user: User) -> GuardrailRecord:
-    return record if record is not None else GuardrailRecord(user_name=user.name, user_id=user.user_id)
+    if record is not None:
+        return record
+    return GuardrailRecord(user_name=user.name, user_id=user.user_id, account_id=_account(user))
 
 
 def _apply_manual(record: GuardrailRecord | None, user: User, manual: ManualChange | None) -> GuardrailRecord | None:

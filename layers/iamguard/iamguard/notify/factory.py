@@ -161,7 +161,7 @@ def announcer_factory(aws: AwsContext, metrics: MetricsSink | None = None) -> Ca
     """For `iamguard.realtime.handler.EventHandler(announcer_factory=...)`: a dispatcher on the findings table."""
 
     def make(settings: Settings, logger: Any) -> Dispatcher:
-        store = FindingsStore(aws.dynamodb(), settings.findings_table)
+        store = FindingsStore.for_settings(aws.dynamodb(), settings)
         return build_dispatcher(settings, aws, store=store, metrics=metrics, logger=logger)
 
     return make

@@ -1,16 +1,23 @@
 """The findings table: current findings per resource and check, and how they changed.
 
 Item layout (one table, see template.yaml):
-  finding     pk=<TYPE>#<name>           sk=CHECK#<check_id>   gsi1pk=CHECK#<check_id> gsi1sk=<STATUS>#<name>
+  finding     pk=<resource key>          sk=CHECK#<check_id>   gsi1pk=CHECK#<check_id> gsi1sk=<STATUS>#<name>
+              account_id=<account id>    (index `account`: account_id, pk - one account's findings by Query)
               notify_pending=<token>, notify_previous={...}   while its last transition is not yet announced
   audit run   pk=AUDIT                   sk=LATEST | RUN#<iso time>   (RUN#: TTL expires_at; the trend)
                                          | ACCOUNT#<account id>          (each account's latest run)
   activity    pk=ACTIVITY#<yyyy-mm-dd>   sk=<iso time>#<kind>#<id>   (detections and enforcement actions, TTL)
   exception   pk=EXCEPTIONS              sk=<check_id>#<resource>   (iamguard.persistence.exemptions)
-  guardrail   pk=USER#<name>             sk=GUARDRAIL          gsi1pk=GUARDRAIL        gsi1sk=<name>
+  guardrail   pk=<user key>              sk=GUARDRAIL          gsi1pk=GUARDRAIL[#<account id>] gsi1sk=<name>
               (what enforcement remembers about one user's MFA guardrail: who detached - or attached -
               it by hand and when, when iamguard attached it, the grace period's start, what people
               were told)
+Resource keys: a user is USER#<name> in the home account (the only account of a single-account
+deployment; the hub's own in organization mode: `home_account`) and USER#<account id>#<name> in
+every other account (IAM user names cannot contain '#', so the two never meet); root and account
+are ROOT#<account id> and ACCOUNT#<account id>. A table written before organization mode therefore
+reads as it is: no migration. The home account's guardrail records keep gsi1pk=GUARDRAIL, another
+account's are GUARDRAIL#<account id>, so each account's records are one index Query.
 Other writers share the table: notifications (iamguard.outbox, pk=NOTIFY#...) and failed
 sign-in bursts (iamguard.bursts, pk=SIGNIN_FAILURES#...); their layouts are documented there.
 
@@ -50,7 +57,10 @@ from iamguard.persistence.table import expression, from_ddb, iso, item_key, pars
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from iamguard.settings import Settings
+
 HISTORY_DAYS = 90
+ACCOUNT_INDEX = "account"  # account_id, pk: one account's items (template.yaml's FindingsTable)
 _PARALLEL_THRESHOLD = 32  # below this many writes, threads cost more than they save
 
 
@@ -72,6 +82,7 @@ class GuardrailRecord:
 
     user_name: str
     user_id: str  # the IAM user this belongs to: a user re-created under the same name starts afresh
+    account_id: str = ""  # the user's account; "" is the store's home account
     detached_by: str | None = None  # someone other than iamguard took it off: never attached again
     detached_at: datetime | None = None
     detach_event_id: str | None = None  # None when the audit noticed the detach, not its event
@@ -92,14 +103,15 @@ _GUARDRAIL_SK = "GUARDRAIL"
 _GUARDRAIL_TIMES = ("detached_at", "decided_at", "attached_at", "since")
 
 
-def _guardrail_item(record: GuardrailRecord) -> dict[str, Any]:
+def _guardrail_item(record: GuardrailRecord, home_account: str | None) -> dict[str, Any]:
     item: dict[str, Any] = {
-        "pk": resource_key("user", record.user_name, ""),
+        "pk": resource_key("user", record.user_name, record.account_id, home_account),
         "sk": _GUARDRAIL_SK,
-        "gsi1pk": _GUARDRAIL_SK,
+        "gsi1pk": _guardrail_index_key(record.account_id, home_account),
         "gsi1sk": record.user_name,
         "kind": "guardrail",
         "user_name": record.user_name,
+        "account_id": record.account_id or None,
         "user_id": record.user_id,
         "detached_by": record.detached_by,
         "detach_event_id": record.detach_event_id,
@@ -112,10 +124,15 @@ def _guardrail_item(record: GuardrailRecord) -> dict[str, Any]:
     return item
 
 
-def _guardrail_record(item: Mapping[str, Any]) -> GuardrailRecord:
+def _guardrail_index_key(account_id: str, home_account: str | None) -> str:
+    return _GUARDRAIL_SK if is_home(account_id, home_account) else f"{_GUARDRAIL_SK}#{account_id}"
+
+
+def _guardrail_record(item: Mapping[str, Any], account_id: str) -> GuardrailRecord:
     return GuardrailRecord(
         user_name=str(item["user_name"]),
         user_id=str(item["user_id"]),
+        account_id=account_id,
         detached_by=item.get("detached_by"),
         detach_event_id=item.get("detach_event_id"),
         attached_by=item.get("attached_by"),
@@ -124,10 +141,17 @@ def _guardrail_record(item: Mapping[str, Any]) -> GuardrailRecord:
     )
 
 
-def resource_key(resource_type: str, resource_name: str, account_id: str) -> str:
-    """Partition key of a resource: users by name (unique per account), root and account by id."""
+def is_home(account_id: str, home_account: str | None) -> bool:
+    """Whether the account's users keep the single-account keys (see the module's layout); "" is the home account."""
+    return home_account is None or not account_id or account_id == home_account
+
+
+def resource_key(resource_type: str, resource_name: str, account_id: str, home_account: str | None = None) -> str:
+    """Partition key of a resource: a user by name (and account, outside the home account), root and account by id."""
     if resource_type == "user":
-        return f"USER#{resource_name}"
+        if is_home(account_id, home_account):
+            return f"USER#{resource_name}"
+        return f"USER#{account_id}#{resource_name}"
     return f"{resource_type.upper()}#{account_id}"
 
 
@@ -159,10 +183,11 @@ def finding_to_item(
     change: Transition,
     announcement: str | None = None,
     announced_previous: Finding | None = None,
+    home_account: str | None = None,
 ) -> dict[str, Any]:
     """The finding item; with `announcement`, the pending announcement of `change` (and what it changed from)."""
     item: dict[str, Any] = {
-        "pk": resource_key(finding.resource_type, finding.resource_name, finding.account_id),
+        "pk": resource_key(finding.resource_type, finding.resource_name, finding.account_id, home_account),
         "sk": f"CHECK#{finding.check_id}",
         "gsi1pk": f"CHECK#{finding.check_id}",
         "gsi1sk": f"{finding.status.value}#{finding.resource_name}",
@@ -250,11 +275,21 @@ class FindingsStore:
         *,
         heartbeat: timedelta = timedelta(hours=24),
         workers: int = 16,
+        home_account: str | None = None,
     ) -> None:
         self.client = client
         self.table = table_name
         self.heartbeat = heartbeat
         self.workers = workers
+        self.home_account = home_account  # None: a single-account table (every user keyed by name)
+
+    @classmethod
+    def for_settings(cls, client: DynamoDBClient, settings: Settings, **options: Any) -> FindingsStore:
+        """The store of a deployment: its table, and in organization mode the hub's account as home."""
+        return cls(client, settings.findings_table, home_account=settings.organization.home_account, **options)
+
+    def resource_key(self, resource_type: str, resource_name: str, account_id: str) -> str:
+        return resource_key(resource_type, resource_name, account_id, self.home_account)
 
     # -- writes ------------------------------------------------------------------
     def record(self, findings: Iterable[Finding], *, full_audit_account: str | None = None) -> list[Change]:
@@ -262,45 +297,57 @@ class FindingsStore:
 
         With `full_audit_account`, stored open findings of that account that the
         audit no longer produced (the user was deleted) are resolved, and the
-        account summary (iamguard.persistence.summary) is rewritten from what is stored.
+        account's summary (iamguard.persistence.summary) is rewritten from its stored
+        findings - read from the `account` index, so nothing of another account is read -
+        and the table-wide summary from every account's summary.
         """
         observed = list(findings)
         if full_audit_account is None:
             return self.record_resources(observed)
-        everything = {self._key_of(item): item for item in self.scan_findings()}
-        current = {key: item for key, item in everything.items() if item["account_id"] == full_audit_account}
+        current = {self._key_of(item): item for item in self.account_findings(full_audit_account)}
         changes = self._record_against(observed, current, full_audit_account)
-        stored = {key: item_to_finding(item) for key, item in everything.items()}
+        stored = {key: item_to_finding(item) for key, item in current.items()}
         stored.update((self._finding_key(change.finding), change.finding) for change in changes)
         audited_at = max((f.observed_at for f in observed), default=datetime.now(UTC))
-        self.client.put_item(
-            TableName=self.table,
-            Item=to_ddb(summary.summary_item(stored.values(), account_id=full_audit_account, audited_at=audited_at)),
+        own = summary.summary_item(
+            stored.values(), account_id=full_audit_account, audited_at=audited_at, sk=account_sk(full_audit_account)
         )
-        own = [finding for finding in stored.values() if finding.account_id == full_audit_account]
+        self.client.put_item(TableName=self.table, Item=to_ddb(own))
+        accounts = [item for item in self._account_items(summary.SUMMARY_PK) if item["sk"] != own["sk"]]
         self.client.put_item(
             TableName=self.table,
-            Item=to_ddb(
-                summary.summary_item(
-                    own,
-                    account_id=full_audit_account,
-                    audited_at=audited_at,
-                    sk=summary.account_sk(full_audit_account),
-                )
-            ),
+            Item=to_ddb(summary.combined([own, *accounts], account_id=full_audit_account, audited_at=audited_at)),
         )
         return changes
 
+    def account_findings(self, account_id: str) -> Iterator[dict[str, Any]]:
+        """Every stored finding of one account: a Query of the `account` index per kind of resource.
+
+        The index is eventually consistent: a finding written a moment ago may be missing or older,
+        which the conditional writes of `record` notice (they re-read the item and decide again).
+        """
+        for resource_type in ("user", "root", "account"):
+            yield from read_items(
+                self.client.get_paginator("query"),
+                TableName=self.table,
+                IndexName=ACCOUNT_INDEX,
+                **expression(
+                    key_condition=Key("account_id").eq(account_id)
+                    & Key("pk").begins_with(f"{resource_type.upper()}#"),
+                    filter_condition=Attr("kind").eq("finding"),
+                ),
+            )
+
     def read_resource(self, resource_type: str, resource_name: str, account_id: str) -> ResourceItems:
         """Everything stored under one resource, in one consistent Query (no separate guardrail read)."""
-        pk = resource_key(resource_type, resource_name, account_id)
+        pk = self.resource_key(resource_type, resource_name, account_id)
         findings: list[dict[str, Any]] = []
         guardrail: GuardrailRecord | None = None
         for item in self._partition(pk):
             if str(item["sk"]).startswith("CHECK#"):
                 findings.append(item)
             elif item["sk"] == _GUARDRAIL_SK and resource_type == "user":
-                guardrail = _guardrail_record(item)
+                guardrail = _guardrail_record(item, account_id)
         return ResourceItems(pk, tuple(findings), guardrail)
 
     def new_resource(self, resource_type: str, resource_name: str, account_id: str) -> ResourceItems:
@@ -551,6 +598,7 @@ class FindingsStore:
             change if notable or not stored else Transition(stored.get("last_transition", Transition.UNCHANGED.value)),
             announcement,
             announced_previous,
+            self.home_account,
         )
         condition = Attr("pk").not_exists() if stored is None else Attr("version").eq(version)
         if notable:
@@ -666,9 +714,8 @@ class FindingsStore:
     def _key_of(item: Mapping[str, Any]) -> tuple[str, str]:
         return item["pk"], item["sk"]
 
-    @staticmethod
-    def _finding_key(finding: Finding) -> tuple[str, str]:
-        return resource_key(
+    def _finding_key(self, finding: Finding) -> tuple[str, str]:
+        return self.resource_key(
             finding.resource_type, finding.resource_name, finding.account_id
         ), f"CHECK#{finding.check_id}"
 
@@ -685,14 +732,6 @@ class FindingsStore:
             self.client.get_paginator("query"),
             TableName=self.table,
             **expression(key_condition=Key("pk").eq(pk)),
-            ConsistentRead=True,
-        )
-
-    def scan_findings(self) -> Iterator[dict[str, Any]]:
-        return read_items(
-            self.client.get_paginator("scan"),
-            TableName=self.table,
-            **expression(filter_condition=Attr("kind").eq("finding")),
             ConsistentRead=True,
         )
 
@@ -774,7 +813,7 @@ class FindingsStore:
         return sum(page["Count"] for page in pages)
 
     def findings_for_resource(self, resource_type: str, name: str, account_id: str) -> list[Finding]:
-        return [item_to_finding(item) for item in self._resource_items(resource_key(resource_type, name, account_id))]
+        return [item_to_finding(item) for item in self._resource_items(self.resource_key(resource_type, name, account_id))]
 
     def pending_changes(self) -> list[Change]:
         """Every announcement no run has claimed yet (a full scan: the digest's, not the event path's)."""
@@ -842,26 +881,26 @@ class FindingsStore:
         return found.get(summary.SUMMARY_PK), found.get("AUDIT")
 
     # -- enforcement memory (the MFA guardrail, see iamguard.enforce) ---------------
-    def guardrail_record(self, user_name: str) -> GuardrailRecord | None:
-        item = self._get(resource_key("user", user_name, ""), _GUARDRAIL_SK)
-        return _guardrail_record(item) if item else None
+    def guardrail_record(self, user_name: str, account_id: str = "") -> GuardrailRecord | None:
+        item = self._get(self.resource_key("user", user_name, account_id), _GUARDRAIL_SK)
+        return _guardrail_record(item, account_id) if item else None
 
-    def guardrail_records(self) -> dict[str, GuardrailRecord]:
-        """Every user's guardrail record (one index query for the whole account, paginated)."""
+    def guardrail_records(self, account_id: str = "") -> dict[str, GuardrailRecord]:
+        """Every user's guardrail record in one account (one index query, paginated)."""
         items = read_items(
             self.client.get_paginator("query"),
             TableName=self.table,
             IndexName="gsi1",
-            **expression(key_condition=Key("gsi1pk").eq(_GUARDRAIL_SK)),
+            **expression(key_condition=Key("gsi1pk").eq(_guardrail_index_key(account_id, self.home_account))),
         )
-        return {record.user_name: record for record in map(_guardrail_record, items)}
+        return {record.user_name: record for record in (_guardrail_record(item, account_id) for item in items)}
 
     def save_guardrail_record(self, record: GuardrailRecord) -> None:
         """Keep the record; an empty one (nothing left to remember) is removed."""
         if record.empty:
             self.client.delete_item(
                 TableName=self.table,
-                Key=item_key(resource_key("user", record.user_name, ""), _GUARDRAIL_SK),
+                Key=item_key(self.resource_key("user", record.user_name, record.account_id), _GUARDRAIL_SK),
             )
             return
-        self.client.put_item(TableName=self.table, Item=to_ddb(_guardrail_item(record)))
+        self.client.put_item(TableName=self.table, Item=to_ddb(_guardrail_item(record, self.home_account)))

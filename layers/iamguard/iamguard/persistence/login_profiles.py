@@ -1,10 +1,12 @@
 """Login-profile facts kept between runs, so an audit does not ask IAM again what cannot have changed.
 
-Item layout (in the findings table; one partition, read with one consistent Query):
-  facts   pk=LOGIN_PROFILES   sk=USER#<name>   user_id, password_reset_required, profile_created,
+Item layout (in the findings table; one partition per account, read with one consistent Query):
+  facts   pk=LOGIN_PROFILES[#<account id>]   sk=USER#<name>   user_id, password_reset_required, profile_created,
           observed_at, expires_at (TTL: a day after the observation; older facts are never reused)
           or, once the profile is gone, user_id=None and observed_at (a tombstone: an audit that read
           the profile before it was deleted cannot write its facts back)
+The home account's partition is LOGIN_PROFILES, as before organization mode; another account's is
+LOGIN_PROFILES#<account id> (the findings store's `home_account` decides, as for its user keys).
 
 The audit reads them all (`recall`) and writes what it read live (`remember`); the event path
 rewrites them after Create/UpdateLoginProfile and removes them after DeleteLoginProfile
@@ -26,6 +28,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from iamguard.domain.account import LoginProfileFacts, User
+from iamguard.persistence.findings import FindingsStore, is_home
 from iamguard.persistence.table import expression, iso, parse_time, read_items, to_ddb
 
 if TYPE_CHECKING:
@@ -41,10 +44,19 @@ log = logging.getLogger(__name__)
 class LoginProfileStore:
     """The `LoginProfileMemory` of audits that store their findings (the Lambda, `iamguard audit --store`)."""
 
-    def __init__(self, client: DynamoDBClient, table_name: str, *, workers: int = 16) -> None:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, *, workers: int = 16, partition: str = PARTITION
+    ) -> None:
         self.client = client
         self.table = table_name
         self.workers = workers
+        self.partition = partition
+
+    @classmethod
+    def of(cls, store: FindingsStore, account_id: str) -> LoginProfileStore:
+        """The facts of one account's users, in the table of `store`."""
+        home = is_home(account_id, store.home_account)
+        return cls(store.client, store.table, partition=PARTITION if home else f"{PARTITION}#{account_id}")
 
     def recall(self) -> dict[str, LoginProfileFacts]:
         try:
@@ -75,7 +87,7 @@ class LoginProfileStore:
         items = read_items(
             self.client.get_paginator("query"),
             TableName=self.table,
-            **expression(key_condition=Key("pk").eq(PARTITION)),
+            **expression(key_condition=Key("pk").eq(self.partition)),
             ConsistentRead=True,
         )
         yield from (facts for item in items if (facts := _facts(item)) is not None)
@@ -83,7 +95,7 @@ class LoginProfileStore:
     def _put(self, facts: LoginProfileFacts, *, tombstone: bool = False) -> str | None:
         """Write one observation unless a newer one is stored; the error, if DynamoDB refused it."""
         item: dict[str, Any] = {
-            "pk": PARTITION,
+            "pk": self.partition,
             "sk": f"USER#{facts.user_name}",
             "kind": "login_profile",
             "user_id": None if tombstone else facts.user_id,

@@ -8,11 +8,15 @@ Item layout (in the findings table):
            users_<standing>     users by standing (compliant, non_compliant, exempt, unknown)
            account_id, audited_at (set when a full audit rewrote the item), updated_at
 
-The event path adds its deltas in the same transaction as the findings they count
+The event path adds its deltas to both items in the same transaction as the findings they count
 (FindingsStore.record_resources), so the counters move exactly with the findings. The full
-audit rewrites the item from everything stored after its writes; a transaction that
-commits between the audit's read and that rewrite is overwritten, and the next audit
-heals it. A table no audit has summarised yet (no `audited_at`) is answered by a full read.
+audit of one account rewrites that account's item from the account's stored findings (a
+transaction that commits between the audit's read and that rewrite is overwritten, and the
+next audit heals it), then `LATEST` as the sum of every account's item (`combined`).
+Concurrent audits of different accounts never write each other's items; `LATEST` is then
+last-writer-wins, so organization mode answers from the account items themselves
+(`combined` at read time: exact). A table no audit has summarised yet (no `audited_at`) is
+answered by a full read.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ SUMMARY_SK = "LATEST"
 ACCOUNT_SK_PREFIX = "ACCOUNT#"
 GONE_DETAIL = "no longer exists; the finding is resolved."  # detail of findings resolved because the resource is gone
 STANDINGS = ("compliant", "non_compliant", "exempt", "unknown")
+COUNTERS = (
+    *(f"findings_{s.value}" for s in Status),
+    *(f"failed_{s.value}" for s in Severity),
+    *(f"users_{name}" for name in STANDINGS),
+)
 
 
 def is_gone(finding: Finding) -> bool:
@@ -110,16 +119,30 @@ def summary_item(
 
     With `sk=account_sk(id)` and that account's findings only: the account's own summary.
     """
-    counts = tally(findings)
-    every = [f"findings_{s.value}" for s in Status] + [f"failed_{s.value}" for s in Severity]
-    every += [f"users_{name}" for name in STANDINGS]
+    return _item(tally(findings), sk, account_id, audited_at)
+
+
+def total(items: Iterable[Mapping[str, Any]]) -> Counter[str]:
+    """The sum of summary items' counters (the accounts' items: each account's users are its own)."""
+    totals: Counter[str] = Counter()
+    for item in items:
+        totals.update({name: max(0, int(item.get(name, 0))) for name in COUNTERS})
+    return totals
+
+
+def combined(items: Iterable[Mapping[str, Any]], *, account_id: str, audited_at: datetime) -> dict[str, Any]:
+    """`LATEST` as the sum of the accounts' summary items."""
+    return _item(total(items), SUMMARY_SK, account_id, audited_at)
+
+
+def _item(counts: Mapping[str, int], sk: str, account_id: str, audited_at: datetime) -> dict[str, Any]:
     return {
         "pk": SUMMARY_PK,
         "sk": sk,
         "kind": "summary",
         "account_id": account_id,
         "audited_at": iso(audited_at),
-        **{name: counts.get(name, 0) for name in every},
+        **{name: counts.get(name, 0) for name in COUNTERS},
     }
 
 

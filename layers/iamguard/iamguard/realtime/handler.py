@@ -126,7 +126,7 @@ class EventHandler:
         return self._processors[account_id]
 
     def _store(self) -> FindingsStore:
-        return FindingsStore(self.aws.dynamodb(), self.settings.findings_table)
+        return FindingsStore.for_settings(self.aws.dynamodb(), self.settings)
 
     def _announcer(self) -> Announcer:
         if self._shared_announcer is None:

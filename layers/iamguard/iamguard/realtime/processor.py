@@ -276,7 +276,7 @@ class EventProcessor:
         self.inventory = Inventory(aws, iam_client=self.iam)
         # A member account is read through its audit role and enforced through its enforce role.
         self.enforcer = Enforcer(self.iam, settings, memory=store, clock=self.clock, writer=enforce_iam)
-        self.login_profiles = LoginProfileStore(store.client, store.table)
+        self.login_profiles = LoginProfileStore.of(store, account_id)
         # The status API's exceptions, re-read at most once a minute (tags come with the user's live read).
         self.exemptions = CachedExemptions(ExemptionStore(store.client, store.table))
         self.failures = SignInFailures(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")  # the pattern of Organizations' API reference
 _STACKSET_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,127}$")  # CloudFormation's StackSetName pattern
@@ -37,6 +37,9 @@ class OrganizationSettings(BaseModel):
     # The account that holds the organization's people as IAM users, if any (CIS 1.21); elsewhere a console
     # user fails org_member_console_users.
     identity_account_id: str | None = Field(default=None, validation_alias="IDENTITY_ACCOUNT_ID")
+    # The hub's own account (template: AWS::AccountId in organization mode). Its users keep the findings
+    # table's single-account keys; every other account's are qualified by the account (FindingsStore).
+    hub_account_id: str | None = Field(default=None, validation_alias="HUB_ACCOUNT_ID")
     # The planner's queue of per-account audits (functions/plan_audit); set on the planner only.
     audit_queue_url: str | None = Field(default=None, validation_alias="AUDIT_QUEUE_URL")
 
@@ -59,9 +62,9 @@ class OrganizationSettings(BaseModel):
             raise ValueError(f"not an IAM role name: {value!r}")
         return value
 
-    @field_validator("identity_account_id")
+    @field_validator("identity_account_id", "hub_account_id")
     @classmethod
-    def _identity_account(cls, value: str | None) -> str | None:
+    def _account_id(cls, value: str | None) -> str | None:
         if not value:
             return None
         if not re.match(r"^\d{12}$", value):
@@ -77,9 +80,20 @@ class OrganizationSettings(BaseModel):
             raise ValueError(f"not a StackSet name: {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _hub_account(self) -> OrganizationSettings:
+        if self.organization_id is not None and self.hub_account_id is None:
+            raise ValueError("organization mode needs HUB_ACCOUNT_ID, the hub's own account id (the template sets it)")
+        return self
+
     @property
     def enabled(self) -> bool:
         return self.organization_id is not None
+
+    @property
+    def home_account(self) -> str | None:
+        """The account whose users keep the single-account keys; None (every account) outside organization mode."""
+        return self.hub_account_id if self.enabled else None
 
     def member_guardrail_arn(self, account_id: str, partition: str = "aws") -> str:
         return f"arn:{partition}:iam::{account_id}:policy/{self.member_guardrail_policy_name}"
