@@ -76,8 +76,17 @@ def test_a_malformed_account_id_is_refused_before_any_call(aws: AwsContext, acco
 
 def test_organization_settings_are_validated() -> None:
     assert not Settings.from_env({}).organization.enabled
-    settings = Settings.from_env({"ORGANIZATION_ID": "o-abcdef1234", "MEMBER_AUDIT_ROLE_NAME": "audit-role"})
+    settings = Settings.from_env(
+        {"ORGANIZATION_ID": "o-abcdef1234", "MEMBER_AUDIT_ROLE_NAME": "audit-role", "HUB_ACCOUNT_ID": "111122223333"}
+    )
     assert settings.organization.enabled and settings.organization.member_audit_role_name == "audit-role"
+    assert settings.organization.home_account == "111122223333"
+    assert Settings.from_env({"HUB_ACCOUNT_ID": "111122223333"}).organization.home_account is None
+    # Without the hub's account the store could not tell the hub's users from the members': refused
+    with pytest.raises(ConfigError, match="HUB_ACCOUNT_ID"):
+        Settings.from_env({"ORGANIZATION_ID": "o-abcdef1234"})
+    with pytest.raises(ConfigError, match="HUB_ACCOUNT_ID"):
+        Settings.from_env({"ORGANIZATION_ID": "o-abcdef1234", "HUB_ACCOUNT_ID": "12345"})
     with pytest.raises(ConfigError, match="ORGANIZATION_ID"):
         Settings.from_env({"ORGANIZATION_ID": "org-1"})
     with pytest.raises(ConfigError, match="MEMBER_ENFORCE_ROLE_NAME"):

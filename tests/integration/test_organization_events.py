@@ -14,6 +14,7 @@ import copy
 import json
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
@@ -21,12 +22,17 @@ import pytest
 from botocore.client import BaseClient
 from iamguard.aws import AwsContext
 from iamguard.organization.access import MemberAccess
-from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.findings import FindingsStore, GuardrailRecord
+from iamguard.persistence.login_profiles import LoginProfileStore
+from iamguard.persistence.table import iso, item_key, to_ddb
+from iamguard.settings import Settings
+from iamguard_cli.local.api_server import serve_in_thread
 from iamguard_cli.local.bootstrap import ensure_findings_table, ensure_guardrail_policy, ensure_idempotency_table
 from iamguard_cli.local.server import MotoServer
 from iamguard_cli.local.slack_receiver import SlackReceiver
 
 from tests.conftest import ACCOUNT_ID, load_event
+from tests.integration.api_support import call
 from tests.integration.notify_support import slack_fixture  # noqa: F401
 from tests.support.organization import member_account, organization_id
 from tests.support.template import load_handler
@@ -68,7 +74,7 @@ def admin_without_mfa(admin: AwsContext, user: str) -> None:
 @pytest.fixture
 def hub(server_aws: AwsContext, moto_server: MotoServer, slack: SlackReceiver, monkeypatch: pytest.MonkeyPatch) -> Hub:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)  # the handler's own clients: the moto server
-    store = FindingsStore(server_aws.dynamodb(), os.environ["FINDINGS_TABLE"])
+    store = FindingsStore(server_aws.dynamodb(), os.environ["FINDINGS_TABLE"], home_account=ACCOUNT_ID)
     ensure_findings_table(store)
     ensure_idempotency_table(server_aws.dynamodb(), "iamguard-idempotency-org")
     secret = server_aws.client("secretsmanager").create_secret(Name="iamguard/slack", SecretString=slack.url)["ARN"]
@@ -80,6 +86,7 @@ def hub(server_aws: AwsContext, moto_server: MotoServer, slack: SlackReceiver, m
         aliases[account] = f"{team}-prod"
     for name, value in {
         "ORGANIZATION_ID": organization_id(server_aws),
+        "HUB_ACCOUNT_ID": ACCOUNT_ID,
         "IDEMPOTENCY_TABLE": "iamguard-idempotency-org",
         "SLACK_SECRET_ARN": secret,
         "SEVERITY_ROUTING": "critical=slack,high=slack",
@@ -178,22 +185,201 @@ def test_duplicate_delivery_is_handled_once_per_account(hub: Hub, slack: SlackRe
     assert len(posts_first) == len(posts_second) == 4  # the new user, its critical and high findings: once each
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the findings table keys users by name only (persistence.findings.resource_key: USER#<name>), so one "
-    "user name in two accounts shares one item; see docs/organizations.md, Known limitations",
-)
-def test_one_user_name_in_two_accounts_is_two_resources(hub: Hub, lambda_context: Any) -> None:
+def test_one_user_name_in_two_accounts_is_two_resources(hub: Hub, slack: SlackReceiver, lambda_context: Any) -> None:
     first, second = list(hub.members)[:2]
     admin_without_mfa(hub.members[first], "admin")
     admin_without_mfa(hub.members[second], "admin")
 
-    hub(create_user_event(first, "admin", "first-admin"), lambda_context)
+    here = hub(create_user_event(first, "admin", "first-admin"), lambda_context)
     elsewhere = hub(create_user_event(second, "admin", "second-admin"), lambda_context)
 
-    assert {f["transition"] for f in elsewhere["findings"] if f["status"] == "FAIL"} == {"opened"}
-    assert hub.store.findings_for_resource("user", "admin", first)[0].account_id == first
-    assert hub.store.findings_for_resource("user", "admin", second)[0].account_id == second
+    # Both are new users with findings of their own, opened (and announced) in each account
+    for result in (here, elsewhere):
+        assert {f["transition"] for f in result["findings"] if f["status"] == "FAIL"} == {"opened"}
+    for account in (first, second):
+        stored = hub.store.findings_for_resource("user", "admin", account)
+        assert stored and {f.account_id for f in stored} == {account}
+        assert {f.resource_arn for f in stored} == {f"arn:aws:iam::{account}:user/admin"}
+    for account, alias in [(first, hub.aliases[first]), (second, hub.aliases[second])]:
+        mine = [text for text in texts(slack) if account in text]
+        assert len(mine) == 4 and all(f"{account} ({alias})" in text for text in mine)
+    # and nothing was stored under the hub's own key for that name
+    assert hub.store.findings_for_resource("user", "admin", ACCOUNT_ID) == []
+
+
+def legacy_items(user_id: str, at: datetime) -> list[dict[str, Any]]:
+    """What a single-account deployment stored before users were keyed by account (the layout of that
+    version, written out by hand): the hub's admin with a transition nobody announced yet, its guardrail
+    record and login-profile facts, and a user deleted since."""
+    arn = f"arn:aws:iam::{ACCOUNT_ID}:user/admin"
+
+    def finding(user: str, check: str, severity: str, rank: int, pending: bool) -> dict[str, Any]:
+        item = {
+            "pk": f"USER#{user}",
+            "sk": f"CHECK#{check}",
+            "gsi1pk": f"CHECK#{check}",
+            "gsi1sk": f"FAIL#{user}",
+            "kind": "finding",
+            "check_id": check,
+            "severity": severity,
+            "status": "FAIL",
+            "resource_type": "user",
+            "resource_arn": arn.replace("/admin", f"/{user}"),
+            "resource_name": user,
+            "account_id": ACCOUNT_ID,
+            "detail": f"{user} fails {check}.",
+            "observed_at": iso(at),
+            "first_seen": iso(at),
+            "last_seen": iso(at),
+            "status_changed_at": iso(at),
+            "severity_rank": rank,
+            "last_transition": "opened",
+            "version": 1,
+        }
+        return {**item, "notify_pending": "1"} if pending else item
+
+    return [
+        finding("admin", "user_admin_without_mfa", "critical", 4, pending=True),
+        finding("gone", "user_console_mfa", "high", 3, pending=False),
+        {
+            "pk": "USER#admin",
+            "sk": "GUARDRAIL",
+            "gsi1pk": "GUARDRAIL",
+            "gsi1sk": "admin",
+            "kind": "guardrail",
+            "user_name": "admin",
+            "user_id": user_id,
+            "detached_by": "arn:aws:iam::123456789012:user/security-lead",
+            "detached_at": iso(at),
+            "decided_at": iso(at),
+        },
+        {
+            "pk": "LOGIN_PROFILES",
+            "sk": "USER#admin",
+            "kind": "login_profile",
+            "user_id": user_id,
+            "password_reset_required": False,
+            "profile_created": iso(at),
+            "observed_at": iso(at),
+            "expires_at": int((at + timedelta(days=1)).timestamp()),
+        },
+    ]
+
+
+def test_a_table_written_before_organization_mode_keeps_every_record_of_the_hubs_users(
+    hub: Hub, slack: SlackReceiver, lambda_context: Any
+) -> None:
+    # Given the hub's table as the single-account version left it, and a user named admin in the hub
+    # and in two members
+    admin_without_mfa(hub.aws, "admin")
+    user_id = hub.aws.iam().get_user(UserName="admin")["User"]["UserId"]
+    before = datetime.now(UTC) - timedelta(hours=2)
+    client = hub.store.client
+    for item in legacy_items(user_id, before):
+        client.put_item(TableName=hub.store.table, Item=to_ddb(item))
+    first, second = list(hub.members)[:2]
+    for account in (first, second):
+        admin_without_mfa(hub.members[account], "admin")
+
+    # When the members' admins are created, the hub's old records are not touched
+    for account in (first, second):
+        result = hub(create_user_event(account, "admin", f"{account}-admin"), lambda_context)
+        assert {f["transition"] for f in result["findings"] if f["status"] == "FAIL"} == {"opened"}
+    legacy = item_key("USER#admin", "CHECK#user_admin_without_mfa")
+    kept = client.get_item(TableName=hub.store.table, Key=legacy, ConsistentRead=True)["Item"]
+    assert kept["notify_pending"] == {"S": "1"} and kept["version"] == {"N": "1"}
+
+    # When an event about the hub's own admin comes: its stored finding is the one evaluated (no
+    # re-opening), and the announcement the old version left pending is delivered and claimed
+    own = hub(create_user_event(ACCOUNT_ID, "admin", "hub-admin"), lambda_context)
+    assert own["outcome"] == "evaluated"
+    critical = next(f for f in own["findings"] if f["check_id"] == "user_admin_without_mfa")
+    assert critical["status"] == "FAIL" and critical["transition"] != "opened"
+    stored = client.get_item(TableName=hub.store.table, Key=legacy, ConsistentRead=True)["Item"]
+    assert "notify_pending" not in stored and stored["first_seen"] == {"S": iso(before)}
+    assert [t for t in texts(slack) if ACCOUNT_ID in t and "admin" in t]
+    # still under its old key: nothing was copied under an account-qualified one
+    qualified = item_key(f"USER#{ACCOUNT_ID}#admin", "CHECK#user_admin_without_mfa")
+    assert "Item" not in client.get_item(TableName=hub.store.table, Key=qualified, ConsistentRead=True)
+    # its enforcement memory and login-profile facts are the hub's, and no member's
+    assert hub.store.guardrail_record("admin", ACCOUNT_ID) == GuardrailRecord(
+        "admin",
+        user_id,
+        account_id=ACCOUNT_ID,
+        detached_by="arn:aws:iam::123456789012:user/security-lead",
+        detached_at=datetime.fromisoformat(iso(before)),
+        decided_at=datetime.fromisoformat(iso(before)),
+    )
+    assert hub.store.guardrail_records(ACCOUNT_ID).keys() == {"admin"}
+    assert hub.store.guardrail_record("admin", first) is None and hub.store.guardrail_records(first) == {}
+    assert LoginProfileStore.of(hub.store, ACCOUNT_ID).recall()["admin"].user_id == user_id
+    assert "admin" not in LoginProfileStore.of(hub.store, first).recall()
+
+    # When the hub's account is audited: the gone user is resolved, admin stays open, and the
+    # members' findings are neither read nor resolved
+    audit = load_handler("audit_account", prefix="org_upgrade")
+    audited = audit.lambda_handler({"source": "aws.events"}, lambda_context)
+    assert audited["account_id"] == ACCOUNT_ID
+    gone = hub.store.findings_for_resource("user", "gone", ACCOUNT_ID)
+    assert [(f.status.value, f.detail) for f in gone] == [("PASS", "gone no longer exists; the finding is resolved.")]
+    [admin] = [
+        f for f in hub.store.findings_for_resource("user", "admin", ACCOUNT_ID) if f.check_id == critical["check_id"]
+    ]
+    assert admin.status.value == "FAIL" and admin.first_seen == datetime.fromisoformat(iso(before))
+    for account in (first, second):
+        theirs = hub.store.findings_for_resource("user", "admin", account)
+        assert theirs and all(f.status.value != "PASS" or "no longer exists" not in f.detail for f in theirs)
+
+    # And the API tells the three admins apart
+    server = serve_in_thread(hub.aws, hub.store.table, settings=Settings.from_env())
+    try:
+        mine = call(server.url, "/users/admin")
+        assert mine.status == 200 and mine.body["account_id"] == ACCOUNT_ID
+        assert mine.body["arn"] == f"arn:aws:iam::{ACCOUNT_ID}:user/admin"
+        theirs = call(server.url, f"/users/admin?account={first}")
+        assert theirs.status == 200 and theirs.body["account_id"] == first
+        assert {f["account_id"] for f in theirs.body["findings"]} == {first}
+        assert call(server.url, "/users/admin?account=999988887777").status == 404
+        assert call(server.url, "/users/admin?account=not-an-account").status == 400
+        listed = call(server.url, "/users?limit=100").body["users"]
+        assert sorted((u["name"], u["account_id"]) for u in listed if u["name"] == "admin") == sorted(
+            [("admin", ACCOUNT_ID), ("admin", first), ("admin", second)]
+        )
+        only = call(server.url, f"/users?account={second}").body["users"]
+        assert [(u["name"], u["account_id"]) for u in only] == [("admin", second)]
+        page = call(server.url, f"/findings?account={second}&check_id=user_admin_without_mfa").body["findings"]
+        assert [(f["resource_name"], f["account_id"]) for f in page] == [("admin", second)]
+    finally:
+        server.stop()
+
+
+def test_enforcement_keeps_one_guardrail_record_per_account_for_one_user_name(
+    hub: Hub, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an enforcing hub and two enforcing members, each with its guardrail and a console user "ops"
+    monkeypatch.setenv("MODE", "enforce")
+    handler = load_handler("on_iam_event", prefix="org_enforce_same_name")
+    accounts = [member_account(hub.aws, name)[0] for name in ("enforced-a", "enforced-b")]
+    admins = {account: MemberAccess(hub.aws, "OrganizationAccountAccessRole").context(account) for account in accounts}
+    user_ids = {}
+    for account, admin in admins.items():
+        admin.iam().create_policy(PolicyName="iamguard-member-mfa-guardrail", PolicyDocument=ADMIN_POLICY)
+        user_ids[account] = admin.iam().create_user(UserName="ops")["User"]["UserId"]
+        admin.iam().create_login_profile(UserName="ops", Password="Initial-Passw0rd!")
+
+    results = [handler.lambda_handler(create_user_event(a, "ops", f"{a}-ops"), lambda_context) for a in accounts]
+
+    # Then each member's ops got its own guardrail, and each account remembers its own
+    for account, result in zip(accounts, results, strict=True):
+        assert [(a["action"], a["performed"]) for a in result["actions"]] == [("attach_guardrail_policy", True)]
+        attached = admins[account].iam().list_attached_user_policies(UserName="ops")["AttachedPolicies"]
+        assert [p["PolicyArn"] for p in attached] == [f"arn:aws:iam::{account}:policy/iamguard-member-mfa-guardrail"]
+        record = hub.store.guardrail_record("ops", account)
+        assert record is not None and record.attached_at is not None
+        assert (record.account_id, record.user_id) == (account, user_ids[account])
+        assert hub.store.guardrail_records(account).keys() == {"ops"}
+    assert user_ids[accounts[0]] != user_ids[accounts[1]]
+    assert hub.store.guardrail_record("ops", ACCOUNT_ID) is None and hub.store.guardrail_records(ACCOUNT_ID) == {}
 
 
 def test_an_account_outside_the_organization_is_rejected_without_a_retry(

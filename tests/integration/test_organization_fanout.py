@@ -33,12 +33,13 @@ class Hub:
 @pytest.fixture
 def hub(server_aws: AwsContext, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hub]:
     org = build_organization(server_aws)
-    store = FindingsStore(server_aws.dynamodb(), TABLE)
+    store = FindingsStore(server_aws.dynamodb(), TABLE, home_account=HUB_ACCOUNT)
     ensure_findings_table(store)
     queue_url = server_aws.client("sqs").create_queue(QueueName="audit-queue")["QueueUrl"]
     # The functions' environment in organization mode; their clients reach moto over HTTP.
     monkeypatch.setenv("AWS_ENDPOINT_URL", str(server_aws.endpoint_url))
     monkeypatch.setenv("ORGANIZATION_ID", org.id)
+    monkeypatch.setenv("HUB_ACCOUNT_ID", HUB_ACCOUNT)
     monkeypatch.setenv("FINDINGS_TABLE", TABLE)
     monkeypatch.setenv("AUDIT_QUEUE_URL", queue_url)
     yield Hub(server_aws, org, store, queue_url)

@@ -57,7 +57,7 @@ def test_overlapping_runs_record_one_transition(store: FindingsStore) -> None:
 
 def test_conflicting_write_rereads_instead_of_double_counting(store: FindingsStore) -> None:
     store.record([finding(status=Status.PASS)])
-    stale_item = next(store.scan_findings())
+    stale_item = next(item for item, _ in store.finding_items())
     # Another writer opens the finding (and announces it) after we read it …
     announce(store, store.record([finding(at=NOW + timedelta(minutes=1))]))
     # … and our write, based on the stale read, must not record a second "opened".
@@ -97,7 +97,7 @@ def test_full_audit_resolves_findings_of_deleted_users(store: FindingsStore) -> 
 def test_a_transition_is_written_with_its_announcement_and_handed_back_until_claimed(store: FindingsStore) -> None:
     # Given a run that recorded an opened finding and died before announcing it
     [opened] = store.record([finding(), finding(user="ok", status=Status.PASS)])[:1]
-    [item] = [i for i in store.scan_findings() if i["resource_name"] == "bob"]
+    [item] = [i for i, _ in store.finding_items() if i["resource_name"] == "bob"]
     assert item["notify_pending"] == opened.announcement == str(item["version"])
     assert [c.finding.resource_name for c in store.pending_changes()] == ["bob"]
 
@@ -152,11 +152,11 @@ def test_a_claim_takes_an_announcement_once_and_not_a_replaced_one(store: Findin
 
 def test_a_write_that_read_before_a_claim_does_not_bring_the_announcement_back(store: FindingsStore) -> None:
     [opened] = store.record([finding()])
-    stale = next(store.scan_findings())  # a run read the item (announcement pending) …
+    stale = next(item for item, _ in store.finding_items())  # a run read the item (announcement pending) …
     announce(store, [opened])  # … another run announced it …
     change = store._write(finding(at=NOW + timedelta(hours=30)), stale)  # … then the first run writes
     assert change.transition is Transition.UNCHANGED and change.announcement is None
-    assert "notify_pending" not in next(store.scan_findings())
+    assert "notify_pending" not in next(item for item, _ in store.finding_items())
 
 
 def test_activity_is_recorded_once(store: FindingsStore) -> None:

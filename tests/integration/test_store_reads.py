@@ -1,4 +1,4 @@
-"""What the findings store asks DynamoDB for, by path: the event path by key, the full audit by scan."""
+"""What the findings store asks DynamoDB for, by path: the event path by key, the full audit by its account's index."""
 
 from __future__ import annotations
 
@@ -39,11 +39,11 @@ def test_the_event_path_reads_one_resource_by_key_and_never_scans(store: Finding
     assert statuses == {"bob": Status.PASS, "carol": Status.FAIL}
 
 
-def test_a_full_audit_scans_to_resolve_users_that_are_gone(store: FindingsStore) -> None:
+def test_a_full_audit_queries_its_accounts_index_to_resolve_users_that_are_gone(store: FindingsStore) -> None:
     store.record([finding(user="gone"), finding(user="stays")])
     seen = operations(store)
     changes = store.record([finding(user="stays", at=NOW + timedelta(hours=1))], full_audit_account="123456789012")
-    assert seen["Scan"] >= 1
+    assert seen["Scan"] == 0 and seen["Query"] >= 3, dict(seen)  # users, root, account: one Query each
     assert {(c.finding.resource_name, c.transition.value) for c in changes} >= {("gone", "resolved")}
 
 

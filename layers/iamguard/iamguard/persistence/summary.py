@@ -74,12 +74,16 @@ def tally(findings: Iterable[Finding]) -> Counter[str]:
         counts[f"findings_{finding.status.value}"] += 1
         if finding.failed:
             counts[f"failed_{finding.severity.value}"] += 1
-    users.sort(key=lambda f: f.resource_name)
-    for _, group in groupby(users, key=lambda f: f.resource_name):
+    users.sort(key=_user)
+    for _, group in groupby(users, key=_user):
         user = standing(group)
         if user is not None:
             counts[f"users_{user}"] += 1
     return counts
+
+
+def _user(finding: Finding) -> tuple[str, str]:
+    return finding.account_id, finding.resource_name  # one name in two accounts is two users
 
 
 def delta(before: Iterable[Finding], after: Iterable[Finding]) -> dict[str, int]:
