@@ -6,17 +6,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from iamguard.audit.fanout import AuditRequest
 from iamguard.aws import AwsContext
 from iamguard.persistence.findings import FindingsStore
+from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.settings import Settings
 from iamguard_cli.local.api_server import serve_in_thread
 from iamguard_cli.local.bootstrap import ensure_findings_table
 
 from tests.integration.api_support import call
-from tests.integration.organization_support import HUB_ACCOUNT, Organization, build_organization
+from tests.integration.organization_support import HUB_ACCOUNT, Organization, build_organization, member
 from tests.support.template import load_handler
 
 TABLE = "org-findings"
@@ -131,5 +134,47 @@ def test_each_queued_account_is_audited_on_its_own_and_accounts_answer(hub: Hub,
         # the hub's root and every audited member fail something; the one without the role is unknown
         assert status.body["accounts"] == {"total": 4, "compliant": 0, "non_compliant": 3, "unknown": 1}
         assert status.body["stale"] is False
+    finally:
+        server.stop()
+
+
+def test_member_audits_keep_one_users_records_and_login_profile_facts_per_account(
+    hub: Hub, lambda_context: Any
+) -> None:
+    # Given a console user "ops" that never signed in, in two members and in the hub
+    first, second = hub.org.with_role
+    ids = {}
+    for account, ctx in [(first, member(hub.aws, first)), (second, member(hub.aws, second)), (HUB_ACCOUNT, hub.aws)]:
+        ids[account] = ctx.iam().create_user(UserName="ops")["User"]["UserId"]
+        ctx.iam().create_login_profile(UserName="ops", Password="Initial-Passw0rd!")
+    audit = load_handler("audit_account", prefix="same_name")
+
+    # When each member's queued audit runs
+    for account in (first, second):
+        body = AuditRequest(account, account, datetime.now(UTC)).body()
+        record = {"messageId": account, "body": body, "eventSource": "aws:sqs"}
+        assert audit.lambda_handler({"Records": [record]}, lambda_context) == {"batchItemFailures": []}
+
+    # Then each account's ops has its own findings and its own login-profile facts (the audit's memory)
+    for account in (first, second):
+        stored = hub.store.findings_for_resource("user", "ops", account)
+        assert stored and {(f.account_id, f.resource_arn) for f in stored} == {
+            (account, f"arn:aws:iam::{account}:user/ops")
+        }
+        facts = LoginProfileStore.of(hub.store, account).recall()
+        assert facts["ops"].user_id == ids[account]
+    assert hub.store.findings_for_resource("user", "ops", HUB_ACCOUNT) == []
+    assert "ops" not in LoginProfileStore.of(hub.store, HUB_ACCOUNT).recall()
+
+    # and the organization's counts are the sum of the accounts' (two users named ops: two users)
+    server = serve_in_thread(hub.aws, TABLE, settings=Settings.from_env())
+    try:
+        accounts = call(server.url, "/accounts").body["accounts"]
+        status = call(server.url, "/status").body
+        assert status["users"]["total"] == sum(a["users"]["total"] for a in accounts) == 3  # ops, ops, admin-0
+        for key in ("findings", "failed_by_severity"):
+            assert status[key] == {k: sum(a[key][k] for a in accounts) for k in status[key]}
+        ops = call(server.url, f"/users/ops?account={second}").body
+        assert ops["account_id"] == second and ops["arn"] == f"arn:aws:iam::{second}:user/ops"
     finally:
         server.stop()

@@ -332,8 +332,7 @@ class FindingsStore:
                 TableName=self.table,
                 IndexName=ACCOUNT_INDEX,
                 **expression(
-                    key_condition=Key("account_id").eq(account_id)
-                    & Key("pk").begins_with(f"{resource_type.upper()}#"),
+                    key_condition=Key("account_id").eq(account_id) & Key("pk").begins_with(f"{resource_type.upper()}#"),
                     filter_condition=Attr("kind").eq("finding"),
                 ),
             )
@@ -813,7 +812,8 @@ class FindingsStore:
         return sum(page["Count"] for page in pages)
 
     def findings_for_resource(self, resource_type: str, name: str, account_id: str) -> list[Finding]:
-        return [item_to_finding(item) for item in self._resource_items(self.resource_key(resource_type, name, account_id))]
+        pk = self.resource_key(resource_type, name, account_id)
+        return [item_to_finding(item) for item in self._resource_items(pk)]
 
     def pending_changes(self) -> list[Change]:
         """Every announcement no run has claimed yet (a full scan: the digest's, not the event path's)."""
