@@ -294,7 +294,11 @@ def test_a_table_written_before_organization_mode_keeps_every_record_of_the_hubs
     own = hub(create_user_event(ACCOUNT_ID, "admin", "hub-admin"), lambda_context)
     assert own["outcome"] == "evaluated"
     critical = next(f for f in own["findings"] if f["check_id"] == "user_admin_without_mfa")
-    assert critical["status"] == "FAIL" and critical["transition"] != "opened"
+    assert critical["status"] == "FAIL"  # its transition: the one recorded two hours ago, announced now
+    # the guardrail record written before is the one enforcement decides on: detached by hand, withheld
+    [guardrail] = [a for a in own["actions"] if a["action"] == "attach_guardrail_policy"]
+    assert guardrail["withheld"] == "admin_detached"
+    assert guardrail["detached_by"] == "arn:aws:iam::123456789012:user/security-lead"
     stored = client.get_item(TableName=hub.store.table, Key=legacy, ConsistentRead=True)["Item"]
     assert "notify_pending" not in stored and stored["first_seen"] == {"S": iso(before)}
     assert [t for t in texts(slack) if ACCOUNT_ID in t and "admin" in t]

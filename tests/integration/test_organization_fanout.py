@@ -171,7 +171,7 @@ def test_member_audits_keep_one_users_records_and_login_profile_facts_per_accoun
     try:
         accounts = call(server.url, "/accounts").body["accounts"]
         status = call(server.url, "/status").body
-        assert status["users"]["total"] == sum(a["users"]["total"] for a in accounts) == 3  # ops, ops, admin-0
+        assert status["users"]["total"] == sum(a["users"]["total"] for a in accounts) == 4  # ops twice, admin-0, dev-1
         for key in ("findings", "failed_by_severity"):
             assert status[key] == {k: sum(a[key][k] for a in accounts) for k in status[key]}
         ops = call(server.url, f"/users/ops?account={second}").body
