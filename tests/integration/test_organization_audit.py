@@ -10,10 +10,11 @@ from botocore.stub import Stubber
 from iamguard.aws import AwsContext
 from iamguard.domain.organization import ROOT_CREDENTIALS_MANAGEMENT
 from iamguard.organization.accounts import active_accounts, list_accounts, organization_facts
+from iamguard.persistence.findings import FindingsStore
 from iamguard_cli.local import moto_ext
 from iamguard_cli.main import main
 
-from tests.integration.organization_support import AUDIT_ROLE, HUB_ACCOUNT, build_organization
+from tests.integration.organization_support import AUDIT_ROLE, HUB_ACCOUNT, build_organization, member
 
 
 def audit_json(server_aws: AwsContext, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, dict[str, Any]]:
@@ -179,3 +180,22 @@ def test_only_active_accounts_are_listed_on_moto(server_aws: AwsContext) -> None
     org = build_organization(server_aws, without_role=0)
     server_aws.client("organizations").close_account(AccountId=org.members[2])
     assert [a.id for a in active_accounts(server_aws)] == sorted([HUB_ACCOUNT, *org.members[:2]])
+
+
+def test_stored_organization_audit_keys_a_members_users_by_account_and_the_hubs_as_before(
+    server_aws: AwsContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a user "ops" in the hub and in the first member
+    org = build_organization(server_aws)
+    for ctx in (server_aws, member(server_aws, org.members[0])):
+        ctx.iam().create_user(UserName="ops")
+    # When the organization's audit is stored from the management account
+    code, _ = audit_json(server_aws, capsys, "--store", "--table", "org-cli-findings")
+    assert code == 3
+    # Then the hub's ops keeps the single-account key and the member's has its own
+    store = FindingsStore(server_aws.dynamodb(), "org-cli-findings", home_account=HUB_ACCOUNT)
+    for account in (HUB_ACCOUNT, org.members[0]):
+        stored = store.findings_for_resource("user", "ops", account)
+        assert stored and {f.resource_arn for f in stored} == {f"arn:aws:iam::{account}:user/ops"}
+    keys = {item["pk"] for item, _ in store.finding_items(resource_type="user")}
+    assert {"USER#ops", f"USER#{org.members[0]}#ops"} <= keys
