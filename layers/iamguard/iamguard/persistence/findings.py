@@ -356,7 +356,7 @@ class FindingsStore:
         guardrail record - and raises `NotNew` when the write is cancelled, instead of re-reading:
         what was decided on the assumption (enforcement's plan) must be decided again by the caller.
         """
-        return ResourceItems(resource_key(resource_type, resource_name, account_id), (), None, assumed=True)
+        return ResourceItems(self.resource_key(resource_type, resource_name, account_id), (), None, assumed=True)
 
     def record_resources(
         self,
