@@ -114,6 +114,7 @@ def hub_env(url: str, organization_id: str, table: str, queue_url: str) -> dict[
         LANGUAGE="en",
         FINDINGS_TABLE=table,
         ORGANIZATION_ID=organization_id,
+        HUB_ACCOUNT_ID=benchlib.ACCOUNT_ID,  # the hub is moto's default account
         AUDIT_QUEUE_URL=queue_url,
     )
     return env
