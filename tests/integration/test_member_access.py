@@ -105,6 +105,6 @@ def test_one_hub_context_shares_one_access_per_role() -> None:
 def test_two_account_directories_of_one_hub_share_the_credentials(aws: AwsContext) -> None:
     # the event function's router and its notifier each build an AccountDirectory from the one hub context
     account, _admin = member_account(aws, "shared")
-    organization = OrganizationSettings(organization_id="o-abcdefghij")
+    organization = OrganizationSettings(organization_id="o-abcdefghij", hub_account_id="123456789012")
     router, notifier = AccountDirectory(aws, organization), AccountDirectory(aws, organization)
     assert notifier.audit.context(account) is router.audit.context(account)
