@@ -454,6 +454,11 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
     # 10 -> 30 accounts: 4 s -> 9 s, 26,000 -> 78,000 items: said plainly, with the cause
     assert "went from 4.0 s to 9.0 s (x2.25) and read 26,000 → 78,000 DynamoDB items (x3.00)" in text
     assert "**Not independent of the number of accounts**" in text
+    # the items read say whether the work grows; moto's time is said apart from it
+    assert "**Independent of the number of accounts.**" in report.sweep_verdict(3, 30, (7.0, 8.0), (494, 521))
+    grown_time = report.sweep_verdict(3, 30, (7.6, 20.0), (494, 521))
+    assert "**The work is independent of the number of accounts**" in grown_time
+    assert "**The time on moto is not**" in grown_time and "Not independent" not in grown_time
     assert "(**stopped part way**)" in text
     # the model on the measured account (13 findings a user, 1,000 findings a page from the sweep's largest table)
     measured = org_model.measured_from(account, sweep)
