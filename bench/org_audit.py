@@ -261,6 +261,7 @@ def consumer_child(url: str, out: Path, go: Path, stop: Path) -> int:
         event = {"Records": [sqs_record(message, queue_arn)]}
         counter.start()
         started = time.perf_counter()
+        cpu_started = time.process_time()  # the function's own CPU: this process (moto runs in the server's)
         if profile:
             import cProfile
 
@@ -270,6 +271,7 @@ def consumer_child(url: str, out: Path, go: Path, stop: Path) -> int:
         else:
             answer = module.lambda_handler(event, context)
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
         calls, items = counter.stop()
         failed = bool(answer.get("batchItemFailures"))
         if not failed:
@@ -279,13 +281,26 @@ def consumer_child(url: str, out: Path, go: Path, stop: Path) -> int:
             {
                 "account_id": account_id,
                 "seconds": round(seconds, 4),
+                "cpu_seconds": round(cpu_seconds, 4),
                 "finished_at": time.time(),
                 "calls": calls,
                 "dynamodb_items_read": items,
                 "failed": failed,
             }
         )
-    out.write_text(json.dumps({"import_ms": import_ms, "invocations": invocations, "poller_calls": dict(poller)}))
+    import resource
+
+    max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    out.write_text(
+        json.dumps(
+            {
+                "import_ms": import_ms,
+                "invocations": invocations,
+                "poller_calls": dict(poller),
+                "max_rss_mb": round(max_rss_mb, 1),
+            }
+        )
+    )
     return 0
 
 
@@ -493,6 +508,10 @@ def run_round(
             },
             "consumer_import_ms": distribution([o["import_ms"] for o in outputs]),
             "account_seconds": distribution([inv["seconds"] for inv in audited]),
+            # The audit function's own CPU per account (client side: iamguard and botocore, not moto's server),
+            # and the largest consumer process's peak memory: what a Lambda instance would need.
+            "account_cpu_seconds": distribution([inv.get("cpu_seconds", 0.0) for inv in audited]),
+            "consumer_max_rss_mb": max((o.get("max_rss_mb", 0.0) for o in outputs), default=0.0),
             "new_account_seconds": distribution(
                 [inv["seconds"] for inv in audited if inv["account_id"] in new_accounts]
             ),

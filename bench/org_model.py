@@ -81,6 +81,9 @@ class Measured:
     findings_per_user: float  # stored findings per user (items a full read of one account returns / U)
     items_per_scan_page: float  # findings a 1 MB Scan page holds
     full_table_read: bool  # the measured code read the whole table in each account's audit
+    # The audit function's own CPU for one account (iamguard + botocore; None: not measured)
+    cpu_seconds_steady: float | None = None
+    cpu_seconds_first: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,11 @@ def planner_seconds(accounts: int, measured: Measured) -> float:
     (ListAccounts pages, SendMessageBatch calls; its reads stay as many)."""
     trips = math.ceil(accounts / LIST_ACCOUNTS_PAGE) + math.ceil(accounts / SEND_MESSAGE_BATCH) + measured.planner_reads
     return measured.planner_seconds + max(0, trips - measured.planner_calls) * measured.latency_seconds
+
+
+def lambda_cpu_seconds(cpu_seconds: float) -> float:
+    """CPU seconds measured on one full core, on a Lambda of LAMBDA_MEMORY_MB (a share of one vCPU)."""
+    return cpu_seconds * LAMBDA_MB_PER_VCPU / LAMBDA_MEMORY_MB
 
 
 def latency_floor(operations: dict[str, float], latency_seconds: float) -> float:
@@ -146,14 +154,21 @@ def model(scenario: Scenario, measured: Measured, round_: str = "steady", basis:
     """One scheduled round of `scenario` on AWS, from the measured per-account numbers.
 
     basis "measured": each account's audit takes what it took on moto with the latency (moto's CPU and
-    the machine's load included: an upper estimate); "floor": only its round trips (no CPU: a lower one).
+    the machine's load included: an upper estimate); "floor": only its round trips (no CPU: a lower one);
+    "lambda": the round trips plus the function's own measured CPU, stretched to the vCPU share of the
+    template's memory size (the estimate for AWS: DynamoDB and IAM do their own work, not moto's).
     """
     if round_ == "steady" and measured.account_seconds_steady is None:
         raise ValueError(f"no steady round of the {measured.users}-user account was measured")
     calls = measured.calls_steady if round_ == "steady" else measured.calls_first
-    if basis == "floor":
+    if basis in ("floor", "lambda"):
         operations = measured.operations_steady if round_ == "steady" else measured.operations_first
         base = latency_floor(operations, measured.latency_seconds)
+        if basis == "lambda":
+            cpu = measured.cpu_seconds_steady if round_ == "steady" else measured.cpu_seconds_first
+            if cpu is None:
+                raise ValueError(f"the function's CPU in the {round_} round was not measured")
+            base += lambda_cpu_seconds(cpu)
     else:
         steady_seconds = measured.account_seconds_steady
         base = steady_seconds if round_ == "steady" and steady_seconds is not None else measured.account_seconds_first
@@ -246,7 +261,14 @@ def measured_from(account: dict[str, Any], sweep: dict[str, Any] | None, delay_m
         findings_per_user=round(findings_per_user, 2),
         items_per_scan_page=round(per_page, 1) if per_page else 1.0,
         full_table_read=full_table,
+        cpu_seconds_steady=_cpu(steady),
+        cpu_seconds_first=_cpu(first),
     )
+
+
+def _cpu(round_: dict[str, Any] | None) -> float | None:
+    median = (round_ or {}).get("account_cpu_seconds", {}).get("median")
+    return float(median) if median is not None else None
 
 
 def load_measured(users: int, delay_ms: float = MODEL_DELAY_MS) -> Measured:
@@ -295,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no measured numbers to model: {exc} (run bench/org_audit.py)", file=sys.stderr)
         return 2
     print(f"measured ({args.delay_ms:g} ms per request): {json.dumps(asdict(measured))}")
-    for basis in ("measured", "floor"):
+    for basis in ("measured", "lambda", "floor"):
         for round_ in ("steady", "first"):
             try:
                 print(describe(model(Scenario(args.accounts, args.concurrency), measured, round_, basis)))

@@ -789,6 +789,7 @@ def org_account_section(data: dict[str, Any]) -> str:
                     + (" (**failed**)" if round_.get("failed_invocations") else ""),
                     _services(round_["handler_calls_per_account"]["by_service"]),
                     f"{round_['dynamodb_items_read_per_account'].get('median', 0):,.0f}",
+                    _cpu_and_memory(round_),
                     f"{round_['planner']['seconds']:.2f}",
                     f"{round_['load_avg_1m_before']}-{round_['load_avg_1m_after']}",
                 ]
@@ -805,6 +806,7 @@ def org_account_section(data: dict[str, Any]) -> str:
                     "account's audit s",
                     f"its calls: {' / '.join(label for _, label in ORG_SERVICES)}",
                     "DynamoDB items read",
+                    "the function's own CPU s / peak memory MB",
                     "planner s",
                     "load (1 min)",
                 ],
@@ -814,6 +816,14 @@ def org_account_section(data: dict[str, Any]) -> str:
             run_footer(data) + (" (**stopped part way**)" if not data.get("complete", True) else ""),
         ]
     )
+
+
+def _cpu_and_memory(round_: dict[str, Any]) -> str:
+    """The audit function's own CPU (its process: iamguard and botocore) and the instance's peak RSS."""
+    cpu = round_.get("account_cpu_seconds", {}).get("median")
+    if cpu is None:
+        return "not measured"
+    return f"{cpu:.1f} / {round_.get('consumer_max_rss_mb', 0):,.0f}"
 
 
 def org_model_section(account: dict[str, Any], sweep: dict[str, Any] | None) -> str:
@@ -830,7 +840,11 @@ def org_model_section(account: dict[str, Any], sweep: dict[str, Any] | None) -> 
             ("if each audit read only its own account's findings", replace(measured, full_table_read=False))
         )
     rows = []
-    bases = {"measured": "as measured on moto + latency", "floor": "round trips only"}
+    bases = {
+        "measured": "as measured on moto + latency",
+        "lambda": "Lambda estimate: round trips + the function's CPU at 512 MB",
+        "floor": "round trips only",
+    }
     for label, numbers in variants:
         for basis, basis_label in bases.items():
             for round_ in ("steady", "first"):
@@ -853,7 +867,10 @@ def org_model_section(account: dict[str, Any], sweep: dict[str, Any] | None) -> 
             f"{measured.items_per_scan_page:,.0f} findings per 1 MB Scan page. Per-account time *as measured*: the "
             "audit's time on this machine's moto with the latency (moto's CPU and the machine's load included: an "
             "upper estimate); *round trips only*: the calls it waits for one after another (writes 16 at a time, "
-            "per-user reads 8) at the latency, no CPU (a lower estimate). A function of the template's "
+            "per-user reads 8) at the latency, no CPU (a lower estimate); *Lambda estimate*: those round trips plus "
+            "the audit function's own CPU measured in its process (iamguard and botocore; moto's work is in the "
+            "server's process and is DynamoDB's and IAM's on AWS), stretched to the vCPU share of the template's "
+            "memory size. A function of the template's "
             f"{org_model.LAMBDA_MEMORY_MB} MB has {org_model.LAMBDA_MEMORY_MB / org_model.LAMBDA_MB_PER_VCPU:.2f} "
             "of a vCPU (Lambda Developer Guide, configuration-memory: 1,769 MB is one vCPU), so a first audit, "
             "which serializes and signs every finding's write, sits nearer the upper estimate.",
@@ -970,12 +987,19 @@ def organization_readme_line() -> str:
             scenario = org_model.Scenario(100, org_model_concurrency(sweep))
             upper = org_model.model(scenario, measured, round_)
             lower = org_model.model(scenario, measured, round_, "floor")
+            estimate = ""
+            if (measured.cpu_seconds_steady if round_ == "steady" else measured.cpu_seconds_first) is not None:
+                on_lambda = org_model.model(scenario, measured, round_, "lambda")
+                estimate = (
+                    f"; Lambda estimate (round trips + the function's CPU at 512 MB): "
+                    f"{on_lambda.total_seconds:,.0f} s ({'fits' if on_lambda.fits else 'does not fit'})"
+                )
             parts.append(
                 f"modelled 100 x {account['users']:,} users on AWS ({round_} round, this code): "
                 f"{lower.total_seconds:,.0f} s a round counting only round trips "
                 f"({'fits' if lower.fits else 'does not fit'} the 15-minute window) to "
-                f"{upper.total_seconds:,.0f} s with the per-account time measured here "
-                f"({'fits' if upper.fits else 'does not fit'})"
+                f"{upper.total_seconds:,.0f} s with the per-account time measured on moto here "
+                f"({'fits' if upper.fits else 'does not fit'}){estimate}"
             )
         except (ValueError, KeyError):
             pass

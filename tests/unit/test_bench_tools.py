@@ -334,6 +334,19 @@ def test_the_latency_floor_counts_the_round_trips_an_audit_waits_for_in_turn() -
     assert floor.basis == "floor" and floor.account_seconds == 48.78 and floor.fits
 
 
+def test_the_lambda_estimate_adds_the_functions_cpu_at_its_vcpu_share() -> None:
+    measured = _measured(cpu_seconds_steady=3.0, cpu_seconds_first=20.0)
+    # 512 MB is 512 / 1,769 of a vCPU: 3 CPU seconds take 3 x 1,769 / 512 = 10.37 s
+    assert org_model.lambda_cpu_seconds(3.0) == pytest.approx(10.365, abs=1e-3)
+    steady = org_model.model(org_model.Scenario(100, 10), measured, "steady", basis="lambda")
+    assert steady.account_seconds == round(0.12 + 3.0 * 1769 / 512, 2)
+    first = org_model.model(org_model.Scenario(100, 10), measured, "first", basis="lambda")
+    assert first.account_seconds == round(48.78 + 20.0 * 1769 / 512, 2) and first.within_lambda_timeout
+    # without a measured CPU there is no estimate, said rather than guessed
+    with pytest.raises(ValueError, match="CPU"):
+        org_model.model(org_model.Scenario(100, 10), _measured(), "steady", basis="lambda")
+
+
 def _round(label: str, accounts: int, seconds: float, items: float, **extra: Any) -> dict[str, Any]:
     return {
         "round": label,
