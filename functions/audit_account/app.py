@@ -28,7 +28,7 @@ AWS = AwsContext(region=os.environ.get("AWS_REGION", "us-east-1"))
 IAM = AWS.iam()  # one client for the container's life; each run counts its calls afresh
 STORE = FindingsStore.for_settings(AWS.dynamodb(), SETTINGS)
 LOGIN_PROFILES = LoginProfileStore(STORE.client, STORE.table)  # what earlier audits and events read
-EXCEPTIONS = ExemptionStore(STORE.client, STORE.table)  # the status API's exceptions (tags are read with the users)
+EXCEPTIONS = ExemptionStore.of(STORE)  # the status API's exceptions (tags are read with the users)
 # Slack (secret read lazily, cached), the SNS topic, Security Hub: whatever the stack configured.
 NOTIFY = build_dispatcher(SETTINGS, AWS, store=STORE, metrics=metrics, logger=logger)
 # Organization mode: the planner's queue delivers one member account per message.

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 from iamguard.checks import CATALOG, run_checks
-from iamguard.checks.exemptions import read_tags
+from iamguard.checks.exemptions import by_resource, read_tags
 from iamguard.domain.account import User
 from iamguard.domain.exemptions import Exemption
 from iamguard.domain.findings import Change, Finding, Status, Transition
@@ -17,10 +17,10 @@ from iamguard.domain.messages import Language
 from iamguard.enforcement.enforcer import ATTACH_GUARDRAIL, ATTACH_REQUIRED, plan
 from iamguard.notify import sns, teams
 from iamguard.notify.render import MessageBuilder
-from iamguard.persistence.exemptions import CachedExemptions, ExemptionStore
+from iamguard.persistence.exemptions import CachedExemptions, ExemptionStore, exemption_item, item_exemption
 from iamguard.settings import Settings
 
-from tests.factories import NOW, creds, finding, state, user
+from tests.factories import ACCOUNT, NOW, creds, finding, state, user
 
 TODAY = NOW.date()
 GUARDRAIL = "arn:aws:iam::123456789012:policy/iamguard-mfa-guardrail"
@@ -160,6 +160,47 @@ def test_the_longest_live_exception_wins() -> None:
     assert console.exempt_reason == "long"
 
 
+OTHER = "210987654321"
+
+
+def test_an_api_exception_holds_only_in_its_own_account() -> None:
+    def made(resource: str, account: str | None) -> Exemption:
+        check = "*" if resource == "account" else "user_console_mfa"
+        return Exemption(check_id=check, resource=resource, reason="r", expires=TODAY, source="api", account_id=account)
+
+    bare_root = replace(state().root, mfa_enabled=False)
+    audited = state(console_user(), root=bare_root)  # ACCOUNT's erin and root
+
+    def statuses(exemptions: list[Exemption]) -> tuple[Status, Status]:
+        found = {
+            (f.resource_name, f.check_id): f.status for f in run_checks(audited, SETTINGS, NOW, exemptions=exemptions)
+        }
+        return found[("erin", "user_console_mfa")], found[("root", "root_mfa_enabled")]
+
+    # Another account's exceptions for erin and for the account say nothing about this account's
+    assert statuses([made("erin", OTHER), made("account", OTHER)]) == (Status.FAIL, Status.FAIL)
+    assert statuses([made("erin", ACCOUNT), made("account", ACCOUNT)]) == (Status.EXEMPT, Status.EXEMPT)
+    # A single-account deployment's exception (no account) holds in its one account
+    assert statuses([made("erin", None), made("account", None)]) == (Status.EXEMPT, Status.EXEMPT)
+
+
+def test_the_home_accounts_exceptions_keep_their_old_key_and_another_accounts_are_qualified() -> None:
+    def stored(account: str | None, home: str | None) -> dict[str, Any]:
+        exemption = Exemption(
+            check_id="*", resource="admin", reason="r", expires=TODAY, source="api", account_id=account
+        )
+        return exemption_item(exemption, home)
+
+    assert stored(None, None)["sk"] == "*#admin" and "account_id" not in stored(None, None)
+    assert stored(ACCOUNT, None)["sk"] == "*#admin"  # a single-account table: one account, today's key
+    assert stored(ACCOUNT, ACCOUNT)["sk"] == "*#admin" and "account_id" not in stored(ACCOUNT, ACCOUNT)
+    assert stored(OTHER, ACCOUNT)["sk"] == f"{OTHER}#*#admin" and stored(OTHER, ACCOUNT)["account_id"] == OTHER
+    # An item of the old layout is the home account's; a qualified one keeps its account whatever the home
+    old = stored(None, None)
+    assert item_exemption(old, None).account_id is None and item_exemption(old, ACCOUNT).account_id == ACCOUNT
+    assert item_exemption(stored(OTHER, ACCOUNT), None).account_id == OTHER
+
+
 # -- enforcement respects live exceptions only ---------------------------------------------------
 def test_enforcement_spares_a_live_exception_and_not_an_expired_one() -> None:
     live = console_user(**{"iamguard:exempt": "true", "iamguard:exempt-until": TODAY.isoformat()})
@@ -172,6 +213,16 @@ def test_enforcement_spares_only_the_action_whose_check_is_excepted() -> None:
     api = {"erin": [Exemption(check_id="user_console_mfa", resource="erin", reason="r", expires=TODAY, source="api")]}
     steps = plan(console_user(), {}, SETTINGS, now=NOW, exemptions=api)
     assert [step.action for step in steps] == [ATTACH_REQUIRED]  # the guardrail is excepted, the policy is not
+
+
+def test_enforcement_is_given_only_the_exceptions_of_the_account_it_judges() -> None:
+    def exempt(account: str) -> list[Exemption]:
+        return [Exemption(check_id="*", resource="erin", reason="r", expires=TODAY, source="api", account_id=account)]
+
+    # What run_audit hands enforce_account and the event path hands Enforcer.enforce
+    assert plan(console_user(), {}, SETTINGS, now=NOW, exemptions=by_resource(exempt(ACCOUNT), ACCOUNT)) == []
+    judged = plan(console_user(), {}, SETTINGS, now=NOW, exemptions=by_resource(exempt(OTHER), ACCOUNT))
+    assert {step.action for step in judged} == {ATTACH_GUARDRAIL, ATTACH_REQUIRED}
 
 
 # -- announcing ------------------------------------------------------------------------------------

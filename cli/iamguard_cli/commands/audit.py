@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         # With --store, login-profile facts earlier runs (and the event path) kept are reused while they hold.
         memory = LoginProfileStore(store.client, store.table) if store is not None else None
         # With --store, the status API's exceptions apply too (tags and EXEMPT_USERS always do).
-        exemptions = ExemptionStore(store.client, store.table).all() if store is not None else []
+        exemptions = ExemptionStore.of(store).all() if store is not None else []
         result = run_audit(Inventory(ctx, login_profiles=memory), settings, exemptions=exemptions)
         if store is not None:
             changes = store_audit(result, store)

@@ -77,7 +77,7 @@ class ThreadAuditLauncher:
     def _run(self, run_id: str) -> None:
         try:
             memory = LoginProfileStore(self._store.client, self._store.table)
-            exemptions = ExemptionStore(self._store.client, self._store.table).all()
+            exemptions = ExemptionStore.of(self._store).all()
             result = run_audit(Inventory(self._aws, login_profiles=memory), self._settings, exemptions=exemptions)
             store_audit(result, self._store)
             log.info("local audit finished", extra={"run_id": run_id, "summary": result.summary()})

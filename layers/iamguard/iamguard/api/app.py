@@ -297,6 +297,10 @@ def create_app(service: ServiceProvider) -> APIGatewayRestResolver:
 
 CHECK_OR_ALL_PATTERN = r"^(\*|[a-z][a-z0-9_]{0,63})$"
 RESOURCE_DESCRIPTION = "An IAM user name, or account for the account's own (root and account-wide) checks."
+EXCEPTION_ACCOUNT_DESCRIPTION = (
+    "The account the exception holds in (12 digits); default: the deployment's own (the hub's in organization "
+    "mode). The same user name in another account is another user."
+)
 
 
 def _caller(app: APIGatewayRestResolver) -> str:
@@ -321,10 +325,15 @@ def _exception_routes(app: APIGatewayRestResolver, service: ServiceProvider) -> 
         "Exceptions by tag (iamguard:exempt*) are shown on the findings they cover (exempt_* fields).",
         operation_id="listExceptions",
         tags=["exceptions"],
-        responses={**_ok(ExceptionList, "The exceptions."), **_errors(500)},
+        responses={**_ok(ExceptionList, "The exceptions."), **_errors(400, 500)},
     )
-    def list_exceptions() -> ExceptionList:
-        return service().exemptions.list()
+    def list_exceptions(
+        account: Annotated[
+            str | None,
+            Query(pattern=ACCOUNT_ID_PATTERN, description="Only the exceptions that hold in this account (12 digits)."),
+        ] = None,
+    ) -> ExceptionList:
+        return service().exemptions.list(account)
 
     @app.put(
         "/exceptions/<check_id>/<resource>",
@@ -345,8 +354,11 @@ def _exception_routes(app: APIGatewayRestResolver, service: ServiceProvider) -> 
         check_id: Annotated[str, Path(pattern=CHECK_OR_ALL_PATTERN, description="A check id, or * for every check.")],
         resource: Annotated[str, Path(pattern=USER_NAME_PATTERN, description=RESOURCE_DESCRIPTION)],
         request: Annotated[ExceptionRequest, Body(embed=False)],
+        account: Annotated[
+            str | None, Query(pattern=ACCOUNT_ID_PATTERN, description=EXCEPTION_ACCOUNT_DESCRIPTION)
+        ] = None,
     ) -> Response[ExceptionRecord]:
-        record, created = service().exemptions.put(check_id, resource, request, _caller(app))
+        record, created = service().exemptions.put(check_id, resource, request, _caller(app), account)
         return Response(
             status_code=(HTTPStatus.CREATED if created else HTTPStatus.OK).value,
             content_type=content_types.APPLICATION_JSON,
@@ -364,8 +376,11 @@ def _exception_routes(app: APIGatewayRestResolver, service: ServiceProvider) -> 
     def delete_exception(
         check_id: Annotated[str, Path(pattern=CHECK_OR_ALL_PATTERN, description="A check id, or * for every check.")],
         resource: Annotated[str, Path(pattern=USER_NAME_PATTERN, description=RESOURCE_DESCRIPTION)],
+        account: Annotated[
+            str | None, Query(pattern=ACCOUNT_ID_PATTERN, description=EXCEPTION_ACCOUNT_DESCRIPTION)
+        ] = None,
     ) -> ExceptionRecord:
-        return service().exemptions.delete(check_id, resource)
+        return service().exemptions.delete(check_id, resource, account)
 
 
 def _domain_error(exc: ApiError) -> Response[Any]:

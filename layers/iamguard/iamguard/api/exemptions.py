@@ -4,6 +4,9 @@ An exception names a check of the catalog (or `*`) and a resource: a user's name
 for the account's own checks (root and account-wide). It always ends: `expires` is a day from
 today to today + EXCEPTION_MAX_DAYS (UTC). The next audit, or the next event about the user,
 applies it (and the first run after it ends reopens the finding: "exception expired").
+
+An exception holds in one account: `account` (12 digits), by default the deployment's own (the
+hub's in organization mode). The same user name in another member account is another user.
 """
 
 from __future__ import annotations
@@ -32,13 +35,17 @@ class ExemptionService:
         self.max_days = max_days
         self.clock = clock
 
-    def list(self) -> ExceptionList:
+    def list(self, account: str | None = None) -> ExceptionList:
+        """Every exception, or those that hold in `account`."""
         today = self.clock().astimezone(UTC).date()
-        ordered = sorted(self.store.all(), key=lambda e: (e.expires or today, e.check_id, e.resource))
+        wanted = [e for e in self.store.all() if account is None or e.holds_in(account)]
+        ordered = sorted(wanted, key=lambda e: (e.expires or today, e.check_id, e.resource, e.account_id or ""))
         return ExceptionList(exceptions=[_record(e, today) for e in ordered], max_days=self.max_days)
 
-    def put(self, check_id: str, resource: str, request: ExceptionRequest, caller: str) -> tuple[ExceptionRecord, bool]:
-        """Keep (or replace) the exception; the record and whether it is new."""
+    def put(
+        self, check_id: str, resource: str, request: ExceptionRequest, caller: str, account: str | None = None
+    ) -> tuple[ExceptionRecord, bool]:
+        """Keep (or replace) the exception of `account` (default: the home account); the record, and if it is new."""
         _validate_target(check_id, resource)
         owner, reason = request.owner.strip(), request.reason.strip()
         for name, value in (("owner", owner), ("reason", reason)):
@@ -63,15 +70,17 @@ class ExemptionService:
             source="api",
             created_at=now,
             created_by=caller,
+            account_id=self.store.account_of(account),
         )
         created = self.store.put(exemption)
         return _record(exemption, today), created
 
-    def delete(self, check_id: str, resource: str) -> ExceptionRecord:
+    def delete(self, check_id: str, resource: str, account: str | None = None) -> ExceptionRecord:
         _validate_target(check_id, resource)
-        removed = self.store.delete(check_id, resource)
+        removed = self.store.delete(check_id, resource, account)
         if removed is None:
-            raise ExceptionNotFound(f"No exception for check {check_id!r} and resource {resource!r}.")
+            where = f" in account {account}" if account else ""
+            raise ExceptionNotFound(f"No exception for check {check_id!r} and resource {resource!r}{where}.")
         return _record(removed, self.clock().astimezone(UTC).date())
 
 
@@ -95,4 +104,5 @@ def _record(exemption: Exemption, today: date) -> ExceptionRecord:
         live=exemption.live(today),
         created_at=exemption.created_at,
         created_by=exemption.created_by,
+        account_id=exemption.account_id,
     )

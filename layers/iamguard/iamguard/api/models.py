@@ -316,6 +316,11 @@ class ExceptionRecord(_Model):
     live: bool = Field(description="It holds today; false once its expires day has passed.")
     created_at: datetime | None = None
     created_by: str | None = Field(default=None, description="The caller's IAM identity (ARN) that made it.")
+    account_id: str | None = Field(
+        default=None,
+        description="The account it holds in (12 digits); null in a single-account deployment, whose one "
+        "account it holds in.",
+    )
 
 
 class ExceptionList(_Model):

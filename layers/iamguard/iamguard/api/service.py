@@ -355,7 +355,7 @@ class StatusService:
     @property
     def exemptions(self) -> ExemptionService:
         """The API's exceptions, in the same table (iamguard.api.exemptions)."""
-        store = ExemptionStore(self.store.client, self.store.table)
+        store = ExemptionStore.of(self.store)
         return ExemptionService(store, self.settings.exception_max_days, self.clock)
 
     # -- POST /audit ----------------------------------------------------------------------

@@ -28,6 +28,7 @@ from iamguard.domain.organization import MemberAccount, OrganizationFacts
 from iamguard.notify.dispatcher import Dispatcher
 from iamguard.organization.access import MemberAccessError, shared_access
 from iamguard.organization.accounts import active_accounts, organization_facts
+from iamguard.persistence.exemptions import ExemptionStore
 from iamguard.persistence.findings import FindingsStore
 from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.persistence.table import parse_time
@@ -151,6 +152,7 @@ class MemberAuditor:
                 self.facts(now),
                 hub_account=self._hub_account,
                 login_profiles=LoginProfileStore.of(self.store, account_id),
+                exemptions=ExemptionStore.of(self.store).all(),  # the API's; only this account's apply
             )
         except MemberAccessError as exc:
             return self._unreachable(account_id, exc.reason, now)

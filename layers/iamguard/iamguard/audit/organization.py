@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from iamguard.audit.run import AuditResult, run_audit
 from iamguard.aws import AwsContext, error_code, error_text
 from iamguard.domain.account import LoginProfileMemory
+from iamguard.domain.exemptions import Exemption
 from iamguard.domain.findings import Severity, Status
 from iamguard.domain.organization import MemberAccount, OrganizationFacts
 from iamguard.iam.inventory import Inventory
@@ -74,15 +75,18 @@ def audit_member(
     *,
     hub_account: str | None = None,
     login_profiles: LoginProfileMemory | None = None,
+    exemptions: Iterable[Exemption] = (),
 ) -> AuditResult:
     """One member account's audit, read through its member role (raises `MemberAccessError`).
 
     The hub's own account (`hub_account`; the StackSet does not deploy to the management account)
     is read with the hub's own credentials. `login_profiles`: what earlier runs kept of this
-    account's users' login profiles (the stored audit's; `LoginProfileStore.of`).
+    account's users' login profiles (the stored audit's; `LoginProfileStore.of`). `exemptions`: the
+    status API's exceptions (`ExemptionStore.all`); only those that hold in this account apply.
     """
     ctx = access.hub if account_id == hub_account else access.context(account_id)
-    return run_audit(Inventory(ctx, login_profiles=login_profiles), settings, organization=organization)
+    inventory = Inventory(ctx, login_profiles=login_profiles)
+    return run_audit(inventory, settings, organization=organization, exemptions=exemptions)
 
 
 def hub_account_of(hub: AwsContext) -> str:

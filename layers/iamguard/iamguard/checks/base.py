@@ -334,7 +334,7 @@ def run_checks(
     """Run the catalog (or `only` the named checks) over an account state, applying the API's `exemptions`."""
     now = now or state.read_at
     wanted = set(only) if only is not None else None
-    stored = exemption_sources.by_resource(exemptions)
+    stored = exemption_sources.by_resource(exemptions, state.account_id)
     account_exemptions = stored.get(ACCOUNT_RESOURCE, [])
     today = utc_day(now)
     findings: list[Finding] = []

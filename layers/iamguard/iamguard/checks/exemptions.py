@@ -114,8 +114,11 @@ def for_user(
     return Applicable(tuple(found), tags.problem)
 
 
-def by_resource(exemptions: Iterable[Exemption]) -> dict[str, list[Exemption]]:
+def by_resource(exemptions: Iterable[Exemption], account_id: str) -> dict[str, list[Exemption]]:
+    """The exemptions that hold in `account_id` (the account being judged), by resource."""
     grouped: dict[str, list[Exemption]] = {}
     for exemption in exemptions:
+        if not exemption.holds_in(account_id):
+            continue  # another account's exception: the same name there is another user
         grouped.setdefault(exemption.resource, []).append(exemption)
     return grouped

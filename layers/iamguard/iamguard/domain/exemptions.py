@@ -5,6 +5,10 @@ An exemption names a check (or `*`, every check) and a resource: a user's name, 
 user's tags, from the status API (stored in the findings table) or from the EXEMPT_USERS
 setting. It holds through its `expires` day (UTC) and no longer after it; tags and the
 setting may leave it open-ended, the API never does.
+
+An API exception holds in one account (`account_id`): in organization mode an exception for
+`admin` in one member account says nothing about `admin` in another. Tag exceptions live on the
+user in its own account; the EXEMPT_USERS setting is the deployment's and holds in every account.
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ class Exemption(BaseModel):
     expires: date | None = None  # the last day it holds (UTC); None: open-ended (tags and the setting only)
     created_at: datetime | None = None
     created_by: str | None = None
+    # The account it holds in; None: every account the deployment judges (the setting, a user's own
+    # tags, or an API exception of a single-account deployment, which judges one account).
+    account_id: str | None = None
+
+    def holds_in(self, account_id: str) -> bool:
+        return self.account_id is None or self.account_id == account_id
 
     def covers(self, check_id: str) -> bool:
         return self.check_id in (ALL_CHECKS, check_id)

@@ -1,9 +1,16 @@
 """The status API's exceptions, kept in the findings table (tags and the setting live elsewhere).
 
 Item layout:
-  exception  pk=EXCEPTIONS  sk=<check_id>#<resource>
+  exception  pk=EXCEPTIONS  sk=<check_id>#<resource>               (the home account's)
+             pk=EXCEPTIONS  sk=<account id>#<check_id>#<resource>  (any other account's)
              kind=exception, check_id, resource, owner, reason, expires (YYYY-MM-DD),
-             created_at, created_by, expires_at (TTL: 30 days after the exception ends)
+             created_at, created_by, expires_at (TTL: 30 days after the exception ends),
+             account_id (the other accounts' only)
+
+An exception holds in one account. The home account (every account of a single-account table,
+the hub's own in organization mode: `FindingsStore.home_account`) keeps the sort key exceptions
+always had, so a table written before organization mode reads as it is. Another account's sort
+key starts with its 12-digit id; a check id starts with a letter or is `*`, so the two never meet.
 
 All of them sit in one partition: they are few (people write them one by one), so every
 audit and every evaluated event reads them all with one Query. An expired exception stays
@@ -21,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Attr, Key
 
 from iamguard.domain.exemptions import Exemption
+from iamguard.persistence.findings import FindingsStore, is_home
 from iamguard.persistence.table import expression, from_ddb, iso, item_key, parse_time, read_items, to_ddb
 
 if TYPE_CHECKING:
@@ -30,17 +38,23 @@ PARTITION = "EXCEPTIONS"
 KEPT_AFTER_EXPIRY = timedelta(days=30)
 
 
-def _sort_key(check_id: str, resource: str) -> str:
-    return f"{check_id}#{resource}"
+def sort_key(check_id: str, resource: str, account_id: str | None, home_account: str | None) -> str:
+    """The exception's sort key: as it always was in the home account, prefixed by the account elsewhere."""
+    if account_id is None or is_home(account_id, home_account):
+        return f"{check_id}#{resource}"
+    return f"{account_id}#{check_id}#{resource}"
 
 
-def exemption_item(exemption: Exemption) -> dict[str, Any]:
+def exemption_item(exemption: Exemption, home_account: str | None = None) -> dict[str, Any]:
     if exemption.expires is None:
         raise ValueError("an exception stored through the API must have an end")
     purge = datetime.combine(exemption.expires, time.min, tzinfo=UTC) + KEPT_AFTER_EXPIRY
+    account = exemption.account_id
+    home = account is None or is_home(account, home_account)
     return {
         "pk": PARTITION,
-        "sk": _sort_key(exemption.check_id, exemption.resource),
+        "sk": sort_key(exemption.check_id, exemption.resource, account, home_account),
+        **({} if home else {"account_id": account}),
         "kind": "exception",
         "check_id": exemption.check_id,
         "resource": exemption.resource,
@@ -53,8 +67,10 @@ def exemption_item(exemption: Exemption) -> dict[str, Any]:
     }
 
 
-def item_exemption(item: Mapping[str, Any]) -> Exemption:
+def item_exemption(item: Mapping[str, Any], home_account: str | None = None) -> Exemption:
+    """The stored exception; one without `account_id` is the home account's (None: a single-account table's)."""
     return Exemption(
+        account_id=str(item["account_id"]) if item.get("account_id") else home_account,
         check_id=str(item["check_id"]),
         resource=str(item["resource"]),
         owner=item.get("owner"),
@@ -69,9 +85,19 @@ def item_exemption(item: Mapping[str, Any]) -> Exemption:
 class ExemptionStore:
     """The API's exceptions in the findings table, through one DynamoDB client."""
 
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str, home_account: str | None = None) -> None:
         self.client = client
         self.table = table_name
+        self.home_account = home_account  # as FindingsStore's: None, a single-account table
+
+    @classmethod
+    def of(cls, store: FindingsStore) -> ExemptionStore:
+        """The exceptions in the findings store's table, with its home account."""
+        return cls(store.client, store.table, store.home_account)
+
+    def account_of(self, account_id: str | None) -> str | None:
+        """The account an exception made for `account_id` (None: the home account) is stored as holding in."""
+        return account_id if account_id and not is_home(account_id, self.home_account) else self.home_account
 
     def all(self) -> list[Exemption]:
         """Every stored exception, live or recently expired (one Query; a page holds hundreds)."""
@@ -81,27 +107,27 @@ class ExemptionStore:
             **expression(key_condition=Key("pk").eq(PARTITION)),
             ConsistentRead=True,
         )
-        return [item_exemption(item) for item in items]
+        return [item_exemption(item, self.home_account) for item in items]
 
     def put(self, exemption: Exemption) -> bool:
         """Keep (or replace) an exception; True when it is new."""
         response = self.client.put_item(
-            TableName=self.table, Item=to_ddb(exemption_item(exemption)), ReturnValues="ALL_OLD"
+            TableName=self.table, Item=to_ddb(exemption_item(exemption, self.home_account)), ReturnValues="ALL_OLD"
         )
         return "Attributes" not in response
 
-    def delete(self, check_id: str, resource: str) -> Exemption | None:
-        """Remove an exception; the one removed, or None when there was none."""
+    def delete(self, check_id: str, resource: str, account_id: str | None = None) -> Exemption | None:
+        """Remove an exception of `account_id` (None: the home account's); the one removed, or None."""
         try:
             response = self.client.delete_item(
                 TableName=self.table,
-                Key=item_key(PARTITION, _sort_key(check_id, resource)),
+                Key=item_key(PARTITION, sort_key(check_id, resource, account_id, self.home_account)),
                 ReturnValues="ALL_OLD",
                 **expression(condition=Attr("pk").exists()),
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return None
-        return item_exemption(from_ddb(response["Attributes"]))
+        return item_exemption(from_ddb(response["Attributes"]), self.home_account)
 
 
 class CachedExemptions:

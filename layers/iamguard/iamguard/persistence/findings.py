@@ -7,7 +7,7 @@ Item layout (one table, see template.yaml):
   audit run   pk=AUDIT                   sk=LATEST | RUN#<iso time>   (RUN#: TTL expires_at; the trend)
                                          | ACCOUNT#<account id>          (each account's latest run)
   activity    pk=ACTIVITY#<yyyy-mm-dd>   sk=<iso time>#<kind>#<id>   (detections and enforcement actions, TTL)
-  exception   pk=EXCEPTIONS              sk=<check_id>#<resource>   (iamguard.persistence.exemptions)
+  exception   pk=EXCEPTIONS              sk=[<account id>#]<check_id>#<resource>   (iamguard.persistence.exemptions)
   guardrail   pk=<user key>              sk=GUARDRAIL          gsi1pk=GUARDRAIL[#<account id>] gsi1sk=<name>
               (what enforcement remembers about one user's MFA guardrail: who detached - or attached -
               it by hand and when, when iamguard attached it, the grace period's start, what people

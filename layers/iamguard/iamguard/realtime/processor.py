@@ -278,7 +278,7 @@ class EventProcessor:
         self.enforcer = Enforcer(self.iam, settings, memory=store, clock=self.clock, writer=enforce_iam)
         self.login_profiles = LoginProfileStore.of(store, account_id)
         # The status API's exceptions, re-read at most once a minute (tags come with the user's live read).
-        self.exemptions = CachedExemptions(ExemptionStore(store.client, store.table))
+        self.exemptions = CachedExemptions(ExemptionStore.of(store))
         self.failures = SignInFailures(
             store.client,
             store.table,
@@ -489,7 +489,7 @@ class EventProcessor:
                 event.detail.event_id,
                 now,
                 password_policy,
-                by_resource(exemptions()),
+                by_resource(exemptions(), self.account_id),
                 manual,
                 activity if single else None,
             )
