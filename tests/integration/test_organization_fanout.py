@@ -20,6 +20,8 @@ from iamguard_cli.local.bootstrap import ensure_findings_table
 
 from tests.integration.api_support import call
 from tests.integration.organization_support import HUB_ACCOUNT, Organization, build_organization, member
+from tests.integration.test_api_exceptions import body as exception_body
+from tests.integration.test_api_exceptions import send
 from tests.support.template import load_handler
 
 TABLE = "org-findings"
@@ -176,5 +178,63 @@ def test_member_audits_keep_one_users_records_and_login_profile_facts_per_accoun
             assert status[key] == {k: sum(a[key][k] for a in accounts) for k in status[key]}
         ops = call(server.url, f"/users/ops?account={second}").body
         assert ops["account_id"] == second and ops["arn"] == f"arn:aws:iam::{second}:user/ops"
+    finally:
+        server.stop()
+
+
+def test_an_api_exception_holds_only_in_the_member_account_it_was_made_for(hub: Hub, lambda_context: Any) -> None:
+    # Given a console administrator "boss" without MFA in two members
+    first, second = hub.org.with_role
+    for account in (first, second):
+        iam = member(hub.aws, account).iam()
+        iam.create_user(UserName="boss")
+        iam.create_login_profile(UserName="boss", Password="Initial-Passw0rd!")
+    audit = load_handler("audit_account", prefix="member_exceptions")
+    server = serve_in_thread(hub.aws, TABLE, settings=Settings.from_env())
+    try:
+        # When exceptions for boss and for the account are made over HTTP for the first member only
+        for path in ("/exceptions/*/boss", "/exceptions/*/account"):
+            made = send(server.url, f"{path}?account={first}", "PUT", exception_body())
+            assert made.status == 201 and made.body["account_id"] == first, made.text
+        for malformed in ("12345", "1234567890123", "12345678901a", "../" + first):
+            assert send(server.url, f"/exceptions/*/boss?account={malformed}", "PUT", exception_body()).status == 400
+        assert call(server.url, "/exceptions?account=123").status == 400
+        listed = call(server.url, "/exceptions").body["exceptions"]
+        assert sorted((e["resource"], e["account_id"]) for e in listed) == [("account", first), ("boss", first)]
+        assert call(server.url, f"/exceptions?account={second}").body["exceptions"] == []
+        assert len(call(server.url, f"/exceptions?account={first}").body["exceptions"]) == 2
+
+        # and each member's queued audit runs
+        for account in (first, second):
+            body = AuditRequest(account, account, datetime.now(UTC)).body()
+            record = {"messageId": account, "body": body, "eventSource": "aws:sqs"}
+            assert audit.lambda_handler({"Records": [record]}, lambda_context) == {"batchItemFailures": []}
+
+        # Then the first member's boss and account checks are exempt, and the second's fail (the organization
+        # checks, org_*, apply no exception at all: see docs/exceptions.md)
+        def statuses(account: str, kinds: set[str]) -> set[str]:
+            return {
+                f.status.value
+                for f in hub.store.findings()
+                if f.account_id == account
+                and f.resource_type in kinds
+                and (f.resource_type != "user" or f.resource_name == "boss")
+                and f.status.value != "PASS"
+                and not f.check_id.startswith("org_")
+            }
+
+        assert statuses(first, {"user"}) == {"EXEMPT"}
+        assert statuses(second, {"user"}) == {"FAIL"}
+        assert statuses(first, {"root", "account"}) == {"EXEMPT"}
+        assert "FAIL" in statuses(second, {"root", "account"}) and "EXEMPT" not in statuses(second, {"root", "account"})
+        boss = call(server.url, f"/users/boss?account={first}").body
+        assert {f["exempt_source"] for f in boss["findings"] if f["status"] == "EXEMPT"} == {"api"}
+
+        # and an exception is ended in its own account only
+        assert send(server.url, f"/exceptions/*/boss?account={second}", "DELETE", b"").status == 404
+        assert send(server.url, "/exceptions/*/boss", "DELETE", b"").status == 404  # the hub's: none
+        ended = send(server.url, f"/exceptions/*/boss?account={first}", "DELETE", b"")
+        assert ended.status == 200 and ended.body["account_id"] == first
+        assert [e["resource"] for e in call(server.url, "/exceptions").body["exceptions"]] == ["account"]
     finally:
         server.stop()
