@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 from botocore.client import BaseClient
 from iamguard.aws import AwsContext
+from iamguard.domain.exemptions import Exemption
 from iamguard.organization.access import MemberAccess
+from iamguard.persistence.exemptions import ExemptionStore
 from iamguard.persistence.findings import FindingsStore, GuardrailRecord
 from iamguard.persistence.login_profiles import LoginProfileStore
 from iamguard.persistence.table import iso, item_key, to_ddb
@@ -444,3 +446,86 @@ def test_an_enforcing_hub_attaches_the_members_guardrail_through_the_enforce_rol
     assert all(a["performed"] for a in done["actions"])
     assert members[monitored].iam().list_attached_user_policies(UserName="console-only")["AttachedPolicies"] == []
     assert watched["outcome"] == "evaluated" and not any(a["performed"] for a in watched["actions"])
+
+
+def member_event(name: str, account: str, event_id: str) -> dict[str, Any]:
+    """A sample event as member `account`'s EventBridge forwards it (its administrator alice made the call)."""
+    event = copy.deepcopy(load_event(name))
+    event["account"] = account
+    detail = event["detail"]
+    detail.update(recipientAccountId=account, eventID=event_id)
+    detail["userIdentity"].update(accountId=account, arn=f"arn:aws:iam::{account}:user/alice")
+    return event
+
+
+def api_exception(check_id: str, resource: str, account: str) -> Exemption:
+    today = datetime.now(UTC)
+    return Exemption(
+        check_id=check_id,
+        resource=resource,
+        owner="secops",
+        reason="made for one member only",
+        expires=today.date() + timedelta(days=30),
+        source="api",
+        created_at=today,
+        created_by="arn:aws:iam::123456789012:user/lead",
+        account_id=account,
+    )
+
+
+def test_a_members_event_applies_only_the_exceptions_of_its_own_account(hub: Hub, lambda_context: Any) -> None:
+    # Given an administrator "admin" without MFA in two members, and API exceptions for the first's admin
+    # and the first's account
+    first, second = list(hub.members)[:2]
+    for account in (first, second):
+        admin_without_mfa(hub.members[account], "admin")
+    exceptions = ExemptionStore.of(hub.store)
+    exceptions.put(api_exception("*", "admin", first))
+    exceptions.put(api_exception("password_policy", "account", first))
+
+    # When each member's CreateUser and DeleteAccountPasswordPolicy reach the hub
+    users = {a: hub(create_user_event(a, "admin", f"{a}-admin"), lambda_context) for a in (first, second)}
+    policies = {
+        a: hub(member_event("delete_account_password_policy.json", a, f"{a}-policy"), lambda_context)
+        for a in (first, second)
+    }
+
+    # Then the first's admin is exempt from every check it fails, and the second's admin fails them
+    def failing(result: dict[str, Any], status: str) -> set[str]:
+        return {f["check_id"] for f in result["findings"] if f["status"] == status}
+
+    assert {"user_admin_without_mfa", "user_console_mfa"} <= failing(users[first], "EXEMPT")
+    assert failing(users[first], "FAIL") == set()
+    assert {"user_admin_without_mfa", "user_console_mfa"} <= failing(users[second], "FAIL")
+    assert failing(users[second], "EXEMPT") == set()
+    stored = {f.check_id: f for f in hub.store.findings_for_resource("user", "admin", first)}
+    assert stored["user_console_mfa"].exempt_source == "api"
+    # and the first's missing password policy is exempt, the second's fails
+    assert "password_policy" in failing(policies[first], "EXEMPT"), policies[first]
+    assert "password_policy" in failing(policies[second], "FAIL"), policies[second]
+
+
+def test_an_enforcing_hub_spares_only_the_user_excepted_in_its_own_account(
+    hub: Hub, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an enforcing hub, two enforcing members each with a console user "ops" without MFA, and an
+    # exception from the MFA guardrail's check for the first member's ops only
+    monkeypatch.setenv("MODE", "enforce")
+    handler = load_handler("on_iam_event", prefix="org_enforce_exceptions")
+    accounts = [member_account(hub.aws, name)[0] for name in ("excepted-a", "excepted-b")]
+    admins = {account: MemberAccess(hub.aws, "OrganizationAccountAccessRole").context(account) for account in accounts}
+    for admin in admins.values():
+        admin.iam().create_policy(PolicyName="iamguard-member-mfa-guardrail", PolicyDocument=ADMIN_POLICY)
+        admin.iam().create_user(UserName="ops")
+        admin.iam().create_login_profile(UserName="ops", Password="Initial-Passw0rd!")
+    ExemptionStore.of(hub.store).put(api_exception("user_console_mfa", "ops", accounts[0]))
+
+    results = [handler.lambda_handler(create_user_event(a, "ops", f"{a}-ops"), lambda_context) for a in accounts]
+
+    # Then the first's ops keeps no guardrail, and the second's gets one
+    spared, enforced = accounts
+    assert results[0]["actions"] == []
+    assert admins[spared].iam().list_attached_user_policies(UserName="ops")["AttachedPolicies"] == []
+    assert [(a["action"], a["performed"]) for a in results[1]["actions"]] == [("attach_guardrail_policy", True)]
+    attached = admins[enforced].iam().list_attached_user_policies(UserName="ops")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [f"arn:aws:iam::{enforced}:policy/iamguard-member-mfa-guardrail"]
