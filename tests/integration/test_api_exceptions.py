@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from iamguard.api.app import create_app
 from iamguard.aws import AwsContext
+from iamguard.persistence.table import to_ddb
 from iamguard_cli.local.api_server import ApiServer, proxy_event, serve_in_thread
 from iamguard_cli.local.lambda_context import LambdaContext
 from iamguard_cli.local.server import MotoServer
@@ -83,6 +84,7 @@ def test_an_exception_is_made_applied_listed_and_ended_over_http(api: ApiServer,
         "live": True,
         "created_at": made.body["created_at"],
         "created_by": "unauthenticated caller at 127.0.0.1",  # the local server has no IAM; API Gateway's does
+        "account_id": None,  # a single-account deployment: it holds in its one account
     }
     replaced = send(api.url, CONSOLE, "PUT", body(days=10, reason="token shipped"))
     assert replaced.status == 200 and replaced.body["reason"] == "token shipped"
@@ -194,3 +196,49 @@ def test_created_by_is_the_callers_iam_identity(empty_api: ApiServer) -> None:
     answer = app.resolve(event, LambdaContext.for_function("status-api", "123456789012", timeout_seconds=30))
     assert answer["statusCode"] == 201, answer["body"]
     assert json.loads(answer["body"])["created_by"] == "arn:aws:iam::123456789012:user/lead"
+
+
+def test_an_exception_stored_before_accounts_existed_still_exempts(api: ApiServer, moto_server: MotoServer) -> None:
+    """An item of the earlier layout (today's sort key, no account) in a single-account table, written by hand."""
+    expires = (TODAY + timedelta(days=5)).isoformat()
+    item = {
+        "pk": "EXCEPTIONS",
+        "sk": "user_console_mfa#dave_new",
+        "kind": "exception",
+        "check_id": "user_console_mfa",
+        "resource": "dave_new",
+        "owner": "secops@example.com",
+        "reason": "written by an earlier version",
+        "expires": expires,
+        "created_at": "2026-11-01T00:00:00Z",
+        "created_by": "arn:aws:iam::123456789012:user/lead",
+        "expires_at": 1900000000,
+    }
+    api.service.store.client.put_item(TableName=TABLE, Item=to_ddb(item))
+
+    exempt = console_finding(audit(moto_server.url, TABLE))
+    assert (exempt["status"], exempt["exempt_reason"], exempt["exempt_until"]) == (
+        "EXEMPT",
+        "written by an earlier version",
+        expires,
+    )
+    [listed] = call(api.url, "/exceptions").body["exceptions"]
+    assert (listed["reason"], listed["account_id"]) == ("written by an earlier version", None)
+    # ?account= names the one account of a single-account deployment: the same item, replaced and ended
+    assert [e["reason"] for e in call(api.url, "/exceptions?account=123456789012").body["exceptions"]] == [
+        "written by an earlier version"
+    ]
+    replaced = send(api.url, CONSOLE + "?account=123456789012", "PUT", body(reason="renewed"))
+    assert replaced.status == 200 and replaced.body["account_id"] is None
+    assert send(api.url, CONSOLE + "?account=123456789012", "DELETE", b"").status == 200
+    assert call(api.url, "/exceptions").body["exceptions"] == []
+
+
+@pytest.mark.parametrize("account", ["12345678901", "1234567890123", "12345678901x", "%20123456789012"])
+def test_a_malformed_account_is_400(empty_api: ApiServer, account: str) -> None:
+    for method, payload in (("PUT", body()), ("DELETE", b"")):
+        reply = send(empty_api.url, f"{CONSOLE}?account={account}", method, payload)
+        assert reply.status == 400, reply.text
+        assert "query.account" in {d["location"] for d in reply.body["details"]}
+    assert call(empty_api.url, f"/exceptions?account={account}").status == 400
+    assert call(empty_api.url, "/exceptions").body["exceptions"] == []
