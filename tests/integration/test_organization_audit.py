@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from botocore.stub import Stubber
 from iamguard.aws import AwsContext
+from iamguard.domain.exemptions import Exemption
 from iamguard.domain.organization import ROOT_CREDENTIALS_MANAGEMENT
 from iamguard.organization.accounts import active_accounts, list_accounts, organization_facts
+from iamguard.persistence.exemptions import ExemptionStore
 from iamguard.persistence.findings import FindingsStore
 from iamguard_cli.local import moto_ext
+from iamguard_cli.local.bootstrap import ensure_findings_table
 from iamguard_cli.main import main
 
 from tests.integration.organization_support import AUDIT_ROLE, HUB_ACCOUNT, build_organization, member
@@ -199,3 +203,35 @@ def test_stored_organization_audit_keys_a_members_users_by_account_and_the_hubs_
         assert stored and {f.resource_arn for f in stored} == {f"arn:aws:iam::{account}:user/ops"}
     keys = {item["pk"] for item, _ in store.finding_items(resource_type="user")}
     assert {"USER#ops", f"USER#{org.members[0]}#ops"} <= keys
+
+
+def test_a_stored_organization_audit_applies_each_accounts_own_api_exceptions(
+    server_aws: AwsContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a user "ops" in the hub and in the first member, and an API exception for the member's ops only
+    org = build_organization(server_aws)
+    for ctx in (server_aws, member(server_aws, org.members[0])):
+        ctx.iam().create_user(UserName="ops")
+    store = FindingsStore(server_aws.dynamodb(), "org-cli-exceptions", home_account=HUB_ACCOUNT)
+    ensure_findings_table(store)
+    today = datetime.now(UTC)
+    ExemptionStore.of(store).put(
+        Exemption(
+            check_id="*",
+            resource="ops",
+            owner="secops",
+            reason="the member's ops only",
+            expires=today.date() + timedelta(days=3),
+            source="api",
+            created_at=today,
+            account_id=org.members[0],
+        )
+    )
+    # When the organization's audit is stored
+    audit_json(server_aws, capsys, "--store", "--table", "org-cli-exceptions")
+    # Then the member's ops is exempt from what it fails, and the hub's ops (same name) fails it
+    statuses = {
+        account: {f.status.value for f in store.findings_for_resource("user", "ops", account)} - {"PASS"}
+        for account in (HUB_ACCOUNT, org.members[0])
+    }
+    assert statuses == {HUB_ACCOUNT: {"FAIL"}, org.members[0]: {"EXEMPT"}}

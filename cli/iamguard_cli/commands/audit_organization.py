@@ -12,6 +12,7 @@ from iamguard.audit.organization import OrganizationAuditResult, audit_organizat
 from iamguard.audit.report import write_csv, write_organization_json, write_organization_table
 from iamguard.audit.run import AuditResult
 from iamguard.domain.findings import Finding, Status, at_or_above
+from iamguard.persistence.exemptions import ExemptionStore
 from iamguard.persistence.findings import FindingsStore
 from iamguard.settings import Settings
 
@@ -56,9 +57,7 @@ def run_organization(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"not an IAM role name: {args.role_name!r}", exit_code=2)
     ctx = aws_context(args)
     with aws_errors(args.endpoint_url):
-        result = audit_organization(
-            ctx, settings, role_name=args.role_name, only=args.accounts, concurrency=args.concurrency
-        )
+        store: FindingsStore | None = None
         if args.store:
             # The hub's own users keep the single-account keys (FindingsStore.home_account).
             store = FindingsStore(
@@ -66,6 +65,16 @@ def run_organization(args: argparse.Namespace, settings: Settings) -> int:
             )
             if is_local_endpoint(args.endpoint_url):
                 ensure_findings_table(store)
+        result = audit_organization(
+            ctx,
+            settings,
+            role_name=args.role_name,
+            only=args.accounts,
+            concurrency=args.concurrency,
+            # With --store, the status API's exceptions apply too, each in its own account.
+            exemptions=ExemptionStore.of(store).all() if store is not None else (),
+        )
+        if store is not None:
             for audit in result.audits:
                 store_member_outcome(store, audit)
             for account_id, reason in result.errors.items():

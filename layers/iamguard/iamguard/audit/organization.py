@@ -117,8 +117,11 @@ def audit_organization(
     role_name: str | None = None,
     only: Iterable[str] | None = None,
     concurrency: int = 8,
+    exemptions: Iterable[Exemption] = (),
 ) -> OrganizationAuditResult:
-    """Audit every ACTIVE account (or `only` these), `concurrency` at a time, from the hub's credentials."""
+    """Audit every ACTIVE account (or `only` these), `concurrency` at a time, from the hub's credentials.
+
+    `exemptions`: the status API's exceptions (a stored audit's); each account applies its own only."""
     started = datetime.now(UTC)
     organization_id = organization_id_of(hub, settings)
     wanted = sorted(set(only)) if only is not None else None
@@ -134,10 +137,11 @@ def audit_organization(
     )
     access = MemberAccess(hub, role_name or settings.organization.member_audit_role_name)
     hub_account = hub_account_of(hub)
+    stored = list(exemptions)
 
     def one(account: MemberAccount) -> AuditResult | str:
         try:
-            return audit_member(access, account.id, settings, facts, hub_account=hub_account)
+            return audit_member(access, account.id, settings, facts, hub_account=hub_account, exemptions=stored)
         except (MemberAccessError, ClientError, BotoCoreError) as exc:
             return failure_reason(exc)
 
