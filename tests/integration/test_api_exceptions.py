@@ -234,7 +234,9 @@ def test_an_exception_stored_before_accounts_existed_still_exempts(api: ApiServe
     assert call(api.url, "/exceptions").body["exceptions"] == []
 
 
-@pytest.mark.parametrize("account", ["12345678901", "1234567890123", "12345678901x", "%20123456789012"])
+@pytest.mark.parametrize(
+    "account", ["12345678901", "1234567890123", "12345678901x", "%20123456789012", "123456789012%0A"]
+)
 def test_a_malformed_account_is_400(empty_api: ApiServer, account: str) -> None:
     for method, payload in (("PUT", body()), ("DELETE", b"")):
         reply = send(empty_api.url, f"{CONSOLE}?account={account}", method, payload)
