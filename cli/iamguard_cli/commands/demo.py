@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from iamguard_cli.commands.common import EXIT_OK, EXIT_RUNTIME_ERROR
 from iamguard_cli.commands.local import check_ports, language_from_env, start_runtime
@@ -94,17 +94,22 @@ def run(args: argparse.Namespace) -> int:
             )
             + "\n"
         )
-        result = Demo(runtime, out, language=args.language).run()
-        if args.keep_running:
-            out.write("\n" + runtime.banner() + text["keep_running"] + "\n")
-            out.flush()
-            runtime.terminal.stream = out
-            threading.Event().wait()
+        ok = Demo(runtime, out, language=args.language).run().ok
+        return _after_walkthrough(ok, runtime, args, out, text["keep_running"])
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
         runtime.stop()
-    return EXIT_OK if result.ok else EXIT_RUNTIME_ERROR
+
+
+def _after_walkthrough(ok: bool, runtime: Any, args: argparse.Namespace, out: TextIO, keep_running: str) -> int:
+    """Both walkthroughs end alike: with --keep-running, hand the terminal to the runtime until Ctrl-C."""
+    if args.keep_running:
+        out.write("\n" + runtime.banner() + keep_running + "\n")
+        out.flush()
+        runtime.terminal.stream = out
+        threading.Event().wait()
+    return EXIT_OK if ok else EXIT_RUNTIME_ERROR
 
 
 def run_organization(args: argparse.Namespace) -> int:
@@ -148,14 +153,9 @@ def run_organization(args: argparse.Namespace) -> int:
             )
             + "\n"
         )
-        result = OrganizationDemo(runtime, out, language=args.language).run()
-        if args.keep_running:
-            out.write("\n" + runtime.banner() + text["keep_running"] + "\n")
-            out.flush()
-            runtime.terminal.stream = out
-            threading.Event().wait()
+        ok = OrganizationDemo(runtime, out, language=args.language).run().ok
+        return _after_walkthrough(ok, runtime, args, out, text["keep_running"])
     except KeyboardInterrupt:
         return EXIT_OK
     finally:
         runtime.stop()
-    return EXIT_OK if result.ok else EXIT_RUNTIME_ERROR
