@@ -14,6 +14,7 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from iamguard.settings import Settings
 from iamguard_cli.local.server import MotoServer
 
 from tests.integration.test_cli_audit import iamguard
+from tests.support.clock import wait_for_the_next_whole_second
 
 RESET_CHECK = "user_password_reset_possible"
 
@@ -112,9 +114,11 @@ def faulty() -> Iterator[tuple[MotoServer, IamFaults]]:
     with MotoServer(wrap=faults.wrap) as server:
         server.reset()  # moto's backends are shared in the process: start from an empty account
         iam = AwsContext(endpoint_url=server.url).iam()
+        created = datetime.now(UTC)
         for name in NEW_USERS:
             iam.create_user(UserName=name)
             iam.create_login_profile(UserName=name, Password="Initial-Password-1!", PasswordResetRequired=True)
+        wait_for_the_next_whole_second(created)  # moto's password_last_changed is the creation's second
         yield server, faults
 
 
@@ -188,7 +192,7 @@ def test_a_stored_audit_reuses_what_the_last_one_read(faulty: tuple[MotoServer, 
 def test_facts_are_kept_per_user_and_an_older_observation_never_replaces_a_newer(
     aws: AwsContext, store: FindingsStore
 ) -> None:
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     from iamguard.domain.account import LoginProfileFacts
 
@@ -275,8 +279,6 @@ def test_a_hand_edited_fact_is_read_live_not_trusted(aws: AwsContext, store: Fin
 
 
 def test_an_unusable_table_costs_the_saving_not_the_audit(aws: AwsContext) -> None:
-    from datetime import UTC, datetime
-
     from iamguard.domain.account import LoginProfileFacts
 
     # (a handler on the module's own logger: a Powertools logger above it may not propagate to pytest's)

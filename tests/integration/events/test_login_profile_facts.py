@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 from iamguard.aws import AwsContext
@@ -11,6 +12,7 @@ from iamguard.persistence.login_profiles import LoginProfileStore
 
 from tests.conftest import ACCOUNT_ID
 from tests.integration.events.support import BotFactory, sample
+from tests.support.clock import wait_for_the_next_whole_second
 
 RESET_CHECK = "user_password_reset_possible"
 
@@ -40,7 +42,9 @@ def test_update_and_delete_events_refresh_what_the_audit_reuses(aws: AwsContext,
     }
 
     # When an administrator lifts nina's reset requirement and removes omar's password, and the events arrive
+    changed_at = datetime.now(UTC)
     iam.update_login_profile(UserName="nina", Password="Handed-Over-Password-2!", PasswordResetRequired=False)
+    wait_for_the_next_whole_second(changed_at)
     bot(login_profile_event("UpdateLoginProfile", "nina", passwordResetRequired=False))
     iam.delete_login_profile(UserName="omar")
     bot(login_profile_event("DeleteLoginProfile", "omar"))
