@@ -82,6 +82,15 @@ Organization mode (the hub and its member accounts):
   `organization_features` holds (none until a test or the local runtime sets them;
   OrganizationNotFound outside an organization).
 
+Login profiles: moto dates a user's password by the user's creation, everywhere: the
+credential report's password_last_changed (even for a user with no password, where AWS
+says N/A) and LoginProfile.CreateDate. AWS dates them by the password: CreateLoginProfile
+sets both, UpdateLoginProfile with a Password moves password_last_changed only (the
+profile keeps its CreateDate; a flag-only update moves nothing), and DeleteLoginProfile
+ends both. So a user made long ago who gets a console password today was, on moto,
+"given a console password N days ago and never signed in". This module dates them as
+AWS does (`LoginProfileDates` on moto's user).
+
 The state lives in the moto process (in-process mock or a server started from
 Python); it mirrors what AWS itself would hold for the root user.
 """
@@ -315,6 +324,84 @@ def install() -> None:
     models.IAMBackend.delete_virtual_mfa_device = delete_virtual_mfa_device  # type: ignore[method-assign]
     responses.IamResponse.create_login_profile = create_login_profile  # type: ignore[method-assign]
     responses.IamResponse.get_credential_report = get_credential_report_response  # type: ignore[method-assign]
+    _install_login_profile_dates(models, responses.IamResponse)  # wraps create_login_profile's flag fix above
+
+
+@dataclass
+class LoginProfileDates:
+    """When a user's login profile was created and its password last set (AWS's two dates)."""
+
+    created: datetime
+    password_set: datetime
+
+
+def login_profile_dates(user: Any) -> LoginProfileDates | None:
+    """The dates this module keeps on a moto user; None without a login profile (or one moto made unseen)."""
+    dates = getattr(user, "iamguard_login_profile", None)
+    return dates if user.password and isinstance(dates, LoginProfileDates) else None
+
+
+def _install_login_profile_dates(models: Any, response_class: Any) -> None:
+    """Date passwords by the login profile, not by the user (see the module's docstring)."""
+    from moto.core.responses import ActionResult
+
+    original_create = models.IAMBackend.create_login_profile
+    original_update = models.IAMBackend.update_login_profile
+    original_delete = models.IAMBackend.delete_login_profile
+    original_row = models.User.to_csv
+    original_get = response_class.get_login_profile
+    original_create_response = response_class.create_login_profile
+
+    def create_login_profile(self: Any, user_name: str, password: str) -> Any:
+        user = original_create(self, user_name, password)
+        now = datetime.now(UTC)
+        user.iamguard_login_profile = LoginProfileDates(created=now, password_set=now)
+        return user
+
+    def update_login_profile(self: Any, user_name: str, password: str | None, password_reset_required: Any) -> Any:
+        user = self.get_user(user_name)
+        kept_password, kept_reset = user.password, user.password_reset_required
+        result = original_update(self, user_name, password, password_reset_required)
+        # moto sets whatever the call carried; AWS changes only what it names
+        if password is None:
+            user.password = kept_password  # a flag-only update keeps the password (moto deleted the profile)
+        if password_reset_required is None:
+            user.password_reset_required = kept_reset
+        dates = login_profile_dates(user)
+        if password is not None and dates is not None:
+            dates.password_set = datetime.now(UTC)
+        return result
+
+    def delete_login_profile(self: Any, user_name: str) -> None:
+        original_delete(self, user_name)
+        self.get_user(user_name).iamguard_login_profile = None
+
+    def to_csv(self: Any) -> str:
+        row: str = original_row(self)
+        fields = row.split(",")
+        dates = login_profile_dates(self)  # field 5 is password_last_changed
+        fields[5] = dates.password_set.strftime("%Y-%m-%dT%H:%M:%S+00:00") if dates else "N/A"
+        return ",".join(fields)
+
+    def with_profile_created(self: Any, result: Any) -> Any:
+        dates = login_profile_dates(self.backend.get_user(self._get_param("UserName")))
+        if dates is None:
+            return result
+        body: dict[str, Any] = dict(result.result)
+        return ActionResult({**body, "LoginProfile": {**body["LoginProfile"], "CreateDate": dates.created}})
+
+    def get_login_profile(self: Any) -> Any:
+        return with_profile_created(self, original_get(self))
+
+    def create_login_profile_response(self: Any) -> Any:
+        return with_profile_created(self, original_create_response(self))
+
+    models.IAMBackend.create_login_profile = create_login_profile
+    models.IAMBackend.update_login_profile = update_login_profile
+    models.IAMBackend.delete_login_profile = delete_login_profile
+    models.User.to_csv = to_csv
+    response_class.get_login_profile = get_login_profile
+    response_class.create_login_profile = create_login_profile_response
 
 
 def _install_user_boundaries(models: Any, response_class: Any) -> None:
