@@ -1092,31 +1092,55 @@ def results_md() -> str:
     return "\n".join(out) + "\n"
 
 
+def _load_of(network: dict[str, Any]) -> float:
+    """The busier end of a run's 1-minute load (unknown: treated as busy)."""
+    loads = [network.get("load_avg_1m_before"), network.get("load_avg_1m_after")]
+    known = [float(value) for value in loads if isinstance(value, int | float)]
+    return max(known) if len(known) == len(loads) else float("inf")
+
+
+def quietest_runs(results: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """One run per (users, shape, network): the one taken on the quietest machine (the newest of equals).
+
+    Wall-clock ratios are distorted by load (the peers and the server share the CPUs), so the
+    README shows the least distorted run of each kind; RESULTS.md keeps every run.
+    """
+    kinds: dict[tuple[int, str, float], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for result in results:
+        for network in result["networks"]:
+            kinds.setdefault((result["users"], result["shape"], float(network["delay_ms"])), []).append(
+                (result, network)
+            )
+    best = {
+        kind: max(runs, key=lambda run: (-_load_of(run[1]), run[1].get("started_at", "")))
+        for kind, runs in kinds.items()
+    }
+    return [best[kind] for kind in sorted(best, key=lambda k: (k[0], SHAPE_ORDER.index(k[1]), k[2]))]
+
+
 def readme_table() -> str:
     """The README's performance table: each shape and network model at the target size, and 10,000 users."""
     results = audit_results()
+    shown = quietest_runs(results)
     rows = []
-    for result in results:
-        for network in result["networks"]:
-            cli = network["iamguard_cli"]
-            peers = network.get("peers", {})
-            cells = []
-            for name, _ in PEERS:
-                peer = peers.get(name)
-                cells.append(
-                    _peer_cell(peer) + (f", {peer['api_calls']:,} calls" if peer and "api_calls" in peer else "")
-                )
-            rows.append(
-                [
-                    f"{result['users']:,}",
-                    result["shape"],
-                    network["network"],
-                    f"{cli['wall_seconds_median']:.2f} s, {cli['api_calls']:,} calls",
-                    *cells,
-                    f"{network.get('load_avg_1m_before', '?')}-{network.get('load_avg_1m_after', '?')}"
-                    f" on {result['machine'].get('nproc', '?')} CPUs",
-                ]
-            )
+    for result, network in shown:
+        cli = network["iamguard_cli"]
+        peers = network.get("peers", {})
+        cells = []
+        for name, _ in PEERS:
+            peer = peers.get(name)
+            cells.append(_peer_cell(peer) + (f", {peer['api_calls']:,} calls" if peer and "api_calls" in peer else ""))
+        rows.append(
+            [
+                f"{result['users']:,}",
+                result["shape"],
+                network["network"],
+                f"{cli['wall_seconds_median']:.2f} s, {cli['api_calls']:,} calls",
+                *cells,
+                f"{network.get('load_avg_1m_before', '?')}-{network.get('load_avg_1m_after', '?')}"
+                f" on {result['machine'].get('nproc', '?')} CPUs",
+            ]
+        )
     if not rows:
         return "No recorded run yet: `make bench`."
     seen = {(r["shape"], n["delay_ms"]) for r in results if r["users"] == TARGET_USERS for n in r["networks"]}
@@ -1131,8 +1155,15 @@ def readme_table() -> str:
         if missing
         else ""
     )
-    dates = sorted({r["machine"]["date"][:10] for r in results})
-    commits = sorted({str(r["machine"].get("git_commit")) for r in results})
+    shown_results = list({id(result): result for result, _ in shown}.values())
+    dates = sorted({r["machine"]["date"][:10] for r in shown_results})
+    commits = sorted({str(r["machine"].get("git_commit")) for r in shown_results})
+    runs = sum(len(r["networks"]) for r in results)
+    others = (
+        f"Each row is the run of its kind taken on the quietest machine; RESULTS.md has all {runs} runs. "
+        if runs > len(shown)
+        else ""
+    )
     return "\n".join(
         [
             table(
@@ -1148,7 +1179,9 @@ def readme_table() -> str:
                 rows,
             ),
             "",
-            gap + f"Recorded {', '.join(dates)} at commit {', '.join(f'`{c}`' for c in commits)}; machine, load and "
+            gap
+            + others
+            + f"Recorded {', '.join(dates)} at commit {', '.join(f'`{c}`' for c in commits)}; machine, load and "
             "commands in [bench/RESULTS.md](bench/RESULTS.md).",
             *(["", line] if (line := organization_readme_line()) else []),
         ]

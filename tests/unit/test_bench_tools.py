@@ -175,6 +175,41 @@ def test_results_md_and_readme_table_are_generated_from_the_raw_results(
     )
 
 
+def test_the_readme_shows_each_kind_of_run_once_the_quietest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchlib
+
+    def result(name: str, commit: str, load: float, iamguard: float) -> None:
+        network = _network(0, iamguard, 60.0, 40.0)
+        network["load_avg_1m_before"] = network["load_avg_1m_after"] = load
+        data = {
+            "benchmark": "audit_users",
+            "users": 2000,
+            "shape": "never-signed-in",
+            "command": ".venv/bin/python bench/audit_users.py --users 2000",
+            "machine": {"date": "2026-11-30T01:00:00+00:00", "git_commit": commit, "nproc": 2},
+            "account": seeding.describe(seeding.plan(50, 2, seeding.NEVER_SIGNED_IN)),
+            "seeding": {"iam_calls": 10, "seconds": 1.0},
+            "networks": [network],
+        }
+        (tmp_path / f"audit_users-{name}.json").write_text(json.dumps(data))
+
+    # Given the same kind of run recorded on a busy machine and on a quiet one
+    result("busy", "busy123", 18.0, 9.0)
+    result("quiet", "quiet45", 1.5, 2.0)
+    monkeypatch.setattr(benchlib, "RESULTS", tmp_path)
+
+    # Then the README's table has one row for it, the quiet run's, and says where the other is
+    table = report.readme_table()
+    rows = [line for line in table.splitlines() if line.startswith("| 2,000 |")]
+    assert rows == [
+        "| 2,000 | never-signed-in | moto | 2.00 s, 1,300 calls | 60.0 s (30.0x), 14,000 calls | "
+        "40.0 s (20.0x), 14,000 calls | 1.5-1.5 on 2 CPUs |"
+    ]
+    assert "RESULTS.md has all 2 runs" in table and "`quiet45`" in table and "busy123" not in table
+    # ... while RESULTS.md keeps both
+    assert "busy123" in report.results_md() and "quiet45" in report.results_md()
+
+
 def test_results_name_files_by_their_repository_path(tmp_path: Path) -> None:
     import benchlib
 
