@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
+from iamguard.audit.run import run_audit, store_audit
 from iamguard.aws import AwsContext
 from iamguard.domain.exemptions import Exemption
 from iamguard.domain.organization import ROOT_CREDENTIALS_MANAGEMENT
+from iamguard.iam.inventory import Inventory
 from iamguard.organization.accounts import active_accounts, list_accounts, organization_facts
 from iamguard.persistence.exemptions import ExemptionStore
 from iamguard.persistence.findings import FindingsStore
+from iamguard.settings import Settings
 from iamguard_cli.local import moto_ext
 from iamguard_cli.local.bootstrap import ensure_findings_table
 from iamguard_cli.main import main
@@ -235,3 +238,91 @@ def test_a_stored_organization_audit_applies_each_accounts_own_api_exceptions(
         for account in (HUB_ACCOUNT, org.members[0])
     }
     assert statuses == {HUB_ACCOUNT: {"FAIL"}, org.members[0]: {"EXEMPT"}}
+
+
+def _organization_table_seen_by(server_aws: AwsContext, account_id: str, table: str) -> FindingsStore:
+    """The hub's findings table, with what the hub's audit stored and two exceptions, reached by `account_id`.
+
+    moto keeps DynamoDB per account and has no cross-account table access (a resource-based policy and
+    the table's ARN, in AWS), so the table lives in that account's backend here; its items are the
+    organization's, keyed as the hub writes them (home account: the hub).
+    """
+    store = FindingsStore(member(server_aws, account_id).dynamodb(), table, home_account=HUB_ACCOUNT)
+    ensure_findings_table(store)
+    today = datetime.now(UTC)
+    for check_id, resource, account in (("*", "ops", HUB_ACCOUNT), ("user_admin_without_mfa", "admin-0", account_id)):
+        ExemptionStore.of(store).put(
+            Exemption(
+                check_id=check_id,
+                resource=resource,
+                owner="secops",
+                reason=f"only in {account}",
+                expires=today.date() + timedelta(days=3),
+                source="api",
+                created_at=today,
+                account_id=account,
+            )
+        )
+    hub = run_audit(Inventory(server_aws), Settings.from_env(), exemptions=ExemptionStore.of(store).all())
+    store_audit(hub, store)  # the hub's own users: USER#<name>
+    return store
+
+
+def _act_as(monkeypatch: pytest.MonkeyPatch, server_aws: AwsContext, account_id: str) -> None:
+    """The CLI's credentials: the member's OrganizationAccountAccessRole session."""
+    role = f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole"
+    credentials = server_aws.sts().assume_role(RoleArn=role, RoleSessionName="cli")["Credentials"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", credentials["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"])
+    monkeypatch.setenv("AWS_SESSION_TOKEN", credentials["SessionToken"])
+    monkeypatch.setenv("AWS_SECURITY_TOKEN", credentials["SessionToken"])
+
+
+def test_a_single_account_audit_stored_from_a_members_credentials_keeps_to_that_account(
+    server_aws: AwsContext, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an organization's table: the hub's "ops" (excepted from everything, in the hub only) and an
+    # exception for the member's admin-0; the member has an "ops" too
+    org = build_organization(server_aws)
+    first = org.members[0]
+    server_aws.iam().create_user(UserName="ops")
+    member(server_aws, first).iam().create_user(UserName="ops")
+    store = _organization_table_seen_by(server_aws, first, "org-member-cli")
+    hub_ops = {item["sk"]: item for item in store._partition("USER#ops")}
+    assert {item["status"] for item in hub_ops.values()} >= {"EXEMPT"}
+    # When the member audits itself with the deployment's settings, storing into that table
+    monkeypatch.setenv("ORGANIZATION_ID", org.id)
+    monkeypatch.setenv("HUB_ACCOUNT_ID", HUB_ACCOUNT)
+    _act_as(monkeypatch, server_aws, first)
+    endpoint = str(server_aws.endpoint_url)
+    code = main(["audit", "--store", "--table", "org-member-cli", "--endpoint-url", endpoint, "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 3 and report["account_id"] == first
+    # Then the member's users are keyed by its account, and only its own exception applied
+    ops = {item["sk"]: item for item in store._partition(f"USER#{first}#ops")}
+    assert ops and {item["account_id"] for item in ops.values()} == {first}
+    assert "EXEMPT" not in {item["status"] for item in ops.values()}  # the hub's exception stays in the hub
+    admin = {item["sk"]: item["status"] for item in store._partition(f"USER#{first}#admin-0")}
+    assert admin["CHECK#user_admin_without_mfa"] == "EXEMPT" and admin["CHECK#user_mfa"] == "FAIL"
+    # the hub's ops is as the hub's audit left it
+    assert {item["sk"]: item for item in store._partition("USER#ops")} == hub_ops
+    assert {item["sk"] for item in store.account_findings(first)} >= {"CHECK#user_admin_without_mfa"}
+
+
+def test_a_single_account_audit_without_organization_settings_refuses_an_organizations_table(
+    server_aws: AwsContext, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the organization's table, reached from a member's credentials, and no organization settings
+    org = build_organization(server_aws)
+    first = org.members[0]
+    store = _organization_table_seen_by(server_aws, first, "org-member-cli-bare")
+    before = store.client.scan(TableName=store.table)["Items"]
+    _act_as(monkeypatch, server_aws, first)
+    # When the member's audit is stored there
+    endpoint = str(server_aws.endpoint_url)
+    code = main(["audit", "--store", "--table", store.table, "--endpoint-url", endpoint, "--format", "json"])
+    # Then it is refused, naming why, before anything is written
+    assert code == 2
+    error = capsys.readouterr().err
+    assert f"holds other accounts' findings ({HUB_ACCOUNT})" in error and "HUB_ACCOUNT_ID" in error
+    assert store.client.scan(TableName=store.table)["Items"] == before

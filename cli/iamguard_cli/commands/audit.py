@@ -17,6 +17,7 @@ from iamguard.iam.inventory import Inventory
 from iamguard.persistence.exemptions import ExemptionStore
 from iamguard.persistence.findings import HISTORY_DAYS, FindingsStore
 from iamguard.persistence.login_profiles import LoginProfileStore
+from iamguard.persistence.summary import ACCOUNT_SK_PREFIX
 from iamguard.settings import DEFAULT_FINDINGS_TABLE, ConfigError, Settings
 
 from iamguard_cli.commands.audit_organization import add_organization_arguments, run_organization
@@ -143,13 +144,18 @@ def run(args: argparse.Namespace) -> int:
     store: FindingsStore | None = None
     changes: list[Change] = []
     with aws_errors(args.endpoint_url):
+        memory: LoginProfileStore | None = None
         if args.store:
-            store = FindingsStore(ctx.dynamodb(), args.table or settings.findings_table)
+            # As the deployment's functions build it: in organization mode the hub's users keep the
+            # single-account keys and any other account's (these credentials') are qualified by it.
+            store = FindingsStore.for_settings(ctx.dynamodb(), settings, args.table)
             if is_local_endpoint(args.endpoint_url):
                 ensure_findings_table(store)
+            account_id = str(ctx.sts().get_caller_identity()["Account"])  # the audited account
+            _refuse_organization_table(store, account_id)
+            # Login-profile facts earlier runs (and the event path) kept are reused while they hold.
+            memory = LoginProfileStore.of(store, account_id)
         announcer = announcer_from_args(args, settings, ctx, store=store)
-        # With --store, login-profile facts earlier runs (and the event path) kept are reused while they hold.
-        memory = LoginProfileStore(store.client, store.table) if store is not None else None
         # With --store, the status API's exceptions apply too (tags and EXEMPT_USERS always do).
         exemptions = ExemptionStore.of(store).all() if store is not None else []
         result = run_audit(Inventory(ctx, login_profiles=memory), settings, exemptions=exemptions)
@@ -182,6 +188,23 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _refuse_organization_table(store: FindingsStore, account_id: str) -> None:
+    """Without organization settings every user is keyed by name alone: in an organization's table that
+    would overwrite the hub's users and apply the hub's exceptions here. Refuse before anything is written."""
+    if store.home_account is not None:
+        return
+    others = sorted(
+        {str(item["sk"]).removeprefix(ACCOUNT_SK_PREFIX) for item, _ in store.account_summaries()} - {account_id}
+    )
+    if others:
+        raise CliError(
+            f"table {store.table} holds other accounts' findings ({', '.join(others[:3])}"
+            f"{', …' if len(others) > 3 else ''}): it is an organization's. Set ORGANIZATION_ID and "
+            "HUB_ACCOUNT_ID as the hub's functions have them (docs/organizations.md), or use another table",
+            exit_code=EXIT_USAGE,
+        )
+
+
 def _output(path: Path | None, write: Callable[[TextIO], object]) -> None:
     if path is None:
         write(sys.stdout)
@@ -209,7 +232,7 @@ def html_report(
     history = "this run only: no findings table was given (--store or --table keeps and reads the history)"
     points = [TrendPoint.model_validate(_point_of(result))]
     if store is None and args.table:
-        store = FindingsStore(ctx.dynamodb(), args.table)
+        store = FindingsStore.for_settings(ctx.dynamodb(), settings, args.table)
     if store is not None:
         with aws_errors(args.endpoint_url):
             trend = StatusService(store, settings.api).trend(days=args.trend_days)

@@ -284,9 +284,11 @@ class FindingsStore:
         self.home_account = home_account  # None: a single-account table (every user keyed by name)
 
     @classmethod
-    def for_settings(cls, client: DynamoDBClient, settings: Settings, **options: Any) -> FindingsStore:
-        """The store of a deployment: its table, and in organization mode the hub's account as home."""
-        return cls(client, settings.findings_table, home_account=settings.organization.home_account, **options)
+    def for_settings(
+        cls, client: DynamoDBClient, settings: Settings, table: str | None = None, **options: Any
+    ) -> FindingsStore:
+        """The store of a deployment: its table (or `table`), and in organization mode the hub's account as home."""
+        return cls(client, table or settings.findings_table, home_account=settings.organization.home_account, **options)
 
     def resource_key(self, resource_type: str, resource_name: str, account_id: str) -> str:
         return resource_key(resource_type, resource_name, account_id, self.home_account)
