@@ -210,8 +210,8 @@ def test_an_api_exception_holds_only_in_the_member_account_it_was_made_for(hub: 
             record = {"messageId": account, "body": body, "eventSource": "aws:sqs"}
             assert audit.lambda_handler({"Records": [record]}, lambda_context) == {"batchItemFailures": []}
 
-        # Then the first member's boss and account checks are exempt, and the second's fail (the organization
-        # checks, org_*, apply no exception at all: see docs/exceptions.md)
+        # Then the first member's boss and account checks (the organization's, org_*, too) are exempt,
+        # and the second's fail
         def statuses(account: str, kinds: set[str]) -> set[str]:
             return {
                 f.status.value
@@ -220,7 +220,6 @@ def test_an_api_exception_holds_only_in_the_member_account_it_was_made_for(hub: 
                 and f.resource_type in kinds
                 and (f.resource_type != "user" or f.resource_name == "boss")
                 and f.status.value != "PASS"
-                and not f.check_id.startswith("org_")
             }
 
         assert statuses(first, {"user"}) == {"EXEMPT"}
@@ -236,5 +235,55 @@ def test_an_api_exception_holds_only_in_the_member_account_it_was_made_for(hub: 
         ended = send(server.url, f"/exceptions/*/boss?account={first}", "DELETE", b"")
         assert ended.status == 200 and ended.body["account_id"] == first
         assert [e["resource"] for e in call(server.url, "/exceptions").body["exceptions"]] == ["account"]
+    finally:
+        server.stop()
+
+
+def test_an_organization_check_is_excepted_in_the_member_account_it_was_made_for(
+    hub: Hub, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a member StackSet with an instance in neither member (both fail the coverage check)
+    first, second = hub.org.with_role
+    cfn = hub.aws.client("cloudformation")
+    cfn.create_stack_set(
+        StackSetName="iamguard-member",
+        TemplateBody=json.dumps({"Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}),
+    )
+    monkeypatch.setenv("MEMBER_STACKSET_NAME", "iamguard-member")
+    audit = load_handler("audit_account", prefix="member_org_exceptions")
+    server = serve_in_thread(hub.aws, TABLE, settings=Settings.from_env())
+    try:
+        # When the security team excepts the first (a sandbox) from the coverage check, over HTTP
+        path = f"/exceptions/org_member_stackset/account?account={first}"
+        made = send(server.url, path, "PUT", exception_body(reason="sandbox: no member stack by design"))
+        assert made.status == 201 and made.body["account_id"] == first, made.text
+        # and each member's queued audit runs
+        for account in (first, second):
+            body = AuditRequest(account, account, datetime.now(UTC)).body()
+            record = {"messageId": account, "body": body, "eventSource": "aws:sqs"}
+            assert audit.lambda_handler({"Records": [record]}, lambda_context) == {"batchItemFailures": []}
+
+        # Then the sandbox's coverage finding is exempt, saying by whom and why, and the other member's fails
+        coverage = {f.account_id: f for f in hub.store.findings() if f.check_id == "org_member_stackset"}
+        assert coverage[first].status.value == "EXEMPT" and coverage[second].status.value == "FAIL"
+        assert (
+            coverage[first].exempt_source == "api"
+            and coverage[first].exempt_reason == "sandbox: no member stack by design"
+        )
+        assert coverage[first].detail.startswith("The StackSet iamguard-member has no instance in this account. (")
+        # and the organization's other checks of the sandbox are judged as before
+        other = {f.check_id: f.status.value for f in hub.store.findings() if f.account_id == first}
+        assert other["org_member_console_users"] == "FAIL"  # admin-0 signs in with a password
+        listed = call(server.url, f"/accounts/{first}/status").body
+        assert listed["findings"]["EXEMPT"] >= 1
+
+        # and once the exception is ended, the next audit reopens it
+        assert send(server.url, path, "DELETE", b"").status == 200
+        body = AuditRequest(first, first, datetime.now(UTC)).body()
+        audit.lambda_handler(
+            {"Records": [{"messageId": "again", "body": body, "eventSource": "aws:sqs"}]}, lambda_context
+        )
+        [again] = [f for f in hub.store.findings() if f.check_id == "org_member_stackset" and f.account_id == first]
+        assert again.status.value == "FAIL"
     finally:
         server.stop()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from iamguard.checks.organization import access_error_finding, run_organization_checks
-from iamguard.domain.findings import Severity, Status
+from iamguard.domain.exemptions import Exemption
+from iamguard.domain.findings import Finding, Severity, Status
 from iamguard.domain.organization import ROOT_CREDENTIALS_MANAGEMENT, OrganizationFacts
 
 from tests.factories import creds, root, state, user
@@ -98,3 +99,37 @@ def test_console_users_of_a_member_account_fail_cis_1_21_outside_the_identity_ac
     only_service = state(service, account_id=MEMBER)
     [clean] = [f for f in run_organization_checks(only_service, facts, NOW) if f.check_id == "org_member_console_users"]
     assert clean.status is Status.PASS
+
+
+def test_an_api_exception_of_the_account_applies_to_the_organization_checks_in_its_own_account_only() -> None:
+    # Given a coverage check both accounts fail, and exceptions for MEMBER only
+    facts = OrganizationFacts(
+        "o-abcdefghij", root_features=frozenset(), stackset_name="iamguard-member", stackset_accounts=frozenset()
+    )
+    sandbox = Exemption(
+        check_id="org_member_stackset",
+        resource="account",
+        reason="sandbox",
+        owner="secops",
+        source="api",
+        expires=NOW.date(),
+        account_id=MEMBER,
+    )
+    ended = sandbox.model_copy(update={"check_id": "org_member_root_credentials", "expires": date(2026, 11, 29)})
+
+    def judged(account_id: str) -> dict[str, Finding]:
+        member = state(root=root(password_present=True), account_id=account_id)
+        findings = run_organization_checks(member, facts, NOW, exemptions=[sandbox, ended])
+        return {f.check_id: f for f in findings}
+
+    # Then MEMBER's coverage finding is exempt, naming the exception; the one that ended reopens with a note
+    mine = judged(MEMBER)
+    assert mine["org_member_stackset"].status is Status.EXEMPT
+    assert (mine["org_member_stackset"].exempt_source, mine["org_member_stackset"].exempt_reason) == ("api", "sandbox")
+    assert mine["org_member_root_credentials"].status is Status.FAIL
+    assert "expired" in mine["org_member_root_credentials"].detail
+    # and another account's same check still fails, with no trace of MEMBER's exceptions
+    theirs = judged("999988887777")
+    assert theirs["org_member_stackset"].status is Status.FAIL
+    assert theirs["org_member_stackset"].exempt_source is None
+    assert "expired" not in theirs["org_member_root_credentials"].detail

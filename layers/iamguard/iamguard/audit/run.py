@@ -107,7 +107,7 @@ def run_audit(
     stored = list(exemptions)
     findings = run_checks(state, settings, now or state.read_at, exemptions=stored)
     if organization is not None:
-        findings += run_organization_checks(state, organization, now or state.read_at)
+        findings += run_organization_checks(state, organization, now or state.read_at, stored)
     actions = enforcer.enforce_account(state, by_resource(stored, state.account_id)) if enforcer is not None else []
     return AuditResult(
         account_id=state.account_id,

@@ -7,11 +7,25 @@ Their findings belong to the member account (resource type "account").
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from iamguard.checks.base import CATALOG, Check, Outcome, RemediationSteps, Standards, _finding, register
+from iamguard.checks.base import (
+    CATALOG,
+    Check,
+    Outcome,
+    RemediationSteps,
+    Standards,
+    _exempted,
+    _finding,
+    _status,
+    account_resource,
+    register,
+    utc_day,
+)
+from iamguard.checks.exemptions import by_resource
 from iamguard.domain.account import AccountState, RootState
+from iamguard.domain.exemptions import ACCOUNT_RESOURCE, Exemption, choose
 from iamguard.domain.findings import Finding, Severity, Status
 from iamguard.domain.organization import OrganizationFacts
 
@@ -170,18 +184,37 @@ def org_member_console_users(state: AccountState, organization: OrganizationFact
     return Outcome(False, f"{len(people)} IAM users of this member account have a console password: {shown}.")
 
 
-def run_organization_checks(state: AccountState, organization: OrganizationFacts, now: datetime) -> list[Finding]:
-    """The organization checks for one member account whose state the hub read through its role."""
+def run_organization_checks(
+    state: AccountState, organization: OrganizationFacts, now: datetime, exemptions: Iterable[Exemption] = ()
+) -> list[Finding]:
+    """The organization checks for one member account whose state the hub read through its role.
+
+    The API's `exemptions` apply as to the account's other checks: resource `account`, in this account only.
+    """
     findings = []
-    arn, name = f"arn:aws:iam::{state.account_id}:account", state.aliases[0] if state.aliases else state.account_id
+    arn, name = account_resource(state, "account")
+    held = by_resource(exemptions, state.account_id).get(ACCOUNT_RESOURCE, [])
     for check_id, evaluate in _EVALUATORS.items():
         if check_id == "org_member_stackset" and organization.stackset_name is None:
             continue  # no StackSet configured (MEMBER_STACKSET_NAME)
         check = CATALOG[check_id]
         outcome = evaluate(state, organization)
-        status = Status.ERROR if outcome.unknown else Status.PASS if outcome.passed else Status.FAIL
+        live, expired = choose(held, check_id, utc_day(now))
+        status = _status(outcome, live)
+        detail, exemption = _exempted(outcome, status, live, expired, None)
         findings.append(
-            _finding(check, outcome, status, arn=arn, name=name, rtype="account", account_id=state.account_id, now=now)
+            _finding(
+                check,
+                outcome,
+                status,
+                arn=arn,
+                name=name,
+                rtype="account",
+                account_id=state.account_id,
+                now=now,
+                detail=detail,
+                exemption=exemption,
+            )
         )
     return findings
 
