@@ -16,6 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from iamguard.api.errors import BadRequest
+from iamguard.api.pagination import encode_token, query_fingerprint
 from iamguard.api.service import StatusService
 from iamguard.aws import AwsContext
 from iamguard.domain.findings import Finding, Severity, Status, Transition
@@ -168,3 +170,57 @@ def test_one_member_audit_reads_only_its_own_account_however_many_findings_the_o
     # summary item per account for the table-wide sum
     assert large.items == small.items == 22 + len([audited, *others]), (small.items, large.items)
     assert large.calls["Scan"] == 0 and large.calls["Query"] == small.calls["Query"] == 4, dict(large.calls)
+
+
+def test_one_accounts_findings_and_users_are_queried_from_its_index_partition_page_by_page(
+    aws: AwsContext, hub_store: FindingsStore
+) -> None:
+    # Given the hub's and three members' audits, with the same user names in each
+    for account in (HUB, *MEMBERS[:3]):
+        hub_store.record(audit_of(account, users=5), full_audit_account=account)
+    wanted = MEMBERS[1]
+    counted = FindingsStore(aws.dynamodb(), hub_store.table, home_account=HUB)
+    reads = ItemsRead(counted)
+    indexes: Counter[tuple[str, str | None]] = Counter()
+
+    def index_of(params: dict[str, Any], model: Any, **_: Any) -> None:
+        indexes[(model.name, params.get("IndexName"))] += 1
+
+    counted.client.meta.events.register("before-parameter-build.dynamodb", index_of)
+    service = StatusService(counted, ApiSettings(), clock=lambda: NOW + timedelta(minutes=1))
+
+    # When GET /findings?account= and GET /users?account= are read a few at a time, following next_token
+    def every_page(read: Any) -> list[Any]:
+        pages, token = [], None
+        while True:
+            page = read(token)
+            pages.append(page)
+            if (token := page.next_token) is None:
+                return pages
+
+    findings = every_page(lambda token: service.findings(account=wanted, limit=5, next_token=token))
+    failing = every_page(lambda token: service.findings(account=wanted, status=Status.FAIL, limit=2, next_token=token))
+    users = every_page(lambda token: service.users(account=wanted, limit=2, next_token=token))
+
+    # Then the answers are exactly the account's, each once
+    own = audit_of(wanted, users=5)
+    listed = [(f.check_id, f.resource_name, f.account_id) for page in findings for f in page.findings]
+    assert sorted(listed) == sorted((f.check_id, f.resource_name, wanted) for f in own)
+    listed_failing = [(f.check_id, f.resource_name) for page in failing for f in page.findings]
+    assert sorted(listed_failing) == sorted((f.check_id, f.resource_name) for f in own if f.status is Status.FAIL)
+    names = [(u.account_id, u.name) for page in users for u in page.users]
+    assert names == [(wanted, f"user{n:03d}") for n in range(5)]
+    assert len(users) == 3 and len(findings) == 3
+    # and every read was a Query of the account index: no Scan, no other account's finding read
+    assert set(indexes) == {("Query", "account")}
+    assert indexes[("Query", "account")] == len(findings) + len(failing) + len(users)
+    per_call = reads.items / sum(reads.calls.values())
+    assert per_call <= len(own) + 2  # its findings and its summary items, never the table's 48 findings
+
+    # and a token is bound to its account: another account's resume key is refused
+    forged = encode_token(
+        {"pk": f"USER#{MEMBERS[0]}#user001", "sk": "CHECK#user_mfa", "account_id": MEMBERS[0]},
+        query_fingerprint(endpoint="users", account=wanted),
+    )
+    with pytest.raises(BadRequest):
+        service.users(account=wanted, next_token=forged)

@@ -233,8 +233,9 @@ class StatusService:
     ) -> UserPage:
         """Users (in table order), `limit` per page, each with the checks it fails; `account`: of that account only."""
         fingerprint = query_fingerprint(endpoint="users", status=status, min_severity=min_severity, account=account)
-        start = decode_token(next_token, fingerprint) if next_token else None
-        if start is not None and not start["pk"].startswith("USER#"):
+        key_names = FindingsStore.resume_key_names(account_id=account)
+        start = decode_token(next_token, fingerprint, key_names) if next_token else None
+        if start is not None and not (start["pk"].startswith("USER#") and start.get("account_id", account) == account):
             raise BadRequest(BAD_TOKEN)
         page: list[UserSummary] = []
         resume: dict[str, str] | None = None
@@ -287,10 +288,12 @@ class StatusService:
         fingerprint = query_fingerprint(
             endpoint="findings", check_id=check_id, severity=severity, status=status, account=account
         )
-        key_names = ("pk", "sk", "gsi1pk", "gsi1sk") if check_id else ("pk", "sk")
+        key_names = FindingsStore.resume_key_names(check_id=check_id, account_id=account)
         start = decode_token(next_token, fingerprint, key_names) if next_token else None
         if start is not None and check_id and start["gsi1pk"] != f"CHECK#{check_id}":
             raise BadRequest(BAD_TOKEN)
+        if start is not None and start.get("account_id", account) != account:
+            raise BadRequest(BAD_TOKEN)  # the index partition must be the account asked for
         page: list[FindingDetail] = []
         resume: dict[str, str] | None = None
         for item, key in self._items(

@@ -749,30 +749,37 @@ class FindingsStore:
         """Finding items in table order, each with the key to resume *after* it; filtered in DynamoDB.
 
         With `check_id` this queries the check's index partition (ordered by status, then
-        name); otherwise it scans, and the items of one resource come out together.
+        name); else with `account_id` the account's partition of the `account` index (ordered by
+        resource); otherwise it scans. Either way the items of one resource come out together.
+        The resume key has the fields `resume_key_names` gives.
         """
         wanted: ConditionBase = Attr("kind").eq("finding")
         if severity is not None:
             wanted &= Attr("severity").eq(severity.value)
         if resource_type is not None:
             wanted &= Attr("resource_type").eq(resource_type)
-        if account_id is not None:
-            wanted &= Attr("account_id").eq(account_id)
         params: dict[str, Any] = {"TableName": self.table}
         if check_id is not None:
+            if account_id is not None:
+                wanted &= Attr("account_id").eq(account_id)
             in_check: ConditionBase = Key("gsi1pk").eq(f"CHECK#{check_id}")
             if status is not None:
                 in_check &= Key("gsi1sk").begins_with(f"{status.value}#")
             params.update(IndexName="gsi1", **expression(key_condition=in_check, filter_condition=wanted))
-            key_names: tuple[str, ...] = ("pk", "sk", "gsi1pk", "gsi1sk")
         else:
             if status is not None:
                 wanted &= Attr("status").eq(status.value)
-            params.update(expression(filter_condition=wanted))
-            key_names = ("pk", "sk")
+            if account_id is not None:  # the index's keys go in the key condition (a filter may not name them)
+                in_account: ConditionBase = Key("account_id").eq(account_id)
+                if resource_type is not None:
+                    in_account &= Key("pk").begins_with(f"{resource_type.upper()}#")
+                params.update(IndexName=ACCOUNT_INDEX, **expression(key_condition=in_account, filter_condition=wanted))
+            else:
+                params.update(expression(filter_condition=wanted))
+        key_names = self.resume_key_names(check_id=check_id, account_id=account_id)
         if start_key:
             params["ExclusiveStartKey"] = {name: {"S": value} for name, value in start_key.items()}
-        operation = self.client.query if check_id is not None else self.client.scan
+        operation = self.client.query if "IndexName" in params else self.client.scan
         while True:
             page = operation(**params)
             for raw in page.get("Items", []):
@@ -781,6 +788,15 @@ class FindingsStore:
             if "LastEvaluatedKey" not in page:
                 return
             params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    @staticmethod
+    def resume_key_names(*, check_id: str | None = None, account_id: str | None = None) -> tuple[str, ...]:
+        """The fields of `finding_items`' resume key for these filters (the read's table or index keys)."""
+        if check_id is not None:
+            return ("pk", "sk", "gsi1pk", "gsi1sk")
+        if account_id is not None:
+            return ("pk", "sk", "account_id")
+        return ("pk", "sk")
 
     def findings(self) -> list[Finding]:
         """Every stored finding of the catalog's checks, read check by check from the index (no Scan).
