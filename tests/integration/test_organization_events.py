@@ -473,6 +473,33 @@ def api_exception(check_id: str, resource: str, account: str) -> Exemption:
     )
 
 
+def test_events_of_three_members_read_the_exceptions_once_in_a_warm_function(
+    hub: Hub, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an exception for the first member's admin, and an administrator without MFA in each member
+    accounts = list(hub.members)
+    for account in accounts:
+        admin_without_mfa(hub.members[account], "admin")
+    ExemptionStore.of(hub.store).put(api_exception("*", "admin", accounts[0]))
+    reads: list[str] = []
+    make_api_call = BaseClient._make_api_call
+
+    def counting(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        values = params.get("ExpressionAttributeValues") or {}
+        if operation == "Query" and {"S": "EXCEPTIONS"} in values.values():
+            reads.append(operation)
+        return make_api_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+    # When each member's CreateUser reaches the warm hub function within the cache's minute
+    results = [hub(create_user_event(a, "admin", f"{a}-once"), lambda_context) for a in accounts]
+
+    # Then the exceptions were read once for all three accounts, and each applied only its own
+    assert reads == ["Query"]
+    statuses = [{f["status"] for f in result["findings"] if f["status"] != "PASS"} for result in results]
+    assert statuses == [{"EXEMPT"}, {"FAIL"}, {"FAIL"}]
+
+
 def test_a_members_event_applies_only_the_exceptions_of_its_own_account(hub: Hub, lambda_context: Any) -> None:
     # Given an administrator "admin" without MFA in two members, and API exceptions for the first's admin
     # and the first's account

@@ -23,6 +23,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from iamguard.aws import AwsContext
 from iamguard.domain.alerts import Action, Alert, Announcer, LogOnlyAnnouncer
 from iamguard.domain.findings import Change
+from iamguard.persistence.exemptions import CachedExemptions, ExemptionStore
 from iamguard.persistence.findings import FindingsStore
 from iamguard.realtime.accounts import MemberRouter, Rejection
 from iamguard.realtime.processor import EventProcessor, EventResult
@@ -93,6 +94,9 @@ class EventHandler:
         self.announcer_factory = announcer_factory or (lambda _settings, log: LogOnlyAnnouncer(log))
         self._processors: dict[str, EventProcessor] = {}
         self._shared_announcer: Announcer | None = None  # one dispatcher for every account's processor
+        self._shared_exemptions: CachedExemptions | None = (
+            None  # one read of the exceptions a minute, not one per account
+        )
         self.members = MemberRouter(self.settings, self.aws, self._member_processor, logger=logger)
 
     @classmethod
@@ -114,19 +118,28 @@ class EventHandler:
 
     def processor(self, account_id: str) -> EventProcessor:
         if account_id not in self._processors:
+            store = self._store()
             self._processors[account_id] = EventProcessor(
                 self.aws,
                 self.settings,
                 account_id=account_id,
-                store=self._store(),
+                store=store,
                 announcer=self._announcer(),
                 accept_sources=self.sources,
                 logger=self.logger,
+                exemptions=self._exemptions(store),
             )
         return self._processors[account_id]
 
     def _store(self) -> FindingsStore:
         return FindingsStore.for_settings(self.aws.dynamodb(), self.settings)
+
+    def _exemptions(self, store: FindingsStore) -> CachedExemptions:
+        """The container's one cache of the API's exceptions (they are one partition; each processor filters
+        them to its own account)."""
+        if self._shared_exemptions is None:
+            self._shared_exemptions = CachedExemptions(ExemptionStore.of(store))
+        return self._shared_exemptions
 
     def _announcer(self) -> Announcer:
         if self._shared_announcer is None:
@@ -137,16 +150,18 @@ class EventHandler:
         self, account_id: str, settings: Settings, audit: AwsContext, enforce: AwsContext | None
     ) -> EventProcessor:
         """A processor acting in a member account: reads through `audit`, enforces through `enforce`."""
+        store = self._store()
         return EventProcessor(
             self.aws,
             settings,
             account_id=account_id,
-            store=self._store(),
+            store=store,
             announcer=self._announcer(),
             accept_sources=self.sources,
             logger=self.logger,
             iam_client=audit.iam(),
             enforce_iam=enforce.iam() if enforce is not None else None,
+            exemptions=self._exemptions(store),
         )
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:

@@ -260,6 +260,7 @@ class EventProcessor:
         clock: Callable[[], datetime] | None = None,
         concurrent_wait: float = CONCURRENT_WAIT,
         sleep: Callable[[float], None] = time.sleep,
+        exemptions: CachedExemptions | None = None,
     ) -> None:
         self.aws = aws
         self.settings = settings
@@ -277,8 +278,9 @@ class EventProcessor:
         # A member account is read through its audit role and enforced through its enforce role.
         self.enforcer = Enforcer(self.iam, settings, memory=store, clock=self.clock, writer=enforce_iam)
         self.login_profiles = LoginProfileStore.of(store, account_id)
-        # The status API's exceptions, re-read at most once a minute (tags come with the user's live read).
-        self.exemptions = CachedExemptions(ExemptionStore.of(store))
+        # The status API's exceptions, re-read at most once a minute (tags come with the user's live read);
+        # every account's processor in a container shares one read (EventHandler passes it).
+        self.exemptions = exemptions or CachedExemptions(ExemptionStore.of(store))
         self.failures = SignInFailures(
             store.client,
             store.table,
