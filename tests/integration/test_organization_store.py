@@ -224,3 +224,41 @@ def test_one_accounts_findings_and_users_are_queried_from_its_index_partition_pa
     )
     with pytest.raises(BadRequest):
         service.users(account=wanted, next_token=forged)
+
+
+def test_an_organizations_events_move_only_their_accounts_summary_and_status_stays_exact(
+    aws: AwsContext, hub_store: FindingsStore
+) -> None:
+    # Given two member audits stored in the hub's table
+    first, second = MEMBERS[:2]
+    for account in (first, second):
+        hub_store.record(audit_of(account, users=3), full_audit_account=account)
+    latest = hub_store.summary_and_audit()[0]
+    steps: list[list[dict[str, Any]]] = []
+
+    def transaction(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "TransactWriteItems":
+            steps.append(params["TransactItems"])
+
+    hub_store.client.meta.events.register("before-parameter-build.dynamodb", transaction)
+    # When an event of the first member fails a check its user passed, and opens a new user
+    passed = next(f for f in audit_of(first, users=3) if f.status is Status.PASS and f.resource_type == "user")
+    failing = passed.model_copy(update={"status": Status.FAIL, "observed_at": NOW + timedelta(minutes=1)})
+    new_user = in_account(finding("user_console_mfa", user="late", status=Status.FAIL, at=NOW), first)
+    hub_store.record_resources([failing])
+    hub_store.record_resources([new_user], read=[hub_store.new_resource("user", "late", first)])
+    hub_store.client.meta.events.unregister("before-parameter-build.dynamodb", transaction)
+
+    # Then each transaction updated the account's summary and not the table-wide one, which nothing reads here
+    summaries = [step["Update"]["Key"]["sk"]["S"] for items in steps for step in items if "Update" in step]
+    assert summaries == [summary.account_sk(first)] * 2
+    assert hub_store.summary_and_audit()[0] == latest
+    # and the organization's GET /status, the sum of the accounts' items, counts exactly what is stored
+    service = StatusService(
+        hub_store, ApiSettings(), clock=lambda: NOW + timedelta(minutes=2), organization_id=ORGANIZATION
+    )
+    stored = hub_store.findings()
+    assert reported(service.status().model_dump(mode="json")) == counters(stored)
+    assert reported(service.account_status(first).model_dump(mode="json")) == counters(
+        [f for f in stored if f.account_id == first]
+    )

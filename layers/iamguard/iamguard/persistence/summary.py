@@ -9,7 +9,9 @@ Item layout (in the findings table):
            account_id, audited_at (set when a full audit rewrote the item), updated_at
 
 The event path adds its deltas to both items in the same transaction as the findings they count
-(FindingsStore.record_resources), so the counters move exactly with the findings. The full
+(FindingsStore.record_resources), so the counters move exactly with the findings; in organization
+mode to the account's item only (nothing reads `LATEST` there, and one item every member's events
+updated would be the table's hottest). The full
 audit of one account rewrites that account's item from the account's stored findings (a
 transaction that commits between the audit's read and that rewrite is overwritten, and the
 next audit heals it), then `LATEST` as the sum of every account's item (`combined`).
