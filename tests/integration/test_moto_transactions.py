@@ -113,3 +113,15 @@ def test_two_steps_on_one_item_are_refused_and_leave_nothing_behind(dynamodb: An
             ]
         )
     assert items(dynamodb) == before
+
+
+def test_more_than_100_actions_are_refused_as_aws_refuses_them(dynamodb: Any) -> None:
+    before = items(dynamodb)
+    with pytest.raises(dynamodb.exceptions.ClientError, match="less than or equal to 100") as refused:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": TABLE, "Item": {**key(f"new{n}"), "version": {"N": "1"}}}} for n in range(101)
+            ]
+        )
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert items(dynamodb) == before

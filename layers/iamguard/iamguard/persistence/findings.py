@@ -39,10 +39,14 @@ when its message enters the outbox. A run that dies in between loses nothing.
 
 from __future__ import annotations
 
+import json
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Attr, ConditionBase, Key
@@ -61,7 +65,16 @@ if TYPE_CHECKING:
 
 HISTORY_DAYS = 90
 ACCOUNT_INDEX = "account"  # account_id, pk: one account's items (template.yaml's FindingsTable)
-_PARALLEL_THRESHOLD = 32  # below this many writes, threads cost more than they save
+_PARALLEL_THRESHOLD = 32  # below this many writes, threads (and transactions) cost more than they save
+# TransactWriteItems: at most 100 actions and 4 MB of items; an item's DynamoDB JSON is taken as its
+# size, which overstates it (DynamoDB counts names and values only).
+_TRANSACTION_ACTIONS = 100
+_TRANSACTION_BYTES = 4_000_000
+# Cancellations sent again after a pause: another transaction on one of the items, throttling.
+_RETRIED_CANCELLATIONS = frozenset({"None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+_TRANSACTION_ATTEMPTS = 10
+_PAUSE_BASE = 0.05  # seconds, doubled per attempt (full jitter) …
+_PAUSE_CAP = 5.0  # … up to this: about 25 s of pauses at most
 
 
 class StoreError(RuntimeError):
@@ -153,6 +166,20 @@ def resource_key(resource_type: str, resource_name: str, account_id: str, home_a
             return f"USER#{resource_name}"
         return f"USER#{account_id}#{resource_name}"
     return f"{resource_type.upper()}#{account_id}"
+
+
+def _chunks(steps: Mapping[int, dict[str, Any]]) -> list[list[int]]:
+    """The steps' positions, in order, cut into transactions DynamoDB accepts (actions and bytes)."""
+    chunks: list[list[int]] = []
+    size = 0
+    for position, step in steps.items():
+        item_size = len(json.dumps(step["Put"]["Item"], separators=(",", ":")))
+        if not chunks or len(chunks[-1]) == _TRANSACTION_ACTIONS or size + item_size > _TRANSACTION_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(position)
+        size += item_size
+    return chunks
 
 
 def _finding_fields(finding: Finding) -> dict[str, Any]:
@@ -497,14 +524,15 @@ class FindingsStore:
         current: Mapping[tuple[str, str], Mapping[str, Any]],
         full_audit_account: str | None,
     ) -> list[Change]:
-        changes = self._write_all([(finding, current.get(self._finding_key(finding))) for finding in observed])
+        jobs = [(finding, current.get(self._finding_key(finding))) for finding in observed]
+        order: list[int | Change] = list(range(len(jobs)))  # each Change in its place: a write's or a ready one
         seen = {self._finding_key(f) for f in observed}
         # When the audit read the account: its newest observation (report-based verdicts carry the
         # report's older GeneratedTime). Findings stored after that are newer than the audit.
         cutoff = max((f.observed_at for f in observed), default=None)
         for key, item in current.items():
             if key in seen:
-                continue  # _write handed back its pending announcement, if any
+                continue  # its write hands back its pending announcement, if any
             gone = item_to_finding(item)
             # Every finding of a gone resource says so (passing ones too), once.
             if (
@@ -520,17 +548,82 @@ class FindingsStore:
                         "observed_at": cutoff,
                     }
                 )
-                changes.append(self._write(resolved, item))
+                order.append(len(jobs))
+                jobs.append((resolved, item))
             elif (pending := pending_change(item)) is not None:
-                changes.append(pending)  # an earlier run recorded it and died before announcing it
-        return changes
+                order.append(pending)  # an earlier run recorded it and died before announcing it
+        written = self._write_all(jobs)
+        return [written[slot] if isinstance(slot, int) else slot for slot in order]
 
     def _write_all(self, pending: list[tuple[Finding, Mapping[str, Any] | None]]) -> list[Change]:
-        """Write many findings; large batches in parallel (each write is independent and conditional)."""
+        """Write many findings; their Changes in order. A few one by one; more in transactions, in parallel.
+
+        Each finding is decided against what was read and put on the same condition as a single
+        write (absent, or the version read), up to 100 in one TransactWriteItems (one item per
+        finding, so never two actions on one item). A finding whose condition failed - another
+        writer changed it since the read - is not written by its transaction; the others are
+        written again without it, and it is re-read and decided again alone (`_write`).
+        """
         if len(pending) <= _PARALLEL_THRESHOLD:
             return [self._write(finding, stored) for finding, stored in pending]
+        decisions = [self._decide(finding, stored) for finding, stored in pending]
+        changes = [decision.change for decision in decisions]
+        keys: set[tuple[str, str]] = set()
+        batched: list[int] = []
+        alone: list[int] = []  # a finding observed twice: the second is written after the transactions
+        for position, ((finding, _), decision) in enumerate(zip(pending, decisions, strict=True)):
+            if decision.item is None:
+                continue
+            key = self._finding_key(finding)
+            (alone if key in keys else batched).append(position)
+            keys.add(key)
+        steps = {position: self._put_step(decisions[position]) for position in batched}
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="store") as pool:
-            return list(pool.map(lambda job: self._write(*job), pending))
+            lost = [*chain.from_iterable(pool.map(lambda chunk: self._transact(chunk, steps), _chunks(steps))), *alone]
+            redone = pool.map(lambda position: self._write_again(pending[position][0]), lost)
+            for position, change in zip(lost, redone, strict=True):
+                changes[position] = change
+        return changes
+
+    def _put_step(self, decision: _Decision) -> dict[str, Any]:
+        return {"Put": {"TableName": self.table, "Item": to_ddb(decision.item or {}), **decision.condition}}
+
+    def _transact(self, positions: list[int], steps: Mapping[int, dict[str, Any]]) -> list[int]:
+        """Put these findings in one transaction; the positions whose condition failed (not written).
+
+        Another transaction on one of the items (TransactionConflict) or throttling cancels the
+        whole transaction: it is sent again after a pause, up to `_TRANSACTION_ATTEMPTS` times.
+        """
+        lost: list[int] = []
+        pauses = 0
+        while positions:
+            try:
+                self.client.transact_write_items(TransactItems=[steps[p] for p in positions])  # type: ignore[misc]
+            except self.client.exceptions.TransactionCanceledException as exc:
+                codes = [str(reason.get("Code")) for reason in exc.response.get("CancellationReasons", [])]
+            except ClientError as exc:
+                raise StoreError(f"cannot write {len(positions)} findings: {exc}") from exc
+            else:
+                return lost
+            if len(codes) != len(positions):  # no reason per action: each is re-read and written alone
+                return [*lost, *positions]
+            failed = {p for p, code in zip(positions, codes, strict=True) if code == "ConditionalCheckFailed"}
+            if failed:  # written by someone else since the read: the others go again at once, without them
+                lost += [p for p in positions if p in failed]
+                positions = [p for p in positions if p not in failed]
+                continue
+            refused = set(codes) - _RETRIED_CANCELLATIONS
+            if refused:
+                raise StoreError(f"cannot write {len(positions)} findings: {', '.join(sorted(refused))}")
+            pauses += 1
+            if pauses >= _TRANSACTION_ATTEMPTS:
+                raise StoreError(f"{len(positions)} findings kept being cancelled: {', '.join(sorted(set(codes)))}")
+            time.sleep(random.uniform(0, min(_PAUSE_CAP, _PAUSE_BASE * 2**pauses)))
+        return lost
+
+    def _write_again(self, finding: Finding) -> Change:
+        """A finding another writer changed since the read: read it again and decide again, alone."""
+        return self._write(finding, self._get(*self._finding_key(finding)))
 
     def _write(self, finding: Finding, stored: Mapping[str, Any] | None, attempts: int = 5) -> Change:
         """Write one observation; the Change it made, or the pending announcement an earlier run left."""
