@@ -873,7 +873,7 @@ def org_model_section(account: dict[str, Any], sweep: dict[str, Any] | None) -> 
             "memory size. A function of the template's "
             f"{org_model.LAMBDA_MEMORY_MB} MB has {org_model.LAMBDA_MEMORY_MB / org_model.LAMBDA_MB_PER_VCPU:.2f} "
             "of a vCPU (Lambda Developer Guide, configuration-memory: 1,769 MB is one vCPU), so a first audit, "
-            "which serializes and signs every finding's write, sits nearer the upper estimate.",
+            "which serializes every finding's write, sits nearer the upper estimate.",
             "",
             table(
                 [

@@ -27,6 +27,10 @@ both record the same transition: the loser re-reads and sees no change. An
 observation older than what is stored is dropped (a slow run never overwrites a
 newer one). Unchanged findings are only rewritten when their last_seen is older
 than the heartbeat, so an hourly audit writes what changed, not every finding.
+An audit that writes many (its first: every finding new; a heartbeat's rewrite) puts them in
+TransactWriteItems of up to 100, each Put on the condition its single write would have; a Put
+whose condition failed is left out, the others sent again, and that finding re-read and decided
+again alone. A transaction costs twice the write units of the same Puts (docs/organizations.md).
 
 A notable transition (opened, escalated, resolved) is written together with its
 pending announcement, in the same conditional write: `notify_pending` holds a
