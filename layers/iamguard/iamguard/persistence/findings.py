@@ -70,8 +70,8 @@ if TYPE_CHECKING:
 HISTORY_DAYS = 90
 ACCOUNT_INDEX = "account"  # account_id, pk: one account's items (template.yaml's FindingsTable)
 _PARALLEL_THRESHOLD = 32  # below this many writes, threads (and transactions) cost more than they save
-# TransactWriteItems: at most 100 actions and 4 MB of items; an item's DynamoDB JSON is taken as its
-# size, which overstates it (DynamoDB counts names and values only).
+# TransactWriteItems: at most 100 actions and 4 MB of items; an item's JSON is taken as its size,
+# which overstates it (DynamoDB counts names and values, a few bytes more per map).
 _TRANSACTION_ACTIONS = 100
 _TRANSACTION_BYTES = 4_000_000
 # Cancellations sent again after a pause: another transaction on one of the items, throttling.
@@ -172,12 +172,12 @@ def resource_key(resource_type: str, resource_name: str, account_id: str, home_a
     return f"{resource_type.upper()}#{account_id}"
 
 
-def _chunks(steps: Mapping[int, dict[str, Any]]) -> list[list[int]]:
-    """The steps' positions, in order, cut into transactions DynamoDB accepts (actions and bytes)."""
+def _chunks(items: Mapping[int, dict[str, Any]]) -> list[list[int]]:
+    """The items' positions, in order, cut into transactions DynamoDB accepts (actions and bytes)."""
     chunks: list[list[int]] = []
     size = 0
-    for position, step in steps.items():
-        item_size = len(json.dumps(step["Put"]["Item"], separators=(",", ":")))
+    for position, item in items.items():
+        item_size = len(json.dumps(item, separators=(",", ":")).encode())
         if not chunks or len(chunks[-1]) == _TRANSACTION_ACTIONS or size + item_size > _TRANSACTION_BYTES:
             chunks.append([])
             size = 0
@@ -581,23 +581,25 @@ class FindingsStore:
             key = self._finding_key(finding)
             (alone if key in keys else batched).append(position)
             keys.add(key)
-        steps = {position: self._put_step(decisions[position]) for position in batched}
+        items = {position: decisions[position].item or {} for position in batched}
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="store") as pool:
-            lost = [*chain.from_iterable(pool.map(lambda chunk: self._transact(chunk, steps), _chunks(steps))), *alone]
+            transactions = pool.map(lambda chunk: self._transact(chunk, decisions), _chunks(items))
+            lost = [*chain.from_iterable(transactions), *alone]
             redone = pool.map(lambda position: self._write_again(pending[position][0]), lost)
             for position, change in zip(lost, redone, strict=True):
                 changes[position] = change
         return changes
 
-    def _put_step(self, decision: _Decision) -> dict[str, Any]:
-        return {"Put": {"TableName": self.table, "Item": to_ddb(decision.item or {}), **decision.condition}}
-
-    def _transact(self, positions: list[int], steps: Mapping[int, dict[str, Any]]) -> list[int]:
+    def _transact(self, positions: list[int], decisions: list[_Decision]) -> list[int]:
         """Put these findings in one transaction; the positions whose condition failed (not written).
 
         Another transaction on one of the items (TransactionConflict) or throttling cancels the
         whole transaction: it is sent again after a pause, up to `_TRANSACTION_ATTEMPTS` times.
         """
+        steps = {
+            p: {"Put": {"TableName": self.table, "Item": to_ddb(decisions[p].item or {}), **decisions[p].condition}}
+            for p in positions
+        }
         lost: list[int] = []
         pauses = 0
         while positions:
