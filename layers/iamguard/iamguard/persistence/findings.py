@@ -78,7 +78,7 @@ _TRANSACTION_BYTES = 4_000_000
 _RETRIED_CANCELLATIONS = frozenset({"None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 _TRANSACTION_ATTEMPTS = 10
 _PAUSE_BASE = 0.05  # seconds, doubled per attempt (full jitter) …
-_PAUSE_CAP = 5.0  # … up to this: about 25 s of pauses at most
+_PAUSE_CAP = 5.0  # … up to this: about 20 s of pauses at most
 
 
 class StoreError(RuntimeError):
