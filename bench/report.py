@@ -863,8 +863,13 @@ def org_model_section(account: dict[str, Any], sweep: dict[str, Any] | None) -> 
             "arithmetic and its sources are in its docstring): the accounts go in ceil(accounts / AuditConcurrency) "
             "waves of the measured audit; the planner's round trips grow with the accounts (ListAccounts pages of "
             "20, SendMessageBatch of 10); Lambda's SQS poller starts 5 instances and adds up to 300 a minute. "
-            f"Measured inputs: {measured.findings_per_user:g} findings per user, "
-            f"{measured.items_per_scan_page:,.0f} findings per 1 MB Scan page. Per-account time *as measured*: the "
+            f"Measured inputs: {measured.findings_per_user:g} findings per user"
+            + (
+                f", {measured.items_per_scan_page:,.0f} findings per 1 MB Scan page (the audit reads the whole table)"
+                if measured.full_table_read
+                else " (the audit reads its own account's findings only: no whole-table Scan)"
+            )
+            + ". Per-account time *as measured*: the "
             "audit's time on this machine's moto with the latency (moto's CPU and the machine's load included: an "
             "upper estimate); *round trips only*: the calls it waits for one after another (writes 16 at a time, "
             "per-user reads 8) at the latency, no CPU (a lower estimate); *Lambda estimate*: those round trips plus "
