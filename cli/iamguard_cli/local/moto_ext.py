@@ -70,6 +70,13 @@ AWS's cost does not depend on the table at all. Here a transaction keeps only th
 items it touches and puts those back when it is cancelled; what it accepts,
 writes and answers (CancellationReasons, ALL_OLD items) is moto's own.
 
+moto's Query gathers every item of the table and sorts them all, for every page of every
+Query: a read of one partition costs the whole table (N log N in Python) where DynamoDB reads only
+the partition (or the index's matching items). In a shared table that made one account's audit
+slower with every other account's findings. Here a Query of the table gathers only its partition,
+and a Query of an index the table's items unsorted (the index's own sort follows, as in moto);
+what it returns, in which order and with which LastEvaluatedKey, is moto's own.
+
 moto's STS lets anyone assume any role ARN, even one that does not exist ("the role
 does not need to exist", moto's own docstring). AWS answers AccessDenied: a role that
 is not there cannot be assumed, so neither can it here (the hub's MemberAccess must see
@@ -317,6 +324,7 @@ def install() -> None:
     _complete_event_envelope()
     _keep_the_source_account_across_buses()
     _install_item_level_transactions()
+    _install_partition_queries()
     _install_role_assumption()
     models.IAMBackend.get_credential_report = get_credential_report  # type: ignore[method-assign]
     models.AccountSummary.summary_map = property(summary_map)  # type: ignore[assignment,method-assign]
@@ -582,6 +590,44 @@ def organization_access_role(account_id: str, management_account_id: str) -> str
         return str(backend.get_role(ORGANIZATION_ACCESS_ROLE).arn)
     backend.attach_role_policy(ADMINISTRATOR_ACCESS, ORGANIZATION_ACCESS_ROLE)
     return str(role.arn)
+
+
+_querying = threading.local()  # the table a Query of this thread reads, and its partition (None: an index)
+
+
+def _install_partition_queries() -> None:
+    """A Query gathers what DynamoDB would read, not the whole table sorted (see the module's docstring)."""
+    from moto.dynamodb.models.table import Table
+
+    original_query = Table.query
+    original_all_items = Table.all_items
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        if not index_name and hash_key is None:  # no partition named: moto's own way
+            return original_query(self, hash_key, *args, **kwargs)
+        _querying.scope = (self, None if index_name else hash_key)
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            _querying.scope = None
+
+    def all_items(self: Any) -> list[Any]:
+        scope = getattr(_querying, "scope", None)
+        if scope is None or scope[0] is not self:
+            return original_all_items(self)  # a Scan (or another table): every item, in key order
+        partition = scope[1]
+        if partition is None:  # an index: moto filters these by the index's key and sorts what matches
+            if not self.range_key_attr:
+                return list(self.items.values())
+            return [item for hash_set in self.items.values() for item in hash_set.values()]
+        found = self.items.get(partition)  # the table's own partition; moto sorts it by the range key
+        if found is None:
+            return []
+        return list(found.values()) if self.range_key_attr else [found]
+
+    Table.query = query  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]
 
 
 def _install_item_level_transactions() -> None:
