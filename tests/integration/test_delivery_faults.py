@@ -224,15 +224,15 @@ def test_an_event_announcement_also_delivers_what_a_dead_audit_left_in_the_outbo
 def test_a_large_change_is_claimed_in_transactions_dynamodb_accepts(
     aws: AwsContext, store: FindingsStore, slack: SlackReceiver
 ) -> None:
-    # Given 150 users who opened the same finding in one audit (moto does not check the 100-action limit)
+    # Given 150 users who opened the same finding in one audit
+    changes = store.record([finding(user=f"user{n:03}") for n in range(150)], full_audit_account=ACCOUNT)
+
+    # When they are announced (the claims' transactions counted, not the audit's own writes)
     sizes: list[int] = []
     store.client.meta.events.register(
         "provide-client-params.dynamodb.TransactWriteItems",
         lambda params, **_: sizes.append(len(params["TransactItems"])),
     )
-    changes = store.record([finding(user=f"user{n:03}") for n in range(150)], full_audit_account=ACCOUNT)
-
-    # When they are announced
     report = make_dispatcher([fast_slack(slack)], store).announce(alerts=[], changes=changes, actions=[])
 
     # Then two messages (99 + 51 users) took every announcement, each claim within DynamoDB's limit
