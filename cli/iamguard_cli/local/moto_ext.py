@@ -617,10 +617,13 @@ def _install_partition_queries() -> None:
         if scope is None or scope[0] is not self:
             return original_all_items(self)  # a Scan (or another table): every item, in key order
         partition = scope[1]
+        # Other requests write meanwhile (the server is threaded): copy each dict's values in one C call
+        # (atomic under the GIL) rather than iterate a dict another thread may grow.
         if partition is None:  # an index: moto filters these by the index's key and sorts what matches
+            partitions = list(self.items.values())
             if not self.range_key_attr:
-                return list(self.items.values())
-            return [item for hash_set in self.items.values() for item in hash_set.values()]
+                return partitions
+            return [item for hash_set in partitions for item in list(hash_set.values())]
         found = self.items.get(partition)  # the table's own partition; moto sorts it by the range key
         if found is None:
             return []
