@@ -985,6 +985,9 @@ def organization_readme_line() -> str:
                     for n, r in done
                 )
             )
+        missing = [str(c["accounts"]) for c in sweep["counts"] if c.get("not_measured")]
+        if missing:
+            parts.append(f"{' and '.join(missing)} accounts not measured (bench/RESULTS.md says why)")
     if account:
         import org_model
 

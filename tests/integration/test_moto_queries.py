@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
 from iamguard.aws import AwsContext
+from iamguard.persistence.findings import ACCOUNT_INDEX, FindingsStore
+from iamguard_cli.local.bootstrap import ensure_findings_table
 from moto.dynamodb.models.dynamo_type import DynamoType
 
 TABLE = "queries-test"
@@ -22,24 +24,9 @@ ACCOUNTS = ("111111111111", "222222222222", "333333333333")
 
 @pytest.fixture
 def dynamodb(aws: AwsContext) -> Any:
-    """Three accounts' items in one table, with an index by account as the findings table has."""
+    """Three accounts' items in a findings table (template.yaml's keys and indexes, `account` among them)."""
     client = aws.dynamodb()
-    client.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "account_id")],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "account",
-                "KeySchema": [
-                    {"AttributeName": "account_id", "KeyType": "HASH"},
-                    {"AttributeName": "pk", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    ensure_findings_table(FindingsStore(client, TABLE))
     for account in ACCOUNTS:
         for user in range(12):
             for check in ("mfa", "admin", "keys"):
@@ -97,7 +84,7 @@ def test_a_query_of_the_index_returns_the_accounts_items_in_index_order_page_by_
         (f"USER#{account}#user{user:02d}", f"CHECK#{check}") for user in range(12) for check in ("admin", "keys", "mfa")
     )
     request = {
-        "IndexName": "account",
+        "IndexName": ACCOUNT_INDEX,
         "KeyConditionExpression": "account_id = :a AND begins_with(pk, :u)",
         "ExpressionAttributeValues": {":a": {"S": account}, ":u": {"S": "USER#"}},
     }
