@@ -181,43 +181,6 @@ _EXEMPT_FIELDS = _FINDING_FIELDS | {"exempt_source", "exempt_owner", "exempt_rea
 _UNSET: dict[str, Any] = {name: info.get_default() for name, info in Finding.model_fields.items()}
 
 
-def _finding(
-    check: Check,
-    outcome: Outcome,
-    status: Status,
-    *,
-    arn: str,
-    name: str,
-    rtype: ResourceType,
-    account_id: str,
-    now: datetime,
-    detail: str | None = None,
-    exemption: Exemption | None = None,
-) -> Finding:
-    # Built from typed values of this module, so not validated again; and every finding shares one
-    # set of field names (pydantic keeps a set per instance otherwise: half of a finding's memory,
-    # about 80 MB in a 10,000-user audit). model_copy copies the set before changing it.
-    fields: dict[str, Any] = {
-        **_UNSET,
-        "check_id": check.id,
-        "severity": outcome.severity or check.severity,
-        "status": status,
-        "resource_type": rtype,
-        "resource_arn": arn,
-        "resource_name": name,
-        "account_id": account_id,
-        "detail": detail or outcome.detail,
-        "observed_at": now,
-    }
-    if exemption is None:
-        return _constructed(_FINDING_FIELDS, fields)
-    fields["exempt_source"] = exemption.source
-    fields["exempt_owner"] = exemption.owner
-    fields["exempt_reason"] = exemption.reason
-    fields["exempt_until"] = exemption.expires
-    return _constructed(_EXEMPT_FIELDS, fields)
-
-
 def _constructed(fields_set: set[str], values: dict[str, Any]) -> Finding:
     """What `Finding.model_construct(fields_set, **values)` makes when `values` holds every field.
 
@@ -251,6 +214,52 @@ def observed_at(check: Check, credentials: Credentials | None, now: datetime) ->
     if "credential_report" in check.needs and credentials is not None and credentials.observed_at is not None:
         return min(credentials.observed_at, now)
     return now
+
+
+def judge(
+    check: Check,
+    outcome: Outcome,
+    exemptions: list[Exemption],
+    today: date,
+    *,
+    arn: str,
+    name: str,
+    rtype: ResourceType,
+    account_id: str,
+    observed: datetime,
+    error: bool = False,
+    problem: str | None = None,
+) -> Finding:
+    """A check's outcome on one resource as its finding, under the exceptions that resource holds.
+
+    The exception live `today` makes a failure EXEMPT; one that ran out is named on the FAIL, as is
+    the `problem` of an exception that could not apply. `error`: the facts were missing (ERROR).
+    """
+    live, expired = choose(exemptions, check.id, today)
+    status = Status.ERROR if error else _status(outcome, live)
+    detail, exemption = _exempted(outcome, status, live, expired, problem)
+    # Built from typed values of this module, so not validated again; and every finding shares one
+    # set of field names (pydantic keeps a set per instance otherwise: half of a finding's memory,
+    # about 80 MB in a 10,000-user audit). model_copy copies the set before changing it.
+    fields: dict[str, Any] = {
+        **_UNSET,
+        "check_id": check.id,
+        "severity": outcome.severity or check.severity,
+        "status": status,
+        "resource_type": rtype,
+        "resource_arn": arn,
+        "resource_name": name,
+        "account_id": account_id,
+        "detail": detail or outcome.detail,
+        "observed_at": observed,
+    }
+    if exemption is None:
+        return _constructed(_FINDING_FIELDS, fields)
+    fields["exempt_source"] = exemption.source
+    fields["exempt_owner"] = exemption.owner
+    fields["exempt_reason"] = exemption.reason
+    fields["exempt_until"] = exemption.expires
+    return _constructed(_EXEMPT_FIELDS, fields)
 
 
 def _status(outcome: Outcome, exempt: Exemption | None) -> Status:
@@ -293,32 +302,31 @@ def run_user_checks(
     """All user checks (or `only` those) for one user."""
     wanted = set(only) if only is not None else None
     applicable = exemption_sources.for_user(user, ctx.settings, ctx.exemptions, CATALOG)
+    held = list(applicable.exemptions)
     today = utc_day(ctx.now)
     findings = []
     for check in checks_by_scope("user"):
         if (wanted is not None and check.id not in wanted) or check.evaluate_user is None:
             continue
         error = _error_outcome(check, errors or {})
-        live, expired = choose(list(applicable.exemptions), check.id, today)
-        if error is not None or (check.needs and user.credentials is None):
+        unknown = error is not None or bool(check.needs and user.credentials is None)
+        if unknown:
             outcome = error or Outcome(False, "Could not be evaluated — credential data unavailable.")
-            status = Status.ERROR
         else:
             outcome = check.evaluate_user(user, ctx)
-            status = _status(outcome, live)
-        detail, exemption = _exempted(outcome, status, live, expired, applicable.problem)
         findings.append(
-            _finding(
+            judge(
                 check,
                 outcome,
-                status,
+                held,
+                today,
                 arn=user.arn,
                 name=user.name,
                 rtype="user",
                 account_id=account_id,
-                now=observed_at(check, user.credentials, ctx.now),
-                detail=detail,
-                exemption=exemption,
+                observed=observed_at(check, user.credentials, ctx.now),
+                error=unknown,
+                problem=applicable.problem,
             )
         )
     return findings
@@ -345,22 +353,18 @@ def run_checks(
         arn, name = account_resource(state, scope)
         error = _error_outcome(check, state.errors)
         outcome = error or check.evaluate_account(state, settings, now)
-        live, expired = choose(account_exemptions, check.id, today)
-        status = Status.ERROR if error else _status(outcome, live)
-        detail, exemption = _exempted(outcome, status, live, expired, None)
-        at = observed_at(check, state.root.credentials, now) if scope == "root" else now
         findings.append(
-            _finding(
+            judge(
                 check,
                 outcome,
-                status,
+                account_exemptions,
+                today,
                 arn=arn,
                 name=name,
                 rtype=scope,
                 account_id=state.account_id,
-                now=at,
-                detail=detail,
-                exemption=exemption,
+                observed=observed_at(check, state.root.credentials, now) if scope == "root" else now,
+                error=error is not None,
             )
         )
     ctx = UserContext(settings, now, state.groups, state.policy_documents, state.password_policy, exemptions=stored)

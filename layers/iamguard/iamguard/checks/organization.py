@@ -16,17 +16,15 @@ from iamguard.checks.base import (
     Outcome,
     RemediationSteps,
     Standards,
-    _exempted,
-    _finding,
-    _status,
     account_resource,
+    judge,
     register,
     utc_day,
 )
 from iamguard.checks.exemptions import by_resource
 from iamguard.domain.account import AccountState, RootState
-from iamguard.domain.exemptions import ACCOUNT_RESOURCE, Exemption, choose
-from iamguard.domain.findings import Finding, Severity, Status
+from iamguard.domain.exemptions import ACCOUNT_RESOURCE, Exemption
+from iamguard.domain.findings import Finding, Severity
 from iamguard.domain.organization import OrganizationFacts
 
 OrganizationEvaluator = Callable[[AccountState, OrganizationFacts], Outcome]
@@ -197,23 +195,17 @@ def run_organization_checks(
     for check_id, evaluate in _EVALUATORS.items():
         if check_id == "org_member_stackset" and organization.stackset_name is None:
             continue  # no StackSet configured (MEMBER_STACKSET_NAME)
-        check = CATALOG[check_id]
-        outcome = evaluate(state, organization)
-        live, expired = choose(held, check_id, utc_day(now))
-        status = _status(outcome, live)
-        detail, exemption = _exempted(outcome, status, live, expired, None)
         findings.append(
-            _finding(
-                check,
-                outcome,
-                status,
+            judge(
+                CATALOG[check_id],
+                evaluate(state, organization),
+                held,
+                utc_day(now),
                 arn=arn,
                 name=name,
                 rtype="account",
                 account_id=state.account_id,
-                now=now,
-                detail=detail,
-                exemption=exemption,
+                observed=now,
             )
         )
     return findings
@@ -221,14 +213,15 @@ def run_organization_checks(
 
 def access_error_finding(account_id: str, reason: str, now: datetime) -> Finding:
     """The ERROR finding of an account whose member role cannot be assumed (the reason names the StackSet)."""
-    check = CATALOG[MEMBER_AUDIT_ACCESS]
-    return _finding(
-        check,
+    return judge(
+        CATALOG[MEMBER_AUDIT_ACCESS],
         Outcome(False, f"The hub cannot audit this account: {reason}.", unknown=True),
-        Status.ERROR,
+        [],  # no exception hides an account the hub cannot enter
+        utc_day(now),
         arn=f"arn:aws:iam::{account_id}:account",
         name=account_id,
         rtype="account",
         account_id=account_id,
-        now=now,
+        observed=now,
+        error=True,
     )
