@@ -618,3 +618,40 @@ def test_results_md_shows_the_profile_the_status_reads_and_the_stored_audit(
     assert "**3 DynamoDB reads** (BatchGetItem 1, Query 2)" in text and "40,003 findings" in text
     assert "| store_second | 9.00 | 90 | 15 | 15 | GetPolicy 4 |" in text
     assert "commit `def5678`" in text and "commit `fed4321`" in text
+
+
+def test_an_unmet_plain_moto_target_is_explained_by_what_the_calls_cost() -> None:
+    import audit_profile
+
+    profile = _profile_result()
+    profile["shape"] = "never-signed-in"
+    # iamguard's own code: 0.6 + 0.2 + 0.4 + 0.5 = 1.7 CPU s; the calls: botocore 0.3 + moto 1.1 + the rest 0.5 = 1.9
+    profile["split_cpu_seconds"] = audit_profile.split(profile)
+    result = {
+        "users": 2000,
+        "shape": "never-signed-in",
+        "machine": {"nproc": 2},
+        # moto: Custodian 40 s / iamguard 2 s = 20x < 25x; moto + 30 ms is not explained (no profile of it)
+        "networks": [_network(0, 2.0, 60.0, 40.0), _network(30, 3.0, 600.0, 120.0)],
+    }
+
+    # When the target allows 40 / 25 = 1.6 s and the calls alone need 1.9 / 2 CPUs = 0.95 s
+    text = report.target_gaps([result], [profile])
+    assert text.count("\n* ") == 1, "one line: the plain-moto row (the 30 ms row has no profile to explain it)"
+    assert "**never-signed-in, plain moto: 20.0x against Cloud Custodian, 5 iam-user policies (target 25x).**" in text
+    assert "leaves iamguard 1.60 s" in text and "1,300 calls to the peer's 14,000 (10.8x fewer)" in text
+    assert "those calls alone cost 1.90 CPU s" in text and "at least 0.95 s on 2 CPUs" in text
+    # the operation that costs most on the server is named, with why it is made
+    assert "GetAccountAuthorizationDetails x 1 is 0.70 s" in text and "every user, group and policy" in text
+    assert "reachable only if iamguard's own code (today 1.70 CPU s) fit in about 0.65 s beside the calls" in text
+
+    # When the peer is faster still, the calls alone exceed what the target allows: out of reach
+    result["networks"] = [_network(0, 2.0, 60.0, 20.0)]
+    text = report.target_gaps([result], [profile])
+    assert "out of reach with these calls on plain moto" in text and "at most 21x" in text
+
+    # And a met target, or no profile of the shape, explains nothing
+    result["networks"] = [_network(0, 1.0, 60.0, 40.0)]
+    assert report.target_gaps([result], [profile]) == ""
+    result["networks"] = [_network(0, 2.0, 60.0, 40.0)]
+    assert report.target_gaps([result], []) == ""
