@@ -595,6 +595,9 @@ class FindingsStore:
 
         Another transaction on one of the items (TransactionConflict) or throttling cancels the
         whole transaction: it is sent again after a pause, up to `_TRANSACTION_ATTEMPTS` times.
+        botocore gives each call one ClientRequestToken (an idempotency token in DynamoDB's model),
+        so its own retries after a lost answer cannot apply a transaction twice; a send from this
+        loop follows a cancellation, which wrote nothing, and may take a new token.
         """
         steps = {
             p: {"Put": {"TableName": self.table, "Item": to_ddb(decisions[p].item or {}), **decisions[p].condition}}
