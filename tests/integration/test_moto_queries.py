@@ -132,3 +132,30 @@ def test_a_query_of_a_partition_does_not_sort_the_rest_of_the_table(
     # Then only those were sorted (moto alone sorts all 109 items first: hundreds of comparisons)
     assert len(found) == 3
     assert comparisons <= 6, comparisons
+
+
+def test_a_query_of_the_index_compares_only_the_accounts_items(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given three accounts' items; count the typed-value comparisons moto makes while it answers
+    comparisons = 0
+    original = DynamoType.__ne__
+
+    def counted(self: DynamoType, other: object) -> bool:
+        nonlocal comparisons
+        comparisons += 1
+        return original(self, other)
+
+    monkeypatch.setattr(DynamoType, "__ne__", counted)
+    account = ACCOUNTS[0]
+
+    # When one account's items are queried through the `account` index
+    found = every(
+        dynamodb,
+        "query",
+        IndexName=ACCOUNT_INDEX,
+        KeyConditionExpression="account_id = :a",
+        ExpressionAttributeValues={":a": {"S": account}},
+    )
+
+    # Then moto compared the index key of that account's 36 items only (moto alone: all 108 indexed items)
+    assert len(found) == 36
+    assert comparisons <= 36, comparisons

@@ -74,8 +74,11 @@ moto's Query gathers every item of the table and sorts them all, for every page 
 Query: a read of one partition costs the whole table (N log N in Python) where DynamoDB reads only
 the partition (or the index's matching items). In a shared table that made one account's audit
 slower with every other account's findings. Here a Query of the table gathers only its partition,
-and a Query of an index the table's items unsorted (the index's own sort follows, as in moto);
-what it returns, in which order and with which LastEvaluatedKey, is moto's own.
+and a Query of an index only the items whose index key matches, unsorted (moto checks them again
+and sorts them by the index's key, as it does); what it returns, in which order and with which
+LastEvaluatedKey, is moto's own. The index's matching items are still found by looking at every
+item of the table once, but with two attribute reads each, where moto compares typed values in
+Python per key condition.
 
 moto's STS lets anyone assume any role ARN, even one that does not exist ("the role
 does not need to exist", moto's own docstring). AWS answers AccessDenied: a role that
@@ -592,7 +595,8 @@ def organization_access_role(account_id: str, management_account_id: str) -> str
     return str(role.arn)
 
 
-_querying = threading.local()  # the table a Query of this thread reads, and its partition (None: an index)
+# The table a Query of this thread reads, its partition (None: an index) and the index's key conditions.
+_querying = threading.local()
 
 
 def _install_partition_queries() -> None:
@@ -606,7 +610,10 @@ def _install_partition_queries() -> None:
         index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
         if not index_name and hash_key is None:  # no partition named: moto's own way
             return original_query(self, hash_key, *args, **kwargs)
-        _querying.scope = (self, None if index_name else hash_key)
+        conditions = kwargs.get("hash_key_conditions") or ()
+        # (name, type, value) of each index key the item must hold; DynamoType's own comparison is Python code
+        wanted = tuple((name, value.type, value.value) for name, value in conditions) if index_name else ()
+        _querying.scope = (self, None if index_name else hash_key, wanted)
         try:
             return original_query(self, hash_key, *args, **kwargs)
         finally:
@@ -616,14 +623,13 @@ def _install_partition_queries() -> None:
         scope = getattr(_querying, "scope", None)
         if scope is None or scope[0] is not self:
             return original_all_items(self)  # a Scan (or another table): every item, in key order
-        partition = scope[1]
+        partition, wanted = scope[1], scope[2]
         # Other requests write meanwhile (the server is threaded): copy each dict's values in one C call
         # (atomic under the GIL) rather than iterate a dict another thread may grow.
-        if partition is None:  # an index: moto filters these by the index's key and sorts what matches
+        if partition is None:  # an index: the items its key conditions match; moto checks and sorts them
             partitions = list(self.items.values())
-            if not self.range_key_attr:
-                return partitions
-            return [item for hash_set in partitions for item in list(hash_set.values())]
+            items = partitions if not self.range_key_attr else [i for part in partitions for i in list(part.values())]
+            return [item for item in items if _holds(item, wanted)]
         found = self.items.get(partition)  # the table's own partition; moto sorts it by the range key
         if found is None:
             return []
@@ -631,6 +637,18 @@ def _install_partition_queries() -> None:
 
     Table.query = query  # type: ignore[method-assign]
     Table.all_items = all_items  # type: ignore[method-assign]
+
+
+def _holds(item: Any, wanted: tuple[tuple[str, str, Any], ...]) -> bool:
+    """Whether a moto item holds each (attribute, type, value) of an index's key conditions."""
+    attrs = getattr(item, "attrs", None)
+    if attrs is None:
+        return False
+    for name, kind, value in wanted:
+        held = attrs.get(name)
+        if held is None or held.type != kind or held.value != value:
+            return False
+    return True
 
 
 def _install_item_level_transactions() -> None:
