@@ -780,6 +780,7 @@ def org_sweep_section(data: dict[str, Any]) -> str:
                     _services(round_["server_calls_per_account_by_service"]),
                     _services(round_["handler_calls_per_account"]["by_service"]),
                     f"{items.get('median', 0):,.0f}" if items else "-",
+                    _account_cpu(round_),
                     f"{round_['planner']['seconds']:.2f}",
                     f"{round_['load_avg_1m_before']}-{round_['load_avg_1m_after']}",
                 ]
@@ -787,7 +788,9 @@ def org_sweep_section(data: dict[str, Any]) -> str:
             if round_["round"] == "steady" and not round_.get("stopped_at_budget"):
                 steady.append((count["accounts"], round_))
         if count.get("not_measured"):
-            rows.append([count["accounts"], "-", "", "", "not measured: " + count["not_measured"], "", "", "", "", ""])
+            rows.append(
+                [count["accounts"], "-", "", "", "not measured: " + count["not_measured"], "", "", "", "", "", ""]
+            )
     out = [
         f"{data['users_per_account']:,} users in each member account ({account_line_short(data)}), "
         f"AuditConcurrency {data['concurrency']}, plain moto. "
@@ -808,6 +811,7 @@ def org_sweep_section(data: dict[str, Any]) -> str:
                 f"calls per account (server): {' / '.join(label for _, label in ORG_SERVICES)}",
                 "the audit function's own calls per account",
                 "DynamoDB items read per account audit (median)",
+                "CPU s per account: the function (median) + the moto server (round / accounts)",
                 "planner s",
                 "load (1 min)",
             ],
@@ -819,18 +823,45 @@ def org_sweep_section(data: dict[str, Any]) -> str:
         t0, t1 = first["account_seconds"]["median"], last["account_seconds"]["median"]
         i0 = first["dynamodb_items_read_per_account"]["median"]
         i1 = last["dynamodb_items_read_per_account"]["median"]
-        out += ["", sweep_verdict(low, high, (t0, t1), (i0, i1))]
+        out += ["", sweep_verdict(low, high, (t0, t1), (i0, i1), (_cpu_per_account(first), _cpu_per_account(last)))]
     out += ["", run_footer(data) + (" (**stopped part way**)" if not data.get("complete", True) else "")]
     return "\n".join(out)
 
 
-def sweep_verdict(low: int, high: int, seconds: tuple[float, float], items: tuple[float, float]) -> str:
+def _cpu_per_account(round_: dict[str, Any]) -> float | None:
+    """CPU seconds one account's audit cost: the function's own (median) + its share of the moto server's."""
+    function = round_.get("account_cpu_seconds", {}).get("median")
+    server = round_.get("server_cpu_seconds")
+    accounts = round_.get("accounts_audited") or 0
+    if function is None or server is None or not accounts:
+        return None
+    return float(function) + float(server) / accounts
+
+
+def _account_cpu(round_: dict[str, Any]) -> str:
+    total = _cpu_per_account(round_)
+    if total is None:
+        return "-"
+    server = round_["server_cpu_seconds"] / round_["accounts_audited"]
+    return f"{total:.1f} ({round_['account_cpu_seconds']['median']:.1f} + {server:.1f})"
+
+
+def sweep_verdict(
+    low: int,
+    high: int,
+    seconds: tuple[float, float],
+    items: tuple[float, float],
+    cpu: tuple[float | None, float | None] = (None, None),
+) -> str:
     """Whether one account's audit costs the same at `low` and `high` accounts. The items it reads are the work,
-    whatever the load; the time on moto also carries moto's and the machine's costs, said apart."""
-    (t0, t1), (i0, i1) = seconds, items
+    whatever the load; the CPU it costs (the function's and the moto server's share) is the time an idle machine
+    would take; the wall time on moto also carries the machine's load, said apart."""
+    (t0, t1), (i0, i1), (c0, c1) = seconds, items, cpu
     said = (
         f"Steady rounds, {low} → {high} accounts: the median account's audit went from {t0:.1f} s to {t1:.1f} s "
-        f"(x{t1 / t0:.2f}) and read {i0:,.0f} → {i1:,.0f} DynamoDB items (x{i1 / i0:.2f}). "
+        f"(x{t1 / t0:.2f}) and read {i0:,.0f} → {i1:,.0f} DynamoDB items (x{i1 / i0:.2f})"
+        + (f"; its CPU (function + moto server) {c0:.1f} s → {c1:.1f} s (x{c1 / c0:.2f})" if c0 and c1 else "")
+        + ". "
     )
     if i1 > 1.25 * i0:
         return said + (
@@ -839,6 +870,12 @@ def sweep_verdict(low: int, high: int, seconds: tuple[float, float], items: tupl
         )
     if t1 <= 1.25 * t0:
         return said + "**Independent of the number of accounts.**"
+    if c0 and c1 and c1 <= 1.25 * c0:
+        return said + (
+            "**Independent of the number of accounts** in the work (the items read) and in what it costs (the CPU); "
+            "the wall time grew with the machine's load (the load column): the audits share its 2 CPUs with the "
+            "moto server and whatever else runs."
+        )
     return said + (
         "**The work is independent of the number of accounts** (the items read: the account's own findings and one "
         "summary item per account; the calls per account in the table). **The time on moto is not**: moto answers "

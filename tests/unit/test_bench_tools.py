@@ -437,7 +437,14 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
                         stopped_at_budget=True,
                         accounts_audited_within_budget=9,
                     ),
-                    _round("steady", 10, 4.0, 26000),
+                    _round(
+                        "steady",
+                        10,
+                        4.0,
+                        26000,
+                        account_cpu_seconds={"median": 0.9, "p95": 1.0, "max": 1.0, "min": 0.8},
+                        server_cpu_seconds=78.0,
+                    ),
                 ],
             },
             {
@@ -496,6 +503,8 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
         in text
     )
     assert "| 30 | first | 60.0 | 20.0 / 24.0 / 30.0 | 30 (of 31), **2 failed** |" in text
+    # the CPU one account's audit cost: the function's own + its share of the server's (78 s / 10 accounts)
+    assert "| 26,000 | 8.7 (0.9 + 7.8) | 0.40 |" in text and "| 78,000 | - | 0.40 |" in text
     assert "100 (of 101) (**stopped** at its 900 s budget; 41 done within it)" in text
     assert "| 10 | first | 933.0 | 8.0 / 9.6 / 12.0 | 10 (of 11) (over its 900 s budget: 9 done within it) |" in text
     assert "not measured: the first round did not finish within 900 s" in text
@@ -507,6 +516,12 @@ def test_the_organization_section_shows_growth_per_account_and_the_model(
     grown_time = report.sweep_verdict(3, 30, (7.6, 20.0), (494, 521))
     assert "**The work is independent of the number of accounts**" in grown_time
     assert "**The time on moto is not**" in grown_time and "Not independent" not in grown_time
+    # ... unless the CPU the audit cost (the function's and the moto server's share) stayed flat: then the
+    # wall time grew with the machine's load, and the verdict says so
+    loaded = report.sweep_verdict(3, 30, (7.6, 20.0), (494, 521), (8.0, 8.8))
+    assert "its CPU (function + moto server) 8.0 s → 8.8 s (x1.10)" in loaded
+    assert "**Independent of the number of accounts** in the work (the items read) and in what it costs" in loaded
+    assert "**The time on moto is not**" in report.sweep_verdict(3, 30, (7.6, 20.0), (494, 521), (8.0, 16.0))
     assert "(**stopped part way**)" in text
     # the model on the measured account (13 findings a user, 1,000 findings a page from the sweep's largest table)
     measured = org_model.measured_from(account, sweep)
