@@ -9,15 +9,13 @@ throttling, which moto never produces.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
 from iamguard.aws import AwsContext
 from iamguard.domain.findings import Finding, Severity, Status, Transition
 from iamguard.persistence import findings as findings_module
@@ -25,6 +23,7 @@ from iamguard.persistence.findings import FindingsStore, StoreError
 from iamguard_cli.local.bootstrap import ensure_findings_table
 
 from tests.factories import ACCOUNT, NOW, finding
+from tests.support.transactions import answer_transactions, cancelled
 
 CHECKS = ("user_console_mfa", "user_mfa", "user_unused_credentials")
 LATER = NOW + timedelta(hours=30)  # past the heartbeat: unchanged findings are rewritten too
@@ -63,30 +62,6 @@ def raw_items(store: FindingsStore) -> dict[tuple[str, str], dict[str, Any]]:
         for item in page["Items"]:
             items[(item["pk"]["S"], item["sk"]["S"])] = item
     return items
-
-
-def cancelled(reasons: list[str]) -> tuple[AWSResponse, dict[str, Any]]:
-    """AWS's answer to a cancelled TransactWriteItems: HTTP 400 and one cancellation reason per action."""
-    return AWSResponse("https://dynamodb.us-east-1.amazonaws.com/", 400, {}, None), {
-        "Error": {
-            "Code": "TransactionCanceledException",
-            "Message": f"Transaction cancelled, please refer cancellation reasons for specific reasons [{', '.join(reasons)}]",
-        },
-        "CancellationReasons": [
-            {"Code": code} if code == "None" else {"Code": code, "Message": f"{code} for this action"}
-            for code in reasons
-        ],
-        "ResponseMetadata": {"HTTPStatusCode": 400},
-    }
-
-
-def answer_transactions(store: FindingsStore, answer: Callable[[list[dict[str, Any]]], Any]) -> None:
-    """Hand each TransactWriteItems of the store to `answer` before it is sent: a response it returns replaces AWS's."""
-
-    def hook(params: dict[str, Any], **_: Any) -> Any:
-        return answer(json.loads(params["body"])["TransactItems"])
-
-    store.client.meta.events.register_first("before-call.dynamodb.TransactWriteItems", hook)
 
 
 def test_a_first_audit_of_many_users_writes_its_findings_in_transactions_of_100(
@@ -165,7 +140,7 @@ def test_a_finding_written_meanwhile_is_left_out_and_decided_again(
         if not interfered and any(step["Put"]["Item"]["pk"] == {"S": "USER#user0007"} for step in steps):
             interfered.extend(c.transition.value for c in other.record([newer]))
 
-    answer_transactions(store, event_path_writes_first)
+    answer_transactions(store.client, event_path_writes_first)
 
     # When the audit stores its findings
     changes = store.record(observed, full_audit_account=ACCOUNT)
@@ -200,7 +175,7 @@ def test_a_transaction_conflict_and_throttling_are_sent_again(
     def cancel(steps: list[dict[str, Any]]) -> Any:
         return cancelled(answers.pop(0)) if answers and len(steps) == 100 else None
 
-    answer_transactions(store, cancel)
+    answer_transactions(store.client, cancel)
 
     # When a first audit of 40 users (120 findings) is stored
     changes = store.record(first_audit(40), full_audit_account=ACCOUNT)
@@ -222,7 +197,7 @@ def test_a_transaction_that_keeps_being_cancelled_fails_the_write(
     store: FindingsStore, calls: list[tuple[str, dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(findings_module, "_PAUSE_BASE", 0.001)
-    answer_transactions(store, lambda steps: cancelled(["None"] * (len(steps) - 1) + ["ThrottlingError"]))
+    answer_transactions(store.client, lambda steps: cancelled(["None"] * (len(steps) - 1) + ["ThrottlingError"]))
 
     with pytest.raises(StoreError, match="kept being cancelled: None, ThrottlingError"):
         store.record(first_audit(12), full_audit_account=ACCOUNT)
@@ -234,7 +209,7 @@ def test_a_transaction_that_keeps_being_cancelled_fails_the_write(
 def test_a_cancellation_that_cannot_succeed_is_not_sent_again(
     store: FindingsStore, calls: list[tuple[str, dict[str, Any]]]
 ) -> None:
-    answer_transactions(store, lambda steps: cancelled(["ValidationError"] + ["None"] * (len(steps) - 1)))
+    answer_transactions(store.client, lambda steps: cancelled(["ValidationError"] + ["None"] * (len(steps) - 1)))
 
     with pytest.raises(StoreError, match="ValidationError"):
         store.record(first_audit(12), full_audit_account=ACCOUNT)

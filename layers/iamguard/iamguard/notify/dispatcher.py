@@ -39,7 +39,7 @@ from iamguard.notify.base import DeliveryError, Notifier
 from iamguard.notify.redact import scrub
 from iamguard.notify.render import MessageBuilder, when
 from iamguard.persistence.findings import FindingsStore
-from iamguard.persistence.outbox import ClaimResult, Outbox, OutboxState
+from iamguard.persistence.outbox import Claim, ClaimResult, Outbox, OutboxState
 from iamguard.settings.notify import NotifySettings
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 UNDELIVERED_METRIC = "UndeliveredAlerts"
 CHANNEL_COOLDOWN = timedelta(seconds=60)
+CLAIM_ROUNDS = 4  # claims of messages whose announcements other runs keep taking
 PEOPLE_KINDS = {MessageKind.FINDING, MessageKind.ALERT, MessageKind.ACTION, MessageKind.DIGEST}
 
 
@@ -252,10 +253,15 @@ class Dispatcher:
     def _claim_all(
         self, messages: Sequence[Message], changes: Mapping[tuple[str, str], Change], report: DeliveryReport
     ) -> list[tuple[Message, frozenset[Channel], datetime]]:
-        """Record each message in the outbox (or hold it for the digest); the ones this run must now send."""
+        """Record the messages in the outbox together (or hold them for the digest); the ones this run must now send.
+
+        A message whose announcements another run took in part is rebuilt without them and
+        claimed again (up to CLAIM_ROUNDS times); one taken whole, or claimed before, is a duplicate.
+        """
+        now = self.clock()
         claimed: list[tuple[Message, frozenset[Channel], datetime]] = []
+        waiting: list[tuple[Message, frozenset[Channel], list[Change]]] = []
         for message in messages:
-            now = self.clock()
             targets = self.targets(message)
             if self.outbox is None:
                 if targets:
@@ -263,39 +269,55 @@ class Dispatcher:
                 continue
             if not targets and message.kind is MessageKind.FINDINGS_SYNC:
                 continue
-            result, message = self._claim(message, targets, changes, now)
-            if result.claimed and targets:
-                claimed.append((message, targets, now))
-            elif result.claimed:
-                report.held += 1
-            else:
-                report.duplicates += 1
-                self.log.info("notification already claimed", extra={"key": message.key})
+            members = [
+                changes[f.key] for f in message.findings if message.kind is MessageKind.FINDING and f.key in changes
+            ]
+            waiting.append((message, targets, members))
+        for _ in range(CLAIM_ROUNDS):
+            if not waiting or self.outbox is None:
+                break
+            announced = [
+                [c for c in members if c.announcement is not None] if self.store is not None else []
+                for _, _, members in waiting
+            ]
+            asks = [
+                Claim(
+                    message,
+                    targets,
+                    [self.store.claim_announcement(c) for c in taken] if self.store is not None else [],
+                )
+                for (message, targets, _), taken in zip(waiting, announced, strict=True)
+            ]
+            again: list[tuple[Message, frozenset[Channel], list[Change]]] = []
+            results = self.outbox.claim_all(asks, now)
+            for (message, targets, members), taken, result in zip(waiting, announced, results, strict=True):
+                if result.claimed and targets:
+                    claimed.append((message, targets, now))
+                elif result.claimed:
+                    report.held += 1
+                elif rebuilt := self._without_taken(message, members, taken, result):
+                    again.append((rebuilt[0], targets, rebuilt[1]))
+                else:
+                    report.duplicates += 1
+                    self.log.info("notification already claimed", extra={"key": message.key})
+            waiting = again
+        report.duplicates += len(waiting)  # still contended after every round: another run has them
         return claimed
 
-    def _claim(
-        self, message: Message, targets: frozenset[Channel], changes: Mapping[tuple[str, str], Change], now: datetime
-    ) -> tuple[ClaimResult, Message]:
-        """Claim (or hold) one message with its findings' announcements; rebuilt without the ones another run took."""
-        assert self.outbox is not None
-        members = [changes[f.key] for f in message.findings if message.kind is MessageKind.FINDING and f.key in changes]
-        for _ in range(4):
-            announced = [c for c in members if c.announcement is not None] if self.store is not None else []
-            steps = [self.store.claim_announcement(c) for c in announced] if self.store is not None else []
-            if targets:
-                result = self.outbox.claim(message, targets, now, steps)
-            else:
-                result = self.outbox.hold(message, now, steps)
-            if not result.lost:
-                return result, message
-            taken = {id(announced[i]) for i in result.lost}
-            members = [c for c in members if id(c) not in taken]
-            rebuilt = self.builder.finding_messages(members)
-            if len(rebuilt) != 1:  # nothing left (or, impossibly, a different grouping): all taken elsewhere
-                return ClaimResult(False), message
-            self.log.info("announcements taken by another run", extra={"key": message.key, "taken": len(taken)})
-            message = rebuilt[0]
-        return ClaimResult(False), message
+    def _without_taken(
+        self, message: Message, members: list[Change], announced: list[Change], result: ClaimResult
+    ) -> tuple[Message, list[Change]] | None:
+        """The message again without the announcements another run took first, and the changes it still tells;
+        None when nothing is left of it."""
+        if not result.lost:
+            return None
+        taken = {id(announced[i]) for i in result.lost}
+        left = [c for c in members if id(c) not in taken]
+        rebuilt = self.builder.finding_messages(left)
+        if len(rebuilt) != 1:  # nothing left (or, impossibly, a different grouping): all taken elsewhere
+            return None
+        self.log.info("announcements taken by another run", extra={"key": message.key, "taken": len(taken)})
+        return rebuilt[0], left
 
     def _deliver(
         self,

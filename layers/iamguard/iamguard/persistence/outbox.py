@@ -12,7 +12,10 @@ Creating the item is conditional on it not existing, so the item is also the
 overlapping audit claims nothing and sends nothing. The claim of a finding
 message is one transaction with the removal of its findings' pending
 announcements (iamguard.store.FindingsStore.claim_announcement): either the
-message is in the outbox and the findings no longer wait, or neither.
+message is in the outbox and the findings no longer wait, or neither. The
+messages of one announcement (an event's alert and its findings' messages) are
+claimed together (`claim_all`): one transaction of up to 100 actions instead of
+a write per message, each message decided as its own claim would decide it.
 
 A claimed message is free for any run to deliver; the run that sends it first
 takes a lease (a conditional update), and the same update counts the send for
@@ -47,6 +50,8 @@ OUTBOX = "OUTBOX"
 KEEP = timedelta(days=30)  # the dedup window: how long a sent marker is kept
 _CONFLICT_RETRIES = 4  # a claim transaction that collided with another one on the same items (or was throttled)
 _TRANSIENT = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+MAX_ACTIONS = 100  # DynamoDB's limit of actions in one TransactWriteItems
+_MAX_BATCH_BYTES = 3_000_000  # of message text per transaction, well inside its 4 MB request limit
 
 
 class OutboxState(StrEnum):
@@ -88,6 +93,19 @@ class ClaimResult:
 
     def __bool__(self) -> bool:
         return self.claimed
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One message to record: claimed for `targets`, or held for the digest when there are none."""
+
+    message: Message
+    targets: frozenset[Channel]
+    announcements: Sequence[Mapping[str, Any]] = ()  # its findings' announcement steps
+
+    @property
+    def actions(self) -> int:
+        return 1 + len(self.announcements)
 
 
 def _posts(channel: Channel) -> str:
@@ -141,6 +159,76 @@ class Outbox:
             return ClaimResult(True)
         raise AssertionError("unreachable")  # the loop returns or raises
 
+    def claim_all(self, claims: Sequence[Claim], now: datetime) -> list[ClaimResult]:
+        """Record several messages with as few writes as DynamoDB allows; each result as `claim` or `hold` gives it.
+
+        Messages go in transactions of up to MAX_ACTIONS actions, a message's item never apart
+        from its announcements. A cancellation names the actions that failed: a message claimed
+        before is a duplicate (its announcements are taken, as `claim` does), one whose
+        announcement is gone comes back `lost`; the others are sent again at once without them.
+        """
+        results: list[ClaimResult | None] = [None] * len(claims)
+        for batch in _batches(list(enumerate(claims))):
+            for position, result in self._claim_batch(batch, now):
+                results[position] = result
+        return [result if result is not None else ClaimResult(False) for result in results]
+
+    def _claim_batch(self, batch: list[tuple[int, Claim]], now: datetime) -> Iterator[tuple[int, ClaimResult]]:
+        attempt = 0
+        while batch:
+            if len(batch) == 1:  # a single write: PutItem, or a transaction with its announcements
+                position, claim = batch[0]
+                yield position, self._create(self._claim_item(claim, now), claim.announcements)
+                return
+            new = expression(condition=Attr("pk").not_exists())
+            actions: list[Any] = []
+            for _, claim in batch:
+                actions.append({"Put": {"TableName": self.table, "Item": to_ddb(self._claim_item(claim, now)), **new}})
+                actions.extend(claim.announcements)
+            try:
+                self.client.transact_write_items(TransactItems=actions)
+            except self.client.exceptions.TransactionCanceledException as exc:
+                cancelled = exc
+                reasons: list[dict[str, Any]] = exc.response.get("CancellationReasons", [])  # type: ignore[assignment]
+                codes = [str(reason.get("Code", "None")) for reason in reasons]
+            else:
+                yield from ((position, ClaimResult(True)) for position, _ in batch)
+                return
+            if len(codes) != len(actions):  # no reason per action: each message claimed on its own
+                for position, claim in batch:
+                    yield position, self._create(self._claim_item(claim, now), claim.announcements)
+                return
+            decided = False
+            remaining = []
+            offset = 0
+            for position, claim in batch:
+                mine = codes[offset : offset + claim.actions]
+                offset += claim.actions
+                if mine[0] == "ConditionalCheckFailed":  # in the outbox already: what it announces has been told
+                    self._take(claim.announcements)
+                    yield position, ClaimResult(False)
+                    decided = True
+                elif lost := tuple(i - 1 for i, code in enumerate(mine) if i and code == "ConditionalCheckFailed"):
+                    yield position, ClaimResult(False, lost)
+                    decided = True
+                else:
+                    remaining.append((position, claim))
+            if decided:
+                batch = remaining
+                continue
+            if _TRANSIENT.intersection(codes) and attempt < _CONFLICT_RETRIES:
+                time.sleep(0.05 * 2**attempt)  # another transaction held one of the items: try again
+                attempt += 1
+                continue
+            raise cancelled
+
+    def _claim_item(self, claim: Claim, now: datetime) -> dict[str, Any]:
+        if not claim.targets:
+            return self._item(claim.message, OutboxState.HELD, f"DIGEST#{claim.message.account_id}", now)
+        item = self._item(claim.message, OutboxState.PENDING, OUTBOX, now)
+        item["targets"] = sorted(channel.value for channel in claim.targets)
+        return item
+
     def _take(self, announcements: Sequence[Mapping[str, Any]]) -> None:
         """Remove announcements whose message was claimed before (each on its own; gone ones are fine)."""
         for step in announcements:
@@ -177,13 +265,11 @@ class Outbox:
         Falsy when it was claimed before (a duplicate), or when one of the announcements
         is gone (`lost`: rebuild the message without them).
         """
-        item = self._item(message, OutboxState.PENDING, OUTBOX, now)
-        item["targets"] = sorted(channel.value for channel in targets)
-        return self._create(item, announcements)
+        return self._create(self._claim_item(Claim(message, frozenset(targets)), now), announcements)
 
     def hold(self, message: Message, now: datetime, announcements: Sequence[Mapping[str, Any]] = ()) -> ClaimResult:
         """Keep a message for the next digest only (taking its announcements). Falsy as for `claim`."""
-        return self._create(self._item(message, OutboxState.HELD, f"DIGEST#{message.account_id}", now), announcements)
+        return self._create(self._claim_item(Claim(message, frozenset()), now), announcements)
 
     def lease(self, message_key: str, now: datetime, counts: Mapping[Channel, int | None] = {}) -> datetime | None:
         """Take an undelivered message for this run and count a send to each channel of `counts`.
@@ -320,6 +406,23 @@ class Outbox:
     def get(self, message_key: str) -> OutboxEntry | None:
         response = self.client.get_item(TableName=self.table, Key=self._key(message_key), ConsistentRead=True)
         return entry_from_item(from_ddb(response["Item"])) if "Item" in response else None
+
+
+def _batches(claims: list[tuple[int, Claim]]) -> Iterator[list[tuple[int, Claim]]]:
+    """Claims in order, cut into transactions DynamoDB accepts: ≤ MAX_ACTIONS actions, ≤ ~3 MB, no item twice."""
+    batch: list[tuple[int, Claim]] = []
+    actions = size = 0
+    keys: set[str] = set()
+    for position, claim in claims:
+        mine = {f"NOTIFY#{claim.message.key}"} | {str(step["Update"]["Key"]) for step in claim.announcements}
+        length = len(claim.message.model_dump_json())
+        if batch and (actions + claim.actions > MAX_ACTIONS or size + length > _MAX_BATCH_BYTES or keys & mine):
+            yield batch
+            batch, actions, size, keys = [], 0, 0, set()
+        batch.append((position, claim))
+        actions, size, keys = actions + claim.actions, size + length, keys | mine
+    if batch:
+        yield batch
 
 
 def entry_from_item(item: dict[str, Any]) -> OutboxEntry:
