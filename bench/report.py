@@ -880,8 +880,9 @@ def sweep_verdict(
         "**The work is independent of the number of accounts** (the items read: the account's own findings and one "
         "summary item per account; the calls per account in the table). **The time on moto is not**: moto answers "
         "a Query on a global secondary index by looking at every item of the table (moto/dynamodb/models/table.py, "
-        "`Table.query`; cli/iamguard_cli/local/moto_ext.py spares it the sort of the whole table and makes a "
-        "Query of the table read its partition only, but the index's look at every item remains), where DynamoDB "
+        "`Table.query`; cli/iamguard_cli/local/moto_ext.py spares it the sort of the whole table and moto's typed "
+        "comparisons, and makes a Query of the table read its partition only, but an index Query still looks at "
+        "every item once), where DynamoDB "
         "reads only the matching items; and the audits share this machine's 2 CPUs with the moto server (the load "
         "column)."
     )
