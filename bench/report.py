@@ -785,9 +785,8 @@ def org_sweep_section(data: dict[str, Any]) -> str:
                     f"{round_['load_avg_1m_before']}-{round_['load_avg_1m_after']}",
                 ]
             )
-            if round_["round"] == "steady" and not round_.get("stopped_at_budget"):
-                steady.append((count["accounts"], round_))
-        if count.get("not_measured"):
+        steady += [(count["accounts"], round_) for round_ in _steady_rounds(count)]
+        if count.get("not_measured") and not _steady_rounds(count):
             rows.append(
                 [count["accounts"], "-", "", "", "not measured: " + count["not_measured"], "", "", "", "", "", ""]
             )
@@ -824,8 +823,28 @@ def org_sweep_section(data: dict[str, Any]) -> str:
         i0 = first["dynamodb_items_read_per_account"]["median"]
         i1 = last["dynamodb_items_read_per_account"]["median"]
         out += ["", sweep_verdict(low, high, (t0, t1), (i0, i1), (_cpu_per_account(first), _cpu_per_account(last)))]
+        if last.get("stopped_at_budget"):
+            out += ["", _budget_note(high, last)]
     out += ["", run_footer(data) + (" (**stopped part way**)" if not data.get("complete", True) else "")]
     return "\n".join(out)
+
+
+def _steady_rounds(count: dict[str, Any]) -> list[dict[str, Any]]:
+    """A count's steady rounds that audited accounts: one stopped at its budget still measured the audits it ran."""
+    return [r for r in count["rounds"] if r["round"] == "steady" and r.get("accounts_audited")]
+
+
+def _budget_note(accounts: int, round_: dict[str, Any]) -> str:
+    """Why a steady round stopped at its budget on moto, and what its per-account numbers are of."""
+    server = round_["server_cpu_seconds"] / round_["accounts_audited"]
+    return (
+        f"At {accounts} accounts the steady round's {round_['budget_seconds']:g} s budget ran out after "
+        f"{round_['accounts_audited_within_budget']} audits ({round_['accounts_audited']} finished): one moto "
+        f"server process answers every account's calls, {server:.1f} CPU s per account on one core at a time, "
+        f"so {accounts} accounts need about {accounts * server:,.0f} s of it whatever AuditConcurrency says. Its "
+        "per-account numbers are those of the audits that ran; on AWS each account's calls go to AWS in "
+        "parallel (the model below)."
+    )
 
 
 def _cpu_per_account(round_: dict[str, Any]) -> float | None:
@@ -1087,24 +1106,24 @@ def organization_readme_line() -> str:
     account = _newest("org_audit_account-*.json")
     parts = []
     if sweep:
-        done = [
-            (c["accounts"], r)
-            for c in sweep["counts"]
-            for r in c["rounds"]
-            if r["round"] == "steady" and not r.get("stopped_at_budget")
-        ]
+        done = [(c["accounts"], r) for c in sweep["counts"] for r in _steady_rounds(c)]
         if done:
             parts.append(
                 "steady rounds on moto, "
                 + ", ".join(
-                    f"{n} x {sweep['users_per_account']} users: {r['wall_seconds']:.0f} s end to end, "
-                    f"{r['account_seconds']['median']:.1f} s per account, "
+                    f"{n} x {sweep['users_per_account']} users: {r['wall_seconds']:.0f} s end to end"
+                    + (
+                        f" ({r['accounts_audited']} of {n} audited: the round's budget ran out)"
+                        if r.get("stopped_at_budget")
+                        else ""
+                    )
+                    + f", {r['account_seconds']['median']:.1f} s per account, "
                     f"{r['dynamodb_items_read_per_account']['median']:,.0f} DynamoDB items read per account "
                     f"(load {r['load_avg_1m_before']}-{r['load_avg_1m_after']})"
                     for n, r in done
                 )
             )
-        missing = [str(c["accounts"]) for c in sweep["counts"] if c.get("not_measured")]
+        missing = [str(c["accounts"]) for c in sweep["counts"] if c.get("not_measured") and not _steady_rounds(c)]
         if missing:
             parts.append(f"{' and '.join(missing)} accounts not measured (bench/RESULTS.md says why)")
     if account:

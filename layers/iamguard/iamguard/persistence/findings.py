@@ -346,11 +346,12 @@ class FindingsStore:
             stored.values(), account_id=full_audit_account, audited_at=audited_at, sk=account_sk(full_audit_account)
         )
         self.client.put_item(TableName=self.table, Item=to_ddb(own))
-        accounts = [item for item in self._account_items(summary.SUMMARY_PK) if item["sk"] != own["sk"]]
-        self.client.put_item(
-            TableName=self.table,
-            Item=to_ddb(summary.combined([own, *accounts], account_id=full_audit_account, audited_at=audited_at)),
-        )
+        if self.home_account is None:  # an organization's GET /status sums the accounts' items instead
+            accounts = [item for item in self._account_items(summary.SUMMARY_PK) if item["sk"] != own["sk"]]
+            self.client.put_item(
+                TableName=self.table,
+                Item=to_ddb(summary.combined([own, *accounts], account_id=full_audit_account, audited_at=audited_at)),
+            )
         return changes
 
     def account_findings(self, account_id: str) -> Iterator[dict[str, Any]]:
