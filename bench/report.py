@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import benchlib
+from iamguard.iam.inventory import PER_USER_WORKERS
 
 RESULTS_MD = benchlib.BENCH / "RESULTS.md"
 README = benchlib.REPO / "README.md"
@@ -169,60 +170,71 @@ def _profile_floor(profile: dict[str, Any]) -> tuple[float, float]:
 
 
 def target_gaps(results: list[dict[str, Any]], profiles: list[dict[str, Any]]) -> str:
-    """Why each unmet target at plain moto is unmet: what the calls alone cost, against the time the target allows.
+    """Why each unmet target is unmet: what the calls alone cost, against the time the target allows.
 
-    On plain moto every call is CPU on the same machine as the tools (2 CPUs here), so a tool's
-    wall time cannot fall below half the CPU its calls cost, whatever its own code does. That
-    bounds the ratio iamguard can reach with the calls it makes.
+    On moto every call is CPU on the same machine as the tools (2 CPUs here), so a tool's wall time
+    cannot fall below half the CPU its calls cost, whatever its own code does (the CPU profile of the
+    shape says how much). With a delay per request the calls also wait: the per-user ones
+    PER_USER_WORKERS at a time, the few others one after another. Together they bound the ratio
+    iamguard can reach with the calls it makes.
     """
     by_shape = {data["shape"]: data for data in profiles if data["users"] == TARGET_USERS}
     lines = []
     for result, network in quietest_runs(results):
-        if result["users"] != TARGET_USERS or network["delay_ms"]:
-            continue
         peers = network.get("peers", {})
         measured = [(r[0], name) for name, _ in PEERS if (r := _ratio(peers.get(name))) is not None and not r[1]]
-        target = target_ratio(result["shape"], 0)
+        delay_ms = float(network["delay_ms"])
+        target = target_ratio(result["shape"], delay_ms)
         profile = by_shape.get(result["shape"])
-        if not measured or min(measured)[0] >= target or profile is None:
+        if result["users"] != TARGET_USERS or not measured or min(measured)[0] >= target or profile is None:
             continue
         worst, name = min(measured)
         peer = peers[name]
         allowed = peer["wall_seconds"] / target
         ours, calls_cost = _profile_floor(profile)
         cpus = int(result["machine"].get("nproc") or 2)
-        floor = calls_cost / cpus
         iamguard_calls = network["iamguard_cli"]["api_calls"]
-        heaviest = max(profile["operations"].items(), key=lambda kv: kv[1]["count"] * kv[1].get("server_cpu_ms", 0))
-        operation, op = heaviest
+        operation, op = max(
+            profile["operations"].items(), key=lambda kv: kv[1]["count"] * kv[1].get("server_cpu_ms", 0)
+        )
+        floor = calls_cost / cpus
+        waited = ""
+        if delay_ms:
+            per_user = op["count"] if op["count"] > PER_USER_WORKERS else 0
+            latency = (per_user / PER_USER_WORKERS + iamguard_calls - per_user) * delay_ms / 1000
+            waited = (
+                f"; at {delay_ms:g} ms a request they also wait at least {latency:.2f} s "
+                f"({operation.removeprefix('iam:')} {PER_USER_WORKERS} at a time, the other "
+                f"{iamguard_calls - per_user:,} one after another)"
+            )
+            floor = max(floor, latency)
         why = (
-            f"out of reach with these calls on plain moto: the target allows less time than the calls take "
+            "out of reach with these calls on this machine: the target allows less time than the calls take "
             f"(at most {peer['wall_seconds'] / floor:.0f}x even if iamguard's own code took no time)"
             if floor >= allowed
             else f"reachable only if iamguard's own code (today {ours:.2f} CPU s) fit in about "
             f"{allowed - floor:.2f} s beside the calls"
         )
         lines.append(
-            f"* **{result['shape']}, plain moto: {worst:.1f}x against {PEER_LABELS[name]} (target {target}x).** "
-            f"{target}x of its {peer['wall_seconds']:.1f} s leaves iamguard {allowed:.2f} s. iamguard makes "
-            f"{iamguard_calls:,} calls to the peer's {peer.get('api_calls', 0):,} "
+            f"* **{result['shape']}, {network['network']}: {worst:.1f}x against {PEER_LABELS[name]} "
+            f"(target {target}x).** {target}x of its {peer['wall_seconds']:.1f} s leaves iamguard {allowed:.2f} s. "
+            f"iamguard makes {iamguard_calls:,} calls to the peer's {peer.get('api_calls', 0):,} "
             f"({peer.get('api_calls', 0) / max(iamguard_calls, 1):.1f}x fewer); on moto those calls alone cost "
-            f"{calls_cost:.2f} CPU s (the server, botocore, the interpreter), at least {floor:.2f} s on "
+            f"{calls_cost:.2f} CPU s (the server, botocore, the interpreter), at least {calls_cost / cpus:.2f} s on "
             f"{cpus} CPUs, of which {operation.removeprefix('iam:')} x {op['count']:,} is "
             f"{op['count'] * (op['server_cpu_ms'] + op['client_cpu_ms']) / 1000:.2f} s "
             f"({op['server_cpu_ms']:.1f} ms server + {op['client_cpu_ms']:.1f} ms client each"
             + (f"; {CALL_REASONS[operation]}" if operation in CALL_REASONS else "")
-            + f"). So the target is "
-            f'{why}. Profile: "Where the CLI audit\'s time goes" below ({profile["machine"].get("date", "?")[:16]}, '
-            f"load {profile['machine'].get('load_avg_1m', '?')})."
+            + f'){waited}. So the target is {why}. Profile: "Where the CLI audit\'s time goes" below '
+            f"({profile['machine'].get('date', '?')[:16]}, load {profile['machine'].get('load_avg_1m', '?')})."
         )
     if not lines:
         return ""
     return "\n".join(
         [
-            "Why the plain-moto targets that are not met are not met (the quietest run of each kind, against the "
-            "CPU profile of the same shape; on plain moto a call costs CPU on the machine the tools share, where "
-            "on AWS it costs a round trip):",
+            "Why the targets that are not met are not met (the quietest run of each kind, against the CPU profile "
+            "of the same shape on plain moto; on moto a call costs CPU on the machine the tools share, where on "
+            "AWS it costs only the round trip):",
             "",
             *lines,
         ]

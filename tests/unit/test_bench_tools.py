@@ -635,7 +635,7 @@ def test_results_md_shows_the_profile_the_status_reads_and_the_stored_audit(
     assert "commit `def5678`" in text and "commit `fed4321`" in text
 
 
-def test_an_unmet_plain_moto_target_is_explained_by_what_the_calls_cost() -> None:
+def test_an_unmet_target_is_explained_by_what_the_calls_cost() -> None:
     import audit_profile
 
     profile = _profile_result()
@@ -652,18 +652,28 @@ def test_an_unmet_plain_moto_target_is_explained_by_what_the_calls_cost() -> Non
 
     # When the target allows 40 / 25 = 1.6 s and the calls alone need 1.9 / 2 CPUs = 0.95 s
     text = report.target_gaps([result], [profile])
-    assert text.count("\n* ") == 1, "one line: the plain-moto row (the 30 ms row has no profile to explain it)"
-    assert "**never-signed-in, plain moto: 20.0x against Cloud Custodian, 5 iam-user policies (target 25x).**" in text
+    assert text.count("\n* ") == 2, "a line for each network model's unmet target"
+    assert "**never-signed-in, moto: 20.0x against Cloud Custodian, 5 iam-user policies (target 25x).**" in text
     assert "leaves iamguard 1.60 s" in text and "1,300 calls to the peer's 14,000 (10.8x fewer)" in text
     assert "those calls alone cost 1.90 CPU s" in text and "at least 0.95 s on 2 CPUs" in text
     # the operation that costs most on the server is named, with why it is made
     assert "GetAccountAuthorizationDetails x 1 is 0.70 s" in text and "every user, group and policy" in text
     assert "reachable only if iamguard's own code (today 1.70 CPU s) fit in about 0.65 s beside the calls" in text
+    # at 30 ms a request the calls also wait: 1,300 calls, none of them per user here, one after another
+    assert "**never-signed-in, moto + 30 ms: 40.0x against Cloud Custodian" in text
+    assert "at 30 ms a request they also wait at least 39.00 s" in text and "at most 3x even if" in text
 
     # When the peer is faster still, the calls alone exceed what the target allows: out of reach
     result["networks"] = [_network(0, 2.0, 60.0, 20.0)]
     text = report.target_gaps([result], [profile])
-    assert "out of reach with these calls on plain moto" in text and "at most 21x" in text
+    assert "out of reach with these calls on this machine" in text and "at most 21x" in text
+
+    # ... and the per-user calls wait PER_USER_WORKERS at a time
+    profile["operations"]["iam:GetLoginProfile"]["server_cpu_ms"] = 50.0
+    result["networks"] = [_network(30, 3.0, 600.0, 120.0)]
+    assert "wait at least 36.38 s (GetLoginProfile 8 at a time, the other 1,200 one after another)" in (
+        report.target_gaps([result], [profile])
+    )
 
     # And a met target, or no profile of the shape, explains nothing
     result["networks"] = [_network(0, 1.0, 60.0, 40.0)]
