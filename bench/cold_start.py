@@ -70,6 +70,7 @@ def lambda_env(function: str) -> dict[str, str]:
         SECURITY_HUB_ENABLED="false",
         NOTIFY_DLQ_URL=f"http://127.0.0.1:1/{benchlib.ACCOUNT_ID}/iamguard-notify-dlq",
         AUDIT_FUNCTION_NAME="iamguard-audit-account",
+        AUDIT_QUEUE_URL=f"http://127.0.0.1:1/{benchlib.ACCOUNT_ID}/iamguard-audit",  # functions/plan_audit's queue
         AUDIT_SCHEDULE="rate(1 day)",
         IDEMPOTENCY_TABLE="iamguard-idempotency",
         EVENT_SOURCES="aws.iam,aws.sts",  # functions/on_event as OnIamEventFunction runs it
