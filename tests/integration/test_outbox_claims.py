@@ -155,15 +155,19 @@ def test_claims_are_cut_into_transactions_dynamodb_accepts(aws: AwsContext, stor
         return [{"Update": {"Key": {"pk": {"S": f"{prefix}{i}"}, "sk": {"S": "CHECK#x"}}}} for i in range(n)]
 
     slack = frozenset({Channel.SLACK})
+    outbox = Outbox(store.client, store.table)
+
+    def pending(claims: list[Claim]) -> list[Any]:
+        return [(n, claim, outbox._claim_item(claim, notify.clock())) for n, claim in enumerate(claims)]
+
     # A message never leaves its announcements; 100 actions at most; an item never twice in one transaction
     asked = [Claim(root, slack, steps(59, "a")), Claim(other, slack, steps(39, "b")), Claim(other, slack)]
-    assert [[position for position, _ in batch] for batch in _batches(list(enumerate(asked)))] == [[0, 1], [2]]
+    assert [[position for position, *_ in batch] for batch in _batches(pending(asked))] == [[0, 1], [2]]
     asked = [Claim(root, slack, steps(60, "a")), Claim(other, slack, steps(39, "b"))]
     assert sum(claim.actions for claim in asked) == MAX_ACTIONS + 1
-    assert [len(batch) for batch in _batches(list(enumerate(asked)))] == [1, 1]
+    assert [len(batch) for batch in _batches(pending(asked))] == [1, 1]
 
     # And the same message twice in one announcement is claimed once (the second in a write of its own)
-    outbox = Outbox(store.client, store.table)
     results = outbox.claim_all([Claim(root, slack), Claim(other, slack), Claim(root, slack)], notify.clock())
     assert [bool(result) for result in results] == [True, True, False]
     assert results[2].duplicate

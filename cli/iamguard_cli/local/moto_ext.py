@@ -611,8 +611,9 @@ def _install_partition_queries() -> None:
         if not index_name and hash_key is None:  # no partition named: moto's own way
             return original_query(self, hash_key, *args, **kwargs)
         conditions = kwargs.get("hash_key_conditions") or ()
-        # (name, type, value) of each index key the item must hold; DynamoType's own comparison is Python code
-        wanted = tuple((name, value.type, value.value) for name, value in conditions) if index_name else ()
+        # (name, type, value) of each index key the item must hold, a number as its number ("1" = "1.0"), as
+        # DynamoType compares them; its own comparison is Python code run per item of the table
+        wanted = tuple((name, value.type, _key_value(value)) for name, value in conditions) if index_name else ()
         _querying.scope = (self, None if index_name else hash_key, wanted)
         try:
             return original_query(self, hash_key, *args, **kwargs)
@@ -639,6 +640,11 @@ def _install_partition_queries() -> None:
     Table.all_items = all_items  # type: ignore[method-assign]
 
 
+def _key_value(value: Any) -> Any:
+    """A key attribute's value as DynamoDB compares it: numbers by number, strings and binary as they are."""
+    return value.cast_value if value.type == "N" else value.value
+
+
 def _holds(item: Any, wanted: tuple[tuple[str, str, Any], ...]) -> bool:
     """Whether a moto item holds each (attribute, type, value) of an index's key conditions."""
     attrs = getattr(item, "attrs", None)
@@ -646,7 +652,7 @@ def _holds(item: Any, wanted: tuple[tuple[str, str, Any], ...]) -> bool:
         return False
     for name, kind, value in wanted:
         held = attrs.get(name)
-        if held is None or held.type != kind or held.value != value:
+        if held is None or held.type != kind or _key_value(held) != value:
             return False
     return True
 

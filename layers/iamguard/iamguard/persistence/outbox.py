@@ -108,6 +108,10 @@ class Claim:
         return 1 + len(self.announcements)
 
 
+# A claim on its way: its position among the claims asked for, the claim, and its outbox item (built once).
+_Pending = tuple[int, Claim, dict[str, Any]]
+
+
 def _posts(channel: Channel) -> str:
     return f"posts_{channel.value}"
 
@@ -168,22 +172,23 @@ class Outbox:
         announcement is gone comes back `lost`; the others are sent again at once without them.
         """
         results: list[ClaimResult | None] = [None] * len(claims)
-        for batch in _batches(list(enumerate(claims))):
-            for position, result in self._claim_batch(batch, now):
+        items = [(position, claim, self._claim_item(claim, now)) for position, claim in enumerate(claims)]
+        for batch in _batches(items):
+            for position, result in self._claim_batch(batch):
                 results[position] = result
         return [result if result is not None else ClaimResult(False) for result in results]
 
-    def _claim_batch(self, batch: list[tuple[int, Claim]], now: datetime) -> Iterator[tuple[int, ClaimResult]]:
+    def _claim_batch(self, batch: list[_Pending]) -> Iterator[tuple[int, ClaimResult]]:
         attempt = 0
         while batch:
             if len(batch) == 1:  # a single write: PutItem, or a transaction with its announcements
-                position, claim = batch[0]
-                yield position, self._create(self._claim_item(claim, now), claim.announcements)
+                position, claim, item = batch[0]
+                yield position, self._create(item, claim.announcements)
                 return
             new = expression(condition=Attr("pk").not_exists())
             actions: list[Any] = []
-            for _, claim in batch:
-                actions.append({"Put": {"TableName": self.table, "Item": to_ddb(self._claim_item(claim, now)), **new}})
+            for _, claim, item in batch:
+                actions.append({"Put": {"TableName": self.table, "Item": to_ddb(item), **new}})
                 actions.extend(claim.announcements)
             try:
                 self.client.transact_write_items(TransactItems=actions)
@@ -192,16 +197,16 @@ class Outbox:
                 reasons: list[dict[str, Any]] = exc.response.get("CancellationReasons", [])  # type: ignore[assignment]
                 codes = [str(reason.get("Code", "None")) for reason in reasons]
             else:
-                yield from ((position, ClaimResult(True)) for position, _ in batch)
+                yield from ((position, ClaimResult(True)) for position, *_ in batch)
                 return
             if len(codes) != len(actions):  # no reason per action: each message claimed on its own
-                for position, claim in batch:
-                    yield position, self._create(self._claim_item(claim, now), claim.announcements)
+                for position, claim, item in batch:
+                    yield position, self._create(item, claim.announcements)
                 return
             decided = False
             remaining = []
             offset = 0
-            for position, claim in batch:
+            for position, claim, item in batch:
                 mine = codes[offset : offset + claim.actions]
                 offset += claim.actions
                 if mine[0] == "ConditionalCheckFailed":  # in the outbox already: what it announces has been told
@@ -212,7 +217,7 @@ class Outbox:
                     yield position, ClaimResult(False, lost)
                     decided = True
                 else:
-                    remaining.append((position, claim))
+                    remaining.append((position, claim, item))
             if decided:
                 batch = remaining
                 continue
@@ -408,18 +413,18 @@ class Outbox:
         return entry_from_item(from_ddb(response["Item"])) if "Item" in response else None
 
 
-def _batches(claims: list[tuple[int, Claim]]) -> Iterator[list[tuple[int, Claim]]]:
+def _batches(claims: list[_Pending]) -> Iterator[list[_Pending]]:
     """Claims in order, cut into transactions DynamoDB accepts: ≤ MAX_ACTIONS actions, ≤ ~3 MB, no item twice."""
-    batch: list[tuple[int, Claim]] = []
+    batch: list[_Pending] = []
     actions = size = 0
     keys: set[str] = set()
-    for position, claim in claims:
-        mine = {f"NOTIFY#{claim.message.key}"} | {str(step["Update"]["Key"]) for step in claim.announcements}
-        length = len(claim.message.model_dump_json())
+    for position, claim, item in claims:
+        mine = {str(item["pk"])} | {str(step["Update"]["Key"]) for step in claim.announcements}
+        length = len(str(item["message"]))
         if batch and (actions + claim.actions > MAX_ACTIONS or size + length > _MAX_BATCH_BYTES or keys & mine):
             yield batch
             batch, actions, size, keys = [], 0, 0, set()
-        batch.append((position, claim))
+        batch.append((position, claim, item))
         actions, size, keys = actions + claim.actions, size + length, keys | mine
     if batch:
         yield batch
