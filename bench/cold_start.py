@@ -15,7 +15,11 @@ Tracer is enabled as in Lambda). Reported per handler:
 * process_ms: wall time of the whole process (interpreter start-up + import), and of a
   bare `python -c pass` for reference;
 * peak RSS after the import;
-* the heaviest imports from one `python -X importtime` run (cumulative and self time).
+* the heaviest imports from one `python -X importtime` run (cumulative and self time);
+* what the handler adds to boto3, by package: a `python -X importtime` run that imports boto3
+  first, then the handler; each module's own time summed by its top-level package (a module's
+  own time includes the classes it defines, so pydantic building iamguard's models counts as
+  iamguard's), and how many pydantic models iamguard defines at import (median of --repeat runs).
 
 Nothing is called and nothing leaves the machine: only the module-level code of each
 handler runs (creating clients makes no request). Results: bench/results/cold_start.json.
@@ -130,6 +134,70 @@ def heaviest_imports(function_dir: Path, env: dict[str, str], top: int, layer: P
     }
 
 
+AFTER_BOTO3 = """
+import sys
+sys.path[:0] = [{function_dir!r}, {layer!r}]
+import boto3  # noqa: F401
+print("{marker}", file=sys.stderr, flush=True)
+import app  # noqa: F401
+import pydantic
+
+def subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from subclasses(sub)
+
+print(len({{c for c in subclasses(pydantic.BaseModel) if c.__module__.startswith("iamguard")}}))
+"""
+MARKER = "-- boto3 imported --"
+
+
+def over_boto3_by_package(function_dir: Path, env: dict[str, str], layer: Path, repeat: int) -> dict[str, Any]:
+    """What the handler imports after boto3, each module's own time summed by top-level package (median ms)."""
+    code = AFTER_BOTO3.format(function_dir=str(function_dir), layer=str(layer), marker=MARKER)
+    samples: list[Counter[str]] = []
+    models = 0
+    for _ in range(repeat):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", code], env=env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+        samples.append(_own_time_by_package(done.stderr.split(MARKER, 1)[1]))
+        models = int(done.stdout.strip().splitlines()[-1])
+    packages = {name for sample in samples for name in sample}
+    median = {name: statistics.median(sample[name] for sample in samples) / 1000 for name in packages}
+    return {
+        "self_ms_by_package": {k: round(v, 1) for k, v in sorted(median.items(), key=lambda kv: -kv[1]) if v >= 0.5},
+        "total_ms": round(statistics.median(sum(sample.values()) for sample in samples) / 1000, 1),
+        "iamguard_pydantic_models": models,
+    }
+
+
+def _own_time_by_package(importtime: str) -> Counter[str]:
+    """`-X importtime` lines: each module's own time, counted to its top-level package - or, for a standard
+    library module, to the nearest package outside the standard library that imported it (asyncio
+    imported by pydantic_settings counts as pydantic_settings')."""
+    entries = []
+    for line in importtime.splitlines():
+        # "import time:  <self us> | <cumulative us> | <two spaces per nesting level><module>"
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, _cumulative, name = line[len("import time:") :].split("|")
+        entries.append((int(self_us), (len(name) - len(name.lstrip()) - 1) // 2, name.strip().split(".")[0]))
+    own: Counter[str] = Counter()
+    importers: dict[int, str] = {}  # nesting level -> the package of the module open at that level
+    for self_us, depth, package in reversed(entries):  # a module's line comes after those it imported
+        outer = next((importers[d] for d in range(depth - 1, -1, -1) if importers.get(d)), None)
+        stdlib = package in sys.stdlib_module_names or package.startswith("_")
+        counted = outer if stdlib and outer else package
+        importers[depth] = counted if not stdlib or outer else ""
+        for deeper in [d for d in importers if d > depth]:
+            del importers[deeper]
+        own[counted] += self_us
+    return own
+
+
 def stats(values: list[float]) -> dict[str, float]:
     return {
         "median": round(statistics.median(values), 1),
@@ -194,6 +262,7 @@ def measure(args: argparse.Namespace, layer: Path) -> int:
             "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
             "modules_loaded": runs[0]["modules"],
             "heaviest_imports": heaviest_imports(function_dir, env, args.top, layer),
+            "over_boto3_by_package": over_boto3_by_package(function_dir, env, layer, min(args.repeat, 5)),
         }
         print(
             f"{name}: import {results['handlers'][name]['import_ms']['median']} ms (median of {args.repeat}; "

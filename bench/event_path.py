@@ -13,6 +13,9 @@ reset, AdministratorAccess and IAMUserChangePassword attached directly), untimed
    timed. Reported: the first invocation after the import (cold: clients and the
    processor are made then) and the warm median, the handler's own `api_calls`, and
    the calls the server received, by operation.
+   handler_delayed (--delay-ms, default 30): the same with every AWS request held that long at
+   the server (the network model "moto + 30 ms"). The server also reports each event's rounds:
+   its requests that overlapped in time (sent together, waited for together) are one round.
 2. handler_in_process: the same handler and events with moto in the handler's own process
    (`mock_aws`, the moto extension installed as the tests do), no HTTP: what the handler's
    warm time is when a call costs moto's work only (`--skip-in-process` leaves it out).
@@ -20,7 +23,9 @@ reset, AdministratorAccess and IAMUserChangePassword attached directly), untimed
    client), `read_user` + `password_policy`, `run_user_checks`, `FindingsStore.record` —
    to show where the milliseconds go.
 
-Notification delivery is not included (the handler's default announcer only logs).
+Notifications: the stack's announcer with no channel configured, so each event's messages are
+claimed in the outbox and held for the digest (a transaction and the outbox's Query); nothing is
+sent over HTTP.
 Results: bench/results/event_path.json.
 """
 
@@ -34,6 +39,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -92,7 +98,7 @@ def handler_env(url: str) -> dict[str, str]:
     return env
 
 
-def handler_child(url: str, events: int, out: Path) -> int:
+def handler_child(url: str, events: int, out: Path, prefix: str = "event_user") -> int:
     """In the child process: load the handler as Lambda does, feed it `events` CreateUser events, time each."""
     module, import_ms = _load_handler()
     iam = seeding.iam_client(url)
@@ -101,15 +107,17 @@ def handler_child(url: str, events: int, out: Path) -> int:
     context = LambdaContext.for_function("iamguard-on-iam-event", benchlib.ACCOUNT_ID)
     runs = []
     for i in range(events):
-        name = f"event_user_{i:03d}"
+        name = f"{prefix}_{i:03d}"
         create_event_user(iam, name)
         event = create_user_event(name)
         benchlib.control(url, "calls/reset", {})
+        benchlib.control(url, "waits/reset", {})
         started = time.perf_counter()
         line = module.lambda_handler(event, context)
         elapsed_ms = (time.perf_counter() - started) * 1000
         calls = benchlib.control(url, "calls/reset", {})
-        runs.append({"ms": elapsed_ms, "result": line, "server_calls": calls})
+        waits = benchlib.control(url, "waits/reset", {})
+        runs.append({"ms": elapsed_ms, "result": line, "server_calls": calls, "waits": waits})
     out.write_text(json.dumps({"import_ms": import_ms, "runs": runs}, default=str))
     return 0
 
@@ -136,17 +144,68 @@ def in_process_child(background_users: int, events: int, out: Path) -> int:
         from iamguard_cli.local.lambda_context import LambdaContext
 
         context = LambdaContext.for_function("iamguard-on-iam-event", benchlib.ACCOUNT_ID)
+        split = CallCpu()
         runs = []
         for i in range(events):
             name = f"event_user_{i:03d}"
             create_event_user(iam, name)
             event = create_user_event(name)
+            split.reset()
             started, cpu = time.perf_counter(), time.process_time()
             line = module.lambda_handler(event, context)
             elapsed_ms, cpu_ms = (time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000
-            runs.append({"ms": elapsed_ms, "cpu_ms": cpu_ms, "result": line, "server_calls": {}})
+            runs.append(
+                {"ms": elapsed_ms, "cpu_ms": cpu_ms, "split": split.taken(), "result": line, "server_calls": {}}
+            )
     out.write_text(json.dumps({"import_ms": import_ms, "runs": runs}, default=str))
     return 0
+
+
+class CallCpu:
+    """The CPU an in-process event spends inside AWS calls: botocore's `_make_api_call` and, within it, moto.
+
+    Each call is timed with its own thread's CPU clock (`time.thread_time`), so calls made from
+    worker threads count too; the handler's process CPU minus the calls' is iamguard's own code
+    with the libraries it calls itself (Powertools, pydantic).
+    """
+
+    def __init__(self) -> None:
+        from botocore.client import BaseClient
+        from moto.core.botocore_stubber import BotocoreStubber
+
+        self.lock = threading.Lock()
+        self.calls = self.calls_cpu = self.moto_cpu = 0.0
+        make_api_call, answer = BaseClient._make_api_call, BotocoreStubber.__call__  # type: ignore[attr-defined]
+
+        def timed_call(client: Any, operation: str, params: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return make_api_call(client, operation, params)
+            finally:
+                self._add("calls_cpu", time.thread_time() - started, count=True)
+
+        def timed_answer(stubber: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return answer(stubber, *args, **kwargs)
+            finally:
+                self._add("moto_cpu", time.thread_time() - started)
+
+        BaseClient._make_api_call = timed_call  # type: ignore[attr-defined]
+        BotocoreStubber.__call__ = timed_answer  # type: ignore[method-assign,assignment]
+
+    def _add(self, what: str, seconds: float, count: bool = False) -> None:
+        with self.lock:
+            setattr(self, what, getattr(self, what) + seconds)
+            self.calls += count
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls = self.calls_cpu = self.moto_cpu = 0.0
+
+    def taken(self) -> dict[str, float]:
+        with self.lock:
+            return {"calls": self.calls, "calls_cpu_ms": self.calls_cpu * 1000, "moto_cpu_ms": self.moto_cpu * 1000}
 
 
 def _load_handler() -> tuple[Any, float]:
@@ -175,11 +234,25 @@ def in_process_benchmark(background_users: int, events: int, work: Path) -> dict
     return _summary(command, env, out, log)
 
 
-def handler_benchmark(srv: benchlib.MotoProcess, events: int, work: Path) -> dict[str, Any]:
-    out = work / "event-handler-runs.json"
-    log = work / "event-handler.log"
-    command = [sys.executable, str(Path(__file__).resolve()), "--handler-child", srv.url, str(events), str(out)]
+def handler_benchmark(
+    srv: benchlib.MotoProcess, events: int, work: Path, name: str = "event-handler", prefix: str = "event_user"
+) -> dict[str, Any]:
+    out = work / f"{name}-runs.json"
+    log = work / f"{name}.log"
+    command = [sys.executable, str(Path(__file__).resolve()), "--handler-child", srv.url, str(events), str(out), prefix]
     return _summary(command, handler_env(srv.url), out, log)
+
+
+def delayed_handler_benchmark(srv: benchlib.MotoProcess, events: int, work: Path, delay_ms: float) -> dict[str, Any]:
+    """The handler again with every AWS request held `delay_ms` (the network model "moto + 30 ms"):
+    each round of calls (`rounds_per_warm_event`: calls sent together are waited for together) costs it once."""
+    srv.set_delay(delay_ms / 1000)
+    try:
+        delayed = handler_benchmark(srv, events, work, name="event-handler-delayed", prefix="delayed_user")
+    finally:
+        srv.set_delay(0)
+    delayed["delay_ms"] = delay_ms
+    return delayed
 
 
 def _summary(command: list[str], env: dict[str, str], out: Path, log: Path) -> dict[str, Any]:
@@ -208,11 +281,31 @@ def _summary(command: list[str], env: dict[str, str], out: Path, log: Path) -> d
             if "cpu_ms" in warm[0]
             else {}
         ),
+        **({"warm_cpu_split": _cpu_split(warm)} if "split" in warm[0] else {}),
         "result_of_last_event": _brief(warm[-1]["result"]),
         "api_calls_per_warm_event": round(sum(calls.values()) / len(warm), 1),
         "server_calls_per_warm_event": {k: round(v / len(warm), 2) for k, v in calls.most_common()},
         "server_calls_first_event": first["server_calls"],
+        **(
+            {"rounds_per_warm_event": statistics.median(r["waits"]["rounds"] for r in warm)}  # the server's view
+            if "waits" in warm[0]
+            else {}
+        ),
         "log": str(log.relative_to(benchlib.REPO)),
+    }
+
+
+def _cpu_split(warm: list[dict[str, Any]]) -> dict[str, float]:
+    """Medians of the warm events' CPU ms: in AWS calls (moto; botocore and the rest of the call), and outside them."""
+    calls = statistics.median(r["split"]["calls_cpu_ms"] for r in warm)
+    moto = statistics.median(r["split"]["moto_cpu_ms"] for r in warm)
+    total = statistics.median(r["cpu_ms"] for r in warm)
+    return {
+        "calls_per_event": statistics.median(r["split"]["calls"] for r in warm),
+        "in_calls_ms": round(calls, 1),
+        "moto_ms": round(moto, 1),
+        "botocore_ms": round(calls - moto, 1),
+        "outside_calls_ms": round(total - calls, 1),
     }
 
 
@@ -314,12 +407,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=benchlib.RESULTS / "event_path.json")
     parser.add_argument("--skip-in-process", action="store_true", help="leave out the in-process moto measurement")
     parser.add_argument("--only-in-process", action="store_true", help="only the in-process moto measurement")
-    parser.add_argument("--handler-child", nargs=3, metavar=("URL", "EVENTS", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=30,
+        help="also time the handler with every AWS request held this long (network model; default 30, 0 to skip)",
+    )
+    parser.add_argument("--handler-child", nargs=4, metavar=("URL", "EVENTS", "OUT", "PREFIX"), help=argparse.SUPPRESS)
     parser.add_argument("--in-process-child", nargs=3, metavar=("USERS", "EVENTS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.handler_child:
-        url, events, out = args.handler_child
-        return handler_child(url, int(events), Path(out))
+        url, events, out, prefix = args.handler_child
+        return handler_child(url, int(events), Path(out), prefix)
     if args.in_process_child:
         users, events, out = args.in_process_child
         return in_process_child(int(users), int(events), Path(out))
@@ -350,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         ensure_idempotency_table(dynamodb, IDEMPOTENCY_TABLE)
         if HANDLER.exists():
             result["handler"] = handler_benchmark(srv, args.repeat + 1, work)
+            if args.delay_ms:
+                result["handler_delayed"] = delayed_handler_benchmark(srv, args.repeat + 1, work, args.delay_ms)
         else:
             result["handler"] = {"skipped": f"{HANDLER.relative_to(benchlib.REPO)} does not exist"}
         result["package"] = package_benchmark(srv, args.repeat)

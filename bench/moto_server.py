@@ -15,6 +15,9 @@ root-user extension installed) wrapped in a small WSGI middleware that
 
   - ``GET  /__bench__/calls``        the counts so far, as JSON ``{"iam:GetUser": 12, ...}``;
   - ``POST /__bench__/calls/reset``  the counts so far, then start again from zero;
+  - ``POST /__bench__/waits/reset``  how the AWS requests since the last reset fell in time, then start
+    again: ``{"requests": 13, "rounds": 7, "busy_ms": 250.1}`` - requests that overlapped (sent
+    together, waited for together) form one round; ``busy_ms`` is how long at least one was open;
   - ``POST /__bench__/delay``        body ``{"seconds": 0.03}``: the delay of every later AWS request;
   - ``POST /__bench__/sign-in``      body ``{"account_id": "...", "users": {"alice": 3}}``: record
     that each user last signed in to the console that many days ago. No IAM API sets
@@ -85,6 +88,7 @@ class CallCounting:
         self.app = app
         self.lock = threading.Lock()
         self.calls: Counter[str] = Counter()
+        self.spans: list[tuple[float, float]] = []  # each AWS request's (start, end), monotonic seconds
         self.delay_seconds = delay_seconds
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -95,9 +99,14 @@ class CallCounting:
         with self.lock:
             self.calls[key] += 1
             delay = self.delay_seconds
+        started = time.monotonic()
         if delay:
             time.sleep(delay)
-        return self.app(environ, start_response)
+        try:
+            return self.app(environ, start_response)
+        finally:
+            with self.lock:
+                self.spans.append((started, time.monotonic()))
 
     def control(self, action: str, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -108,6 +117,10 @@ class CallCounting:
             with self.lock:
                 payload = dict(self.calls)
                 self.calls.clear()
+        elif action == "waits/reset" and method == "POST":
+            with self.lock:
+                spans, self.spans = self.spans, []
+            payload = {"requests": len(spans), **rounds(spans)}
         elif action == "delay" and method == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             seconds = float(json.loads(environ["wsgi.input"].read(length) or b"{}")["seconds"])
@@ -137,6 +150,19 @@ class CallCounting:
         body = json.dumps(payload).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
+
+
+def rounds(spans: list[tuple[float, float]]) -> dict[str, Any]:
+    """Requests whose times overlap are one round (a client waited for them together); the rounds and their union."""
+    count, busy, start, end = 0, 0.0, 0.0, float("-inf")
+    for begun, ended in sorted(spans):
+        if begun > end:  # nothing was open: a new round
+            busy += max(0.0, end - start)
+            count, start, end = count + 1, begun, ended
+        else:
+            end = max(end, ended)
+    busy += max(0.0, end - start) if count else 0.0
+    return {"rounds": count, "busy_ms": round(busy * 1000, 1)}
 
 
 def sign_in(account_id: str, users: dict[str, float]) -> int:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import threading
+import time
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from iamguard.audit.run import run_audit
 from iamguard.aws import AwsContext
@@ -169,3 +173,97 @@ def test_read_user_reads_one_users_live_state(aws: AwsContext) -> None:
     assert inventory.counter.total < 30
     with pytest.raises(UnknownUser, match="ghost"):
         inventory.read_user("ghost")
+
+
+class _HeldCalls:
+    """Holds every IAM request `hold` seconds (a round trip to IAM) and records how many were in flight at once."""
+
+    def __init__(self, client: Any, hold: float = 0.2) -> None:
+        self.hold = hold
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.peak = 0
+        self.started: list[str] = []
+        client.meta.events.register("before-call.iam", self._start)
+        client.meta.events.register("after-call.iam", self._end)
+
+    def _start(self, model: Any, **_: Any) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            self.started.append(model.name)
+        time.sleep(self.hold)
+
+    def _end(self, **_: Any) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+
+def _user_with_everything(iam: Any) -> None:
+    """A console user with an inline policy, a group and two access keys."""
+    iam.create_user(UserName="busy")
+    iam.create_login_profile(UserName="busy", Password="Initial-password-1!", PasswordResetRequired=True)
+    iam.put_user_policy(UserName="busy", PolicyName="own", PolicyDocument=json.dumps(_READ_ONLY))
+    iam.create_group(GroupName="crew")
+    iam.add_user_to_group(GroupName="crew", UserName="busy")
+    iam.create_access_key(UserName="busy")
+    iam.create_access_key(UserName="busy")
+
+
+_READ_ONLY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+_BY_NAME_ONLY = {
+    "GetUser",
+    "ListAttachedUserPolicies",
+    "ListUserPolicies",
+    "ListGroupsForUser",
+    "ListMFADevices",
+    "GetLoginProfile",
+    "ListAccessKeys",
+}
+
+
+def test_read_user_sends_the_calls_that_need_only_the_name_together(aws: AwsContext) -> None:
+    """On AWS each call is a round trip: the seven that need only the user's name go out at once, then what
+    their answers name (the inline document, the group's policies, each key's last use)."""
+    _user_with_everything(aws.iam())
+    inventory = Inventory(aws, **NO_WAIT)
+    held = _HeldCalls(inventory.iam)
+
+    user, groups, _ = inventory.read_user("busy")
+
+    assert set(held.started[:7]) == _BY_NAME_ONLY  # none of them waited for another
+    assert held.peak == 7  # one at a time would be 1
+    assert set(held.started[7:]) >= {"GetUserPolicy", "GetAccessKeyLastUsed", "ListAttachedGroupPolicies"}
+    assert user.inline_policies[0].name == "own" and user.inline_policies[0].document == _READ_ONLY
+    assert user.group_names == ("crew",) and groups["crew"].name == "crew"
+    assert user.credentials is not None and user.credentials.password_enabled
+    assert [key.slot for key in user.credentials.access_keys] == [1, 2]
+    assert all(key.active and key.last_used is None for key in user.credentials.access_keys)
+    assert user.password_reset_required is True
+
+
+@pytest.mark.parametrize("operation", ["ListAccessKeys", "GetUserPolicy", "ListGroupPolicies"])
+def test_a_user_deleted_while_it_is_read_is_unknown_whichever_call_noticed(aws: AwsContext, operation: str) -> None:
+    _user_with_everything(aws.iam())
+    inventory = Inventory(aws, **NO_WAIT)
+
+    def deleted(**_: Any) -> None:
+        raise inventory.iam.exceptions.NoSuchEntityException(
+            {"Error": {"Code": "NoSuchEntity", "Message": "The user with name busy cannot be found."}}, operation
+        )
+
+    inventory.iam.meta.events.register(f"before-call.iam.{operation}", deleted)
+    with pytest.raises(UnknownUser, match="busy"):
+        inventory.read_user("busy")
+
+
+def test_a_refused_call_of_a_user_read_is_not_taken_for_a_missing_user(aws: AwsContext) -> None:
+    _user_with_everything(aws.iam())
+    inventory = Inventory(aws, **NO_WAIT)
+
+    def refused(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "ListMFADevices")
+
+    inventory.iam.meta.events.register("before-call.iam.ListMFADevices", refused)
+    with pytest.raises(ClientError, match="AccessDenied"):
+        inventory.read_user("busy")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -680,3 +681,111 @@ def test_an_unmet_target_is_explained_by_what_the_calls_cost() -> None:
     assert report.target_gaps([result], [profile]) == ""
     result["networks"] = [_network(0, 2.0, 60.0, 40.0)]
     assert report.target_gaps([result], []) == ""
+
+
+def test_the_bench_server_counts_requests_sent_together_as_one_round() -> None:
+    """The event path's rounds: what a client waited for together is one round trip, whatever its length."""
+    assert moto_server.rounds([]) == {"rounds": 0, "busy_ms": 0.0}
+    # two requests overlapping, then one after both ended
+    assert moto_server.rounds([(0.5, 1.5), (0.0, 1.0), (2.0, 3.0)]) == {"rounds": 2, "busy_ms": 2500.0}
+
+    app = moto_server.CallCounting(_answer)
+    _call(app, "/__bench__/delay", body=json.dumps({"seconds": 0.1}).encode())
+    together = [
+        threading.Thread(target=_call, args=(app,), kwargs={"query": "Action=GetUser", "authorization": SIGNED})
+        for _ in range(3)
+    ]
+    for thread in together:
+        thread.start()
+    for thread in together:
+        thread.join()
+    _call(app, query="Action=ListAccessKeys", authorization=SIGNED)  # after the three came back
+    status, out, _ = _call(app, "/__bench__/waits/reset", body=b"{}")
+    assert status.startswith("200")
+    waits = json.loads(out)
+    assert (waits["requests"], waits["rounds"]) == (4, 2) and waits["busy_ms"] >= 200
+    # reset: the next question starts from nothing
+    assert json.loads(_call(app, "/__bench__/waits/reset", body=b"{}")[1])["requests"] == 0
+
+
+def test_the_cold_start_counts_a_standard_library_import_to_the_package_that_needed_it() -> None:
+    import cold_start
+
+    # -X importtime prints a module after what it imported, indented two spaces per level
+    importtime = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:       300 |        300 |       asyncio.events",
+            "import time:       100 |        400 |     asyncio",
+            "import time:        50 |         50 |     dotenv",
+            "import time:       900 |       1350 |   pydantic_settings",
+            "import time:       200 |        200 |     zoneinfo",
+            "import time:      4000 |       4200 |   iamguard.settings",
+            "import time:       700 |        700 | json.decoder",
+            "import time:        10 |         10 | app",
+        ]
+    )
+    own = cold_start._own_time_by_package(importtime)
+    assert own["pydantic_settings"] == 1300  # its own 900 + asyncio's 400
+    assert own["dotenv"] == 50  # a package of its own, outside the standard library
+    assert own["iamguard"] == 4200  # zoneinfo was imported for it
+    assert own["json"] == 700  # imported by nothing outside the standard library: its own
+    assert "asyncio" not in own and "zoneinfo" not in own
+
+
+def test_the_event_targets_say_what_the_calls_the_cpu_and_the_import_are_made_of() -> None:
+    machine = {"date": "2026-11-30T18:00:00+00:00", "load_avg_1m": 0.5, "git_commit": "abc1234"}
+    event = {
+        "machine": machine,
+        "handler": {
+            "server_calls_per_warm_event": {
+                **{f"iam:{op}": 1.0 for op in ("GetUser", "ListAttachedUserPolicies", "ListUserPolicies")},
+                "dynamodb:PutItem": 1.0,
+                "dynamodb:TransactWriteItems": 2.0,
+            }
+        },
+        "handler_delayed": {"delay_ms": 30, "rounds_per_warm_event": 4, "warm_ms": {"median": 160.0}},
+        "handler_in_process": {
+            "warm_ms": {"median": 104.0},
+            "warm_cpu_ms": {"median": 100.0},
+            "warm_cpu_split": {
+                "calls_per_event": 6,
+                "in_calls_ms": 90.0,
+                "moto_ms": 70.0,
+                "botocore_ms": 20.0,
+                "outside_calls_ms": 10.0,
+            },
+        },
+    }
+    cold = {
+        "machine": machine,
+        "handlers": {
+            "on_event": {
+                "over_boto3_ms": 380.0,
+                "over_boto3_cpu_ms": 370.0,
+                "over_boto3_by_package": {
+                    "self_ms_by_package": {"iamguard": 150.0, "pydantic": 100.0, "pydantic_settings": 50.0},
+                    "iamguard_pydantic_models": 21,
+                },
+            }
+        },
+    }
+    text = report.event_targets_section(event, cold)
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    calls = rows["a CreateUser for a new user: ≤ 8 AWS calls"]
+    assert "| 6 (server's count) | met |" in calls and "3 IAM reads" in calls
+    assert "TransactWriteItems 2: the findings, summary and alert" in calls
+    assert "waited for in 4 rounds" in calls and "warm median 160 ms" in calls
+    warm = rows["warm handler time on moto: ≤ 50 ms"]
+    assert "| 104 ms in process (CPU 100 ms) | not met |" in warm
+    assert "6 AWS calls take 90 CPU ms (moto 70, botocore 20)" in warm and "out of reach on moto" in warm
+    cold_row = rows["cold start: the event handler's import ≤ 200 ms over `import boto3`"]
+    assert "| +380 ms (CPU +370) | not met |" in cold_row
+    assert (
+        "iamguard 50%" in cold_row
+        and "pydantic_settings 17% (Settings" in cold_row
+        and "21 pydantic models" in cold_row
+    )
+    assert "commit `abc1234`" in text
+    # nothing measured: nothing to say
+    assert report.event_targets_section(None, None) == ""
