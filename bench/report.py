@@ -1500,8 +1500,40 @@ def readme_table() -> str:
             + f"Recorded {', '.join(dates)} at commit {', '.join(f'`{c}`' for c in commits)}; machine, load and "
             "commands in [bench/RESULTS.md](bench/RESULTS.md).",
             *(["", line] if (line := organization_readme_line()) else []),
+            *(["", line] if (line := event_readme_line()) else []),
         ]
     )
+
+
+def event_readme_line() -> str:
+    """The event path and the cold start against issue #13's targets, in one line (details in RESULTS.md)."""
+    event, cold = _newest("event_path*.json"), _newest("cold_start*.json")
+    parts = []
+    handler = (event or {}).get("handler", {})
+    if isinstance(handler.get("server_calls_per_warm_event"), dict):
+        calls = sum(handler["server_calls_per_warm_event"].values())
+        delayed = event.get("handler_delayed", {}) if event else {}
+        rounds = (
+            f" in {delayed['rounds_per_warm_event']:g} rounds, warm {delayed['warm_ms']['median']:.0f} ms with every "
+            f"request held {delayed['delay_ms']:g} ms"
+            if "rounds_per_warm_event" in delayed
+            else ""
+        )
+        parts.append(f"a CreateUser for a new user makes {calls:g} AWS calls (target {EVENT_CALLS_TARGET}){rounds}")
+    in_process = (event or {}).get("handler_in_process", {})
+    if "warm_cpu_split" in in_process:
+        split = in_process["warm_cpu_split"]
+        parts.append(
+            f"warm {in_process['warm_ms']['median']:.0f} ms on in-process moto (target {EVENT_WARM_MS_TARGET:.0f} ms; "
+            f"its calls alone take {split['in_calls_ms']:.0f} CPU ms there)"
+        )
+    on_event = (cold or {}).get("handlers", {}).get("on_event", {})
+    if "over_boto3_ms" in on_event:
+        parts.append(
+            f"the handler's import adds {on_event['over_boto3_ms']:.0f} ms to boto3's "
+            f"(target {COLD_START_TARGET_MS:.0f} ms)"
+        )
+    return f"Event path (bench/event_path.py, bench/cold_start.py): {'; '.join(parts)}." if parts else ""
 
 
 def write_readme(text: str) -> None:
