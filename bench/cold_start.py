@@ -19,7 +19,8 @@ Tracer is enabled as in Lambda). Reported per handler:
 * what the handler adds to boto3, by package: a `python -X importtime` run that imports boto3
   first, then the handler; each module's own time summed by its top-level package (a module's
   own time includes the classes it defines, so pydantic building iamguard's models counts as
-  iamguard's), and how many pydantic models iamguard defines at import (median of --repeat runs).
+  iamguard's), and how many pydantic models and dataclasses iamguard defines at import (median of
+  up to 5 runs).
 
 Nothing is called and nothing leaves the machine: only the module-level code of each
 handler runs (creating clients makes no request). Results: bench/results/cold_start.json.
@@ -147,7 +148,15 @@ def subclasses(cls):
         yield sub
         yield from subclasses(sub)
 
-print(len({{c for c in subclasses(pydantic.BaseModel) if c.__module__.startswith("iamguard")}}))
+models = {{c for c in subclasses(pydantic.BaseModel) if c.__module__.startswith("iamguard")}}
+dataclasses = {{
+    c
+    for name, module in list(sys.modules.items())
+    if name.startswith("iamguard")
+    for c in vars(module).values()
+    if isinstance(c, type) and "__dataclass_fields__" in vars(c) and c.__module__ == name
+}}
+print(len(models), len(dataclasses))
 """
 MARKER = "-- boto3 imported --"
 
@@ -156,7 +165,7 @@ def over_boto3_by_package(function_dir: Path, env: dict[str, str], layer: Path, 
     """What the handler imports after boto3, each module's own time summed by top-level package (median ms)."""
     code = AFTER_BOTO3.format(function_dir=str(function_dir), layer=str(layer), marker=MARKER)
     samples: list[Counter[str]] = []
-    models = 0
+    models = dataclasses = 0
     for _ in range(repeat):
         done = subprocess.run(
             [sys.executable, "-X", "importtime", "-c", code], env=env, capture_output=True, text=True, check=False
@@ -164,13 +173,14 @@ def over_boto3_by_package(function_dir: Path, env: dict[str, str], layer: Path, 
         if done.returncode != 0:
             return {"error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
         samples.append(_own_time_by_package(done.stderr.split(MARKER, 1)[1]))
-        models = int(done.stdout.strip().splitlines()[-1])
+        models, dataclasses = (int(n) for n in done.stdout.strip().splitlines()[-1].split())
     packages = {name for sample in samples for name in sample}
     median = {name: statistics.median(sample[name] for sample in samples) / 1000 for name in packages}
     return {
         "self_ms_by_package": {k: round(v, 1) for k, v in sorted(median.items(), key=lambda kv: -kv[1]) if v >= 0.5},
         "total_ms": round(statistics.median(sum(sample.values()) for sample in samples) / 1000, 1),
         "iamguard_pydantic_models": models,
+        "iamguard_dataclasses": dataclasses,
     }
 
 

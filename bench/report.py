@@ -325,14 +325,16 @@ def event_targets_section(event: dict[str, Any] | None, cold: dict[str, Any] | N
             f"{name} {ms / share:.0%}" + (f" ({IMPORT_REASONS[name]})" if name in IMPORT_REASONS else "")
             for name, ms in list(by_package.items())[:6]
         )
-        models = packages.get("iamguard_pydantic_models")
+        models, dataclasses = packages.get("iamguard_pydantic_models"), packages.get("iamguard_dataclasses")
         rows.append(
             [
                 f"cold start: the event handler's import ≤ {COLD_START_TARGET_MS:.0f} ms over `import boto3`",
                 f"+{on_event['over_boto3_ms']:.0f} ms (CPU +{on_event.get('over_boto3_cpu_ms', 0):.0f})",
                 _verdict(on_event["over_boto3_ms"], COLD_START_TARGET_MS),
                 (f"What it adds, by package (`-X importtime`, own time): {parts}." if parts else "")
-                + (f" iamguard defines {models} pydantic models at import." if models else "")
+                + (f" iamguard defines {models} pydantic models" if models else "")
+                + (f" and {dataclasses} dataclasses" if models and dataclasses else "")
+                + (" at import." if models else "")
                 + " Tracing is opt-in and the notification channels load at the first announcement.",
             ]
         )

@@ -770,6 +770,7 @@ def test_the_event_targets_say_what_the_calls_the_cpu_and_the_import_are_made_of
                 "over_boto3_by_package": {
                     "self_ms_by_package": {"iamguard": 150.0, "pydantic": 100.0, "pydantic_settings": 50.0},
                     "iamguard_pydantic_models": 21,
+                    "iamguard_dataclasses": 45,
                 },
             }
         },
@@ -798,7 +799,7 @@ def test_the_event_targets_say_what_the_calls_the_cpu_and_the_import_are_made_of
     assert (
         "iamguard 50%" in cold_row
         and "pydantic_settings 17% (Settings" in cold_row
-        and "21 pydantic models" in cold_row
+        and "21 pydantic models and 45 dataclasses at import" in cold_row
     )
     assert "commit `abc1234`" in text
     # nothing measured: nothing to say
