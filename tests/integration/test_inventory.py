@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -176,11 +175,13 @@ def test_read_user_reads_one_users_live_state(aws: AwsContext) -> None:
 
 
 class _HeldCalls:
-    """Holds every IAM request `hold` seconds (a round trip to IAM) and records how many were in flight at once."""
+    """Holds each IAM request until `together` of them are open at once (or `patience` seconds passed), as a slow
+    network would, and records how many were in flight at the most: calls sent one by one never get past 1."""
 
-    def __init__(self, client: Any, hold: float = 0.2) -> None:
-        self.hold = hold
+    def __init__(self, client: Any, together: int, patience: float = 5.0) -> None:
+        self.together, self.patience = together, patience
         self.lock = threading.Lock()
+        self.gathered = threading.Event()
         self.in_flight = 0
         self.peak = 0
         self.started: list[str] = []
@@ -192,7 +193,9 @@ class _HeldCalls:
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             self.started.append(model.name)
-        time.sleep(self.hold)
+            if self.in_flight >= self.together:
+                self.gathered.set()
+        self.gathered.wait(self.patience)
 
     def _end(self, **_: Any) -> None:
         with self.lock:
@@ -227,7 +230,7 @@ def test_read_user_sends_the_calls_that_need_only_the_name_together(aws: AwsCont
     their answers name (the inline document, the group's policies, each key's last use)."""
     _user_with_everything(aws.iam())
     inventory = Inventory(aws, **NO_WAIT)
-    held = _HeldCalls(inventory.iam)
+    held = _HeldCalls(inventory.iam, together=len(_BY_NAME_ONLY))
 
     user, groups, _ = inventory.read_user("busy")
 
