@@ -804,3 +804,13 @@ def test_the_event_targets_say_what_the_calls_the_cpu_and_the_import_are_made_of
     assert "commit `abc1234`" in text
     # nothing measured: nothing to say
     assert report.event_targets_section(None, None) == ""
+
+    # The 10,000-user audit: memory within the target, time out of reach where moto alone takes longer
+    large = _network(0, 20.0, 400.0, 300.0)
+    large["iamguard_cli"].update(peak_rss_mb_max=160.0, server_cpu_seconds_median=8.0, api_calls=80)
+    large["iamguard_in_process"] = {"phases_seconds": {"read_account": 12.0, "render_json": 4.0, "total": 16.0}}
+    results = [{"users": 10000, "shape": "current", "machine": machine, "networks": [large]}]
+    text = report.event_targets_section(None, None, results)
+    assert "| 20.0 s, 160 MB (current, load 2.5) | memory met, time not met |" in text
+    assert "80 calls; the moto server alone spent 8.0 CPU s answering them, more than the target allows" in text
+    assert "read_account 12.0 s, render_json 4.0 s." in text
