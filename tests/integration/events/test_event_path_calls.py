@@ -6,6 +6,7 @@ handler makes - idempotency record, IAM reads, findings, activity - escapes the 
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -270,3 +271,38 @@ def test_a_crash_between_the_refused_write_and_the_read_loses_nothing(
     assert result["duplicate"] is False and [a["detection"] for a in result["alerts"]] == ["user_created"]
     assert len(bot.announcer.calls) == before + 1
     assert bot(event)["duplicate"] is True and len(bot.announcer.calls) == before + 1
+
+
+def test_what_is_stored_for_the_user_is_read_while_iam_is(
+    account: AwsContext, make_bot: BotFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On AWS each call is a round trip: the user's stored items (one Query) need not wait for the IAM read."""
+    # Given a warm function and a user it has judged before
+    bot: Bot = make_bot()
+    assert bot(create_user(account, "known_user"))["outcome"] == "evaluated"
+    event = sample("attach_user_policy_admin", new_id=True)
+    event["detail"]["requestParameters"]["userName"] = "known_user"
+
+    # When an AttachUserPolicy arrives, with its first Query and its GetUser each held until the other
+    # is open too (5 s at most): calls made one after the other never meet
+    meeting = threading.Barrier(2, timeout=5)
+    met: list[str] = []
+    original = BaseClient._make_api_call
+
+    def holding(client: BaseClient, operation: str, params: Any) -> Any:
+        if operation in {"Query", "GetUser"} and operation not in met and meeting.n_waiting < 2:
+            try:
+                meeting.wait()
+                met.append(operation)
+            except threading.BrokenBarrierError:
+                met.append(f"{operation} alone")
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", holding)
+    result = bot(event)
+
+    # Then both were in flight at once, and the event was judged on what was stored
+    assert sorted(met[:2]) == ["GetUser", "Query"], met
+    assert result["outcome"] == "evaluated" and result["duplicate"] is False
+    stored = {f.check_id: f.status.value for f in bot.store.findings_for_resource("user", "known_user", "")}
+    assert stored["user_admin_access"] == "FAIL"

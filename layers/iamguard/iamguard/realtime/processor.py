@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -577,18 +578,23 @@ class EventProcessor:
     ) -> tuple[UserView | None, list[Action]]:
         """Read one user live, enforce (if configured), run its checks and store the findings.
 
-        A user the event just created is taken to have nothing stored, so its partition is not
-        read first - in monitor mode only, where enforcement's plan changes nothing in IAM. The
-        transaction checks that assumption (`FindingsStore.new_resource`); when it was wrong
-        (a re-created name, a late CreateUser), the user is judged again on what is stored.
+        What is stored for the user (its findings and guardrail record: one Query) is read while
+        IAM is, so the event waits for one round trip less. A user the event just created is
+        taken to have nothing stored, so its partition is not read at all - in monitor mode
+        only, where enforcement's plan changes nothing in IAM. The transaction checks that
+        assumption (`FindingsStore.new_resource`); when it was wrong (a re-created name, a late
+        CreateUser), the user is judged again on what is stored.
         """
-        inventory = self.inventory
-        try:
-            user, groups, documents = inventory.read_user(name)
-        except UnknownUser:
-            self.logger.info("user no longer exists", extra={"user": name, "event_id": event_id})
-            return None, []
-        if rule.event_name == "CreateUser" and self.settings.mode == "monitor":
+        assumed_new = rule.event_name == "CreateUser" and self.settings.mode == "monitor"
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stored-items") as pool:
+            reading = None if assumed_new else pool.submit(self.store.read_resource, "user", name, self.account_id)
+            try:
+                user, groups, documents = self.inventory.read_user(name)
+            except UnknownUser:
+                self.logger.info("user no longer exists", extra={"user": name, "event_id": event_id})
+                return None, []
+            stored = reading.result() if reading is not None else None
+        if stored is None:
             try:
                 stored = self.store.new_resource("user", name, self.account_id)
                 return self._judge_user(
@@ -596,7 +602,7 @@ class EventProcessor:
                 )
             except NotNew:
                 self.logger.info("the new user has stored items: judged again", extra={"user": name})
-        stored = self.store.read_resource("user", name, self.account_id)  # findings and guardrail: one Query
+                stored = self.store.read_resource("user", name, self.account_id)
         return self._judge_user(
             user, groups, documents, stored, rule, event_id, now, password_policy, exemptions, manual, activity
         )
