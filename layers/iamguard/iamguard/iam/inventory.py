@@ -500,15 +500,18 @@ class Inventory:
         not_found = iam.exceptions.NoSuchEntityException
         with ThreadPoolExecutor(max_workers=PER_USER_WORKERS, thread_name_prefix="user-read") as pool:
 
-            def every_page(operation: str, key: str) -> Future[list[Any]]:
-                pages = iam.get_paginator(operation).paginate(UserName=user_name)  # type: ignore[call-overload]
-                return pool.submit(lambda: [item for page in pages for item in page[key]])
+            def every_page(pages: Iterable[Mapping[str, Any]], key: str) -> Future[list[Any]]:
+                return pool.submit(lambda: [item for page in pages for item in page[key]])  # pages are read there
 
             found = pool.submit(iam.get_user, UserName=user_name)
-            attached = every_page("list_attached_user_policies", "AttachedPolicies")
-            inline_names = every_page("list_user_policies", "PolicyNames")
-            member_of = every_page("list_groups_for_user", "Groups")
-            devices = every_page("list_mfa_devices", "MFADevices")
+            attached = every_page(
+                iam.get_paginator("list_attached_user_policies").paginate(UserName=user_name), "AttachedPolicies"
+            )
+            inline_names = every_page(
+                iam.get_paginator("list_user_policies").paginate(UserName=user_name), "PolicyNames"
+            )
+            member_of = every_page(iam.get_paginator("list_groups_for_user").paginate(UserName=user_name), "Groups")
+            devices = every_page(iam.get_paginator("list_mfa_devices").paginate(UserName=user_name), "MFADevices")
             profile = pool.submit(self._login_profile, user_name)
             keys = pool.submit(lambda: iam.list_access_keys(UserName=user_name)["AccessKeyMetadata"])
             try:
